@@ -1,0 +1,161 @@
+/* libacme — the client: one CA directory, one account, its certificates. */
+#ifndef ACME_CLIENT_H
+#define ACME_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <acme/export.h>
+#include <acme/error.h>
+#include <acme/host.h>
+#include <acme/storage.h>
+#include <acme/transport.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct acme_client acme_client;
+
+typedef enum acme_key_type {
+    ACME_KEY_DEFAULT = 0,   /* ES256 for accounts, P-256 for certificates */
+    ACME_KEY_EC_P256 = 1,
+    ACME_KEY_EC_P384 = 2,
+    ACME_KEY_RSA_2048 = 3,
+    ACME_KEY_RSA_3072 = 4,
+    ACME_KEY_RSA_4096 = 5,
+    ACME_KEY_ED25519 = 6    /* accounts only, where the CA accepts EdDSA */
+} acme_key_type;
+
+/* Parse "ec-256", "p256", "ec-384", "rsa-2048", "rsa2048", "ed25519"...;
+ * ACME_E_INVALID_ARG if unknown. */
+ACME_EXPORT int acme_key_type_from_name(const char *name, acme_key_type *out);
+ACME_EXPORT const char *acme_key_type_name(acme_key_type type);
+
+/* ---- life cycle and configuration ------------------------------------ */
+
+/* directory_url must be https://. Nothing is fetched yet. */
+ACME_EXPORT int acme_client_new(const char *directory_url, acme_client **out);
+/* Releases everything; keys are zeroed. NULL is fine. */
+ACME_EXPORT void acme_client_free(acme_client *c);
+
+/* Host callbacks (copied; ud is passed back unchanged). */
+ACME_EXPORT int acme_client_set_host(acme_client *c, const acme_host_callbacks *cb, void *ud);
+/* Default storage: a directory (created 0700 if missing). */
+ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir);
+/* Host storage (copied table; ud stays the host's). */
+ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *ops, void *ud);
+/* Host transport (copied table; ud stays the host's). */
+ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_ops *ops, void *ud);
+
+/* Trust for the default transport. With none of these, the system store. */
+ACME_EXPORT int acme_client_set_ca_file(acme_client *c, const char *path);
+ACME_EXPORT int acme_client_set_ca_pem(acme_client *c, const char *pem, size_t len);
+/* Default transport bounds. 0 keeps the default (10 s connect, 30 s total). */
+ACME_EXPORT int acme_client_set_timeouts(acme_client *c, unsigned connect_ms, unsigned total_ms);
+/* Cap on any response body (default 1 MiB). */
+ACME_EXPORT int acme_client_set_max_response(acme_client *c, size_t bytes);
+/* Bound on the total time spent polling one authorization or order
+ * (default 120 s). Retry-After is honoured inside it. */
+ACME_EXPORT int acme_client_set_poll_limit(acme_client *c, unsigned ms);
+/* Key type for a new account key (default ES256). */
+ACME_EXPORT int acme_client_set_account_key_type(acme_client *c, acme_key_type type);
+/* Least level passed to the log callback (default ACME_LOG_INFO). */
+ACME_EXPORT int acme_client_set_log_level(acme_client *c, acme_log_level level);
+
+/* ---- results ----------------------------------------------------------- */
+
+/* A sentence saying what failed in the last call and what to do. "" after
+ * success. Valid until the next call on c. */
+ACME_EXPORT const char *acme_client_last_error(const acme_client *c);
+/* The last problem document the CA sent, or NULL. */
+ACME_EXPORT const acme_problem *acme_client_problem(const acme_client *c);
+
+/* ---- directory --------------------------------------------------------- */
+
+/* Fetch the directory (done on demand by every call below too). */
+ACME_EXPORT int acme_directory_fetch(acme_client *c);
+/* Terms of service URL from the directory meta, or NULL. */
+ACME_EXPORT const char *acme_directory_terms(acme_client *c);
+/* Whether the CA requires external account binding. */
+ACME_EXPORT int acme_directory_eab_required(acme_client *c);
+
+/* ---- account ----------------------------------------------------------- */
+
+typedef struct acme_account_params {
+    size_t size;                    /* sizeof(acme_account_params) */
+    const char *const *contacts;    /* "mailto:..." URLs, may be NULL */
+    size_t contact_count;
+    int agree_tos;                  /* the user agreed to acme_directory_terms() */
+    const char *eab_kid;            /* external account binding, both or neither */
+    const char *eab_hmac_key;       /* base64url, as CAs hand it out */
+} acme_account_params;
+
+/* Create the account, or find it if this key already has one. Generates and
+ * stores the account key on first use. */
+ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params *p);
+/* Find the existing account for the stored key (onlyReturnExisting).
+ * ACME_E_NO_ACCOUNT if there is none. */
+ACME_EXPORT int acme_account_find(acme_client *c);
+ACME_EXPORT int acme_account_update_contacts(acme_client *c, const char *const *contacts, size_t n);
+/* Deactivate for good. The CA refuses the key afterwards. */
+ACME_EXPORT int acme_account_deactivate(acme_client *c);
+/* Replace the account key (keyChange). The old key is kept in storage
+ * until the CA confirmed, so nothing is lost on a crash. */
+ACME_EXPORT int acme_account_rollover(acme_client *c, acme_key_type new_type);
+/* After register/find: the account URL and status ("valid", "deactivated"). */
+ACME_EXPORT const char *acme_account_url(const acme_client *c);
+ACME_EXPORT const char *acme_account_status(const acme_client *c);
+/* The account's contacts as the CA last returned them. */
+ACME_EXPORT size_t acme_account_contact_count(const acme_client *c);
+ACME_EXPORT const char *acme_account_contact(const acme_client *c, size_t i);
+/* RFC 7638 thumbprint of the account key (base64url). */
+ACME_EXPORT const char *acme_account_thumbprint(acme_client *c);
+
+/* ---- issuance ---------------------------------------------------------- */
+
+typedef struct acme_issue_params {
+    size_t size;                     /* sizeof(acme_issue_params) */
+    const char *const *names;        /* DNS names ("*.x" allowed) and IP addresses */
+    size_t name_count;
+    acme_key_type key_type;          /* certificate key, default P-256 */
+    const acme_challenge_type *challenges; /* preference order; NULL = http-01, tls-alpn-01, dns-01 */
+    size_t challenge_count;
+    const char *preferred_chain;     /* issuer common name to prefer among alternates, or NULL */
+    const char *cert_id;             /* storage id; NULL = the first name ("*." becomes "_.") */
+} acme_issue_params;
+
+/* Run one order to the end: authorize every name (publish, validate,
+ * unpublish), finalize with a fresh key, download, check the certificate
+ * against the key, store it, call install. On failure, pending
+ * authorizations are deactivated and nothing stored changes. */
+ACME_EXPORT int acme_issue(acme_client *c, const acme_issue_params *p);
+
+/* Reissue a stored certificate (same names, key type) if it is due
+ * (less than a third of its lifetime left) or force is set.
+ * *renewed (may be NULL) says whether a new one was issued. */
+ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *renewed);
+/* Call cb for each stored certificate id of this CA. */
+ACME_EXPORT int acme_cert_list(acme_client *c, int (*cb)(void *ud, const char *cert_id), void *ud);
+/* Load a stored certificate and hand it to cb (same accessors as install). */
+ACME_EXPORT int acme_cert_load(acme_client *c, const char *cert_id,
+                               int (*cb)(void *ud, const acme_certificate *cert), void *ud);
+
+/* RFC 5280 reason codes accepted by revocation. */
+typedef enum acme_revoke_reason {
+    ACME_REVOKE_UNSPECIFIED = 0,
+    ACME_REVOKE_KEY_COMPROMISE = 1,
+    ACME_REVOKE_AFFILIATION_CHANGED = 3,
+    ACME_REVOKE_SUPERSEDED = 4,
+    ACME_REVOKE_CESSATION_OF_OPERATION = 5
+} acme_revoke_reason;
+
+/* Revoke a certificate (PEM, leaf first). With key_pem == NULL the request
+ * is signed by the account key; otherwise by that certificate key. */
+ACME_EXPORT int acme_revoke(acme_client *c, const char *cert_pem, size_t cert_len,
+                            int reason, const char *key_pem, size_t key_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,36 @@
+/* The concrete HTTP response behind the public acme_http_response, and
+ * the helpers the protocol layer reads it with. */
+#ifndef ACME_HTTP_H
+#define ACME_HTTP_H
+
+#include <stddef.h>
+#include <acme/transport.h>
+#include "buf.h"
+
+typedef struct http_header {
+    char *name;
+    char *value;
+} http_header;
+
+struct acme_http_response {
+    int status;               /* 0 until set */
+    http_header *headers;
+    size_t header_count;
+    acme_buf body;            /* body.limit is the response cap */
+    char *error;              /* transport's message, or NULL */
+};
+
+void http_response_init(acme_http_response *r, size_t body_limit);
+void http_response_clear(acme_http_response *r);   /* back to the init state, same limit */
+/* First header with that name (case-insensitive), value trimmed; or NULL. */
+const char *http_response_header(const acme_http_response *r, const char *name);
+/* Every Link target with rel="<rel>" (RFC 8288), in order. *urls is a
+ * malloc'ed array of malloc'ed strings; free with http_links_free. */
+int http_response_links(const acme_http_response *r, const char *rel,
+                        char ***urls, size_t *count);
+void http_links_free(char **urls, size_t count);
+/* Retry-After (delta-seconds or HTTP-date) in milliseconds from now;
+ * -1 when absent or unparsable. */
+long long http_response_retry_after_ms(const acme_http_response *r);
+
+#endif

@@ -1,0 +1,23 @@
+/* Small helpers every file may use. */
+#ifndef ACME_UTIL_H
+#define ACME_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <acme/export.h>
+
+/* memset that the compiler may not drop. */
+void explicit_zero(void *p, size_t len);
+/* strdup that returns NULL for NULL. */
+char *xstrdup(const char *s);
+/* malloc'ed printf. NULL on failure. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Monotonic milliseconds. */
+uint64_t now_ms(void);
+/* Sleep, in milliseconds. */
+void sleep_ms(uint64_t ms);
+/* Case-insensitive ASCII compare of n bytes / whole strings. */
+int ascii_casecmp(const char *a, const char *b);
+int ascii_ncasecmp(const char *a, const char *b, size_t n);
+
+#endif
