@@ -1,1 +1,467 @@
-/* placeholder: being written */
+/* The account: key, registration, lookup, contacts, deactivation, key
+ * rollover. The account key is stored before the CA ever sees it, so a
+ * crash can never leave an account whose key we lost. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "b64url.h"
+#include "internal.h"
+
+#define KEY_REL "account/key.pem"
+#define NEXT_KEY_REL "account/key-next.pem"
+#define ACCOUNT_REL "account/account.json"
+
+void account_forget(acme_client *c)
+{
+    key_free(c->account_key);
+    c->account_key = NULL;
+    free(c->account_url);
+    free(c->account_status);
+    free(c->thumbprint);
+    c->account_url = c->account_status = c->thumbprint = NULL;
+    for (size_t i = 0; i < c->contact_count; i++)
+        free(c->contacts[i]);
+    free(c->contacts);
+    c->contacts = NULL;
+    c->contact_count = 0;
+}
+
+static int load_key(acme_client *c, const char *rel, acme_key **out)
+{
+    acme_buf b;
+    buf_init(&b, 64 * 1024);
+    b.secret = 1;
+    int rc = store_get(c, rel, &b);
+    if (rc == ACME_OK) {
+        rc = key_from_pem(b.data, b.len, out);
+        if (rc)
+            rc = client_fail(c, rc, "account: the stored key %s/%s cannot be read (%s); restore it from a "
+                      "backup — a new key would be a new account", c->ca_id, rel, acme_strerror(rc));
+    }
+    buf_clear(&b);
+    return rc;
+}
+
+static int store_key(acme_client *c, const char *rel, const acme_key *k)
+{
+    char *pem = NULL;
+    int rc = key_to_pem(k, &pem);
+    if (rc)
+        return client_fail(c, rc, "account: could not encode the key (%s)", acme_strerror(rc));
+    rc = store_put(c, rel, pem, strlen(pem), ACME_STORAGE_SECRET);
+    secure_free_str(pem);
+    return rc;
+}
+
+/* Load the stored key, or make and store a new one when allowed. */
+static int key_ready(acme_client *c, int create)
+{
+    if (c->account_key)
+        return ACME_OK;
+    int rc = load_key(c, KEY_REL, &c->account_key);
+    if (rc != ACME_E_NOT_FOUND)
+        return rc;
+    if (!create)
+        return client_fail(c, ACME_E_NO_ACCOUNT, "account: no account key stored for %s; "
+                    "register an account first", c->directory_url);
+    alog(c, ACME_LOG_INFO, "account: generating a new %s account key", acme_key_type_name(c->account_key_type));
+    acme_key *k = NULL;
+    rc = key_generate(c->account_key_type, &k);
+    if (rc)
+        return client_fail(c, rc, "account: could not generate a %s key (%s)",
+                    acme_key_type_name(c->account_key_type), acme_strerror(rc));
+    rc = store_key(c, KEY_REL, k);
+    if (rc) {
+        key_free(k);
+        return rc;
+    }
+    c->account_key = k;
+    return ACME_OK;
+}
+
+static int save_account(acme_client *c)
+{
+    json_t *o = json_pack("{s:s}", "url", c->account_url);
+    char *text = o ? json_text(o) : NULL;
+    json_decref(o);
+    if (!text)
+        return ACME_E_NOMEM;
+    int rc = store_put(c, ACCOUNT_REL, text, strlen(text), 0);
+    free(text);
+    return rc;
+}
+
+/* Take url/status/contacts from a server's account object. */
+static int adopt_account(acme_client *c, const char *url, json_t *acct)
+{
+    if (url) {
+        char *u = strdup(url);
+        if (!u)
+            return ACME_E_NOMEM;
+        free(c->account_url);
+        c->account_url = u;
+    }
+    const char *st = json_str(acct, "status");
+    free(c->account_status);
+    c->account_status = strdup(st ? st : "valid");
+    json_t *contact = json_object_get(acct, "contact");
+    for (size_t i = 0; i < c->contact_count; i++)
+        free(c->contacts[i]);
+    free(c->contacts);
+    c->contacts = NULL;
+    c->contact_count = 0;
+    if (json_is_array(contact) && json_array_size(contact)) {
+        c->contacts = calloc(json_array_size(contact), sizeof(char *));
+        if (!c->contacts)
+            return ACME_E_NOMEM;
+        for (size_t i = 0; i < json_array_size(contact); i++) {
+            json_t *v = json_array_get(contact, i);
+            if (json_is_string(v) && (c->contacts[c->contact_count] = strdup(json_string_value(v))))
+                c->contact_count++;
+        }
+    }
+    return c->account_status ? ACME_OK : ACME_E_NOMEM;
+}
+
+/* POST newAccount signed with the jwk; 200 = existing, 201 = created. */
+static int new_account(acme_client *c, json_t *payload, const char *step)
+{
+    char *text = json_text(payload);
+    if (!text)
+        return ACME_E_NOMEM;
+    acme_http_response resp;
+    http_response_init(&resp, c->max_response);
+    json_t *acct = NULL;
+    int rc = net_post(c, step, c->url_new_account, text, c->account_key, &resp, &acct);
+    free(text);
+    if (rc == ACME_OK) {
+        const char *loc = http_response_header(&resp, "Location");
+        if (!loc || strncmp(loc, "https://", 8) != 0)
+            rc = client_fail(c, ACME_E_PROTOCOL, "%s: the CA sent no https Location for the account", step);
+        else if ((rc = adopt_account(c, loc, acct)) == ACME_OK)
+            rc = save_account(c);
+        if (rc == ACME_OK)
+            alog(c, ACME_LOG_INFO, "account: %s %s (%s)", resp.status == 201 ? "created" : "found",
+                 c->account_url, c->account_status);
+    }
+    json_decref(acct);
+    http_response_clear(&resp);
+    return rc;
+}
+
+static int find_existing(acme_client *c)
+{
+    json_t *p = json_pack("{s:b}", "onlyReturnExisting", 1);
+    if (!p)
+        return ACME_E_NOMEM;
+    int rc = new_account(c, p, "account lookup");
+    json_decref(p);
+    return rc;
+}
+
+/* A rollover interrupted between the CA's answer and our rename leaves
+ * key-next.pem behind: find out which key the CA knows and keep that one. */
+static int settle_rollover(acme_client *c)
+{
+    acme_key *next = NULL;
+    int rc = load_key(c, NEXT_KEY_REL, &next);
+    if (rc == ACME_E_NOT_FOUND)
+        return ACME_OK;
+    if (rc)
+        return rc;
+    rc = find_existing(c);
+    if (rc == ACME_E_NO_ACCOUNT) {
+        result_reset(c);
+        keep_problem(c, NULL);
+        key_free(c->account_key);
+        c->account_key = next;
+        next = NULL;
+        rc = find_existing(c);
+        if (rc == ACME_OK)
+            rc = store_key(c, KEY_REL, c->account_key);
+    }
+    key_free(next);
+    if (rc == ACME_OK)
+        rc = store_remove(c, NEXT_KEY_REL);
+    return rc;
+}
+
+int account_ensure(acme_client *c)
+{
+    if (c->account_key && c->account_url)
+        return ACME_OK;
+    int rc = net_directory(c);
+    if (!rc)
+        rc = key_ready(c, 0);
+    if (!rc)
+        rc = settle_rollover(c);
+    if (rc || c->account_url)
+        return rc;
+    /* The URL is cached in storage; without it, ask the CA. */
+    acme_buf b;
+    buf_init(&b, 64 * 1024);
+    rc = store_get(c, ACCOUNT_REL, &b);
+    if (rc == ACME_OK) {
+        json_t *o = json_parse_object(b.data, b.len);
+        const char *u = o ? json_str(o, "url") : NULL;
+        if (u && strncmp(u, "https://", 8) == 0) {
+            c->account_url = strdup(u);
+            c->account_status = strdup("valid");
+        }
+        json_decref(o);
+    }
+    buf_clear(&b);
+    if (c->account_url)
+        return ACME_OK;
+    return find_existing(c);
+}
+
+ACME_EXPORT int acme_directory_fetch(acme_client *c)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    return net_directory(c);
+}
+
+ACME_EXPORT const char *acme_directory_terms(acme_client *c)
+{
+    if (!c || net_directory(c))
+        return NULL;
+    return c->terms;
+}
+
+ACME_EXPORT int acme_directory_eab_required(acme_client *c)
+{
+    if (!c || net_directory(c))
+        return 0;
+    return c->eab_required;
+}
+
+static int valid_params(const acme_account_params *p)
+{
+    if (!p)
+        return 1;
+    if (p->size < offsetof(acme_account_params, eab_hmac_key) + sizeof(p->eab_hmac_key))
+        return 0;
+    if (p->contact_count && !p->contacts)
+        return 0;
+    for (size_t i = 0; i < p->contact_count; i++)
+        if (!p->contacts[i])
+            return 0;
+    return !p->eab_kid == !p->eab_hmac_key;
+}
+
+ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params *p)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (!valid_params(p))
+        return client_fail(c, ACME_E_INVALID_ARG, "account: bad parameters (size, contacts, or only one of eab_kid/eab_hmac_key)");
+    int rc = net_directory(c);
+    if (!rc)
+        rc = key_ready(c, 1);
+    if (!rc)
+        rc = settle_rollover(c);
+    if (rc)
+        return rc;
+    int agree = p && p->agree_tos;
+    int have_eab = p && p->eab_kid;
+    /* Without the user's agreement (or without EAB where it is required) we
+     * may still find an account that already exists; we never create one. */
+    if ((c->terms && !agree) || (c->eab_required && !have_eab)) {
+        rc = find_existing(c);
+        if (rc != ACME_E_NO_ACCOUNT)
+            return rc;
+        result_reset(c);
+        if (c->terms && !agree)
+            return client_fail(c, ACME_E_TOS_REQUIRED, "account: the CA's terms of service (%s) must be "
+                        "agreed to before an account is created; read them and set agree_tos", c->terms);
+        return client_fail(c, ACME_E_EAB_REQUIRED, "account: %s requires external account binding; "
+                    "get a key id and HMAC key from the CA and pass eab_kid and eab_hmac_key",
+                    c->directory_url);
+    }
+    json_t *payload = json_object();
+    if (!payload)
+        return ACME_E_NOMEM;
+    if (agree)
+        json_object_set_new(payload, "termsOfServiceAgreed", json_true());
+    if (p && p->contact_count) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < p->contact_count; i++)
+            json_array_append_new(arr, json_string(p->contacts[i]));
+        json_object_set_new(payload, "contact", arr);
+    }
+    if (have_eab) {
+        unsigned char *mac = NULL;
+        size_t maclen = 0;
+        rc = b64url_decode(p->eab_hmac_key, strlen(p->eab_hmac_key), &mac, &maclen);
+        if (rc || maclen == 0) {
+            free(mac);
+            json_decref(payload);
+            return client_fail(c, ACME_E_INVALID_ARG, "account: eab_hmac_key is not base64url; copy it exactly as the CA gave it");
+        }
+        json_t *eab = NULL;
+        rc = jws_eab(c->account_key, p->eab_kid, mac, maclen, c->url_new_account, &eab);
+        secure_free(mac, maclen);
+        if (rc) {
+            json_decref(payload);
+            return client_fail(c, rc, "account: could not sign the external account binding (%s)", acme_strerror(rc));
+        }
+        json_object_set_new(payload, "externalAccountBinding", eab);
+    }
+    rc = new_account(c, payload, "account registration");
+    json_decref(payload);
+    return rc;
+}
+
+ACME_EXPORT int acme_account_find(acme_client *c)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    int rc = net_directory(c);
+    if (!rc)
+        rc = key_ready(c, 0);
+    if (!rc)
+        rc = settle_rollover(c);
+    if (!rc)
+        rc = find_existing(c);
+    if (rc == ACME_E_NO_ACCOUNT) {
+        /* Say it in our words too: the problem stays available. */
+        free(c->last_error);
+        c->last_error = xasprintf("account: %s has no account for the stored key; register one",
+                                  c->directory_url);
+    }
+    return rc;
+}
+
+/* POST to the account URL and take the updated account object. */
+static int update_account(acme_client *c, json_t *payload, const char *step)
+{
+    char *text = json_text(payload);
+    if (!text)
+        return ACME_E_NOMEM;
+    json_t *acct = NULL;
+    int rc = net_post(c, step, c->account_url, text, NULL, NULL, &acct);
+    free(text);
+    if (rc == ACME_OK)
+        rc = adopt_account(c, NULL, acct);
+    json_decref(acct);
+    return rc;
+}
+
+ACME_EXPORT int acme_account_update_contacts(acme_client *c, const char *const *contacts, size_t n)
+{
+    if (!c || (n && !contacts))
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    int rc = account_ensure(c);
+    if (rc)
+        return rc;
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, json_string(contacts[i] ? contacts[i] : ""));
+    json_t *p = json_pack("{s:o}", "contact", arr);
+    if (!p)
+        return ACME_E_NOMEM;
+    rc = update_account(c, p, "account update");
+    json_decref(p);
+    return rc;
+}
+
+ACME_EXPORT int acme_account_deactivate(acme_client *c)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    int rc = account_ensure(c);
+    if (rc)
+        return rc;
+    json_t *p = json_pack("{s:s}", "status", "deactivated");
+    if (!p)
+        return ACME_E_NOMEM;
+    rc = update_account(c, p, "account deactivation");
+    json_decref(p);
+    if (rc == ACME_OK)
+        alog(c, ACME_LOG_INFO, "account: %s deactivated", c->account_url);
+    return rc;
+}
+
+ACME_EXPORT int acme_account_rollover(acme_client *c, acme_key_type new_type)
+{
+    if (!c || new_type < ACME_KEY_DEFAULT || new_type > ACME_KEY_ED25519)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    int rc = account_ensure(c);
+    if (rc)
+        return rc;
+    if (!c->url_key_change)
+        return client_fail(c, ACME_E_UNSUPPORTED, "account rollover: the CA's directory has no keyChange URL");
+    acme_key *next = NULL;
+    rc = key_generate(new_type == ACME_KEY_DEFAULT ? ACME_KEY_EC_P256 : new_type, &next);
+    if (rc)
+        return client_fail(c, rc, "account rollover: could not generate the new key (%s)", acme_strerror(rc));
+    /* The new key is on disk before the CA learns of it. */
+    rc = store_key(c, NEXT_KEY_REL, next);
+    char *inner = NULL, *outer_payload = NULL;
+    json_t *inner_payload = NULL;
+    if (!rc) {
+        inner_payload = json_pack("{s:s,s:o}", "account", c->account_url, "oldKey", key_jwk(c->account_key));
+        char *ip = inner_payload ? json_text(inner_payload) : NULL;
+        rc = ip ? jws_sign(next, NULL, NULL, c->url_key_change, ip, &inner) : ACME_E_NOMEM;
+        free(ip);
+        if (rc)
+            rc = client_fail(c, rc, "account rollover: could not sign with the new key (%s)", acme_strerror(rc));
+    }
+    if (!rc) {
+        outer_payload = inner;
+        inner = NULL;
+        rc = net_post(c, "account rollover", c->url_key_change, outer_payload, NULL, NULL, NULL);
+    }
+    if (!rc) {
+        rc = store_key(c, KEY_REL, next);
+        if (!rc) {
+            store_remove(c, NEXT_KEY_REL);
+            key_free(c->account_key);
+            c->account_key = next;
+            next = NULL;
+            free(c->thumbprint);
+            c->thumbprint = NULL;
+            alog(c, ACME_LOG_INFO, "account: key rolled over to %s", acme_key_type_name(new_type));
+        }
+    } else if (c->problem) {
+        /* The CA answered and kept the old key: forget the new one. Without
+         * an answer we cannot know, so key-next.pem stays for
+         * settle_rollover() to resolve on the next use. */
+        store_remove(c, NEXT_KEY_REL);
+    }
+    json_decref(inner_payload);
+    free(inner);
+    free(outer_payload);
+    key_free(next);
+    return rc;
+}
+
+ACME_EXPORT const char *acme_account_url(const acme_client *c) { return c ? c->account_url : NULL; }
+ACME_EXPORT const char *acme_account_status(const acme_client *c) { return c ? c->account_status : NULL; }
+ACME_EXPORT size_t acme_account_contact_count(const acme_client *c) { return c ? c->contact_count : 0; }
+
+ACME_EXPORT const char *acme_account_contact(const acme_client *c, size_t i)
+{
+    return (c && i < c->contact_count) ? c->contacts[i] : NULL;
+}
+
+ACME_EXPORT const char *acme_account_thumbprint(acme_client *c)
+{
+    if (!c)
+        return NULL;
+    if (!c->thumbprint) {
+        if (!c->account_key && key_ready(c, 0))
+            return NULL;
+        if (key_thumbprint(c->account_key, &c->thumbprint))
+            c->thumbprint = NULL;
+    }
+    return c->thumbprint;
+}

@@ -1,1 +1,251 @@
-/* placeholder: being written */
+/* The client handle: configuration and life cycle. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "storage_file.h"
+#include "transport_curl.h"
+
+#define DEFAULT_MAX_RESPONSE (1024u * 1024u)
+#define DEFAULT_POLL_LIMIT_MS 120000u
+
+ACME_EXPORT int acme_client_new(const char *directory_url, acme_client **out)
+{
+    if (!out)
+        return ACME_E_INVALID_ARG;
+    *out = NULL;
+    if (!directory_url || strncmp(directory_url, "https://", 8) != 0 || !directory_url[8])
+        return directory_url ? ACME_E_INSECURE : ACME_E_INVALID_ARG;
+    int rc = crypto_init();
+    if (rc)
+        return rc;
+    acme_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return ACME_E_NOMEM;
+    c->directory_url = strdup(directory_url);
+    c->ca_id = store_ca_id(directory_url);
+    c->max_response = DEFAULT_MAX_RESPONSE;
+    c->poll_limit_ms = DEFAULT_POLL_LIMIT_MS;
+    c->account_key_type = ACME_KEY_EC_P256;
+    c->log_level = ACME_LOG_INFO;
+    if (!c->directory_url || !c->ca_id) {
+        acme_client_free(c);
+        return ACME_E_NOMEM;
+    }
+    *out = c;
+    return ACME_OK;
+}
+
+static void free_directory(acme_client *c)
+{
+    free(c->url_new_nonce);
+    free(c->url_new_account);
+    free(c->url_new_order);
+    free(c->url_revoke);
+    free(c->url_key_change);
+    free(c->url_renewal_info);
+    free(c->terms);
+    c->url_new_nonce = c->url_new_account = c->url_new_order = NULL;
+    c->url_revoke = c->url_key_change = c->url_renewal_info = c->terms = NULL;
+    c->have_directory = 0;
+}
+
+
+ACME_EXPORT void acme_client_free(acme_client *c)
+{
+    if (!c)
+        return;
+    free(c->directory_url);
+    free(c->ca_id);
+    if (c->file_storage)
+        storage_file_close(c->file_storage);
+    if (c->curl_transport)
+        transport_curl_free(c->curl_transport);
+    free(c->ca_file);
+    secure_free(c->ca_pem, c->ca_pem_len);
+    free_directory(c);
+    free(c->nonce);
+    account_forget(c);
+    result_reset(c);
+    free(c);
+}
+
+ACME_EXPORT int acme_client_set_host(acme_client *c, const acme_host_callbacks *cb, void *ud)
+{
+    if (!c || !cb || cb->size < offsetof(acme_host_callbacks, log) + sizeof(cb->log))
+        return ACME_E_INVALID_ARG;
+    /* Copy only what the host's version of the struct has; the rest stays NULL. */
+    memset(&c->host, 0, sizeof(c->host));
+    memcpy(&c->host, cb, cb->size < sizeof(c->host) ? cb->size : sizeof(c->host));
+    c->host.size = sizeof(c->host);
+    c->host_ud = ud;
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
+{
+    if (!c || !dir || !*dir)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    void *ud = NULL;
+    int rc = storage_file_open(dir, &ud);
+    if (rc)
+        return client_fail(c, rc, "storage: cannot use %s as the state directory (%s)%s%s; "
+                    "check that it is a writable directory",
+                    dir, acme_strerror(rc), ud ? ": " : "", ud ? storage_file_last_error(ud) : "");
+    if (c->file_storage)
+        storage_file_close(c->file_storage);
+    c->file_storage = ud;
+    c->storage = storage_file_ops;
+    c->storage_ud = ud;
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *ops, void *ud)
+{
+    if (!c || !ops || ops->size < offsetof(acme_storage_ops, unlock) + sizeof(ops->unlock) ||
+        !ops->get || !ops->put || !ops->remove)
+        return ACME_E_INVALID_ARG;
+    if (c->file_storage) {
+        storage_file_close(c->file_storage);
+        c->file_storage = NULL;
+    }
+    memset(&c->storage, 0, sizeof(c->storage));
+    memcpy(&c->storage, ops, ops->size < sizeof(c->storage) ? ops->size : sizeof(c->storage));
+    c->storage_ud = ud;
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_ops *ops, void *ud)
+{
+    if (!c || !ops || ops->size < offsetof(acme_transport_ops, perform) + sizeof(ops->perform) ||
+        !ops->perform)
+        return ACME_E_INVALID_ARG;
+    memset(&c->transport, 0, sizeof(c->transport));
+    memcpy(&c->transport, ops, ops->size < sizeof(c->transport) ? ops->size : sizeof(c->transport));
+    c->transport_ud = ud;
+    return ACME_OK;
+}
+
+/* Trust or timeouts changed: the default transport is rebuilt on next use. */
+static void drop_default_transport(acme_client *c)
+{
+    if (c->curl_transport) {
+        transport_curl_free(c->curl_transport);
+        c->curl_transport = NULL;
+        memset(&c->transport, 0, sizeof(c->transport));
+    }
+}
+
+ACME_EXPORT int acme_client_set_ca_file(acme_client *c, const char *path)
+{
+    if (!c || !path)
+        return ACME_E_INVALID_ARG;
+    char *p = strdup(path);
+    if (!p)
+        return ACME_E_NOMEM;
+    free(c->ca_file);
+    c->ca_file = p;
+    drop_default_transport(c);
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_ca_pem(acme_client *c, const char *pem, size_t len)
+{
+    if (!c || !pem || !len)
+        return ACME_E_INVALID_ARG;
+    char *p = malloc(len + 1);
+    if (!p)
+        return ACME_E_NOMEM;
+    memcpy(p, pem, len);
+    p[len] = '\0';
+    secure_free(c->ca_pem, c->ca_pem_len);
+    c->ca_pem = p;
+    c->ca_pem_len = len;
+    drop_default_transport(c);
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_timeouts(acme_client *c, unsigned connect_ms, unsigned total_ms)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    c->connect_ms = connect_ms;
+    c->total_ms = total_ms;
+    drop_default_transport(c);
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_max_response(acme_client *c, size_t bytes)
+{
+    if (!c || bytes < 1024)
+        return ACME_E_INVALID_ARG;
+    c->max_response = bytes;
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_poll_limit(acme_client *c, unsigned ms)
+{
+    if (!c || !ms)
+        return ACME_E_INVALID_ARG;
+    c->poll_limit_ms = ms;
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_account_key_type(acme_client *c, acme_key_type type)
+{
+    if (!c || type < ACME_KEY_DEFAULT || type > ACME_KEY_ED25519)
+        return ACME_E_INVALID_ARG;
+    c->account_key_type = type == ACME_KEY_DEFAULT ? ACME_KEY_EC_P256 : type;
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_log_level(acme_client *c, acme_log_level level)
+{
+    if (!c || level < ACME_LOG_ERROR || level > ACME_LOG_DEBUG)
+        return ACME_E_INVALID_ARG;
+    c->log_level = level;
+    return ACME_OK;
+}
+
+/* ---- key type names ---- */
+
+static const struct {
+    const char *name;
+    acme_key_type type;
+} key_names[] = {
+    { "ec-256", ACME_KEY_EC_P256 }, { "p256", ACME_KEY_EC_P256 }, { "p-256", ACME_KEY_EC_P256 },
+    { "es256", ACME_KEY_EC_P256 }, { "ec-384", ACME_KEY_EC_P384 }, { "p384", ACME_KEY_EC_P384 },
+    { "p-384", ACME_KEY_EC_P384 }, { "es384", ACME_KEY_EC_P384 },
+    { "rsa-2048", ACME_KEY_RSA_2048 }, { "rsa2048", ACME_KEY_RSA_2048 }, { "rsa", ACME_KEY_RSA_2048 },
+    { "rsa-3072", ACME_KEY_RSA_3072 }, { "rsa3072", ACME_KEY_RSA_3072 },
+    { "rsa-4096", ACME_KEY_RSA_4096 }, { "rsa4096", ACME_KEY_RSA_4096 },
+    { "ed25519", ACME_KEY_ED25519 }, { "eddsa", ACME_KEY_ED25519 },
+};
+
+ACME_EXPORT int acme_key_type_from_name(const char *name, acme_key_type *out)
+{
+    if (!name || !out)
+        return ACME_E_INVALID_ARG;
+    for (size_t i = 0; i < sizeof(key_names) / sizeof(key_names[0]); i++) {
+        if (ascii_casecmp(name, key_names[i].name) == 0) {
+            *out = key_names[i].type;
+            return ACME_OK;
+        }
+    }
+    return ACME_E_INVALID_ARG;
+}
+
+ACME_EXPORT const char *acme_key_type_name(acme_key_type type)
+{
+    switch (type) {
+    case ACME_KEY_DEFAULT: return "default";
+    case ACME_KEY_EC_P256: return "ec-256";
+    case ACME_KEY_EC_P384: return "ec-384";
+    case ACME_KEY_RSA_2048: return "rsa-2048";
+    case ACME_KEY_RSA_3072: return "rsa-3072";
+    case ACME_KEY_RSA_4096: return "rsa-4096";
+    case ACME_KEY_ED25519: return "ed25519";
+    }
+    return "unknown";
+}

@@ -37,6 +37,26 @@ int key_thumbprint(const acme_key *k, char **b64);
 int key_sign(const acme_key *k, const void *data, size_t len,
              unsigned char **sig, size_t *siglen);
 
+/* ---- crypto-layer internals (added with the implementation) ----
+ * Only the crypto files and the unit tests use these. The gnutls types are
+ * forward-declared so that including this header does not drag gnutls into
+ * every protocol file. */
+struct gnutls_pubkey_st;
+struct gnutls_privkey_st;
+/* Borrowed handles, valid as long as k lives (csr.c and x509.c sign with
+ * and compare against them). */
+struct gnutls_privkey_st *key_gnutls_privkey(const acme_key *k);
+struct gnutls_pubkey_st *key_gnutls_pubkey(const acme_key *k);
+/* Public JWK of any supported gnutls public key (P-256, P-384, RSA,
+ * Ed25519); new reference, NULL if the key is of another kind. key_jwk is
+ * this applied to the key's public half. */
+json_t *jwk_from_pubkey(struct gnutls_pubkey_st *pub);
+/* RFC 7638 thumbprint of a JWK object: only the required members of its
+ * kty are hashed, in canonical form. ACME_E_INVALID_ARG if a required
+ * member is missing, not a string, or needs JSON escaping (the canonical
+ * form of such a value is not something we want to get subtly wrong). */
+int jwk_thumbprint_json(const json_t *jwk, char **b64);
+
 /* ---- JWS (jws.c): flattened JSON serialisation (RFC 7515 §7.2.2) ---- */
 /* protected = {alg, nonce?, url, kid | jwk}. kid NULL => embed jwk.
  * nonce NULL => no nonce member (the inner JWS of keyChange).

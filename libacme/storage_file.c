@@ -1,1 +1,931 @@
-/* placeholder: being written */
+/* The default storage: one file per key under a root directory.
+ *
+ * What matters here is that nothing is ever lost or half-written: a put()
+ * goes to a fresh temp file in the same directory, is fsync'ed, and is
+ * renamed over the old value, then the directory is fsync'ed so the rename
+ * itself survives a crash. Everything is created 0600 / 0700 because the
+ * store holds private keys. Keys are validated before any path is built, so
+ * no key can name anything outside the root. */
+#include "storage_file.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <acme/error.h>
+
+#include "buf.h"
+#include "util.h"
+
+#define LOCK_DIR ".locks"
+/* '~' is not a key character, so neither the guard nor a temp file can
+ * ever be mistaken for (or collide with) a key or a lock name. */
+#define GUARD_NAME "guard~"
+#define TMP_SUFFIX "~XXXXXX"
+#define ROOT_MAX 2048          /* leaves room for key + suffix in PATH_MAX */
+#define GUARD_WAIT_MS 5000     /* how long lock()/unlock() wait for the guard */
+#define LOCK_FILE_MAX 512
+
+typedef struct held_lock {
+    struct held_lock *next;
+    char *name;
+    int fd;        /* open, with flock(LOCK_EX) held, for as long as we hold */
+    dev_t dev;
+    ino_t ino;
+} held_lock;
+
+typedef struct storage_file {
+    char *root;
+    pthread_mutex_t mu; /* guards err and held */
+    char err[512];
+    held_lock *held;
+    char host[256];
+} storage_file;
+
+/* ---- keys ---- */
+
+static int key_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
+}
+
+/* One component [s, s+n): non-empty, key characters only, not "." or "..". */
+static int component_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > STORAGE_COMPONENT_MAX)
+        return 0;
+    if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!key_char(s[i]))
+            return 0;
+    return 1;
+}
+
+int storage_key_valid(const char *key)
+{
+    if (!key || !*key)
+        return 0;
+    size_t len = strnlen(key, STORAGE_KEY_MAX + 1);
+    if (len > STORAGE_KEY_MAX)
+        return 0;
+    size_t depth = 0;
+    const char *s = key;
+    for (;;) {
+        const char *slash = strchr(s, '/');
+        size_t n = slash ? (size_t)(slash - s) : strlen(s);
+        /* An empty component rejects a leading '/', "a//b" and a trailing '/'. */
+        if (!component_valid(s, n) || ++depth > STORAGE_KEY_MAX_DEPTH)
+            return 0;
+        if (!slash)
+            return 1;
+        s = slash + 1;
+    }
+}
+
+/* The lock directory shares the root with the keys; keep keys out of it. */
+static int key_reserved(const char *key)
+{
+    size_t n = sizeof(LOCK_DIR) - 1;
+    return strncmp(key, LOCK_DIR, n) == 0 && (key[n] == '\0' || key[n] == '/');
+}
+
+static int key_usable(const char *key)
+{
+    return storage_key_valid(key) && !key_reserved(key);
+}
+
+/* ---- errors ---- */
+
+static int fail(storage_file *sf, const char *op, const char *path, int errnum)
+{
+    char tmp[128];
+    /* GNU strerror_r: returns the message, thread-safe. */
+    const char *msg = strerror_r(errnum, tmp, sizeof(tmp));
+    pthread_mutex_lock(&sf->mu);
+    snprintf(sf->err, sizeof(sf->err), "%s %s: %s", op, path, msg);
+    pthread_mutex_unlock(&sf->mu);
+    return ACME_E_STORAGE;
+}
+
+const char *storage_file_last_error(void *ud)
+{
+    /* A copy per thread, so a reader never sees a message torn by another
+     * thread's failure on the same handle. */
+    static _Thread_local char copy[sizeof(((storage_file *)0)->err)];
+    storage_file *sf = ud;
+    if (!sf)
+        return "";
+    pthread_mutex_lock(&sf->mu);
+    memcpy(copy, sf->err, sizeof(copy));
+    pthread_mutex_unlock(&sf->mu);
+    return copy;
+}
+
+/* ---- file-system helpers ---- */
+
+static char *path_of(const storage_file *sf, const char *key)
+{
+    return xasprintf("%s/%s", sf->root, key);
+}
+
+static int write_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        /* A zero-byte write of a non-zero request is not progress. */
+        if (n == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* fsync a directory so a create/rename/unlink in it is durable. Some file
+ * systems cannot fsync a directory (EINVAL); there is nothing more to do. */
+static int fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0 && e != EINVAL && e != EROFS) {
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+static int fsync_parent(char *path)
+{
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return fsync_dir(".");
+    if (slash == path)
+        return fsync_dir("/");
+    *slash = '\0';
+    int rc = fsync_dir(path);
+    int e = errno;
+    *slash = '/';
+    errno = e;
+    return rc;
+}
+
+/* mkdir -p for path[0 .. end), creating only components past 'from' (an
+ * index of a '/' or 0). New directories get 0700 whatever the umask, and
+ * their parent is fsync'ed so the new entry is durable. */
+static int make_dirs(storage_file *sf, char *path, size_t from, size_t end)
+{
+    for (size_t i = from + 1; i <= end; i++) {
+        if (i != end && path[i] != '/')
+            continue;
+        char save = path[i];
+        path[i] = '\0';
+        int rc = 0;
+        if (path[0] != '\0') {
+            if (mkdir(path, 0700) == 0) {
+                if (chmod(path, 0700) != 0 || fsync_parent(path) != 0)
+                    rc = fail(sf, "mkdir", path, errno);
+            } else if (errno == EEXIST) {
+                struct stat st;
+                if (stat(path, &st) != 0)
+                    rc = fail(sf, "stat", path, errno);
+                else if (!S_ISDIR(st.st_mode))
+                    rc = fail(sf, "mkdir", path, ENOTDIR);
+            } else {
+                rc = fail(sf, "mkdir", path, errno);
+            }
+        }
+        path[i] = save;
+        if (rc)
+            return rc;
+    }
+    return ACME_OK;
+}
+
+/* Create the directories above the file at path (which lies under root). */
+static int make_parents(storage_file *sf, char *path)
+{
+    char *slash = strrchr(path, '/');
+    size_t root_len = strlen(sf->root);
+    if (!slash || (size_t)(slash - path) <= root_len)
+        return ACME_OK;
+    return make_dirs(sf, path, root_len, (size_t)(slash - path));
+}
+
+/* ---- get / put / remove ---- */
+
+static int sf_get(void *ud, const char *key, acme_buffer *out)
+{
+    storage_file *sf = ud;
+    if (!sf || !out || !key || !key_usable(key))
+        return ACME_E_INVALID_ARG;
+    char *path = path_of(sf, key);
+    if (!path)
+        return ACME_E_NOMEM;
+
+    int rc = ACME_OK;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        /* ENOTDIR: a prefix of the key is a file, so the key cannot exist. */
+        rc = (errno == ENOENT || errno == ENOTDIR) ? ACME_E_NOT_FOUND
+                                                   : fail(sf, "open", path, errno);
+        free(path);
+        return rc;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = fail(sf, "stat", path, errno);
+    } else if (!S_ISREG(st.st_mode)) {
+        /* A directory is a key prefix, not a value. */
+        rc = ACME_E_NOT_FOUND;
+    } else {
+        size_t start = out->len;
+        char chunk[8192];
+        for (;;) {
+            ssize_t n = read(fd, chunk, sizeof(chunk));
+            if (n < 0) {
+                if (errno == EINTR)
+                    continue;
+                rc = fail(sf, "read", path, errno);
+                break;
+            }
+            if (n == 0)
+                break;
+            if ((rc = buf_append(out, chunk, (size_t)n)) != ACME_OK)
+                break;
+        }
+        /* The value may be a private key: leave no copy on the stack, and
+         * no half value in the caller's buffer. */
+        explicit_zero(chunk, sizeof(chunk));
+        if (rc != ACME_OK && out->data) {
+            explicit_zero(out->data + start, out->len - start);
+            out->len = start;
+            out->data[start] = '\0';
+        }
+    }
+    close(fd);
+    free(path);
+    return rc;
+}
+
+static int sf_put(void *ud, const char *key, const void *data, size_t len, unsigned flags)
+{
+    storage_file *sf = ud;
+    /* Every file is 0600, so ACME_STORAGE_SECRET needs no special path:
+     * there is no mode a secret could be stored with by mistake. */
+    (void)flags;
+    if (!sf || !key || !key_usable(key) || (!data && len))
+        return ACME_E_INVALID_ARG;
+    char *path = path_of(sf, key);
+    char *tmp = xasprintf("%s/%s" TMP_SUFFIX, sf->root, key);
+    int rc = ACME_OK, fd = -1;
+    if (!path || !tmp) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
+    if ((rc = make_parents(sf, path)) != ACME_OK)
+        goto out;
+
+    /* mkostemp: O_CREAT|O_EXCL with mode 0600 and a random name, so two
+     * writers of the same key never share a temp file. */
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = fail(sf, "create", tmp, errno);
+        free(tmp);
+        tmp = NULL; /* nothing was created: nothing to remove */
+        goto out;
+    }
+    /* The umask can only have removed bits; make the mode exact anyway. */
+    if (fchmod(fd, 0600) != 0) {
+        rc = fail(sf, "chmod", tmp, errno);
+        goto out;
+    }
+    if (write_all(fd, data, len) != 0) {
+        rc = fail(sf, "write", tmp, errno);
+        goto out;
+    }
+    if (fsync(fd) != 0) {
+        rc = fail(sf, "fsync", tmp, errno);
+        goto out;
+    }
+    /* Some file systems (NFS) report write-back errors only here. */
+    int c = close(fd);
+    fd = -1;
+    if (c != 0) {
+        rc = fail(sf, "close", tmp, errno);
+        goto out;
+    }
+    if (rename(tmp, path) != 0) {
+        rc = fail(sf, "rename", path, errno);
+        goto out;
+    }
+    free(tmp);
+    tmp = NULL; /* renamed: it is the value now */
+    if (fsync_parent(path) != 0)
+        rc = fail(sf, "fsync directory of", path, errno);
+
+out:
+    if (fd >= 0)
+        close(fd);
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    free(path);
+    return rc;
+}
+
+static int sf_remove(void *ud, const char *key)
+{
+    storage_file *sf = ud;
+    if (!sf || !key || !key_usable(key))
+        return ACME_E_INVALID_ARG;
+    char *path = path_of(sf, key);
+    if (!path)
+        return ACME_E_NOMEM;
+    int rc = ACME_OK;
+    if (unlink(path) != 0) {
+        /* Absent (or a directory, which is not a value): nothing to remove. */
+        if (errno != ENOENT && errno != ENOTDIR && errno != EISDIR)
+            rc = fail(sf, "unlink", path, errno);
+    } else {
+        /* Best effort: a removal that is lost in a crash only resurrects a
+         * value the caller had finished with. */
+        (void)fsync_parent(path);
+    }
+    free(path);
+    return rc;
+}
+
+/* ---- list ---- */
+
+typedef struct walk_entry {
+    char *name;
+    int is_dir;
+} walk_entry;
+
+typedef struct walk_ctx {
+    storage_file *sf;
+    const char *prefix;
+    size_t prefix_len;
+    acme_storage_list_cb cb;
+    void *cbdata;
+    int stop;
+} walk_ctx;
+
+static void free_entries(walk_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].name);
+    free(e);
+}
+
+/* Read the names in one directory up front and close it before calling
+ * back or descending, so a callback may change the store and the walk
+ * holds one descriptor at a time however deep it goes. */
+static int read_dir(storage_file *sf, const char *dirpath, int at_root,
+                    walk_entry **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    DIR *d = opendir(dirpath);
+    if (!d) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return ACME_OK; /* no such prefix: no keys */
+        return fail(sf, "opendir", dirpath, errno);
+    }
+    walk_entry *e = NULL;
+    size_t n = 0, cap = 0;
+    int rc = ACME_OK;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno)
+                rc = fail(sf, "readdir", dirpath, errno);
+            break;
+        }
+        const char *name = de->d_name;
+        /* Temp files and the guard carry '~', "." and ".." are not
+         * components: none of them is a key. */
+        if (!component_valid(name, strlen(name)))
+            continue;
+        if (at_root && strcmp(name, LOCK_DIR) == 0)
+            continue;
+        int is_dir;
+        if (de->d_type == DT_REG) {
+            is_dir = 0;
+        } else if (de->d_type == DT_DIR) {
+            is_dir = 1;
+        } else if (de->d_type == DT_UNKNOWN || de->d_type == DT_LNK) {
+            /* A symlink to a file reads like a value (get follows it); a
+             * symlink to a directory is not walked, so no loop is possible. */
+            struct stat st;
+            int flags = de->d_type == DT_LNK ? 0 : AT_SYMLINK_NOFOLLOW;
+            if (fstatat(dirfd(d), name, &st, flags) != 0)
+                continue;
+            if (S_ISREG(st.st_mode))
+                is_dir = 0;
+            else if (S_ISDIR(st.st_mode) && de->d_type == DT_UNKNOWN)
+                is_dir = 1;
+            else
+                continue;
+        } else {
+            continue;
+        }
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            walk_entry *ne = realloc(e, nc * sizeof(*ne));
+            if (!ne) {
+                rc = ACME_E_NOMEM;
+                break;
+            }
+            e = ne;
+            cap = nc;
+        }
+        if (!(e[n].name = strdup(name))) {
+            rc = ACME_E_NOMEM;
+            break;
+        }
+        e[n++].is_dir = is_dir;
+    }
+    closedir(d);
+    if (rc != ACME_OK) {
+        free_entries(e, n);
+        return rc;
+    }
+    *out = e;
+    *count = n;
+    return ACME_OK;
+}
+
+/* Walk the directory for key prefix 'rel' ("" or "a/b/"), at 'depth'
+ * components below the root. */
+static int walk(walk_ctx *w, const char *rel, size_t depth)
+{
+    char *dirpath = rel[0] ? xasprintf("%s/%s", w->sf->root, rel) : xstrdup(w->sf->root);
+    if (!dirpath)
+        return ACME_E_NOMEM;
+    walk_entry *e;
+    size_t n;
+    int rc = read_dir(w->sf, dirpath, rel[0] == '\0', &e, &n);
+    free(dirpath);
+    if (rc != ACME_OK)
+        return rc;
+
+    for (size_t i = 0; i < n && rc == ACME_OK && !w->stop; i++) {
+        char *key = xasprintf("%s%s%s", rel, e[i].name, e[i].is_dir ? "/" : "");
+        if (!key) {
+            rc = ACME_E_NOMEM;
+            break;
+        }
+        size_t klen = strlen(key);
+        if (e[i].is_dir) {
+            /* Descend only where a key could still start with the prefix. */
+            size_t m = klen < w->prefix_len ? klen : w->prefix_len;
+            if (depth + 1 < STORAGE_KEY_MAX_DEPTH && klen < STORAGE_KEY_MAX &&
+                strncmp(key, w->prefix, m) == 0)
+                rc = walk(w, key, depth + 1);
+        } else if (klen <= STORAGE_KEY_MAX && strncmp(key, w->prefix, w->prefix_len) == 0) {
+            if (w->cb(w->cbdata, key) != 0)
+                w->stop = 1;
+        }
+        free(key);
+    }
+    free_entries(e, n);
+    return rc;
+}
+
+static int sf_list(void *ud, const char *prefix, acme_storage_list_cb cb, void *cbdata)
+{
+    storage_file *sf = ud;
+    if (!sf || !cb)
+        return ACME_E_INVALID_ARG;
+    if (!prefix)
+        prefix = "";
+    size_t plen = strnlen(prefix, STORAGE_KEY_MAX + 1);
+    if (plen > STORAGE_KEY_MAX)
+        return ACME_E_INVALID_ARG;
+
+    /* The prefix is normally a directory ("ca/certs/"), but the contract is
+     * "every key that starts with prefix", so a partial last component
+     * ("ca/ce") is allowed: walk its directory and filter. */
+    const char *last = strrchr(prefix, '/');
+    size_t dir_len = last ? (size_t)(last - prefix) : 0;
+    for (const char *p = last ? last + 1 : prefix; *p; p++)
+        if (!key_char(*p))
+            return ACME_E_INVALID_ARG;
+    char *rel;
+    if (last) {
+        char *dir = strndup(prefix, dir_len);
+        if (!dir)
+            return ACME_E_NOMEM;
+        int ok = key_usable(dir);
+        free(dir);
+        if (!ok)
+            return ACME_E_INVALID_ARG;
+        rel = strndup(prefix, dir_len + 1);
+    } else {
+        rel = strdup("");
+    }
+    if (!rel)
+        return ACME_E_NOMEM;
+
+    walk_ctx w = { sf, prefix, plen, cb, cbdata, 0 };
+    size_t depth = 0;
+    for (const char *p = rel; *p; p++)
+        depth += *p == '/';
+    int rc = walk(&w, rel, depth);
+    free(rel);
+    /* Stopping early at the callback's request is not a failure. */
+    return rc;
+}
+
+/* ---- locks ----
+ *
+ * A lock is the file .locks/<name> holding "pid host expires_ms". It is
+ * live while its lease has not expired, unless its holder is provably gone:
+ * on this host, a holder keeps flock(LOCK_EX) on the file for as long as it
+ * holds it, and the kernel drops that flock when the holder dies, so a free
+ * flock on a same-host lock means a dead holder (more reliable than kill(pid,
+ * 0), which a recycled pid fools). The pid test is the fallback where flock
+ * is not supported. Holders on other hosts are trusted until their lease
+ * runs out.
+ *
+ * The check-then-replace of a stale lock must not be done by two
+ * contenders at once (both would "win"), so it runs under an exclusive
+ * flock on .locks/guard~, held only for those few file operations. A new
+ * lock is written to a temp file, fsync'ed and flocked first, then link()ed
+ * into place: link is exclusive like O_EXCL, and nobody can ever see a lock
+ * file without its content or without its flock. */
+
+static long long wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+typedef struct lock_info {
+    long pid;
+    char host[256];
+    long long expires_ms;
+} lock_info;
+
+static int parse_lock(const char *s, lock_info *li)
+{
+    int have = 0;
+    memset(li, 0, sizeof(*li));
+    while (*s) {
+        const char *eol = strchr(s, '\n');
+        size_t n = eol ? (size_t)(eol - s) : strlen(s);
+        char line[LOCK_FILE_MAX];
+        if (n >= sizeof(line))
+            return -1;
+        memcpy(line, s, n);
+        line[n] = '\0';
+        char *end;
+        if (strncmp(line, "pid=", 4) == 0) {
+            errno = 0;
+            li->pid = strtol(line + 4, &end, 10);
+            if (errno || *end || li->pid <= 0)
+                return -1;
+            have |= 1;
+        } else if (strncmp(line, "host=", 5) == 0) {
+            if (strlen(line + 5) >= sizeof(li->host))
+                return -1;
+            strcpy(li->host, line + 5);
+            have |= 2;
+        } else if (strncmp(line, "expires_ms=", 11) == 0) {
+            errno = 0;
+            li->expires_ms = strtoll(line + 11, &end, 10);
+            if (errno || *end)
+                return -1;
+            have |= 4;
+        }
+        s += n;
+        if (*s == '\n')
+            s++;
+    }
+    return have == 7 ? 0 : -1;
+}
+
+/* Take the guard; *gfd is closed (releasing it) by release_guard. */
+static int take_guard(storage_file *sf, int *gfd)
+{
+    char *path = xasprintf("%s/" LOCK_DIR "/" GUARD_NAME, sf->root);
+    if (!path)
+        return ACME_E_NOMEM;
+    int rc = make_parents(sf, path);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    /* O_RDWR: on NFS flock is emulated with POSIX locks, which need it. */
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) {
+        rc = fail(sf, "open", path, errno);
+        free(path);
+        return rc;
+    }
+    /* Poll rather than block: a stopped process holding the guard must not
+     * hang every caller forever. */
+    uint64_t deadline = now_ms() + GUARD_WAIT_MS;
+    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            rc = fail(sf, "flock", path, errno);
+            break;
+        }
+        if (now_ms() >= deadline) {
+            rc = ACME_E_LOCKED;
+            break;
+        }
+        sleep_ms(2);
+    }
+    free(path);
+    if (rc) {
+        close(fd);
+        return rc;
+    }
+    *gfd = fd;
+    return ACME_OK;
+}
+
+static void release_guard(int gfd)
+{
+    close(gfd); /* drops the flock */
+}
+
+/* Decide about an existing lock file (opened O_RDWR as fd): 1 if it is
+ * stale and may be replaced, 0 if live. */
+static int lock_is_stale(storage_file *sf, int fd)
+{
+    char text[LOCK_FILE_MAX + 1];
+    ssize_t n;
+    do
+        n = pread(fd, text, LOCK_FILE_MAX, 0);
+    while (n < 0 && errno == EINTR);
+    text[n > 0 ? n : 0] = '\0';
+
+    int flock_free = 0, flock_known = 1;
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+        flock_free = 1;
+    else if (errno != EWOULDBLOCK)
+        flock_known = 0; /* ENOLCK, EOPNOTSUPP...: flock says nothing here */
+
+    lock_info li;
+    if (n < 0 || parse_lock(text, &li) != 0) {
+        /* Not written by us (we write complete, fsync'ed files): junk,
+         * unless someone is visibly holding it. */
+        return flock_free || !flock_known;
+    }
+    if (wall_ms() >= li.expires_ms)
+        return 1;
+    if (strcmp(li.host, sf->host) != 0)
+        return 0;
+    if (flock_known)
+        return flock_free;
+    return kill((pid_t)li.pid, 0) != 0 && errno == ESRCH;
+}
+
+static held_lock *find_held(storage_file *sf, const char *name)
+{
+    for (held_lock *h = sf->held; h; h = h->next)
+        if (strcmp(h->name, name) == 0)
+            return h;
+    return NULL;
+}
+
+static int sf_lock(void *ud, const char *name, unsigned lease_seconds)
+{
+    storage_file *sf = ud;
+    if (!sf || !name || !storage_key_valid(name) || lease_seconds == 0)
+        return ACME_E_INVALID_ARG;
+
+    pthread_mutex_lock(&sf->mu);
+    int mine = find_held(sf, name) != NULL;
+    pthread_mutex_unlock(&sf->mu);
+    if (mine)
+        return ACME_E_LOCKED; /* not re-entrant: see storage_file.h */
+
+    held_lock *h = calloc(1, sizeof(*h));
+    char *path = xasprintf("%s/" LOCK_DIR "/%s", sf->root, name);
+    char *tmp = xasprintf("%s/" LOCK_DIR "/%s" TMP_SUFFIX, sf->root, name);
+    int rc = ACME_OK, gfd = -1, fd = -1, have_guard = 0;
+    if (!h || !path || !tmp || !(h->name = strdup(name))) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
+    if ((rc = take_guard(sf, &gfd)) != ACME_OK)
+        goto out;
+    have_guard = 1;
+    if ((rc = make_parents(sf, path)) != ACME_OK)
+        goto out;
+
+    int old = open(path, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (old >= 0) {
+        int stale = lock_is_stale(sf, old);
+        close(old);
+        if (!stale) {
+            rc = ACME_E_LOCKED;
+            goto out;
+        }
+        if (unlink(path) != 0 && errno != ENOENT) {
+            rc = fail(sf, "unlink", path, errno);
+            goto out;
+        }
+    } else if (errno != ENOENT) {
+        rc = fail(sf, "open", path, errno);
+        goto out;
+    }
+
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        rc = fail(sf, "create", tmp, errno);
+        free(tmp);
+        tmp = NULL;
+        goto out;
+    }
+    char text[LOCK_FILE_MAX];
+    int tn = snprintf(text, sizeof(text), "pid=%ld\nhost=%s\nexpires_ms=%lld\n",
+                      (long)getpid(), sf->host, wall_ms() + 1000LL * lease_seconds);
+    /* A fresh file: nobody else can hold its flock. */
+    if (fchmod(fd, 0600) != 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = fail(sf, "flock", tmp, errno);
+        goto out;
+    }
+    if (write_all(fd, text, (size_t)tn) != 0 || fsync(fd) != 0) {
+        rc = fail(sf, "write", tmp, errno);
+        goto out;
+    }
+    if (link(tmp, path) != 0) {
+        /* EEXIST: someone not going through the guard got there first. */
+        rc = errno == EEXIST ? ACME_E_LOCKED : fail(sf, "link", path, errno);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        rc = fail(sf, "stat", path, errno);
+        unlink(path);
+        goto out;
+    }
+    h->fd = fd;
+    h->dev = st.st_dev;
+    h->ino = st.st_ino;
+    fd = -1;
+    pthread_mutex_lock(&sf->mu);
+    h->next = sf->held;
+    sf->held = h;
+    pthread_mutex_unlock(&sf->mu);
+    h = NULL;
+
+out:
+    if (tmp) {
+        unlink(tmp); /* the lock, if taken, lives on under its real name */
+        free(tmp);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (have_guard)
+        release_guard(gfd);
+    if (h) {
+        free(h->name);
+        free(h);
+    }
+    free(path);
+    return rc;
+}
+
+/* Remove our lock file if it is still ours; called with h unlinked from
+ * the held list. Frees h. */
+static int release_held(storage_file *sf, held_lock *h)
+{
+    char *path = xasprintf("%s/" LOCK_DIR "/%s", sf->root, h->name);
+    int rc = ACME_OK, gfd = -1;
+    if (!path) {
+        rc = ACME_E_NOMEM;
+    } else if ((rc = take_guard(sf, &gfd)) == ACME_OK) {
+        /* Under the guard nobody can replace the file between this check
+         * and the unlink, so we never remove a lock that took ours over. */
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_dev == h->dev && st.st_ino == h->ino) {
+            if (unlink(path) != 0)
+                rc = fail(sf, "unlink", path, errno);
+        } else {
+            rc = ACME_E_LOCKED;
+        }
+        release_guard(gfd);
+    }
+    close(h->fd);
+    free(h->name);
+    free(h);
+    free(path);
+    return rc;
+}
+
+static int sf_unlock(void *ud, const char *name)
+{
+    storage_file *sf = ud;
+    if (!sf || !name || !storage_key_valid(name))
+        return ACME_E_INVALID_ARG;
+    pthread_mutex_lock(&sf->mu);
+    held_lock **pp = &sf->held;
+    while (*pp && strcmp((*pp)->name, name) != 0)
+        pp = &(*pp)->next;
+    held_lock *h = *pp;
+    if (h)
+        *pp = h->next;
+    pthread_mutex_unlock(&sf->mu);
+    if (!h)
+        return ACME_E_STATE; /* not ours: refuse, touch nothing */
+    return release_held(sf, h);
+}
+
+/* ---- open / close ---- */
+
+int storage_file_open(const char *dir, void **ud)
+{
+    if (!ud)
+        return ACME_E_INVALID_ARG;
+    *ud = NULL;
+    if (!dir || !*dir || strlen(dir) > ROOT_MAX)
+        return ACME_E_INVALID_ARG;
+    storage_file *sf = calloc(1, sizeof(*sf));
+    if (!sf)
+        return ACME_E_NOMEM;
+    pthread_mutex_init(&sf->mu, NULL);
+    if (!(sf->root = strdup(dir))) {
+        storage_file_close(sf);
+        return ACME_E_NOMEM;
+    }
+    /* "/srv/acme///" and "/srv/acme" are the same root; keep "/" as is. */
+    size_t n = strlen(sf->root);
+    while (n > 1 && sf->root[n - 1] == '/')
+        sf->root[--n] = '\0';
+    if (gethostname(sf->host, sizeof(sf->host) - 1) != 0)
+        strcpy(sf->host, "localhost");
+    /* The host name goes into a line of the lock file. */
+    for (char *p = sf->host; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = '_';
+
+    int rc = make_dirs(sf, sf->root, 0, n);
+    struct stat st;
+    if (rc == ACME_OK && (stat(sf->root, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = ACME_E_STORAGE;
+    if (rc != ACME_OK) {
+        storage_file_close(sf);
+        return rc;
+    }
+    *ud = sf;
+    return ACME_OK;
+}
+
+void storage_file_close(void *ud)
+{
+    storage_file *sf = ud;
+    if (!sf)
+        return;
+    while (sf->held) {
+        held_lock *h = sf->held;
+        sf->held = h->next;
+        (void)release_held(sf, h);
+    }
+    pthread_mutex_destroy(&sf->mu);
+    free(sf->root);
+    free(sf);
+}
+
+const acme_storage_ops storage_file_ops = {
+    .size = sizeof(acme_storage_ops),
+    .get = sf_get,
+    .put = sf_put,
+    .remove = sf_remove,
+    .list = sf_list,
+    .lock = sf_lock,
+    .unlock = sf_unlock,
+};

@@ -1,1 +1,576 @@
-/* placeholder: being written */
+/* The default transport: one libcurl easy handle (GnuTLS build) per
+ * transport.
+ *
+ * The handle lives as long as the transport because libcurl keeps its
+ * connection cache in it: an ACME exchange is a burst of requests to one
+ * host, and a new connection costs a TLS handshake plus (with the GnuTLS
+ * back end) a fresh read and parse of the whole trust store. Between
+ * requests the handle is curl_easy_reset, which drops every per-request
+ * option but keeps live connections, so a HEAD after a POST cannot inherit
+ * a stale method or body.
+ *
+ * Policy that never changes: HTTPS only, certificate and host name always
+ * verified, redirects never followed (libacme decides about them), TLS 1.2
+ * or later. Proxies from the environment (https_proxy) are honoured as
+ * libcurl does by default. A transport serves one request at a time. */
+#include "transport_curl.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include <acme/error.h>
+
+#include "buf.h"
+#include "http.h"
+#include "util.h"
+
+#define DEFAULT_CONNECT_MS 10000u
+#define DEFAULT_TOTAL_MS 30000u
+
+typedef enum trust_mode {
+    TRUST_SYSTEM, /* libcurl's built-in default store */
+    TRUST_FILE,   /* ca_path is the caller's CA file */
+    TRUST_BLOB,   /* ca_pem handed to libcurl in memory */
+    TRUST_MEMFD,  /* ca_pem in a sealed memfd; ca_path is /proc/self/fd/N */
+} trust_mode;
+
+typedef struct transport_curl {
+    CURL *h;
+    trust_mode trust;
+    char *ca_path;
+    char *ca_pem;
+    size_t ca_pem_len;
+    int memfd;
+    long connect_ms;
+    long total_ms;
+    char *user_agent;
+    char errbuf[CURL_ERROR_SIZE];
+} transport_curl;
+
+/* Is there at least one certificate in this PEM? Checked once when the
+ * transport is made, so a bad CA bundle is a configuration error at start
+ * instead of an opaque TLS failure on the first request. */
+static int pem_has_cert(const void *pem, size_t len)
+{
+    if (!pem || !len || len > 0x7fffffffu)
+        return 0;
+    gnutls_datum_t d = { (unsigned char *)(uintptr_t)pem, (unsigned)len };
+    gnutls_x509_crt_t *crts = NULL;
+    unsigned n = 0;
+    int rc = gnutls_x509_crt_list_import2(&crts, &n, &d, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0)
+        return 0;
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(crts[i]);
+    gnutls_free(crts);
+    return n > 0;
+}
+
+static int file_has_cert(const char *path)
+{
+    gnutls_datum_t d = { NULL, 0 };
+    if (gnutls_load_file(path, &d) < 0)
+        return 0;
+    int ok = pem_has_cert(d.data, d.size);
+    gnutls_free(d.data);
+    return ok;
+}
+
+/* libcurl with GnuTLS before 8.x answers CURLOPT_CAINFO_BLOB with
+ * CURLE_NOT_BUILT_IN (measured: 7.88.1 / GnuTLS 3.7.9). Probe instead of
+ * trusting a version number, so a newer libcurl gets the direct path. */
+static int blob_supported(CURL *h, const char *pem, size_t len)
+{
+    struct curl_blob b = { (void *)(uintptr_t)pem, len, CURL_BLOB_NOCOPY };
+    int ok = curl_easy_setopt(h, CURLOPT_CAINFO_BLOB, &b) == CURLE_OK;
+    curl_easy_reset(h);
+    return ok;
+}
+
+/* Put the PEM where a file-only libcurl can read it without it ever
+ * touching a disk: an anonymous memfd, sealed so it cannot change behind
+ * our back, named by /proc/self/fd/N. libcurl re-opens that path for every
+ * new connection (a fresh open file description, so offsets don't matter). */
+static int pem_to_memfd(transport_curl *tc, const char *pem, size_t len)
+{
+    int fd = memfd_create("libacme-ca", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return errno == ENOMEM ? ACME_E_NOMEM : ACME_E_UNSUPPORTED;
+    size_t off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, pem + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            close(fd);
+            return ACME_E_NOMEM;
+        }
+        off += (size_t)n;
+    }
+    (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+    tc->memfd = fd;
+    tc->ca_path = xasprintf("/proc/self/fd/%d", fd);
+    if (!tc->ca_path)
+        return ACME_E_NOMEM;
+    /* Without /proc (a bare chroot) the path would not open: say so now. */
+    if (access(tc->ca_path, R_OK) != 0)
+        return ACME_E_UNSUPPORTED;
+    return ACME_OK;
+}
+
+int transport_curl_new(const transport_curl_config *cfg, void **ud)
+{
+    if (!ud)
+        return ACME_E_INVALID_ARG;
+    *ud = NULL;
+    transport_curl_config none;
+    if (!cfg) {
+        memset(&none, 0, sizeof(none));
+        cfg = &none;
+    }
+    /* Two trust sources would be ambiguous; refuse rather than pick one. */
+    if (cfg->ca_file && cfg->ca_pem)
+        return ACME_E_INVALID_ARG;
+    if (cfg->ca_file && !file_has_cert(cfg->ca_file))
+        return ACME_E_INVALID_ARG;
+    if (cfg->ca_pem && !pem_has_cert(cfg->ca_pem, cfg->ca_pem_len))
+        return ACME_E_INVALID_ARG;
+
+    /* Reference-counted by libcurl and thread-safe in the 7.84+ builds
+     * that report CURL_VERSION_THREADSAFE; paired with the cleanup in free. */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+        return ACME_E_NOMEM;
+    transport_curl *tc = calloc(1, sizeof(*tc));
+    if (!tc) {
+        curl_global_cleanup();
+        return ACME_E_NOMEM;
+    }
+    tc->memfd = -1;
+    tc->connect_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : DEFAULT_CONNECT_MS;
+    tc->total_ms = cfg->total_timeout_ms ? cfg->total_timeout_ms : DEFAULT_TOTAL_MS;
+    tc->user_agent = cfg->user_agent ? xstrdup(cfg->user_agent)
+                                     : xasprintf("libacme/%s", acme_version());
+    int rc = ACME_OK;
+    if (!tc->user_agent || !(tc->h = curl_easy_init())) {
+        rc = ACME_E_NOMEM;
+        goto fail;
+    }
+    if (cfg->ca_file) {
+        tc->trust = TRUST_FILE;
+        if (!(tc->ca_path = xstrdup(cfg->ca_file))) {
+            rc = ACME_E_NOMEM;
+            goto fail;
+        }
+    } else if (cfg->ca_pem) {
+        if (blob_supported(tc->h, cfg->ca_pem, cfg->ca_pem_len)) {
+            tc->trust = TRUST_BLOB;
+            if (!(tc->ca_pem = malloc(cfg->ca_pem_len))) {
+                rc = ACME_E_NOMEM;
+                goto fail;
+            }
+            memcpy(tc->ca_pem, cfg->ca_pem, cfg->ca_pem_len);
+            tc->ca_pem_len = cfg->ca_pem_len;
+        } else {
+            tc->trust = TRUST_MEMFD;
+            if ((rc = pem_to_memfd(tc, cfg->ca_pem, cfg->ca_pem_len)) != ACME_OK)
+                goto fail;
+        }
+    } else {
+        tc->trust = TRUST_SYSTEM;
+    }
+    *ud = tc;
+    return ACME_OK;
+
+fail:
+    transport_curl_free(tc);
+    return rc;
+}
+
+void transport_curl_free(void *ud)
+{
+    transport_curl *tc = ud;
+    if (!tc)
+        return;
+    if (tc->h)
+        curl_easy_cleanup(tc->h); /* closes the cached connections */
+    if (tc->memfd >= 0)
+        close(tc->memfd);
+    free(tc->ca_path);
+    free(tc->ca_pem);
+    free(tc->user_agent);
+    free(tc);
+    curl_global_cleanup();
+}
+
+/* ---- one request ---- */
+
+typedef struct req_state {
+    acme_http_response *resp;
+    acme_buf line;    /* the header field being assembled (obs-fold) */
+    int interim;      /* inside a 1xx response: its fields are not ours */
+    int done;         /* past the final header block: trailers are ignored */
+    int rc;           /* why a callback stopped the transfer */
+} req_state;
+
+/* Hand the assembled field to the response. A field that is not a
+ * "name: value" line, or whose name or value is malformed, is dropped:
+ * no ACME field looks like that, and RFC 9112 lets a client ignore it.
+ * Size caps and allocation failures do stop the transfer. */
+static int flush_field(req_state *st)
+{
+    if (!st->line.len)
+        return ACME_OK;
+    const char *s = st->line.data;
+    size_t n = st->line.len;
+    const char *colon = memchr(s, ':', n);
+    int rc = ACME_OK;
+    if (colon) {
+        size_t nl = (size_t)(colon - s);
+        rc = acme_http_response_add_header(st->resp, s, nl, colon + 1, n - nl - 1);
+        if (rc == ACME_E_PROTOCOL)
+            rc = ACME_OK;
+    }
+    st->line.len = 0;
+    return rc;
+}
+
+/* "HTTP/1.1 200 OK", "HTTP/2 200": the status code, or -1. */
+static int status_of(const char *p, size_t n)
+{
+    size_t i = 5; /* past "HTTP/" */
+    while (i < n && p[i] != ' ')
+        i++;
+    while (i < n && p[i] == ' ')
+        i++;
+    if (i + 3 > n)
+        return -1;
+    int code = 0;
+    for (size_t k = 0; k < 3; k++) {
+        if (p[i + k] < '0' || p[i + k] > '9')
+            return -1;
+        code = code * 10 + (p[i + k] - '0');
+    }
+    if (i + 3 < n && p[i + 3] != ' ')
+        return -1;
+    return code;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    req_state *st = ud;
+    size_t len = size * nmemb;
+    size_t n = len;
+    while (n && (ptr[n - 1] == '\n' || ptr[n - 1] == '\r'))
+        n--;
+    int rc = ACME_OK;
+
+    if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+        /* A status line starts a new response: a 1xx one ("100 Continue")
+         * is followed by the real one on the same transfer. */
+        if ((rc = flush_field(st)) != ACME_OK)
+            goto stop;
+        int code = status_of(ptr, n);
+        st->interim = code >= 100 && code < 200;
+        st->done = 0;
+        if (code >= 200 && (rc = acme_http_response_set_status(st->resp, code)) != ACME_OK)
+            goto stop;
+        return len;
+    }
+    if (st->done || st->interim)
+        return len;
+    if (n == 0) {
+        /* End of the header block. */
+        if ((rc = flush_field(st)) != ACME_OK)
+            goto stop;
+        st->done = 1;
+        return len;
+    }
+    if (ptr[0] == ' ' || ptr[0] == '\t') {
+        /* obs-fold (RFC 9112 §5.2): a continuation of the previous field,
+         * to be joined with a space. With nothing to continue, drop it. */
+        if (!st->line.len)
+            return len;
+        size_t k = 0;
+        while (k < n && (ptr[k] == ' ' || ptr[k] == '\t'))
+            k++;
+        if ((rc = buf_append(&st->line, " ", 1)) != ACME_OK ||
+            (rc = buf_append(&st->line, ptr + k, n - k)) != ACME_OK)
+            goto stop;
+        return len;
+    }
+    if ((rc = flush_field(st)) != ACME_OK || (rc = buf_append(&st->line, ptr, n)) != ACME_OK)
+        goto stop;
+    return len;
+
+stop:
+    st->rc = rc;
+    return 0; /* any count but len aborts the transfer */
+}
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+    req_state *st = ud;
+    size_t len = size * nmemb;
+    int rc = acme_http_response_append_body(st->resp, ptr, len);
+    if (rc != ACME_OK) {
+        st->rc = rc;
+        return len ? 0 : 1; /* anything but len stops the transfer */
+    }
+    return len;
+}
+
+static int map_curl_error(CURLcode cc)
+{
+    switch (cc) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return ACME_E_TIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION: /* also CURLE_SSL_CACERT */
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_CLIENTCERT:
+        return ACME_E_TLS;
+    case CURLE_FILESIZE_EXCEEDED: /* Content-Length above the cap */
+        return ACME_E_TOO_LARGE;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        return ACME_E_INSECURE; /* only https is enabled */
+    case CURLE_URL_MALFORMAT:
+        return ACME_E_INVALID_ARG;
+    case CURLE_OUT_OF_MEMORY:
+        return ACME_E_NOMEM;
+    default:
+        /* Couldn't resolve/connect, send/recv errors, got nothing, partial
+         * file, HTTP/2 stream errors: the exchange did not complete. */
+        return ACME_E_NETWORK;
+    }
+}
+
+/* "host:port" of the URL for messages, e.g. "acme.example:443". */
+static char *host_of(const char *url)
+{
+    CURLU *u = curl_url();
+    char *host = NULL, *port = NULL, *out = NULL;
+    if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+        out = xasprintf("%s:%s", host, port);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return out ? out : xstrdup("(unparsable URL)");
+}
+
+static void explain(acme_http_response *resp, const acme_http_request *req,
+                    const char *fmt_detail)
+{
+    char *host = host_of(req->url);
+    char *msg = xasprintf("%s %s: %s", req->method, host ? host : "?", fmt_detail);
+    if (msg)
+        (void)acme_http_response_set_error(resp, msg);
+    free(msg);
+    free(host);
+}
+
+static int has_crlf(const char *s)
+{
+    return strpbrk(s, "\r\n") != NULL;
+}
+
+/* Every option, every request (after curl_easy_reset). Safety options must
+ * take; a few that only narrow the attack surface further may be missing
+ * from an older libcurl. */
+static CURLcode set_options(transport_curl *tc, const acme_http_request *req,
+                            req_state *st, struct curl_slist *hdrs)
+{
+    CURL *h = tc->h;
+    CURLcode c = CURLE_OK;
+#define SET(opt, val) \
+    do { \
+        if (c == CURLE_OK) \
+            c = curl_easy_setopt(h, opt, val); \
+    } while (0)
+
+    SET(CURLOPT_URL, req->url);
+    SET(CURLOPT_NOSIGNAL, 1L); /* no SIGALRM in a library that may run in threads */
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+    SET(CURLOPT_CONNECTTIMEOUT_MS, tc->connect_ms);
+    SET(CURLOPT_TIMEOUT_MS, req->timeout_ms ? (long)req->timeout_ms : tc->total_ms);
+    SET(CURLOPT_USERAGENT, tc->user_agent);
+    SET(CURLOPT_ERRORBUFFER, tc->errbuf);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, st);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, st);
+    SET(CURLOPT_HTTPHEADER, hdrs);
+
+    switch (tc->trust) {
+    case TRUST_SYSTEM:
+        break; /* libcurl's compiled-in bundle/directory */
+    case TRUST_FILE:
+    case TRUST_MEMFD:
+        SET(CURLOPT_CAINFO, tc->ca_path);
+        /* Only the pinned roots: not also the distribution's directory. */
+        SET(CURLOPT_CAPATH, (char *)NULL);
+        break;
+    case TRUST_BLOB: {
+        struct curl_blob b = { tc->ca_pem, tc->ca_pem_len, CURL_BLOB_NOCOPY };
+        SET(CURLOPT_CAINFO_BLOB, &b);
+        SET(CURLOPT_CAINFO, (char *)NULL);
+        SET(CURLOPT_CAPATH, (char *)NULL);
+        break;
+    }
+    }
+
+    if (strcmp(req->method, "HEAD") == 0) {
+        SET(CURLOPT_NOBODY, 1L);
+    } else if (strcmp(req->method, "POST") == 0) {
+        /* Always give POSTFIELDS: without it libcurl would read the body
+         * from stdin. */
+        SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        SET(CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
+    } else {
+        SET(CURLOPT_HTTPGET, 1L);
+    }
+
+    /* A server-declared Content-Length above the cap fails before any of
+     * the body is read (the write callback catches the rest). */
+    if (st->resp->body.limit && st->resp->body.limit <= (size_t)INT64_MAX)
+        SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)st->resp->body.limit);
+#undef SET
+    if (c != CURLE_OK)
+        return c;
+
+#if LIBCURL_VERSION_NUM >= 0x075500 /* 7.85.0 */
+    (void)curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
+    (void)curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+#endif
+    (void)curl_easy_setopt(h, CURLOPT_MAXREDIRS, 0L);
+    /* A proxy's "200 Connection established" is not the server's answer. */
+    (void)curl_easy_setopt(h, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    return CURLE_OK;
+}
+
+static int tc_perform(void *ud, const acme_http_request *req, acme_http_response *resp)
+{
+    transport_curl *tc = ud;
+    if (!tc || !req || !resp ||
+        req->size < offsetof(acme_http_request, timeout_ms) + sizeof(req->timeout_ms) ||
+        !req->method || !req->url || has_crlf(req->url))
+        return ACME_E_INVALID_ARG;
+    int is_post = strcmp(req->method, "POST") == 0;
+    if (!is_post && strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0)
+        return ACME_E_INVALID_ARG;
+    if ((req->content_type && has_crlf(req->content_type)) || (!req->body && req->body_len))
+        return ACME_E_INVALID_ARG;
+    if (ascii_ncasecmp(req->url, "https://", 8) != 0) {
+        (void)acme_http_response_set_error(resp, "refusing a non-https URL");
+        return ACME_E_INSECURE;
+    }
+
+    int rc = ACME_OK;
+    req_state st;
+    memset(&st, 0, sizeof(st));
+    st.resp = resp;
+    /* Room for a field at the cap plus its separator and whitespace. */
+    buf_init(&st.line, 2 * HTTP_MAX_HEADER_BYTES);
+
+    /* "Expect:" removes the 100-continue round trip libcurl would add for
+     * larger POST bodies; ACME servers answer POSTs immediately. */
+    struct curl_slist *hdrs = NULL, *t;
+    char *ct = NULL;
+    if (is_post) {
+        ct = req->content_type ? xasprintf("Content-Type: %s", req->content_type)
+                               : xstrdup("Content-Type:"); /* no form default */
+        if (!ct || !(t = curl_slist_append(NULL, ct))) {
+            rc = ACME_E_NOMEM;
+            goto out;
+        }
+        hdrs = t;
+        if (!(t = curl_slist_append(hdrs, "Expect:"))) {
+            rc = ACME_E_NOMEM;
+            goto out;
+        }
+        hdrs = t;
+    }
+
+    curl_easy_reset(tc->h); /* per-request options only; connections stay */
+    tc->errbuf[0] = '\0';
+    CURLcode cc = set_options(tc, req, &st, hdrs);
+    if (cc != CURLE_OK) {
+        explain(resp, req, curl_easy_strerror(cc));
+        rc = cc == CURLE_OUT_OF_MEMORY ? ACME_E_NOMEM : ACME_E_TLS;
+        goto out;
+    }
+    cc = curl_easy_perform(tc->h);
+    if (cc == CURLE_OK && (rc = flush_field(&st)) != ACME_OK)
+        st.rc = rc;
+
+    if (st.rc != ACME_OK) {
+        /* One of our callbacks stopped it: that reason beats curl's
+         * generic "write error". */
+        rc = st.rc;
+        char detail[160];
+        if (rc == ACME_E_TOO_LARGE)
+            snprintf(detail, sizeof(detail),
+                     "response exceeds the limit (%zu body bytes, %d headers of %d bytes)",
+                     resp->body.limit, HTTP_MAX_HEADERS, HTTP_MAX_HEADER_BYTES);
+        else
+            snprintf(detail, sizeof(detail), "reading the response failed (code %d)", rc);
+        explain(resp, req, detail);
+        goto out;
+    }
+    if (cc != CURLE_OK) {
+        rc = map_curl_error(cc);
+        if (rc == ACME_E_TOO_LARGE) {
+            char detail[96];
+            snprintf(detail, sizeof(detail), "declared body exceeds the %zu-byte limit",
+                     resp->body.limit);
+            explain(resp, req, detail);
+        } else {
+            explain(resp, req, tc->errbuf[0] ? tc->errbuf : curl_easy_strerror(cc));
+        }
+        goto out;
+    }
+    long code = 0;
+    if (curl_easy_getinfo(tc->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code < 100 ||
+        code > 999) {
+        explain(resp, req, "no HTTP status line received");
+        rc = ACME_E_NETWORK;
+        goto out;
+    }
+    rc = acme_http_response_set_status(resp, (int)code);
+
+out:
+    curl_slist_free_all(hdrs);
+    free(ct);
+    buf_clear(&st.line);
+    return rc;
+}
+
+const acme_transport_ops transport_curl_ops = {
+    .size = sizeof(acme_transport_ops),
+    .perform = tc_perform,
+};

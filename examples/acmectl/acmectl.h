@@ -1,0 +1,222 @@
+/* acmectl — the command-line host for libacme: what the files of this
+ * program share. Each .c file has one job; this header is the contract
+ * between them (the options, the exit codes, the session). */
+#ifndef ACMECTL_H
+#define ACMECTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <acme/acme.h>
+#include <acme/responder.h>
+
+/* Exit codes. Documented in doc/man/acmectl.1 (EXIT STATUS); scripts rely
+ * on them, so a number never changes meaning. */
+enum {
+    EXIT_OK = 0,          /* done (also: renew found nothing due) */
+    EXIT_USAGE = 1,       /* bad arguments or input, nothing was sent */
+    EXIT_ACCOUNT = 2,     /* no account, terms not agreed, EAB needed, account refused */
+    EXIT_CHALLENGE = 3,   /* a challenge failed or none could be answered */
+    EXIT_NETWORK = 4,     /* CA unreachable, TLS, timeout, malformed answer */
+    EXIT_STORAGE = 5,     /* state dir, lock, --out files */
+    EXIT_CA_REFUSED = 6,  /* the CA answered with a problem (rate limit, CAA, policy...) */
+    EXIT_INSTALL = 7,     /* issued and stored, but the hook's install step failed */
+    EXIT_INTERNAL = 8     /* out of memory, crypto failure, a bug */
+};
+
+#define MAX_CHALLENGES 3
+
+typedef struct acmectl_opts {
+    const char *command;         /* "issue", "renew", "revoke", "account" */
+    char **args;                 /* operands after the command */
+    int arg_count;
+
+    const char *directory;
+    const char *ca_file;
+    const char *state_dir;       /* resolved default if not given */
+
+    acme_challenge_type challenges[MAX_CHALLENGES];
+    size_t challenge_count;
+    int challenges_explicit;     /* --challenge given */
+
+    unsigned http_port, tls_port;
+    const char *bind;
+    const char *webroot;
+    const char *hook;
+    int hook_install;            /* call "HOOK install ..." (default on) */
+
+    acme_key_type key_type;
+    acme_key_type account_key_type;
+    const char **contacts;
+    size_t contact_count;
+    int contacts_given;
+    int agree_tos;
+    const char *eab_kid, *eab_hmac;
+    const char *preferred_chain;
+    const char *out_dir;
+
+    int json;
+    int verbosity;               /* -1 quiet, 0 normal, 1 -v, 2 -vv */
+    int force;                   /* renew --force */
+    int reason;                  /* revoke --reason */
+    const char *key_file;        /* revoke --key */
+    int yes;                     /* account deactivate --yes */
+} acmectl_opts;
+
+/* ---- progress.c: messages for a person, on stderr ---------------------- */
+void progress_init(int verbosity);
+void progress_shutdown(void);
+/* One line with the time since start. level as libacme's. */
+void progress(acme_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* libacme's log callback (ud unused). */
+void progress_lib_log(void *ud, acme_log_level level, const char *msg);
+/* What the program is blocked on now, for the "still waiting" line;
+ * NULL clears it (the last message is used then). */
+void progress_activity(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- names.c: identifiers given on the command line -------------------- */
+/* 0 if name is a DNS name (optionally "*.") or an IP address; otherwise -1
+ * with why in err. */
+int name_check(const char *name, char *err, size_t errlen);
+
+/* ---- statedir.c ---------------------------------------------------------- */
+/* The default state directory (malloc'ed): /var/lib/acmectl for root,
+ * else $XDG_STATE_HOME/acmectl or ~/.local/state/acmectl. */
+char *state_dir_default(void);
+/* mkdir -p (0700 for what we create). 0 or -1 with errno. */
+int mkdir_p(const char *path, unsigned mode);
+/* Take <dir>/acmectl.lock for this process's life. 0, or -1 with a message. */
+int state_dir_lock(const char *dir, char *err, size_t errlen);
+
+/* ---- files.c: --out ------------------------------------------------------- */
+/* Write dir/name atomically (temp file, fsync, rename, fsync dir) with mode.
+ * 0 or -1 with errno. */
+int file_write_atomic(const char *dir, const char *name, const void *data, size_t len,
+                      unsigned mode);
+/* Read a whole file (NUL-terminated, malloc'ed). NULL with errno. */
+char *file_read_all(const char *path, size_t *len);
+
+/* ---- hook.c --------------------------------------------------------------- */
+typedef struct hook_env {
+    const char *name, *value;
+} hook_env;
+/* Run hook with argv[1..] = args (argc of them) and extra environment;
+ * stdin /dev/null, stdout to our stderr. Returns the exit status (0..255),
+ * 256 + signal if killed, or -1 if it could not be started (errno). */
+int hook_run(const char *hook, const char *const *args, size_t argc,
+             const hook_env *env, size_t envc);
+
+/* ---- webroot.c ------------------------------------------------------------ */
+/* Write root/.well-known/acme-challenge/<token> = key_auth (0644, atomic);
+ * 0 or -1 with a message. */
+int webroot_publish(const char *root, const char *token, const char *key_auth,
+                    char *err, size_t errlen);
+/* Remove the file and the directories webroot_publish created (if empty). */
+void webroot_unpublish(const char *root, const char *token);
+
+/* ---- provision.c: who answers which challenge -------------------------- */
+typedef struct provision provision;
+/* From the options: decide the provider per type; unless lazy, bind and
+ * start the built-in responders now. Returns an exit code (EXIT_OK on
+ * success), with the reason in err otherwise. */
+int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err, size_t errlen);
+void provision_stop(provision *p);
+/* The client, so unpublish can tell success from failure. */
+void provision_bind_client(provision *p, acme_client *c);
+/* Types still usable, in preference order. */
+size_t provision_types(const provision *p, acme_challenge_type *out, size_t cap);
+/* Types declined since the last call (bit 1 << type); clears them. */
+unsigned provision_take_declined(provision *p);
+/* The reason the last publish failed hard ("" if none); cleared by reset. */
+const char *provision_failure(const provision *p);
+void provision_reset_failure(provision *p);
+int provision_publish(void *ud, const acme_challenge *ch);
+int provision_unpublish(void *ud, const acme_challenge *ch);
+
+/* ---- output.c: results and errors ---------------------------------------- */
+typedef struct result_cert {
+    char *id;
+    char **names;
+    size_t name_count;
+    int64_t not_before, not_after;
+    char *issuer;
+    char *chain_file, *key_file;   /* --out files, or NULL */
+    int renewed;                   /* renew: issued now */
+    char *error;                   /* renew: this one failed */
+    int exit_code;
+} result_cert;
+
+typedef struct result {
+    const char *command;
+    result_cert *certs;
+    size_t cert_count;
+    /* account show etc. */
+    const char *account_url, *account_status, *thumbprint;
+    const char *const *contacts;
+    size_t contact_count;
+    const char *message;           /* a line for a person on success */
+} result;
+
+result_cert *result_add_cert(result *r);
+void result_clear(result *r);
+/* Map a libacme code (in context) to an exit code. */
+int exit_code_for(int rc, const acme_client *c, const char *command);
+const char *exit_code_name(int code);
+/* Print success: JSON on stdout with --json, else a summary. */
+void output_success(const acmectl_opts *o, const result *r);
+/* Print the failure for a person on stderr (always) and as JSON on stdout
+ * (--json). c may be NULL; extra (may be NULL) is acmectl's own
+ * explanation, printed before the library's. */
+void output_error(const acmectl_opts *o, const result *r, int exit_code, int rc,
+                  const acme_client *c, const char *extra);
+/* "2026-11-23T15:04:05Z" */
+void format_time(int64_t t, char *buf, size_t len);
+
+/* ---- session.c: one configured client ------------------------------------ */
+typedef struct session {
+    const acmectl_opts *o;
+    acme_client *c;
+    provision *prov;               /* issue/renew only */
+    result *res;
+    result_cert *current;          /* where install records (NULL: a new entry) */
+    int install_failed;            /* the hook's install step failed */
+    int out_failed;                /* writing --out failed */
+    char install_error[600];
+} session;
+
+enum { SESSION_NO_CHALLENGES, SESSION_CHALLENGES_NOW, SESSION_CHALLENGES_LAZY };
+
+/* Configure a client from the options (no network yet). Returns an exit
+ * code; on failure the error is already printed. */
+int session_open(session *s, const acmectl_opts *o, result *res, int challenges);
+void session_close(session *s);
+/* Register or find the account (creating it only with --agree-tos where
+ * the CA has terms). Returns a libacme code. */
+int session_account(session *s);
+/* The exit code for a failed libacme call made in this session. */
+int session_exit_code(const session *s, int rc);
+/* acmectl's own explanation of the failure (install, --out, a challenge
+ * provider), or NULL. */
+const char *session_extra_error(const session *s);
+/* Copy what a person and --json want to know about a certificate. */
+void session_fill_cert(result_cert *rc, const acme_certificate *cert);
+
+/* ---- issue.c: one certificate, with fallback over declined types -------- */
+typedef struct issue_request {
+    const char *const *names;
+    size_t name_count;
+    const char *cert_id;           /* NULL: the library's default */
+    acme_key_type key_type;
+} issue_request;
+/* acme_issue, and again with the next challenge types while the hook
+ * declines (each retry is a new order). Returns a libacme code. */
+int issue_run(session *s, const issue_request *rq);
+/* The same with an explicit list of types (modified in place). */
+int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *types, size_t n);
+
+/* ---- commands -------------------------------------------------------------- */
+int cmd_issue(const acmectl_opts *o);
+int cmd_renew(const acmectl_opts *o);
+int cmd_revoke(const acmectl_opts *o);
+int cmd_account(const acmectl_opts *o);
+
+#endif

@@ -1,0 +1,175 @@
+/* The protocol core's internal contract: the client object and the small
+ * typed helpers every protocol file uses. Crypto lives behind crypto.h,
+ * storage behind store.c, HTTP behind net.c. */
+#ifndef ACME_INTERNAL_H
+#define ACME_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include <acme/client.h>
+#include "buf.h"
+#include "crypto.h"
+#include "http.h"
+#include "util.h"
+
+/* ---- problem documents (error.c) ---- */
+struct acme_problem {
+    char *type;
+    char *detail;
+    int status;
+    char *id_type;        /* subproblems only */
+    char *id_value;
+    struct acme_problem *subs;
+    size_t sub_count;
+};
+/* Parse an RFC 7807 document; NULL if the text is not one. */
+acme_problem *problem_parse(const char *json, size_t len);
+acme_problem *problem_from_json(json_t *obj);
+void problem_free(acme_problem *p);
+/* "urn:ietf:params:acme:error:badNonce" -> 1 for suffix "badNonce". */
+int problem_is(const acme_problem *p, const char *suffix);
+/* One line: "type: detail [sub: dns x: type: detail; ...]". malloc'ed. */
+char *problem_describe(const acme_problem *p);
+
+/* ---- the client ---- */
+struct acme_client {
+    char *directory_url;
+    char *ca_id;                 /* storage prefix for this CA */
+
+    acme_host_callbacks host;
+    void *host_ud;
+
+    acme_storage_ops storage;
+    void *storage_ud;
+    void *file_storage;          /* our default storage, when in use */
+
+    acme_transport_ops transport;
+    void *transport_ud;
+    void *curl_transport;        /* our default transport, created lazily */
+    char *ca_file;
+    char *ca_pem;
+    size_t ca_pem_len;
+    unsigned connect_ms, total_ms;
+
+    size_t max_response;
+    unsigned poll_limit_ms;
+    acme_key_type account_key_type;
+    acme_log_level log_level;
+
+    /* directory */
+    int have_directory;
+    char *url_new_nonce, *url_new_account, *url_new_order;
+    char *url_revoke, *url_key_change, *url_renewal_info;
+    char *terms;
+    int eab_required;
+
+    char *nonce;                 /* the next Replay-Nonce to use */
+
+    /* account */
+    acme_key *account_key;
+    char *account_url;
+    char *account_status;
+    char **contacts;
+    size_t contact_count;
+    char *thumbprint;
+
+    /* results of the last public call */
+    char *last_error;
+    acme_problem *problem;
+};
+
+/* ---- results and logging (error.c, log.c) ---- */
+/* Start of every public call: forget the previous error and problem. */
+void result_reset(acme_client *c);
+/* Record "what failed and what to do", log it, return code. */
+int client_fail(acme_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Keep a problem as the client's last problem (takes ownership). */
+void keep_problem(acme_client *c, acme_problem *p);
+void alog(acme_client *c, acme_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- JSON (json.c) ---- */
+/* Parse; NULL if not JSON or not an object. */
+json_t *json_parse_object(const char *text, size_t len);
+/* The string member, or NULL if absent or not a string. */
+const char *json_str(json_t *obj, const char *key);
+/* Compact text, malloc'ed. */
+char *json_text(json_t *v);
+
+/* ---- storage keys (store.c) ---- */
+/* Derive the per-CA prefix from the directory URL. */
+char *store_ca_id(const char *directory_url);
+/* Make sure some storage is configured (default: none -> error). */
+int store_ready(acme_client *c);
+/* key = "<ca_id>/<rel>". */
+int store_get(acme_client *c, const char *rel, acme_buf *out);
+int store_put(acme_client *c, const char *rel, const void *data, size_t len, unsigned flags);
+int store_remove(acme_client *c, const char *rel);
+int store_list(acme_client *c, const char *rel_prefix, acme_storage_list_cb cb, void *cbdata);
+
+/* ---- network (net.c) ---- */
+int net_directory(acme_client *c);
+/* Unsigned GET/HEAD. resp must be initialised. */
+int net_get(acme_client *c, const char *method, const char *url, acme_http_response *resp);
+/* Signed POST. payload NULL = POST-as-GET. key NULL = the account key with
+ * kid; with a key, that key with an embedded jwk. Retries badNonce.
+ * Fails with a problem (ACME_E_PROBLEM or a mapped code) on status >= 400.
+ * If json is non-NULL, the body must be a JSON object and is returned. */
+int net_post(acme_client *c, const char *step, const char *url, const char *payload,
+             const acme_key *key, acme_http_response *resp, json_t **json);
+/* POST-as-GET url until its "status" leaves pending/processing or the poll
+ * limit passes. Returns the last object. */
+int net_poll(acme_client *c, const char *step, const char *url, json_t **json);
+/* Check that a URL is https://. */
+int net_url_ok(acme_client *c, const char *what, const char *url);
+
+/* ---- account (account.c) ---- */
+/* Load the stored key and URL, find the account if needed. */
+int account_ensure(acme_client *c);
+/* Drop the in-memory account (key zeroed). */
+void account_forget(acme_client *c);
+
+/* ---- challenges (challenge.c) ---- */
+struct acme_challenge {
+    acme_challenge_type type;
+    char *url;
+    char *id_type;
+    char *identifier;
+    int wildcard;
+    char *token;
+    char *key_auth;
+    char *http_path;
+    char *dns_name;
+    char *dns_value;
+    char *alpn_cert;
+    char *alpn_key;     /* secret */
+};
+acme_challenge_type challenge_type_from_name(const char *name);
+/* Build everything a host needs for one challenge object of an authz.
+ * Refuses tokens that are not strict base64url (ACME_E_BAD_TOKEN). */
+int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challenge **out);
+void challenge_free(acme_challenge *ch);
+/* "<token>.<thumbprint>" */
+char *key_authorization(const char *token, const char *thumbprint);
+
+/* ---- certificates (certificate.c) ---- */
+struct acme_certificate {
+    char *id;
+    char *chain;        /* normalised PEM */
+    char *key;          /* secret */
+    cert_info *info;
+    json_t *params;     /* how it was ordered (names, key type...), for renewal */
+};
+int certificate_new(const char *id, const char *chain_pem, const char *key_pem,
+                    acme_certificate **out);
+void certificate_free(acme_certificate *cert);
+/* Store atomically as one object, so key and chain never disagree. */
+int certificate_store(acme_client *c, const acme_certificate *cert);
+int certificate_load(acme_client *c, const char *id, acme_certificate **out);
+/* When a certificate with this validity is due for renewal (Unix seconds). */
+int64_t renewal_time(int64_t not_before, int64_t not_after);
+/* A storage-safe id from a name ("*.x" -> "_.x"); NULL if impossible. */
+char *certificate_id_for(const char *name);
+
+#endif
