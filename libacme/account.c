@@ -186,6 +186,50 @@ static int settle_rollover(acme_client *c)
     return rc;
 }
 
+int account_load_local(acme_client *c)
+{
+    if (c->account_key && c->account_url)
+        return ACME_OK;
+    int rc = key_ready(c, 0);
+    if (rc)
+        return rc;
+    acme_buf b;
+    buf_init(&b, 64 * 1024);
+    /* key-next.pem means an interrupted rollover: settle it (rare, blocking). */
+    rc = store_get(c, NEXT_KEY_REL, &b);
+    buf_clear(&b);
+    if (rc == ACME_OK)
+        return account_ensure(c);
+    result_reset(c);
+    rc = store_get(c, ACCOUNT_REL, &b);
+    if (rc == ACME_OK) {
+        json_t *o = json_parse_object(b.data, b.len);
+        const char *u = o ? json_str(o, "url") : NULL;
+        if (u && strncmp(u, "https://", 8) == 0) {
+            c->account_url = strdup(u);
+            free(c->account_status);
+            c->account_status = strdup("valid");
+        }
+        json_decref(o);
+    }
+    buf_clear(&b);
+    if (rc && rc != ACME_E_NOT_FOUND)
+        return rc;
+    result_reset(c);
+    return c->account_url ? ACME_OK : ACME_E_NOT_FOUND;
+}
+
+int account_take_lookup(acme_client *c, const acme_http_response *resp, json_t *acct)
+{
+    const char *loc = http_response_header(resp, "Location");
+    if (!loc || strncmp(loc, "https://", 8) != 0)
+        return client_fail(c, ACME_E_PROTOCOL, "account lookup: the CA sent no https Location for the account");
+    int rc = adopt_account(c, loc, acct);
+    if (!rc)
+        rc = save_account(c);
+    return rc;
+}
+
 int account_ensure(acme_client *c)
 {
     if (c->account_key && c->account_url)

@@ -64,6 +64,7 @@ struct acme_client {
     char *url_revoke, *url_key_change, *url_renewal_info;
     char *terms;
     int eab_required;
+    json_t *profiles;            /* meta.profiles, or NULL */
 
     char *nonce;                 /* the next Replay-Nonce to use */
 
@@ -108,25 +109,27 @@ int store_put(acme_client *c, const char *rel, const void *data, size_t len, uns
 int store_remove(acme_client *c, const char *rel);
 int store_list(acme_client *c, const char *rel_prefix, acme_storage_list_cb cb, void *cbdata);
 
-/* ---- network (net.c) ---- */
+/* ---- network (net.c; the resumable form is in net.h) ---- */
+/* Fetch the directory once (blocking). */
 int net_directory(acme_client *c);
-/* Unsigned GET/HEAD. resp must be initialised. */
-int net_get(acme_client *c, const char *method, const char *url, acme_http_response *resp);
-/* Signed POST. payload NULL = POST-as-GET. key NULL = the account key with
- * kid; with a key, that key with an embedded jwk. Retries badNonce.
- * Fails with a problem (ACME_E_PROBLEM or a mapped code) on status >= 400.
- * If json is non-NULL, the body must be a JSON object and is returned. */
+/* Signed POST, blocking. payload NULL = POST-as-GET. key NULL = the
+ * account key with kid; with a key, that key with an embedded jwk.
+ * Retries badNonce. Fails with a problem (ACME_E_PROBLEM or a mapped code)
+ * on status >= 400. If json is non-NULL, the body must be a JSON object
+ * and is returned. If resp is non-NULL it receives the response. */
 int net_post(acme_client *c, const char *step, const char *url, const char *payload,
              const acme_key *key, acme_http_response *resp, json_t **json);
-/* POST-as-GET url until its "status" leaves pending/processing or the poll
- * limit passes. Returns the last object. */
-int net_poll(acme_client *c, const char *step, const char *url, json_t **json);
 /* Check that a URL is https://. */
 int net_url_ok(acme_client *c, const char *what, const char *url);
 
 /* ---- account (account.c) ---- */
 /* Load the stored key and URL, find the account if needed. */
 int account_ensure(acme_client *c);
+/* Load key and cached URL from storage, no network: ACME_OK, or
+ * ACME_E_NOT_FOUND (key but no URL: look it up), or ACME_E_NO_ACCOUNT. */
+int account_load_local(acme_client *c);
+/* Take the answer of an onlyReturnExisting lookup (the engine's op). */
+int account_take_lookup(acme_client *c, const acme_http_response *resp, json_t *acct);
 /* Drop the in-memory account (key zeroed). */
 void account_forget(acme_client *c);
 
@@ -169,6 +172,11 @@ int certificate_store(acme_client *c, const acme_certificate *cert);
 int certificate_load(acme_client *c, const char *id, acme_certificate **out);
 /* When a certificate with this validity is due for renewal (Unix seconds). */
 int64_t renewal_time(int64_t not_before, int64_t not_after);
+/* Issue params that order this certificate again (names, key type,
+ * challenges, chain, profile). Strings point into cert; *names is
+ * malloc'ed (free it). chals has room for cap entries. */
+int certificate_params(const acme_certificate *cert, acme_issue_params *ip, acme_challenge_type *chals,
+                       size_t cap, const char ***names);
 /* A storage-safe id from a name ("*.x" -> "_.x"); NULL if impossible. */
 char *certificate_id_for(const char *name);
 

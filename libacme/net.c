@@ -1,26 +1,36 @@
-/* Talking to the CA: directory, nonces, signed POSTs, polling. Every
- * request goes through the transport table; every failure leaves a
- * sentence in the client saying what failed and what to do. */
+/* Talking to the CA: directory, nonces, signed POSTs — as resumable
+ * operations (net.h), plus blocking wrappers for the simple API. Every
+ * failure leaves a sentence in the client saying what failed and what to
+ * do. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
 #include "b64url.h"
+#include "internal.h"
+#include "net.h"
 #include "transport_curl.h"
 
 #define MAX_REDIRECTS 3
 #define MAX_BAD_NONCE_RETRIES 10
+
+enum {
+    PH_START,
+    PH_NONCE_SENT,
+    PH_POST_SENT,
+    PH_DIR_SENT,
+    PH_DONE
+};
 
 int net_url_ok(acme_client *c, const char *what, const char *url)
 {
     if (url && strncmp(url, "https://", 8) == 0 && url[8])
         return ACME_OK;
     return client_fail(c, ACME_E_INSECURE,
-                "%s: refusing non-https URL \"%s\"; ACME requires https — check the directory URL",
-                what, url ? url : "(none)");
+                       "%s: refusing non-https URL \"%s\"; ACME requires https — check the directory URL",
+                       what, url ? url : "(none)");
 }
 
-static int transport_ready(acme_client *c)
+int net_transport_ready(acme_client *c)
 {
     if (c->transport.perform)
         return ACME_OK;
@@ -35,7 +45,7 @@ static int transport_ready(acme_client *c)
     int rc = transport_curl_new(&cfg, &c->curl_transport);
     if (rc)
         return client_fail(c, rc, "could not set up the HTTP transport (%s)%s%s", acme_strerror(rc),
-                    c->ca_file ? "; check the CA file " : "", c->ca_file ? c->ca_file : "");
+                           c->ca_file ? "; check the CA file " : "", c->ca_file ? c->ca_file : "");
     c->transport = transport_curl_ops;
     c->transport_ud = c->curl_transport;
     return ACME_OK;
@@ -63,43 +73,66 @@ static const char *transport_hint(int rc)
         return "the server did not answer in time; check it is up, or raise the timeouts";
     case ACME_E_TOO_LARGE:
         return "the server sent more than the response limit (acme_client_set_max_response)";
+    case ACME_E_NETWORK:
+        return "the connection failed or was cut; check that the server is up and reachable";
     default:
-        return "check that the server is up and reachable from here";
+        return "see the detail";
     }
 }
 
-static int perform(acme_client *c, const char *method, const char *url, const char *ctype,
-                   const void *body, size_t body_len, acme_http_response *resp)
+/* ---- exchanges ---- */
+
+static int exchange_set(http_exchange *x, size_t limit, const char *method, const char *url,
+                        const char *ctype, const char *body)
 {
-    int rc = net_url_ok(c, method, url);
-    if (rc)
-        return rc;
-    rc = transport_ready(c);
-    if (rc)
-        return rc;
-    http_response_clear(resp);
-    acme_http_request req = {
-        .size = sizeof(req),
+    free(x->url);
+    free(x->body);
+    x->url = strdup(url);
+    x->body = body ? strdup(body) : NULL;
+    if (!x->url || (body && !x->body))
+        return ACME_E_NOMEM;
+    http_response_clear(&x->resp);
+    http_response_init(&x->resp, limit);
+    x->req = (acme_http_request){
+        .size = sizeof(acme_http_request),
         .method = method,
-        .url = url,
+        .url = x->url,
         .content_type = ctype,
-        .body = body,
-        .body_len = body_len,
+        .body = x->body,
+        .body_len = body ? strlen(body) : 0,
     };
-    alog(c, ACME_LOG_DEBUG, "%s %s", method, url);
-    rc = c->transport.perform(c->transport_ud, &req, resp);
-    if (rc == ACME_OK && resp->status < 100)
-        rc = ACME_E_NETWORK;
-    if (rc)
-        return client_fail(c, rc, "%s %s failed: %s%s%s; %s", method, url, acme_strerror(rc),
-                    resp->error ? ": " : "", resp->error ? resp->error : "", transport_hint(rc));
-    take_nonce(c, resp);
+    x->rc = ACME_E_STATE;
     return ACME_OK;
 }
 
-int net_get(acme_client *c, const char *method, const char *url, acme_http_response *resp)
+static void exchange_clear(http_exchange *x)
 {
-    return perform(c, method, url, NULL, NULL, 0, resp);
+    free(x->url);
+    free(x->body);
+    x->url = x->body = NULL;
+    http_response_clear(&x->resp);
+}
+
+void net_exchange_perform(acme_client *c, http_exchange *x)
+{
+    x->rc = net_transport_ready(c);
+    if (x->rc)
+        return;
+    alog(c, ACME_LOG_DEBUG, "%s %s", x->req.method, x->req.url);
+    x->rc = c->transport.perform(c->transport_ud, &x->req, &x->resp);
+    if (x->rc == ACME_OK && x->resp.status < 100)
+        x->rc = ACME_E_NETWORK;
+}
+
+/* Look at a finished exchange: transport failure becomes the op's error. */
+static int exchange_result(acme_client *c, http_exchange *x)
+{
+    if (x->rc)
+        return client_fail(c, x->rc, "%s %s failed: %s%s%s; %s", x->req.method, x->req.url,
+                           acme_strerror(x->rc), x->resp.error ? " — " : "",
+                           x->resp.error ? x->resp.error : "", transport_hint(x->rc));
+    take_nonce(c, &x->resp);
+    return ACME_OK;
 }
 
 static int is_json_type(const acme_http_response *resp, const char *want)
@@ -111,107 +144,52 @@ static int is_json_type(const acme_http_response *resp, const char *want)
     return ascii_ncasecmp(ct, want, n) == 0 && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
-static int dir_url(acme_client *c, json_t *dir, const char *name, int required, char **out)
+/* ---- ops ---- */
+
+static void op_reset(net_op *op)
 {
-    const char *u = json_str(dir, name);
-    if (!u) {
-        if (!required)
-            return ACME_OK;
-        return client_fail(c, ACME_E_PROTOCOL,
-                    "directory %s has no \"%s\" URL; check that this is an ACME (RFC 8555) directory",
-                    c->directory_url, name);
-    }
-    int rc = net_url_ok(c, name, u);
-    if (rc)
-        return rc;
-    *out = strdup(u);
-    return *out ? ACME_OK : ACME_E_NOMEM;
+    memset(op, 0, sizeof(*op));
+    http_response_init(&op->x.resp, 0);
 }
 
-int net_directory(acme_client *c)
+int net_op_post(net_op *op, acme_client *c, const char *step, const char *url, const char *payload,
+                const acme_key *key, int want_json)
 {
-    if (c->have_directory)
-        return ACME_OK;
-    acme_http_response resp;
-    http_response_init(&resp, c->max_response);
-    char *url = strdup(c->directory_url);
-    int rc = url ? ACME_OK : ACME_E_NOMEM;
-    for (int hop = 0; rc == ACME_OK; hop++) {
-        rc = net_get(c, "GET", url, &resp);
-        if (rc || resp.status < 300 || resp.status >= 400)
-            break;
-        /* A directory may move, but only to another https URL. */
-        const char *loc = http_response_header(&resp, "Location");
-        if (!loc || hop >= MAX_REDIRECTS) {
-            rc = client_fail(c, ACME_E_HTTP, "directory %s: HTTP %d redirect %s; use the final directory URL",
-                      c->directory_url, resp.status, loc ? "loops" : "without Location");
-            break;
-        }
-        if (strncmp(loc, "https://", 8) != 0) {
-            rc = client_fail(c, ACME_E_INSECURE,
-                      "directory %s redirects to \"%s\", which is not https; refusing — "
-                      "use the https directory URL of your CA", c->directory_url, loc);
-            break;
-        }
-        char *next = strdup(loc);
-        free(url);
-        url = next;
-        if (!url)
-            rc = ACME_E_NOMEM;
-    }
-    json_t *dir = NULL;
-    if (rc == ACME_OK && resp.status != 200)
-        rc = client_fail(c, ACME_E_HTTP, "directory %s: HTTP status %d (expected 200); check the directory URL",
-                  url, resp.status);
-    if (rc == ACME_OK && !is_json_type(&resp, "application/json"))
-        rc = client_fail(c, ACME_E_PROTOCOL,
-                  "directory %s: content type \"%s\" is not application/json; check the directory URL",
-                  url, http_response_header(&resp, "Content-Type") ? http_response_header(&resp, "Content-Type") : "(none)");
-    if (rc == ACME_OK && !(dir = json_parse_object(resp.body.data, resp.body.len)))
-        rc = client_fail(c, ACME_E_PROTOCOL, "directory %s: the body is not a JSON object; check the directory URL", url);
-    if (rc == ACME_OK) {
-        /* Parse into temporaries first: a bad directory changes nothing. */
-        char *nn = NULL, *na = NULL, *no = NULL, *rv = NULL, *kc = NULL, *ri = NULL;
-        rc = dir_url(c, dir, "newNonce", 1, &nn);
-        if (!rc) rc = dir_url(c, dir, "newAccount", 1, &na);
-        if (!rc) rc = dir_url(c, dir, "newOrder", 1, &no);
-        if (!rc) rc = dir_url(c, dir, "revokeCert", 0, &rv);
-        if (!rc) rc = dir_url(c, dir, "keyChange", 0, &kc);
-        if (!rc) rc = dir_url(c, dir, "renewalInfo", 0, &ri);
-        if (rc) {
-            free(nn); free(na); free(no); free(rv); free(kc); free(ri);
-        } else {
-            c->url_new_nonce = nn;
-            c->url_new_account = na;
-            c->url_new_order = no;
-            c->url_revoke = rv;
-            c->url_key_change = kc;
-            c->url_renewal_info = ri;
-            json_t *meta = json_object_get(dir, "meta");
-            const char *tos = json_is_object(meta) ? json_str(meta, "termsOfService") : NULL;
-            c->terms = tos ? strdup(tos) : NULL;
-            c->eab_required = json_is_object(meta) &&
-                              json_is_true(json_object_get(meta, "externalAccountRequired"));
-            c->have_directory = 1;
-            alog(c, ACME_LOG_DEBUG, "directory %s loaded", url);
-        }
-    }
-    json_decref(dir);
-    free(url);
-    http_response_clear(&resp);
-    http_response_init(&resp, 0);
-    return rc;
+    op_reset(op);
+    op->kind = NET_OP_POST;
+    op->step = step;
+    op->key = key;
+    op->want_json = want_json;
+    op->url = xstrdup(url);
+    op->payload = xstrdup(payload);
+    (void)c;
+    return (url && !op->url) || (payload && !op->payload) ? ACME_E_NOMEM : ACME_OK;
 }
 
-static int fetch_nonce(acme_client *c, acme_http_response *resp)
+int net_op_directory(net_op *op, acme_client *c)
 {
-    int rc = net_get(c, "HEAD", c->url_new_nonce, resp);
-    if (rc)
-        return rc;
-    if (!c->nonce)
-        return client_fail(c, ACME_E_PROTOCOL, "newNonce %s: no valid Replay-Nonce header (HTTP %d)",
-                    c->url_new_nonce, resp->status);
-    return ACME_OK;
+    op_reset(op);
+    op->kind = NET_OP_DIRECTORY;
+    op->step = "directory";
+    op->url = xstrdup(c->directory_url);
+    return op->url ? ACME_OK : ACME_E_NOMEM;
+}
+
+void net_op_clear(net_op *op)
+{
+    free(op->url);
+    free(op->payload);
+    exchange_clear(&op->x);
+    json_decref(op->json);
+    op->url = op->payload = NULL;
+    op->json = NULL;
+}
+
+static net_want op_done(net_op *op, int rc)
+{
+    op->rc = rc;
+    op->phase = PH_DONE;
+    return NET_DONE;
 }
 
 /* What to tell a person for the problem types they can act on. */
@@ -232,9 +210,12 @@ static const char *problem_hint(const acme_problem *p)
         { "connection", "the CA could not connect; check that the name points here and the port is reachable" },
         { "tls", "the TLS handshake with the CA's validator failed; check the responder and the port" },
         { "incorrectResponse", "the CA saw a different response; check what is served for the challenge" },
-        { "unauthorized", "the account is not allowed to do this (deactivated account, or foreign resource)" },
-        { "malformed", "the request was malformed; please report this as a libacme bug" },
+        { "unauthorized", "the CA refused this account the request; check the account status and the resource" },
+        { "malformed", "the CA found the request malformed; check the inputs (names, EAB key) — if they are right, report a libacme bug" },
         { "serverInternal", "the CA had an internal error; try again later" },
+        { "alreadyRevoked", "nothing to do: the certificate is already revoked" },
+        { "alreadyReplaced", "the certificate was already replaced; order without \"replaces\"" },
+        { "invalidProfile", "the CA does not offer this profile; choose one from its directory" },
     };
     for (size_t i = 0; i < sizeof(hints) / sizeof(hints[0]); i++)
         if (problem_is(p, hints[i].type))
@@ -253,130 +234,245 @@ static int problem_code(const acme_problem *p)
     return ACME_E_PROBLEM;
 }
 
-int net_post(acme_client *c, const char *step, const char *url, const char *payload,
-             const acme_key *key, acme_http_response *resp, json_t **json)
+static net_want post_send(acme_client *c, net_op *op)
 {
-    acme_http_response local;
-    int rc = net_url_ok(c, step, url);
-    if (rc)
-        return rc;
-    if (json)
-        *json = NULL;
-    if (!resp) {
-        resp = &local;
-        http_response_init(resp, c->max_response);
-    }
-    if (!key && (!c->account_key || !c->account_url)) {
-        rc = client_fail(c, ACME_E_STATE, "%s: no account loaded; register or find the account first", step);
-        goto out;
-    }
-    for (int attempt = 0;; attempt++) {
-        if (!c->nonce && (rc = fetch_nonce(c, resp)))
-            goto out;
-        char *nonce = c->nonce;
-        c->nonce = NULL;
-        char *jws = NULL;
-        rc = jws_sign(key ? key : c->account_key, key ? NULL : c->account_url, nonce, url, payload, &jws);
-        free(nonce);
-        if (rc) {
-            rc = client_fail(c, rc, "%s: could not sign the request (%s)", step, acme_strerror(rc));
-            goto out;
-        }
-        rc = perform(c, "POST", url, "application/jose+json", jws, strlen(jws), resp);
-        free(jws);
+    if (!c->nonce) {
+        int rc = exchange_set(&op->x, c->max_response, "HEAD", c->url_new_nonce, NULL, NULL);
         if (rc)
-            goto out;
-        if (resp->status < 400)
-            break;
+            return op_done(op, rc);
+        op->phase = PH_NONCE_SENT;
+        return NET_HTTP;
+    }
+    char *nonce = c->nonce;
+    c->nonce = NULL;
+    char *jws = NULL;
+    int rc = jws_sign(op->key ? op->key : c->account_key, op->key ? NULL : c->account_url, nonce,
+                      op->url, op->payload, &jws);
+    free(nonce);
+    if (rc)
+        return op_done(op, client_fail(c, rc, "%s: could not sign the request (%s)", op->step, acme_strerror(rc)));
+    rc = exchange_set(&op->x, c->max_response, "POST", op->url, "application/jose+json", jws);
+    free(jws);
+    if (rc)
+        return op_done(op, rc);
+    op->phase = PH_POST_SENT;
+    return NET_HTTP;
+}
+
+static net_want post_answer(acme_client *c, net_op *op)
+{
+    acme_http_response *resp = &op->x.resp;
+    if (resp->status >= 400) {
         acme_problem *p = problem_parse(resp->body.data, resp->body.len);
         /* badNonce is the CA asking us to try again with the nonce it just sent. */
-        if (p && problem_is(p, "badNonce") && attempt < MAX_BAD_NONCE_RETRIES) {
-            alog(c, ACME_LOG_DEBUG, "%s: badNonce, retrying with the fresh nonce", step);
+        if (p && problem_is(p, "badNonce") && op->attempts < MAX_BAD_NONCE_RETRIES) {
+            alog(c, ACME_LOG_DEBUG, "%s: badNonce, retrying with the fresh nonce", op->step);
             problem_free(p);
-            continue;
+            op->attempts++;
+            return post_send(c, op);
         }
-        if (!p) {
-            rc = client_fail(c, ACME_E_HTTP, "%s: %s answered HTTP %d without a problem document", step,
-                      url, resp->status);
-            goto out;
-        }
+        if (!p)
+            return op_done(op, client_fail(c, ACME_E_HTTP, "%s: %s answered HTTP %d without a problem document",
+                                           op->step, op->url, resp->status));
         char *desc = problem_describe(p);
         const char *hint = problem_hint(p);
-        rc = problem_code(p);
+        int rc = problem_code(p);
         keep_problem(c, p);
-        rc = client_fail(c, rc, "%s: the CA refused (HTTP %d) %s; %s", step, resp->status,
-                  desc ? desc : "", hint);
+        rc = client_fail(c, rc, "%s: the CA refused (HTTP %d) %s; %s", op->step, resp->status,
+                         desc ? desc : "", hint);
         free(desc);
-        goto out;
+        return op_done(op, rc);
     }
     if (resp->status >= 300) {
         const char *loc = http_response_header(resp, "Location");
-        rc = client_fail(c, loc && strncmp(loc, "https://", 8) ? ACME_E_INSECURE : ACME_E_HTTP,
-                  "%s: %s answered HTTP %d%s%s; ACME requests are not redirected", step, url,
-                  resp->status, loc ? " to " : "", loc ? loc : "");
-        goto out;
+        return op_done(op, client_fail(c, loc && strncmp(loc, "https://", 8) ? ACME_E_INSECURE : ACME_E_HTTP,
+                                       "%s: %s answered HTTP %d%s%s; ACME requests are not redirected",
+                                       op->step, op->url, resp->status, loc ? " to " : "", loc ? loc : ""));
     }
-    if (json) {
+    if (op->want_json) {
         if (!is_json_type(resp, "application/json")) {
             const char *ct = http_response_header(resp, "Content-Type");
-            rc = client_fail(c, ACME_E_PROTOCOL, "%s: %s answered with content type \"%s\", expected application/json",
-                      step, url, ct ? ct : "(none)");
-            goto out;
+            return op_done(op, client_fail(c, ACME_E_PROTOCOL,
+                                           "%s: %s answered with content type \"%s\", expected application/json",
+                                           op->step, op->url, ct ? ct : "(none)"));
         }
-        *json = json_parse_object(resp->body.data, resp->body.len);
-        if (!*json) {
-            rc = client_fail(c, ACME_E_PROTOCOL, "%s: %s answered with a body that is not a JSON object "
-                      "(%zu bytes)", step, url, resp->body.len);
-            goto out;
-        }
+        op->json = json_parse_object(resp->body.data, resp->body.len);
+        if (!op->json)
+            return op_done(op, client_fail(c, ACME_E_PROTOCOL,
+                                           "%s: %s answered with a body that is not a JSON object (%zu bytes)",
+                                           op->step, op->url, resp->body.len));
     }
-    rc = ACME_OK;
-out:
-    if (resp == &local)
-        http_response_clear(resp);
+    return op_done(op, ACME_OK);
+}
+
+static int dir_url(acme_client *c, json_t *dir, const char *name, int required, char **out)
+{
+    const char *u = json_str(dir, name);
+    if (!u) {
+        if (!required)
+            return ACME_OK;
+        return client_fail(c, ACME_E_PROTOCOL,
+                           "directory %s has no \"%s\" URL; check that this is an ACME (RFC 8555) directory",
+                           c->directory_url, name);
+    }
+    int rc = net_url_ok(c, name, u);
+    if (rc)
+        return rc;
+    *out = strdup(u);
+    return *out ? ACME_OK : ACME_E_NOMEM;
+}
+
+/* Take a directory object into the client; a bad one changes nothing. */
+static int adopt_directory(acme_client *c, json_t *dir)
+{
+    char *nn = NULL, *na = NULL, *no = NULL, *rv = NULL, *kc = NULL, *ri = NULL;
+    int rc = dir_url(c, dir, "newNonce", 1, &nn);
+    if (!rc) rc = dir_url(c, dir, "newAccount", 1, &na);
+    if (!rc) rc = dir_url(c, dir, "newOrder", 1, &no);
+    if (!rc) rc = dir_url(c, dir, "revokeCert", 0, &rv);
+    if (!rc) rc = dir_url(c, dir, "keyChange", 0, &kc);
+    if (!rc) rc = dir_url(c, dir, "renewalInfo", 0, &ri);
+    if (rc) {
+        free(nn); free(na); free(no); free(rv); free(kc); free(ri);
+        return rc;
+    }
+    c->url_new_nonce = nn;
+    c->url_new_account = na;
+    c->url_new_order = no;
+    c->url_revoke = rv;
+    c->url_key_change = kc;
+    c->url_renewal_info = ri;
+    json_t *meta = json_object_get(dir, "meta");
+    const char *tos = json_is_object(meta) ? json_str(meta, "termsOfService") : NULL;
+    c->terms = tos ? strdup(tos) : NULL;
+    c->eab_required = json_is_object(meta) && json_is_true(json_object_get(meta, "externalAccountRequired"));
+    json_t *profiles = json_is_object(meta) ? json_object_get(meta, "profiles") : NULL;
+    c->profiles = json_is_object(profiles) ? json_incref(profiles) : NULL;
+    c->have_directory = 1;
+    return ACME_OK;
+}
+
+static net_want dir_answer(acme_client *c, net_op *op)
+{
+    acme_http_response *resp = &op->x.resp;
+    if (resp->status >= 300 && resp->status < 400) {
+        /* A directory may move, but only to another https URL. */
+        const char *loc = http_response_header(resp, "Location");
+        if (!loc || op->attempts >= MAX_REDIRECTS)
+            return op_done(op, client_fail(c, ACME_E_HTTP, "directory %s: HTTP %d redirect %s; use the final directory URL",
+                                           c->directory_url, resp->status, loc ? "loops" : "without Location"));
+        if (strncmp(loc, "https://", 8) != 0)
+            return op_done(op, client_fail(c, ACME_E_INSECURE,
+                                           "directory %s redirects to \"%s\", which is not https; refusing — "
+                                           "use the https directory URL of your CA", c->directory_url, loc));
+        op->attempts++;
+        char *next = strdup(loc);
+        if (!next)
+            return op_done(op, ACME_E_NOMEM);
+        free(op->url);
+        op->url = next;
+        int rc = exchange_set(&op->x, c->max_response, "GET", op->url, NULL, NULL);
+        if (rc)
+            return op_done(op, rc);
+        return NET_HTTP;
+    }
+    if (resp->status != 200)
+        return op_done(op, client_fail(c, ACME_E_HTTP, "directory %s: HTTP status %d (expected 200); check the directory URL",
+                                       op->url, resp->status));
+    if (!is_json_type(resp, "application/json")) {
+        const char *ct = http_response_header(resp, "Content-Type");
+        return op_done(op, client_fail(c, ACME_E_PROTOCOL,
+                                       "directory %s: content type \"%s\" is not application/json; check the directory URL",
+                                       op->url, ct ? ct : "(none)"));
+    }
+    json_t *dir = json_parse_object(resp->body.data, resp->body.len);
+    if (!dir)
+        return op_done(op, client_fail(c, ACME_E_PROTOCOL,
+                                       "directory %s: the body is not a JSON object; check the directory URL", op->url));
+    int rc = adopt_directory(c, dir);
+    json_decref(dir);
+    if (!rc)
+        alog(c, ACME_LOG_DEBUG, "directory %s loaded", op->url);
+    return op_done(op, rc);
+}
+
+net_want net_op_next(acme_client *c, net_op *op)
+{
+    int rc;
+    switch (op->phase) {
+    case PH_START:
+        if ((rc = net_url_ok(c, op->step, op->url)))
+            return op_done(op, rc);
+        if (op->kind == NET_OP_DIRECTORY) {
+            if ((rc = exchange_set(&op->x, c->max_response, "GET", op->url, NULL, NULL)))
+                return op_done(op, rc);
+            op->phase = PH_DIR_SENT;
+            return NET_HTTP;
+        }
+        if (!op->key && (!c->account_key || !c->account_url))
+            return op_done(op, client_fail(c, ACME_E_STATE, "%s: no account loaded; register or find the account first",
+                                           op->step));
+        return post_send(c, op);
+    case PH_NONCE_SENT:
+        if ((rc = exchange_result(c, &op->x)))
+            return op_done(op, rc);
+        if (!c->nonce)
+            return op_done(op, client_fail(c, ACME_E_PROTOCOL, "newNonce %s: no valid Replay-Nonce header (HTTP %d)",
+                                           c->url_new_nonce, op->x.resp.status));
+        return post_send(c, op);
+    case PH_POST_SENT:
+        if ((rc = exchange_result(c, &op->x)))
+            return op_done(op, rc);
+        return post_answer(c, op);
+    case PH_DIR_SENT:
+        if ((rc = exchange_result(c, &op->x)))
+            return op_done(op, rc);
+        return dir_answer(c, op);
+    default:
+        return NET_DONE;
+    }
+}
+
+int net_op_run(acme_client *c, net_op *op)
+{
+    while (net_op_next(c, op) == NET_HTTP)
+        net_exchange_perform(c, &op->x);
+    return op->rc;
+}
+
+/* ---- blocking wrappers for the simple API ---- */
+
+int net_directory(acme_client *c)
+{
+    if (c->have_directory)
+        return ACME_OK;
+    net_op op;
+    int rc = net_op_directory(&op, c);
+    if (!rc)
+        rc = net_op_run(c, &op);
+    net_op_clear(&op);
     return rc;
 }
 
-int net_poll(acme_client *c, const char *step, const char *url, json_t **json)
+int net_post(acme_client *c, const char *step, const char *url, const char *payload,
+             const acme_key *key, acme_http_response *resp, json_t **json)
 {
-    /* Pebble and real CAs often finish within milliseconds; a fixed 1 s or
-     * 5 s sleep is most of other clients' wall time. Start short, grow. */
-    uint64_t start = now_ms(), deadline = start + c->poll_limit_ms;
-    uint64_t backoff = 50;
-    acme_http_response resp;
-    http_response_init(&resp, c->max_response);
-    int rc;
-    for (;;) {
-        json_t *obj = NULL;
-        rc = net_post(c, step, url, NULL, NULL, &resp, &obj);
-        if (rc)
-            break;
-        const char *st = json_str(obj, "status");
-        if (!st) {
-            json_decref(obj);
-            rc = client_fail(c, ACME_E_PROTOCOL, "%s: %s has no \"status\"", step, url);
-            break;
-        }
-        if (strcmp(st, "pending") != 0 && strcmp(st, "processing") != 0) {
-            *json = obj;
-            break;
-        }
-        json_decref(obj);
-        uint64_t now = now_ms();
-        long long ra = http_response_retry_after_ms(&resp);
-        uint64_t wait = ra >= 0 ? (uint64_t)ra : backoff;
-        if (now >= deadline || now + wait > deadline) {
-            rc = client_fail(c, ACME_E_TIMEOUT, "%s: %s still \"%s\" after %llu ms (poll limit %u ms); "
-                      "the CA is slow — raise the poll limit or try again later", step, url, st,
-                      (unsigned long long)(now - start), c->poll_limit_ms);
-            break;
-        }
-        alog(c, ACME_LOG_DEBUG, "%s: %s is %s, waiting %llu ms%s", step, url, st,
-             (unsigned long long)wait, ra >= 0 ? " (Retry-After)" : "");
-        sleep_ms(wait);
-        if (backoff < 2000)
-            backoff *= 2;
+    if (json)
+        *json = NULL;
+    net_op op;
+    int rc = net_op_post(&op, c, step, url, payload, key, json != NULL);
+    if (!rc)
+        rc = net_op_run(c, &op);
+    if (!rc && json) {
+        *json = op.json;
+        op.json = NULL;
     }
-    http_response_clear(&resp);
+    if (resp) {
+        /* Hand the response (headers: Location, Link) to the caller. */
+        http_response_clear(resp);
+        *resp = op.x.resp;
+        http_response_init(&op.x.resp, 0);
+    }
+    net_op_clear(&op);
     return rc;
 }

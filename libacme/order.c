@@ -1,52 +1,82 @@
-/* The order driver: one order from newOrder to an installed certificate,
- * as a state machine that does one exchange (or one host callback) per
- * step. acme_issue() is a loop over order_step(); the event-driven engine
- * drives the same steps. All retry and cleanup state lives here. */
+/* The order driver: from newOrder to an installed certificate, as a state
+ * machine that asks for one thing per step (an HTTP exchange, a wait, a
+ * piece of slow work, a host callback). acme_issue() loops over it in one
+ * thread; the engine drives many runs from an event loop. All retry,
+ * fallback and cleanup state lives here, and what must survive a crash
+ * (the key, the order URL, the failed challenge types) is persisted at
+ * the step that creates it (certs/<id>/order.json). */
 #include <arpa/inet.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
+#include "order.h"
 
 typedef enum order_state {
+    OS_START,
+    OS_DIRECTORY,
+    OS_ACCOUNT,
+    OS_KEYGEN,
+    OS_RESUME,
     OS_NEW_ORDER,
     OS_FETCH_AUTHZ,
     OS_PUBLISH,
     OS_RESPOND,
     OS_POLL_AUTHZ,
     OS_UNPUBLISH,
+    OS_CSR,
     OS_FINALIZE,
     OS_POLL_ORDER,
     OS_DOWNLOAD,
+    OS_ALTERNATE,
     OS_INSTALL,
-    OS_CLEANUP,
+    OS_CLEANUP,      /* unpublish + deactivate, then OS_RETRY_ORDER or OS_DONE */
     OS_DONE
 } order_state;
 
 typedef struct authz_slot {
     char *url;
-    char *status;             /* as last seen */
-    acme_challenge *ch;       /* the challenge we answer, if any */
+    char *status;            /* as last seen */
+    char *ident;             /* "name" or "*.name" (history/fallback key) */
+    acme_challenge *ch;      /* the challenge we answer, if any */
+    unsigned offered;        /* bit per acme_challenge_type the CA offered */
     int published;
+    int pending;             /* a host callback answered ACME_E_PENDING */
+    int pending_rc;
+    int deactivated;
+    uint64_t poll_deadline;
+    uint64_t poll_delay;
 } authz_slot;
 
 #define MAX_PREFS 8
+#define MAX_OP_RETRIES 3
 
-typedef struct order_run {
+struct order_run {
     acme_client *c;
     order_state state;
-    int rc;                   /* first failure */
+    int rc;
+    char *error;
+    acme_problem *problem;
+    unsigned retry_after_s;
+    uint64_t wake_at;
+    uint64_t order_deadline;
+    int retry_new_order;      /* after cleanup: place a new order (fallback) */
 
+    /* what was asked */
     char **names;
     size_t name_count;
     acme_key_type key_type;
     acme_challenge_type prefs[MAX_PREFS];
     size_t pref_count;
     char *preferred_chain;
+    char *profile;
     char *cert_id;
+    char *replaces;
+    json_t *params;
 
+    /* progress */
     acme_key *cert_key;
     char *order_url;
     char *finalize_url;
@@ -54,9 +84,27 @@ typedef struct order_run {
     authz_slot *authz;
     size_t authz_count;
     size_t cursor;
+    char *csr;
     char *chain;
-    json_t *params;
-} order_run;
+    char **alts;
+    size_t alt_count;
+    size_t alt_cursor;
+    json_t *failed;           /* {"ident": ["http-01", ...]} */
+    json_t *attempts;         /* ["http-01 for x: why", ...] */
+    int orders_placed;
+
+    /* the one thing in flight */
+    net_op op;
+    int op_active;
+    int op_retries;
+    int op_waiting;
+    work_job job;
+    acme_certificate *cert;   /* while install is pending */
+    int install_pending;
+    int install_rc;
+};
+
+/* ---- small helpers ---- */
 
 static int is_ip(const char *name)
 {
@@ -64,225 +112,747 @@ static int is_ip(const char *name)
     return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
-static void run_free(order_run *r)
-{
-    for (size_t i = 0; i < r->name_count; i++)
-        free(r->names[i]);
-    free(r->names);
-    free(r->preferred_chain);
-    free(r->cert_id);
-    key_free(r->cert_key);
-    free(r->order_url);
-    free(r->finalize_url);
-    free(r->cert_url);
-    for (size_t i = 0; i < r->authz_count; i++) {
-        free(r->authz[i].url);
-        free(r->authz[i].status);
-        challenge_free(r->authz[i].ch);
-    }
-    free(r->authz);
-    free(r->chain);
-    json_decref(r->params);
-}
-
-/* Record the first failure and switch to cleanup. */
-static int order_fail(order_run *r, int rc)
-{
-    if (!r->rc)
-        r->rc = rc;
-    r->state = OS_CLEANUP;
-    return ACME_OK;
-}
-
 static const char *first_name(const order_run *r)
 {
     return r->name_count ? r->names[0] : "?";
 }
 
-/* ---- steps ---- */
+static char *state_rel(const order_run *r)
+{
+    return xasprintf("certs/%s/order.json", r->cert_id);
+}
 
-static int step_new_order(order_run *r)
+static void free_slots(order_run *r)
+{
+    for (size_t i = 0; i < r->authz_count; i++) {
+        free(r->authz[i].url);
+        free(r->authz[i].status);
+        free(r->authz[i].ident);
+        challenge_free(r->authz[i].ch);
+    }
+    free(r->authz);
+    r->authz = NULL;
+    r->authz_count = 0;
+}
+
+/* Forget the current order (not the key, not what failed). */
+static void drop_order(order_run *r)
+{
+    free_slots(r);
+    free(r->order_url);
+    free(r->finalize_url);
+    free(r->cert_url);
+    free(r->csr);
+    free(r->chain);
+    http_links_free(r->alts, r->alt_count);
+    r->order_url = r->finalize_url = r->cert_url = r->csr = r->chain = NULL;
+    r->alts = NULL;
+    r->alt_count = r->alt_cursor = 0;
+    r->cursor = 0;
+}
+
+void order_free(order_run *r)
+{
+    if (!r)
+        return;
+    drop_order(r);
+    for (size_t i = 0; i < r->name_count; i++)
+        free(r->names[i]);
+    free(r->names);
+    free(r->preferred_chain);
+    free(r->profile);
+    free(r->cert_id);
+    free(r->replaces);
+    json_decref(r->params);
+    json_decref(r->failed);
+    json_decref(r->attempts);
+    key_free(r->cert_key);
+    free(r->error);
+    problem_free(r->problem);
+    if (r->op_active)
+        net_op_clear(&r->op);
+    free(r->job.csr);
+    key_free(r->job.key);
+    certificate_free(r->cert);
+    free(r);
+}
+
+/* Keep the first failure: its sentence and problem move from the client
+ * into the run (the client is shared by every run of an engine). */
+static order_want order_fail(order_run *r, int rc)
 {
     acme_client *c = r->c;
-    alog(c, ACME_LOG_INFO, "order: %zu name(s) starting with %s: generating the %s certificate key",
-         r->name_count, first_name(r), acme_key_type_name(r->key_type));
-    int rc = key_generate(r->key_type, &r->cert_key);
+    if (!r->rc) {
+        r->rc = rc ? rc : ACME_E_STATE;
+        r->error = xstrdup(c->last_error ? c->last_error : acme_strerror(r->rc));
+        r->problem = c->problem;
+        c->problem = NULL;
+    }
+    result_reset(c);
+    r->state = OS_CLEANUP;
+    r->cursor = 0;
+    return OW_CONTINUE;
+}
+
+/* Persist what a restart needs to resume this order. */
+static int save_state(order_run *r)
+{
+    acme_client *c = r->c;
+    char *key_pem = NULL;
+    int rc = key_to_pem(r->cert_key, &key_pem);
     if (rc)
-        return order_fail(r, client_fail(c, rc, "order for %s: could not generate the certificate key (%s)",
-                                  first_name(r), acme_strerror(rc)));
-    json_t *ids = json_array();
+        return client_fail(c, rc, "could not encode the certificate key (%s)", acme_strerror(rc));
+    json_t *names = json_array();
     for (size_t i = 0; i < r->name_count; i++)
-        json_array_append_new(ids, json_pack("{s:s,s:s}", "type", is_ip(r->names[i]) ? "ip" : "dns",
-                                             "value", r->names[i]));
-    json_t *payload = json_pack("{s:o}", "identifiers", ids);
-    char *text = payload ? json_text(payload) : NULL;
-    json_decref(payload);
-    if (!text)
-        return order_fail(r, ACME_E_NOMEM);
-    acme_http_response resp;
-    http_response_init(&resp, c->max_response);
-    json_t *order = NULL;
-    rc = net_post(c, "newOrder", c->url_new_order, text, NULL, &resp, &order);
+        json_array_append_new(names, json_string(r->names[i]));
+    json_t *o = json_pack("{s:o,s:s,s:s?,s:O,s:O}", "names", names, "key", key_pem, "order_url",
+                          r->order_url, "failed", r->failed, "attempts", r->attempts);
+    char *text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
+    json_decref(o);
+    secure_free_str(key_pem);
+    char *rel = state_rel(r);
+    rc = (text && rel) ? store_put(c, rel, text, strlen(text), ACME_STORAGE_SECRET) : ACME_E_NOMEM;
+    secure_free_str(text);
+    free(rel);
+    return rc;
+}
+
+static void remove_state(order_run *r)
+{
+    char *rel = state_rel(r);
+    if (rel && store_remove(r->c, rel))
+        result_reset(r->c);
+    free(rel);
+}
+
+/* A stored run for the same names: take its key and its memory of what
+ * failed, and (if it got that far) its order. */
+static int load_state(order_run *r)
+{
+    acme_client *c = r->c;
+    char *rel = state_rel(r);
+    if (!rel)
+        return ACME_E_NOMEM;
+    acme_buf b;
+    buf_init(&b, 1024 * 1024);
+    b.secret = 1;
+    int rc = store_get(c, rel, &b);
+    free(rel);
+    if (rc) {
+        buf_clear(&b);
+        if (rc == ACME_E_NOT_FOUND)
+            return rc;
+        result_reset(c);
+        return ACME_E_NOT_FOUND; /* unreadable: start afresh, the next save replaces it */
+    }
+    json_t *o = json_parse_object(b.data, b.len);
+    buf_clear(&b);
+    rc = ACME_E_NOT_FOUND;
+    json_t *names = json_object_get(o, "names");
+    int same = json_array_size(names) == r->name_count;
+    for (size_t i = 0; same && i < r->name_count; i++) {
+        const char *n = json_string_value(json_array_get(names, i));
+        same = n && ascii_casecmp(n, r->names[i]) == 0;
+    }
+    const char *key = json_str(o, "key");
+    if (same && key && key_from_pem(key, strlen(key), &r->cert_key) == ACME_OK) {
+        const char *u = json_str(o, "order_url");
+        if (u && strncmp(u, "https://", 8) == 0)
+            r->order_url = strdup(u);
+        json_t *f = json_object_get(o, "failed");
+        if (json_is_object(f)) {
+            json_decref(r->failed);
+            r->failed = json_incref(f);
+        }
+        json_t *a = json_object_get(o, "attempts");
+        if (json_is_array(a)) {
+            json_decref(r->attempts);
+            r->attempts = json_incref(a);
+        }
+        rc = ACME_OK;
+    }
+    json_decref(o);
+    return rc;
+}
+
+/* ---- challenge history (per CA): which types worked for a name ---- */
+
+#define HISTORY_REL "history/challenges.json"
+
+static json_t *history_load(acme_client *c)
+{
+    acme_buf b;
+    buf_init(&b, 4 * 1024 * 1024);
+    json_t *h = NULL;
+    if (store_get(c, HISTORY_REL, &b) == ACME_OK)
+        h = json_parse_object(b.data, b.len);
+    else
+        result_reset(c);
+    buf_clear(&b);
+    return h ? h : json_object();
+}
+
+static void history_record(order_run *r, const char *ident, acme_challenge_type t, int ok)
+{
+    acme_client *c = r->c;
+    json_t *h = history_load(c);
+    json_t *e = json_object_get(h, ident);
+    if (!json_is_object(e)) {
+        e = json_object();
+        json_object_set_new(h, ident, e);
+    }
+    const char *tn = acme_challenge_type_name(t);
+    json_int_t score = json_integer_value(json_object_get(e, tn)) + (ok ? 1 : -1);
+    json_object_set_new(e, tn, json_integer(score));
+    char *text = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(h);
+    if (text && store_put(c, HISTORY_REL, text, strlen(text), 0))
+        result_reset(c); /* history is advice: losing it costs nothing but order */
     free(text);
-    if (!rc) {
-        const char *loc = http_response_header(&resp, "Location");
-        const char *fin = json_str(order, "finalize");
-        json_t *auths = json_object_get(order, "authorizations");
-        if (!loc || !fin || !json_is_array(auths) || json_array_size(auths) == 0)
-            rc = client_fail(c, ACME_E_PROTOCOL, "newOrder: the CA's order lacks Location, finalize or authorizations");
-        else if (!(rc = net_url_ok(c, "order", loc)) && !(rc = net_url_ok(c, "finalize", fin))) {
-            r->order_url = strdup(loc);
-            r->finalize_url = strdup(fin);
-            r->authz_count = json_array_size(auths);
-            r->authz = calloc(r->authz_count, sizeof(*r->authz));
-            if (!r->order_url || !r->finalize_url || !r->authz)
-                rc = ACME_E_NOMEM;
-            for (size_t i = 0; !rc && i < r->authz_count; i++) {
-                const char *u = json_string_value(json_array_get(auths, i));
-                if ((rc = net_url_ok(c, "authorization", u)))
-                    break;
-                if (!(r->authz[i].url = strdup(u)))
-                    rc = ACME_E_NOMEM;
-            }
-            if (!rc)
-                alog(c, ACME_LOG_INFO, "order: %s created with %zu authorization(s)", r->order_url, r->authz_count);
+}
+
+static int type_failed(const order_run *r, const char *ident, acme_challenge_type t)
+{
+    json_t *arr = json_object_get(r->failed, ident);
+    const char *tn = acme_challenge_type_name(t);
+    for (size_t i = 0; i < json_array_size(arr); i++)
+        if (strcmp(json_string_value(json_array_get(arr, i)) ? json_string_value(json_array_get(arr, i)) : "", tn) == 0)
+            return 1;
+    return 0;
+}
+
+/* The allowed types for ident, best first: past success (per CA) before
+ * the configured order; types that failed in this run last out. */
+static size_t ranked_types(order_run *r, json_t *history, const char *ident, acme_challenge_type *out)
+{
+    json_t *h = json_object_get(history, ident);
+    size_t n = 0;
+    for (size_t i = 0; i < r->pref_count; i++)
+        if (!type_failed(r, ident, r->prefs[i]))
+            out[n++] = r->prefs[i];
+    /* Stable insertion sort by score, descending. */
+    for (size_t i = 1; i < n; i++) {
+        acme_challenge_type t = out[i];
+        json_int_t s = json_integer_value(json_object_get(h, acme_challenge_type_name(t)));
+        size_t j = i;
+        while (j > 0 && json_integer_value(json_object_get(h, acme_challenge_type_name(out[j - 1]))) < s) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = t;
+    }
+    return n;
+}
+
+/* ---- driving one network op, with retries for transient faults ---- */
+
+static int start_op(order_run *r, const char *step, const char *url, const char *payload, const acme_key *key,
+                    int want_json)
+{
+    int rc = net_op_post(&r->op, r->c, step, url, payload, key, want_json);
+    r->op_active = 1;
+    r->op_retries = 0;
+    r->op_waiting = 0;
+    return rc;
+}
+
+static int transient(const net_op *op)
+{
+    int st = op->x.resp.status;
+    if (op->rc == ACME_E_NETWORK || op->rc == ACME_E_TIMEOUT)
+        return 1;
+    /* 5xx and 429 are the CA saying "not now", not "no". */
+    return (op->rc == ACME_E_PROBLEM || op->rc == ACME_E_HTTP) && (st >= 500 || st == 429);
+}
+
+/* OW_CONTINUE when the op has finished (result in r->op); else what to wait for. */
+static order_want drive_op(order_run *r)
+{
+    acme_client *c = r->c;
+    if (r->op_waiting) {
+        if (now_ms() < r->wake_at)
+            return OW_TIME;
+        r->op_waiting = 0;
+        net_op again;
+        int rc = net_op_post(&again, c, r->op.step, r->op.url, r->op.payload, r->op.key, r->op.want_json);
+        net_op_clear(&r->op);
+        r->op = again;
+        if (rc) {
+            r->op.rc = rc;
+            r->op_active = 0;
+            return OW_CONTINUE;
         }
     }
-    json_decref(order);
-    http_response_clear(&resp);
+    if (net_op_next(c, &r->op) == NET_HTTP)
+        return OW_HTTP;
+    long long ra = http_response_retry_after_ms(&r->op.x.resp);
+    if (r->op.rc && ra >= 0)
+        r->retry_after_s = (unsigned)((ra + 999) / 1000);
+    if (r->op.rc && transient(&r->op) && r->op_retries < MAX_OP_RETRIES &&
+        (ra < 0 || ra <= 30000)) {
+        uint64_t wait = ra >= 0 ? (uint64_t)ra : 1000ull << r->op_retries;
+        alog(c, ACME_LOG_WARNING, "%s: %s; retrying in %llu ms", r->op.step,
+             c->last_error ? c->last_error : acme_strerror(r->op.rc), (unsigned long long)wait);
+        result_reset(c);
+        r->op_retries++;
+        r->op_waiting = 1;
+        r->wake_at = now_ms() + wait;
+        return OW_TIME;
+    }
+    r->op_active = 0;
+    return OW_CONTINUE;
+}
+
+/* Finish with the op: its rc, and a failure recorded if any. */
+static int op_rc(order_run *r)
+{
+    return r->op.rc;
+}
+
+/* ---- steps ---- */
+
+static order_want step_start(order_run *r)
+{
+    r->state = r->c->have_directory ? OS_ACCOUNT : OS_DIRECTORY;
+    return OW_CONTINUE;
+}
+
+static order_want step_directory(order_run *r)
+{
+    if (!r->op_active) {
+        net_op_clear(&r->op);
+        int rc = net_op_directory(&r->op, r->c);
+        r->op_active = 1;
+        r->op_retries = 0;
+        r->op_waiting = 0;
+        if (rc)
+            return order_fail(r, rc);
+    }
+    if (r->op_waiting) {
+        if (now_ms() < r->wake_at)
+            return OW_TIME;
+        r->op_waiting = 0;
+        net_op_clear(&r->op);
+        net_op_directory(&r->op, r->c);
+    }
+    if (net_op_next(r->c, &r->op) == NET_HTTP)
+        return OW_HTTP;
+    if (r->op.rc && transient(&r->op) && r->op_retries < MAX_OP_RETRIES) {
+        result_reset(r->c);
+        r->op_waiting = 1;
+        r->wake_at = now_ms() + (1000ull << r->op_retries++);
+        return OW_TIME;
+    }
+    r->op_active = 0;
+    int rc = r->op.rc;
+    net_op_clear(&r->op);
     if (rc)
         return order_fail(r, rc);
-    r->state = OS_FETCH_AUTHZ;
-    r->cursor = 0;
+    r->state = OS_ACCOUNT;
+    return OW_CONTINUE;
+}
+
+static order_want step_account(order_run *r)
+{
+    acme_client *c = r->c;
+    if (!r->op_active) {
+        int rc = account_load_local(c);
+        if (rc == ACME_OK) {
+            r->state = OS_KEYGEN;
+            return OW_CONTINUE;
+        }
+        if (rc != ACME_E_NOT_FOUND)
+            return order_fail(r, rc);
+        /* Key but no cached URL: ask the CA which account it is. */
+        if ((rc = start_op(r, "account lookup", c->url_new_account, "{\"onlyReturnExisting\":true}",
+                           c->account_key, 1)))
+            return order_fail(r, rc);
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    if (!rc)
+        rc = account_take_lookup(c, &r->op.x.resp, r->op.json);
+    net_op_clear(&r->op);
+    if (rc)
+        return order_fail(r, rc);
+    r->state = OS_KEYGEN;
+    return OW_CONTINUE;
+}
+
+static void job_keygen(work_job *j)
+{
+    j->rc = key_generate(j->key_type, &j->key);
+}
+
+static void job_csr(work_job *j)
+{
+    j->rc = csr_create(j->key, (const char *const *)j->names, j->name_count, &j->csr);
+}
+
+static order_want step_keygen(order_run *r)
+{
+    acme_client *c = r->c;
+    if (!r->job.fn) {
+        /* A run that was here before (crash, restart) keeps its key and order. */
+        if (!r->cert_key && load_state(r) == ACME_OK) {
+            alog(c, ACME_LOG_INFO, "order for %s: found saved state%s", first_name(r),
+                 r->order_url ? "; resuming the order" : "");
+            r->state = r->order_url ? OS_RESUME : OS_NEW_ORDER;
+            return OW_CONTINUE;
+        }
+        if (r->cert_key) {
+            r->state = OS_NEW_ORDER;
+            return OW_CONTINUE;
+        }
+        alog(c, ACME_LOG_INFO, "order for %s: generating the %s certificate key", first_name(r),
+             acme_key_type_name(r->key_type));
+        memset(&r->job, 0, sizeof(r->job));
+        r->job.fn = job_keygen;
+        r->job.key_type = r->key_type;
+        return OW_WORK;
+    }
+    r->job.fn = NULL;
+    if (r->job.rc)
+        return order_fail(r, client_fail(c, r->job.rc, "order for %s: could not generate the certificate key (%s)",
+                                         first_name(r), acme_strerror(r->job.rc)));
+    r->cert_key = r->job.key;
+    r->job.key = NULL;
+    int rc = save_state(r);
+    if (rc)
+        return order_fail(r, rc);
+    r->state = OS_NEW_ORDER;
+    return OW_CONTINUE;
+}
+
+static int profile_ok(order_run *r)
+{
+    acme_client *c = r->c;
+    if (!r->profile)
+        return ACME_OK;
+    if (!c->profiles)
+        return client_fail(c, ACME_E_UNSUPPORTED, "order for %s: profile \"%s\" asked for, but the CA (%s) "
+                           "offers no profiles; drop the profile setting", first_name(r), r->profile, c->directory_url);
+    if (json_object_get(c->profiles, r->profile))
+        return ACME_OK;
+    acme_buf b;
+    buf_init(&b, 0);
+    const char *k;
+    json_t *v;
+    json_object_foreach(c->profiles, k, v) {
+        buf_append_str(&b, b.len ? ", " : "");
+        buf_append_str(&b, k);
+    }
+    int rc = client_fail(c, ACME_E_INVALID_ARG, "order for %s: the CA has no profile \"%s\"; it offers: %s",
+                         first_name(r), r->profile, b.data ? b.data : "");
+    buf_clear(&b);
+    return rc;
+}
+
+static int take_order(order_run *r, json_t *order)
+{
+    acme_client *c = r->c;
+    const char *fin = json_str(order, "finalize");
+    json_t *auths = json_object_get(order, "authorizations");
+    if (!fin || !json_is_array(auths) || json_array_size(auths) == 0)
+        return client_fail(c, ACME_E_PROTOCOL, "order %s lacks finalize or authorizations", r->order_url);
+    int rc = net_url_ok(c, "finalize", fin);
+    if (rc)
+        return rc;
+    free_slots(r);
+    free(r->finalize_url);
+    r->finalize_url = strdup(fin);
+    r->authz_count = json_array_size(auths);
+    r->authz = calloc(r->authz_count, sizeof(*r->authz));
+    if (!r->finalize_url || !r->authz)
+        return ACME_E_NOMEM;
+    for (size_t i = 0; i < r->authz_count; i++) {
+        const char *u = json_string_value(json_array_get(auths, i));
+        if ((rc = net_url_ok(c, "authorization", u)))
+            return rc;
+        if (!(r->authz[i].url = strdup(u)))
+            return ACME_E_NOMEM;
+    }
     return ACME_OK;
 }
 
-static void list_types(json_t *chals, char *out, size_t cap)
+static order_want step_new_order(order_run *r)
 {
-    size_t n = 0;
-    out[0] = '\0';
-    for (size_t i = 0; i < json_array_size(chals) && n < cap; i++) {
+    acme_client *c = r->c;
+    if (!r->op_active) {
+        int rc = profile_ok(r);
+        if (rc)
+            return order_fail(r, rc);
+        drop_order(r);
+        json_t *ids = json_array();
+        for (size_t i = 0; i < r->name_count; i++)
+            json_array_append_new(ids, json_pack("{s:s,s:s}", "type", is_ip(r->names[i]) ? "ip" : "dns",
+                                                 "value", r->names[i]));
+        json_t *payload = json_pack("{s:o}", "identifiers", ids);
+        if (payload && r->replaces)
+            json_object_set_new(payload, "replaces", json_string(r->replaces));
+        if (payload && r->profile)
+            json_object_set_new(payload, "profile", json_string(r->profile));
+        char *text = payload ? json_text(payload) : NULL;
+        json_decref(payload);
+        rc = text ? start_op(r, "newOrder", c->url_new_order, text, NULL, 1) : ACME_E_NOMEM;
+        free(text);
+        if (rc)
+            return order_fail(r, rc);
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    if (rc && r->replaces && c->problem) {
+        /* RFC 9773 §5: a CA may refuse "replaces" (already replaced, not
+         * ours to replace); the certificate is still wanted. */
+        alog(c, ACME_LOG_WARNING, "newOrder with replaces=%s refused (%s); ordering without it", r->replaces,
+             c->last_error ? c->last_error : "");
+        result_reset(c);
+        free(r->replaces);
+        r->replaces = NULL;
+        net_op_clear(&r->op);
+        return OW_CONTINUE;
+    }
+    if (!rc) {
+        const char *loc = http_response_header(&r->op.x.resp, "Location");
+        if (!loc)
+            rc = client_fail(c, ACME_E_PROTOCOL, "newOrder: the CA's answer has no Location");
+        else if (!(rc = net_url_ok(c, "order", loc))) {
+            r->order_url = strdup(loc);
+            rc = r->order_url ? take_order(r, r->op.json) : ACME_E_NOMEM;
+        }
+    }
+    net_op_clear(&r->op);
+    if (!rc)
+        rc = save_state(r);
+    if (rc)
+        return order_fail(r, rc);
+    r->orders_placed++;
+    alog(c, ACME_LOG_INFO, "order: %s created with %zu authorization(s)", r->order_url, r->authz_count);
+    r->state = OS_FETCH_AUTHZ;
+    r->cursor = 0;
+    return OW_CONTINUE;
+}
+
+/* After a restart: where did the saved order get to? */
+static order_want step_resume(order_run *r)
+{
+    acme_client *c = r->c;
+    if (!r->op_active) {
+        alog(c, ACME_LOG_INFO, "resuming order %s", r->order_url);
+        int rc = start_op(r, "order", r->order_url, NULL, NULL, 1);
+        if (rc)
+            return order_fail(r, rc);
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    const char *st = rc ? NULL : json_str(r->op.json, "status");
+    if (!rc && st && (strcmp(st, "pending") == 0 || strcmp(st, "ready") == 0 ||
+                      strcmp(st, "processing") == 0 || strcmp(st, "valid") == 0)) {
+        rc = take_order(r, r->op.json);
+        const char *cu = json_str(r->op.json, "certificate");
+        if (!rc && strcmp(st, "valid") == 0 && cu && !net_url_ok(c, "certificate", cu))
+            r->cert_url = strdup(cu);
+        if (!rc)
+            r->state = strcmp(st, "pending") == 0 ? OS_FETCH_AUTHZ
+                     : strcmp(st, "ready") == 0   ? OS_CSR
+                     : r->cert_url                ? OS_DOWNLOAD
+                                                  : OS_POLL_ORDER;
+        r->cursor = 0;
+    } else {
+        /* Gone, expired or invalid: a new order with the same key. */
+        alog(c, ACME_LOG_INFO, "saved order %s is %s; placing a new one", r->order_url, st ? st : "unusable");
+        result_reset(c);
+        rc = ACME_OK;
+        r->state = OS_NEW_ORDER;
+    }
+    net_op_clear(&r->op);
+    if (rc)
+        return order_fail(r, rc);
+    return OW_CONTINUE;
+}
+
+static void list_types(json_t *chals, acme_buf *out)
+{
+    for (size_t i = 0; i < json_array_size(chals); i++) {
         const char *t = json_str(json_array_get(chals, i), "type");
-        int w = snprintf(out + n, cap - n, "%s%s", i ? ", " : "", t ? t : "?");
-        if (w < 0)
-            break;
-        n += (size_t)w;
+        buf_append_str(out, i ? ", " : "");
+        buf_append_str(out, t ? t : "?");
     }
 }
 
-static int set_status(authz_slot *s, const char *st)
+static int choose_challenge(order_run *r, authz_slot *s, json_t *authz)
 {
-    free(s->status);
-    s->status = strdup(st ? st : "");
-    return s->status ? ACME_OK : ACME_E_NOMEM;
+    acme_client *c = r->c;
+    json_t *chals = json_object_get(authz, "challenges");
+    for (size_t i = 0; i < json_array_size(chals); i++)
+        s->offered |= 1u << challenge_type_from_name(json_str(json_array_get(chals, i), "type"));
+    acme_challenge_type ranked[MAX_PREFS];
+    json_t *history = history_load(c);
+    size_t n = ranked_types(r, history, s->ident, ranked);
+    json_decref(history);
+    for (size_t p = 0; p < n; p++)
+        for (size_t i = 0; i < json_array_size(chals); i++) {
+            json_t *ch = json_array_get(chals, i);
+            if (challenge_type_from_name(json_str(ch, "type")) == ranked[p])
+                return challenge_prepare(c, authz, ch, &s->ch);
+        }
+    acme_buf offered, wanted;
+    buf_init(&offered, 0);
+    buf_init(&wanted, 0);
+    list_types(chals, &offered);
+    for (size_t p = 0; p < r->pref_count; p++) {
+        buf_append_str(&wanted, p ? ", " : "");
+        buf_append_str(&wanted, acme_challenge_type_name(r->prefs[p]));
+    }
+    int rc = client_fail(c, ACME_E_UNSUPPORTED, "authorization for %s offers %s; none of the allowed challenge "
+                         "types (%s)%s — allow one of the offered types%s", s->ident,
+                         offered.data ? offered.data : "", wanted.data ? wanted.data : "",
+                         json_object_get(r->failed, s->ident) ? " that has not failed already" : "",
+                         json_is_true(json_object_get(authz, "wildcard")) ? " (wildcards need dns-01)" : "");
+    buf_clear(&offered);
+    buf_clear(&wanted);
+    return rc;
 }
 
-static int step_fetch_authz(order_run *r)
+static int set_str(char **dst, const char *src)
+{
+    free(*dst);
+    *dst = strdup(src ? src : "");
+    return *dst ? ACME_OK : ACME_E_NOMEM;
+}
+
+static order_want step_fetch_authz(order_run *r)
 {
     acme_client *c = r->c;
     if (r->cursor >= r->authz_count) {
         r->state = OS_PUBLISH;
         r->cursor = 0;
-        return ACME_OK;
+        return OW_CONTINUE;
     }
     authz_slot *s = &r->authz[r->cursor];
-    json_t *authz = NULL;
-    int rc = net_post(c, "authorization", s->url, NULL, NULL, NULL, &authz);
-    if (rc)
-        return order_fail(r, rc);
+    if (!r->op_active) {
+        int rc = start_op(r, "authorization", s->url, NULL, NULL, 1);
+        if (rc)
+            return order_fail(r, rc);
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    json_t *authz = r->op.json;
     const char *st = json_str(authz, "status");
     const char *idv = json_str(json_object_get(authz, "identifier"), "value");
-    rc = set_status(s, st);
-    if (!rc && st && strcmp(st, "valid") == 0) {
-        alog(c, ACME_LOG_INFO, "authorization for %s is already valid", idv ? idv : "?");
-    } else if (!rc && st && strcmp(st, "pending") == 0) {
-        json_t *chals = json_object_get(authz, "challenges");
-        json_t *pick = NULL;
-        for (size_t p = 0; p < r->pref_count && !pick; p++)
-            for (size_t i = 0; i < json_array_size(chals) && !pick; i++) {
-                json_t *ch = json_array_get(chals, i);
-                if (challenge_type_from_name(json_str(ch, "type")) == r->prefs[p])
-                    pick = ch;
-            }
-        if (!pick) {
-            char offered[200];
-            list_types(chals, offered, sizeof(offered));
-            acme_buf wanted;
-            buf_init(&wanted, 0);
-            for (size_t p = 0; p < r->pref_count; p++) {
-                buf_append_str(&wanted, p ? ", " : "");
-                buf_append_str(&wanted, acme_challenge_type_name(r->prefs[p]));
-            }
-            rc = client_fail(c, ACME_E_UNSUPPORTED, "authorization for %s offers %s; none of the allowed "
-                      "challenge types (%s) — allow one of the offered types%s", idv ? idv : "?",
-                      offered, wanted.data ? wanted.data : "",
-                      json_is_true(json_object_get(authz, "wildcard")) ? " (wildcards need dns-01)" : "");
-            buf_clear(&wanted);
-        } else {
-            rc = challenge_prepare(c, authz, pick, &s->ch);
-        }
-    } else if (!rc) {
-        rc = client_fail(c, ACME_E_ORDER_FAILED, "authorization for %s is \"%s\"; it cannot be used — "
-                  "place a new order", idv ? idv : "?", st ? st : "(no status)");
+    if (!rc && !idv)
+        rc = client_fail(c, ACME_E_PROTOCOL, "authorization %s has no identifier", s->url);
+    if (!rc) {
+        char *ident = json_is_true(json_object_get(authz, "wildcard")) ? xasprintf("*.%s", idv) : strdup(idv);
+        free(s->ident);
+        s->ident = ident;
+        rc = ident ? set_str(&s->status, st) : ACME_E_NOMEM;
     }
-    json_decref(authz);
+    if (!rc && st && strcmp(st, "valid") == 0)
+        alog(c, ACME_LOG_INFO, "authorization for %s is already valid", s->ident);
+    else if (!rc && st && strcmp(st, "pending") == 0)
+        rc = choose_challenge(r, s, authz);
+    else if (!rc)
+        rc = client_fail(c, ACME_E_ORDER_FAILED, "authorization for %s is \"%s\"; it cannot be used — place a new order",
+                         s->ident, st ? st : "(no status)");
+    net_op_clear(&r->op);
     if (rc)
         return order_fail(r, rc);
     r->cursor++;
-    return ACME_OK;
+    return OW_CONTINUE;
+}
+
+/* A host callback's answer: OW_CONTINUE to go on, OW_EXTERNAL to wait. */
+static order_want callback_answer(order_run *r, authz_slot *s, int rc, const char *what)
+{
+    acme_client *c = r->c;
+    if (rc == ACME_E_PENDING) {
+        s->pending = 1;
+        return OW_EXTERNAL;
+    }
+    if (rc)
+        return order_fail(r, client_fail(c, ACME_E_CALLBACK, "%s %s for %s failed in the host (%s)%s%s; check the "
+                                         "host's challenge set-up", what, acme_challenge_type_name(s->ch->type),
+                                         s->ch->identifier, acme_strerror(rc),
+                                         c->last_error ? ": " : "", c->last_error ? c->last_error : ""));
+    return OW_CONTINUE;
 }
 
 /* Publish every challenge before responding to any, so the CA's
  * validators (which arrive in parallel, from several places) find all of
  * them in place, and slow publishing (DNS) overlaps. */
-static int step_publish(order_run *r)
+static order_want step_publish(order_run *r)
 {
     acme_client *c = r->c;
     for (; r->cursor < r->authz_count; r->cursor++) {
         authz_slot *s = &r->authz[r->cursor];
+        if (s->pending == 1)
+            return OW_EXTERNAL;
+        if (s->pending == 2) {
+            s->pending = 0;
+            s->published = s->pending_rc == ACME_OK;
+            order_want w = callback_answer(r, s, s->pending_rc, "publishing");
+            if (w != OW_CONTINUE)
+                return w;
+            continue;
+        }
         if (!s->ch || s->published)
             continue;
         if (!c->host.publish)
-            return order_fail(r, client_fail(c, ACME_E_STATE, "%s for %s: no publish callback set "
-                                      "(acme_client_set_host)", acme_challenge_type_name(s->ch->type),
-                                      s->ch->identifier));
+            return order_fail(r, client_fail(c, ACME_E_STATE, "%s for %s: no publish callback set (acme_client_set_host)",
+                                             acme_challenge_type_name(s->ch->type), s->ch->identifier));
         alog(c, ACME_LOG_INFO, "publishing %s for %s", acme_challenge_type_name(s->ch->type), s->ch->identifier);
         int rc = c->host.publish(c->host_ud, s->ch);
-        if (rc)
-            return order_fail(r, client_fail(c, ACME_E_CALLBACK, "publishing %s for %s failed in the host "
-                                      "(%s); check the host's challenge set-up",
-                                      acme_challenge_type_name(s->ch->type), s->ch->identifier,
-                                      acme_strerror(rc)));
-        s->published = 1;
+        s->published = rc == ACME_OK;
+        order_want w = callback_answer(r, s, rc, "publishing");
+        if (w != OW_CONTINUE)
+            return w;
         r->cursor++;
-        return ACME_OK; /* one callback per step */
+        return OW_CONTINUE; /* one callback per step */
     }
     r->state = OS_RESPOND;
     r->cursor = 0;
-    return ACME_OK;
+    return OW_CONTINUE;
 }
 
-static int step_respond(order_run *r)
+static order_want step_respond(order_run *r)
 {
     acme_client *c = r->c;
-    for (; r->cursor < r->authz_count; r->cursor++) {
-        authz_slot *s = &r->authz[r->cursor];
-        if (!s->ch)
-            continue;
-        json_t *chal = NULL;
+    while (r->cursor < r->authz_count && !r->authz[r->cursor].ch)
+        r->cursor++;
+    if (r->cursor >= r->authz_count) {
+        r->state = OS_POLL_AUTHZ;
+        r->cursor = 0;
+        return OW_CONTINUE;
+    }
+    authz_slot *s = &r->authz[r->cursor];
+    if (!r->op_active) {
         /* "{}" tells the CA we are ready (RFC 8555 §7.5.1). */
-        int rc = net_post(c, "challenge response", s->ch->url, "{}", NULL, NULL, &chal);
-        json_decref(chal);
+        int rc = start_op(r, "challenge response", s->ch->url, "{}", NULL, 1);
         if (rc)
             return order_fail(r, rc);
-        alog(c, ACME_LOG_INFO, "asked the CA to validate %s for %s",
-             acme_challenge_type_name(s->ch->type), s->ch->identifier);
-        r->cursor++;
-        return ACME_OK;
     }
-    r->state = OS_POLL_AUTHZ;
-    r->cursor = 0;
-    return ACME_OK;
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    net_op_clear(&r->op);
+    if (rc)
+        return order_fail(r, rc);
+    alog(c, ACME_LOG_INFO, "asked the CA to validate %s for %s", acme_challenge_type_name(s->ch->type),
+         s->ch->identifier);
+    s->poll_deadline = now_ms() + c->poll_limit_ms;
+    s->poll_delay = 50;
+    r->cursor++;
+    return OW_CONTINUE;
 }
 
 static const char *challenge_hint(acme_challenge_type t)
@@ -292,8 +862,7 @@ static const char *challenge_hint(acme_challenge_type t)
         return "check that the name resolves to this host, port 80 reaches the responder, and "
                "/.well-known/acme-challenge/ is served";
     case ACME_CHALLENGE_TLS_ALPN_01:
-        return "check that the name resolves to this host and port 443 reaches a responder that "
-               "answers ALPN acme-tls/1";
+        return "check that the name resolves to this host and port 443 reaches a responder that answers ALPN acme-tls/1";
     case ACME_CHALLENGE_DNS_01:
         return "check that the TXT record is visible at every authoritative server of the zone";
     default:
@@ -301,120 +870,277 @@ static const char *challenge_hint(acme_challenge_type t)
     }
 }
 
-static int step_poll_authz(order_run *r)
+/* The challenge failed: remember it, and decide between a new order with
+ * the next type (one failed challenge kills the whole order, RFC 8555
+ * §7.5.1) and giving up. */
+static order_want challenge_failed(order_run *r, authz_slot *s, json_t *authz, const char *st)
 {
     acme_client *c = r->c;
-    for (; r->cursor < r->authz_count; r->cursor++) {
-        authz_slot *s = &r->authz[r->cursor];
-        if (!s->ch)
-            continue;
-        json_t *authz = NULL;
-        int rc = net_poll(c, "authorization", s->url, &authz);
-        if (rc)
-            return order_fail(r, rc);
-        const char *st = json_str(authz, "status");
-        rc = set_status(s, st);
-        if (!rc && (!st || strcmp(st, "valid") != 0)) {
-            /* Find the CA's reason on the challenge we answered. */
-            acme_problem *p = NULL;
-            json_t *chals = json_object_get(authz, "challenges");
-            for (size_t i = 0; i < json_array_size(chals) && !p; i++) {
-                json_t *ch = json_array_get(chals, i);
-                const char *u = json_str(ch, "url");
-                if (u && strcmp(u, s->ch->url) == 0)
-                    p = problem_from_json(json_object_get(ch, "error"));
-            }
-            char *desc = p ? problem_describe(p) : NULL;
-            if (p)
-                keep_problem(c, p);
-            rc = client_fail(c, ACME_E_CHALLENGE_FAILED, "%s for %s failed (authorization %s): %s; %s",
-                      acme_challenge_type_name(s->ch->type), s->ch->identifier, st ? st : "?",
-                      desc ? desc : "the CA gave no reason", challenge_hint(s->ch->type));
-            free(desc);
-        }
-        if (!rc)
-            alog(c, ACME_LOG_INFO, "%s for %s: valid", acme_challenge_type_name(s->ch->type), s->ch->identifier);
-        json_decref(authz);
-        if (rc)
-            return order_fail(r, rc);
-        r->cursor++;
-        return ACME_OK;
+    acme_problem *p = NULL;
+    json_t *chals = json_object_get(authz, "challenges");
+    for (size_t i = 0; i < json_array_size(chals) && !p; i++) {
+        json_t *ch = json_array_get(chals, i);
+        const char *u = json_str(ch, "url");
+        if (u && strcmp(u, s->ch->url) == 0)
+            p = problem_from_json(json_object_get(ch, "error"));
     }
-    r->state = OS_UNPUBLISH;
-    r->cursor = 0;
-    return ACME_OK;
+    char *desc = p ? problem_describe(p) : NULL;
+    char *line = xasprintf("%s for %s: %s", acme_challenge_type_name(s->ch->type), s->ident,
+                           desc ? desc : "the CA gave no reason");
+    if (line)
+        json_array_append_new(r->attempts, json_string(line));
+    free(line);
+    json_t *arr = json_object_get(r->failed, s->ident);
+    if (!arr) {
+        arr = json_array();
+        json_object_set_new(r->failed, s->ident, arr);
+    }
+    json_array_append_new(arr, json_string(acme_challenge_type_name(s->ch->type)));
+    history_record(r, s->ident, s->ch->type, 0);
+
+    /* Is there another allowed, offered type left for this identifier? */
+    acme_challenge_type ranked[MAX_PREFS];
+    json_t *history = history_load(c);
+    size_t n = ranked_types(r, history, s->ident, ranked);
+    json_decref(history);
+    int more = 0;
+    for (size_t i = 0; i < n && !more; i++)
+        more = (s->offered >> ranked[i]) & 1u;
+    if (p)
+        keep_problem(c, p);
+    if (more) {
+        alog(c, ACME_LOG_WARNING, "%s for %s failed (%s); the order is dead — placing a new order with the next "
+             "challenge type", acme_challenge_type_name(s->ch->type), s->ident, desc ? desc : "no reason given");
+        free(desc);
+        if (save_state(r))
+            result_reset(c);
+        result_reset(c);
+        r->retry_new_order = 1;
+        r->state = OS_CLEANUP;
+        r->cursor = 0;
+        return OW_CONTINUE;
+    }
+    int rc;
+    if (json_array_size(r->attempts) > 1) {
+        acme_buf all;
+        buf_init(&all, 0);
+        for (size_t i = 0; i < json_array_size(r->attempts); i++) {
+            buf_append_str(&all, i ? "; " : "");
+            buf_append_str(&all, json_string_value(json_array_get(r->attempts, i)));
+        }
+        rc = client_fail(c, ACME_E_CHALLENGE_FAILED, "every allowed challenge type failed for %s after %zu "
+                         "attempts: %s; %s", s->ident, json_array_size(r->attempts), all.data ? all.data : "",
+                         challenge_hint(s->ch->type));
+        buf_clear(&all);
+    } else {
+        rc = client_fail(c, ACME_E_CHALLENGE_FAILED, "%s for %s failed (authorization %s): %s; %s",
+                         acme_challenge_type_name(s->ch->type), s->ident, st ? st : "?",
+                         desc ? desc : "the CA gave no reason", challenge_hint(s->ch->type));
+    }
+    free(desc);
+    remove_state(r);
+    return order_fail(r, rc);
+}
+
+static order_want step_poll_authz(order_run *r)
+{
+    acme_client *c = r->c;
+    while (r->cursor < r->authz_count && !r->authz[r->cursor].ch)
+        r->cursor++;
+    if (r->cursor >= r->authz_count) {
+        r->state = OS_UNPUBLISH;
+        r->cursor = 0;
+        return OW_CONTINUE;
+    }
+    authz_slot *s = &r->authz[r->cursor];
+    if (!r->op_active) {
+        if (now_ms() < r->wake_at)
+            return OW_TIME;
+        int rc = start_op(r, "authorization", s->url, NULL, NULL, 1);
+        if (rc)
+            return order_fail(r, rc);
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    if (rc) {
+        net_op_clear(&r->op);
+        return order_fail(r, rc);
+    }
+    json_t *authz = r->op.json;
+    r->op.json = NULL;
+    net_op_clear(&r->op);
+    const char *st = json_str(authz, "status");
+    if (st && (strcmp(st, "pending") == 0 || strcmp(st, "processing") == 0)) {
+        /* Pebble and real CAs often finish within milliseconds; a fixed
+         * 1 s or 5 s sleep is most of other clients' wall time. Start
+         * short, grow, honour Retry-After, stop at the poll limit. */
+        long long ra = http_response_retry_after_ms(&r->op.x.resp);
+        uint64_t wait = ra >= 0 ? (uint64_t)ra : s->poll_delay;
+        uint64_t now = now_ms();
+        json_decref(authz);
+        if (now + wait > s->poll_deadline)
+            return order_fail(r, client_fail(c, ACME_E_TIMEOUT, "%s for %s: the CA is still validating after %u ms "
+                                             "(poll limit); raise it or try again later",
+                                             acme_challenge_type_name(s->ch->type), s->ident, c->poll_limit_ms));
+        if (s->poll_delay < 2000)
+            s->poll_delay *= 2;
+        r->wake_at = now + wait;
+        return OW_TIME;
+    }
+    if (st && strcmp(st, "valid") == 0) {
+        set_str(&s->status, st);
+        alog(c, ACME_LOG_INFO, "%s for %s: valid", acme_challenge_type_name(s->ch->type), s->ident);
+        history_record(r, s->ident, s->ch->type, 1);
+        json_decref(authz);
+        r->cursor++;
+        r->wake_at = 0;
+        return OW_CONTINUE;
+    }
+    set_str(&s->status, st);
+    order_want fw = challenge_failed(r, s, authz, st);
+    json_decref(authz);
+    return fw;
 }
 
 /* Take down what we published. A failure here is worth a warning, not
  * the certificate: validation is already done. */
-static void unpublish_all(order_run *r)
+static order_want step_unpublish(order_run *r, order_state next)
 {
     acme_client *c = r->c;
-    for (size_t i = 0; i < r->authz_count; i++) {
-        authz_slot *s = &r->authz[i];
+    for (; r->cursor < r->authz_count; r->cursor++) {
+        authz_slot *s = &r->authz[r->cursor];
+        if (s->pending == 1)
+            return OW_EXTERNAL;
+        if (s->pending == 2) {
+            s->pending = 0;
+            if (s->pending_rc)
+                alog(c, ACME_LOG_WARNING, "unpublishing %s for %s failed in the host (%s); remove it by hand",
+                     acme_challenge_type_name(s->ch->type), s->ch->identifier, acme_strerror(s->pending_rc));
+            continue;
+        }
         if (!s->published)
             continue;
         s->published = 0;
         if (!c->host.unpublish)
             continue;
         int rc = c->host.unpublish(c->host_ud, s->ch);
+        if (rc == ACME_E_PENDING) {
+            s->pending = 1;
+            return OW_EXTERNAL;
+        }
         if (rc)
             alog(c, ACME_LOG_WARNING, "unpublishing %s for %s failed in the host (%s); remove it by hand",
                  acme_challenge_type_name(s->ch->type), s->ch->identifier, acme_strerror(rc));
+        result_reset(c);
     }
+    r->state = next;
+    r->cursor = 0;
+    return OW_CONTINUE;
 }
 
-static int step_finalize(order_run *r)
+static order_want step_csr(order_run *r)
 {
     acme_client *c = r->c;
-    char *csr = NULL;
-    int rc = csr_create(r->cert_key, (const char *const *)r->names, r->name_count, &csr);
-    if (rc)
-        return order_fail(r, client_fail(c, rc, "finalize for %s: could not make the CSR (%s)", first_name(r),
-                                  acme_strerror(rc)));
-    json_t *p = json_pack("{s:s}", "csr", csr);
-    char *text = p ? json_text(p) : NULL;
-    json_decref(p);
-    free(csr);
-    if (!text)
-        return order_fail(r, ACME_E_NOMEM);
-    json_t *order = NULL;
-    rc = net_post(c, "finalize", r->finalize_url, text, NULL, NULL, &order);
-    free(text);
-    json_decref(order);
+    if (!r->job.fn) {
+        memset(&r->job, 0, sizeof(r->job));
+        r->job.fn = job_csr;
+        r->job.key = r->cert_key;   /* borrowed */
+        r->job.names = r->names;
+        r->job.name_count = r->name_count;
+        return OW_WORK;
+    }
+    r->job.fn = NULL;
+    r->job.key = NULL;
+    if (r->job.rc)
+        return order_fail(r, client_fail(c, r->job.rc, "finalize for %s: could not make the CSR (%s)", first_name(r),
+                                         acme_strerror(r->job.rc)));
+    free(r->csr);
+    r->csr = r->job.csr;
+    r->job.csr = NULL;
+    r->state = OS_FINALIZE;
+    return OW_CONTINUE;
+}
+
+static order_want step_finalize(order_run *r)
+{
+    acme_client *c = r->c;
+    if (!r->op_active) {
+        json_t *p = json_pack("{s:s}", "csr", r->csr);
+        char *text = p ? json_text(p) : NULL;
+        json_decref(p);
+        int rc = text ? start_op(r, "finalize", r->finalize_url, text, NULL, 1) : ACME_E_NOMEM;
+        free(text);
+        if (rc)
+            return order_fail(r, rc);
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    net_op_clear(&r->op);
     if (rc)
         return order_fail(r, rc);
     alog(c, ACME_LOG_INFO, "order for %s finalized; waiting for the certificate", first_name(r));
     r->state = OS_POLL_ORDER;
-    return ACME_OK;
+    r->wake_at = 0;
+    r->cursor = 0;
+    r->order_deadline = now_ms() + c->poll_limit_ms;
+    return OW_CONTINUE;
 }
 
-static int step_poll_order(order_run *r)
+static order_want step_poll_order(order_run *r)
 {
     acme_client *c = r->c;
-    json_t *order = NULL;
-    int rc = net_poll(c, "order", r->order_url, &order);
-    if (rc)
-        return order_fail(r, rc);
-    const char *st = json_str(order, "status");
-    const char *cu = json_str(order, "certificate");
-    if (st && strcmp(st, "valid") == 0 && cu) {
+    if (!r->op_active) {
+        if (now_ms() < r->wake_at)
+            return OW_TIME;
+        int rc = start_op(r, "order", r->order_url, NULL, NULL, 1);
+        if (rc)
+            return order_fail(r, rc);
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    json_t *order = r->op.json;
+    const char *st = rc ? NULL : json_str(order, "status");
+    const char *cu = rc ? NULL : json_str(order, "certificate");
+    if (!rc && st && (strcmp(st, "processing") == 0 || strcmp(st, "ready") == 0 || strcmp(st, "pending") == 0)) {
+        long long ra = http_response_retry_after_ms(&r->op.x.resp);
+        /* cursor counts the polls: 50 ms, doubling to 3.2 s. */
+        uint64_t delay = 50ull << (r->cursor < 6 ? r->cursor : 6);
+        uint64_t wait = ra >= 0 ? (uint64_t)ra : delay;
+        r->cursor++;
+        net_op_clear(&r->op);
+        if (!r->order_deadline)
+            r->order_deadline = now_ms() + c->poll_limit_ms;
+        if (now_ms() + wait > r->order_deadline)
+            return order_fail(r, client_fail(c, ACME_E_TIMEOUT, "order %s for %s is still \"%s\" after the poll "
+                                             "limit (%u ms); try again later", r->order_url, first_name(r), st,
+                                             c->poll_limit_ms));
+        r->wake_at = now_ms() + wait;
+        return OW_TIME;
+    }
+    if (!rc && st && strcmp(st, "valid") == 0 && cu) {
         if (!(rc = net_url_ok(c, "certificate", cu)) && !(r->cert_url = strdup(cu)))
             rc = ACME_E_NOMEM;
-    } else {
+    } else if (!rc) {
         acme_problem *p = problem_from_json(json_object_get(order, "error"));
         char *desc = p ? problem_describe(p) : NULL;
         if (p)
             keep_problem(c, p);
-        rc = client_fail(c, ACME_E_ORDER_FAILED, "order %s for %s is \"%s\"%s%s; place a new order",
-                  r->order_url, first_name(r), st ? st : "?", desc ? ": " : "", desc ? desc : "");
+        rc = client_fail(c, ACME_E_ORDER_FAILED, "order %s for %s is \"%s\"%s%s; place a new order", r->order_url,
+                         first_name(r), st ? st : "?", desc ? ": " : "", desc ? desc : "");
         free(desc);
     }
-    json_decref(order);
+    net_op_clear(&r->op);
     if (rc)
         return order_fail(r, rc);
+    r->cursor = 0;
     r->state = OS_DOWNLOAD;
-    return ACME_OK;
+    return OW_CONTINUE;
 }
 
 static int chain_matches_issuer(const char *pem, const char *want)
@@ -429,178 +1155,333 @@ static int chain_matches_issuer(const char *pem, const char *want)
     return hit;
 }
 
-/* Download one chain; check it is ours before anything else looks at it. */
-static int download(order_run *r, const char *url, char **chain, char ***alts, size_t *alt_count)
+/* Check a downloaded chain is ours before anything else looks at it. */
+static int check_chain(order_run *r, const char *url, const acme_http_response *resp)
 {
     acme_client *c = r->c;
-    acme_http_response resp;
-    http_response_init(&resp, c->max_response);
-    int rc = net_post(c, "certificate download", url, NULL, NULL, &resp, NULL);
-    if (!rc) {
-        const char *ct = http_response_header(&resp, "Content-Type");
-        if (!ct || ascii_ncasecmp(ct, "application/pem-certificate-chain", 33) != 0)
-            rc = client_fail(c, ACME_E_PROTOCOL, "certificate download %s: content type \"%s\", expected "
-                      "application/pem-certificate-chain", url, ct ? ct : "(none)");
-    }
+    const char *ct = http_response_header(resp, "Content-Type");
+    if (!ct || ascii_ncasecmp(ct, "application/pem-certificate-chain", 33) != 0)
+        return client_fail(c, ACME_E_PROTOCOL, "certificate download %s: content type \"%s\", expected "
+                           "application/pem-certificate-chain", url, ct ? ct : "(none)");
     cert_info *ci = NULL;
-    if (!rc && cert_info_parse(resp.body.data, resp.body.len, &ci))
-        rc = client_fail(c, ACME_E_PROTOCOL, "certificate download %s: the body is not a PEM certificate chain", url);
-    if (!rc && cert_matches_key(resp.body.data, resp.body.len, r->cert_key))
+    if (cert_info_parse(resp->body.data, resp->body.len, &ci))
+        return client_fail(c, ACME_E_PROTOCOL, "certificate download %s: the body is not a PEM certificate chain", url);
+    int rc = ACME_OK;
+    if (cert_matches_key(resp->body.data, resp->body.len, r->cert_key))
         rc = client_fail(c, ACME_E_KEY_MISMATCH, "certificate download %s: the certificate is not for our key; "
-                  "nothing was installed — report this to the CA", url);
+                         "nothing was installed — report this to the CA", url);
     for (size_t i = 0; !rc && i < r->name_count; i++) {
         int found = 0;
         for (size_t j = 0; j < ci->name_count && !found; j++)
             found = ascii_casecmp(ci->names[j], r->names[i]) == 0;
         if (!found)
             rc = client_fail(c, ACME_E_PROTOCOL, "certificate download %s: the certificate does not name %s; "
-                      "nothing was installed", url, r->names[i]);
+                             "nothing was installed", url, r->names[i]);
     }
     cert_info_free(ci);
-    if (!rc && alts)
-        rc = http_response_links(&resp, "alternate", alts, alt_count);
-    if (!rc && !(*chain = strndup(resp.body.data, resp.body.len)))
-        rc = ACME_E_NOMEM;
-    http_response_clear(&resp);
     return rc;
 }
 
-static int step_download(order_run *r)
+static order_want step_download(order_run *r)
 {
-    acme_client *c = r->c;
-    char **alts = NULL;
-    size_t alt_count = 0;
-    int rc = download(r, r->cert_url, &r->chain, &alts, &alt_count);
-    if (!rc && r->preferred_chain && !chain_matches_issuer(r->chain, r->preferred_chain)) {
-        /* RFC 8555 §7.4.2: alternates are the same certificate under other issuers. */
-        for (size_t i = 0; i < alt_count; i++) {
-            char *alt = NULL;
-            if (net_url_ok(c, "alternate chain", alts[i]) || download(r, alts[i], &alt, NULL, NULL)) {
-                alog(c, ACME_LOG_WARNING, "alternate chain %s unusable; skipped", alts[i]);
-                result_reset(c);
-                continue;
-            }
-            if (chain_matches_issuer(alt, r->preferred_chain)) {
-                alog(c, ACME_LOG_INFO, "using the alternate chain issued by \"%s\"", r->preferred_chain);
-                free(r->chain);
-                r->chain = alt;
-                break;
-            }
-            free(alt);
-        }
-        if (!chain_matches_issuer(r->chain, r->preferred_chain))
-            alog(c, ACME_LOG_INFO, "no chain issued by \"%s\"; keeping the default chain", r->preferred_chain);
+    if (!r->op_active) {
+        int rc = start_op(r, "certificate download", r->cert_url, NULL, NULL, 0);
+        if (rc)
+            return order_fail(r, rc);
     }
-    http_links_free(alts, alt_count);
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
+    if (!rc)
+        rc = check_chain(r, r->cert_url, &r->op.x.resp);
+    if (!rc)
+        rc = http_response_links(&r->op.x.resp, "alternate", &r->alts, &r->alt_count);
+    if (!rc && !(r->chain = strndup(r->op.x.resp.body.data, r->op.x.resp.body.len)))
+        rc = ACME_E_NOMEM;
+    net_op_clear(&r->op);
     if (rc)
         return order_fail(r, rc);
-    r->state = OS_INSTALL;
-    return ACME_OK;
+    r->alt_cursor = 0;
+    r->state = (r->preferred_chain && !chain_matches_issuer(r->chain, r->preferred_chain)) ? OS_ALTERNATE : OS_INSTALL;
+    return OW_CONTINUE;
 }
 
-static int step_install(order_run *r)
+/* RFC 8555 §7.4.2: alternates are the same certificate under other issuers. */
+static order_want step_alternate(order_run *r)
 {
     acme_client *c = r->c;
-    char *key_pem = NULL;
-    acme_certificate *cert = NULL;
-    int rc = key_to_pem(r->cert_key, &key_pem);
+    if (r->alt_cursor >= r->alt_count) {
+        alog(c, ACME_LOG_INFO, "no chain issued by \"%s\"; keeping the default chain", r->preferred_chain);
+        r->state = OS_INSTALL;
+        return OW_CONTINUE;
+    }
+    const char *url = r->alts[r->alt_cursor];
+    if (!r->op_active) {
+        if (net_url_ok(c, "alternate chain", url) || start_op(r, "alternate chain", url, NULL, NULL, 0)) {
+            result_reset(c);
+            r->alt_cursor++;
+            return OW_CONTINUE;
+        }
+    }
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
     if (!rc)
-        rc = certificate_new(r->cert_id, r->chain, key_pem, &cert);
-    secure_free_str(key_pem);
-    if (rc)
-        return order_fail(r, client_fail(c, rc, "could not prepare the certificate for %s (%s)", first_name(r),
-                                  acme_strerror(rc)));
-    cert->params = json_incref(r->params);
-    rc = certificate_store(c, cert);
-    if (!rc) {
-        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %lld)", first_name(r),
-             r->cert_id, (long long)cert->info->not_after);
-        if (c->host.install && (rc = c->host.install(c->host_ud, cert)))
-            rc = client_fail(c, ACME_E_CALLBACK, "installing the certificate %s failed in the host (%s); it is "
-                      "stored, install it again with acme_cert_load()", r->cert_id, acme_strerror(rc));
-    }
-    certificate_free(cert);
+        rc = check_chain(r, url, &r->op.x.resp);
     if (rc) {
-        r->rc = rc;
-        r->state = OS_DONE; /* the order itself succeeded: nothing to clean up */
-        return ACME_OK;
+        alog(c, ACME_LOG_WARNING, "alternate chain %s unusable; skipped", url);
+        result_reset(c);
+    } else {
+        char *alt = strndup(r->op.x.resp.body.data, r->op.x.resp.body.len);
+        if (alt && chain_matches_issuer(alt, r->preferred_chain)) {
+            alog(c, ACME_LOG_INFO, "using the alternate chain issued by \"%s\"", r->preferred_chain);
+            free(r->chain);
+            r->chain = alt;
+            r->state = OS_INSTALL;
+            net_op_clear(&r->op);
+            return OW_CONTINUE;
+        }
+        free(alt);
     }
+    net_op_clear(&r->op);
+    r->alt_cursor++;
+    return OW_CONTINUE;
+}
+
+static order_want step_install(order_run *r)
+{
+    acme_client *c = r->c;
+    int rc;
+    if (r->install_pending == 1)
+        return OW_EXTERNAL;
+    if (r->install_pending == 2) {
+        r->install_pending = 0;
+        rc = r->install_rc;
+    } else {
+        char *key_pem = NULL;
+        rc = key_to_pem(r->cert_key, &key_pem);
+        if (!rc)
+            rc = certificate_new(r->cert_id, r->chain, key_pem, &r->cert);
+        secure_free_str(key_pem);
+        if (rc)
+            return order_fail(r, client_fail(c, rc, "could not prepare the certificate for %s (%s)", first_name(r),
+                                             acme_strerror(rc)));
+        r->cert->params = json_incref(r->params);
+        /* Stored before the host sees it, and before the order state goes:
+         * a crash in between leaves a valid certificate, never nothing. */
+        rc = certificate_store(c, r->cert);
+        if (rc)
+            return order_fail(r, rc);
+        remove_state(r);
+        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %lld)", first_name(r), r->cert_id,
+             (long long)r->cert->info->not_after);
+        if (!c->host.install)
+            rc = ACME_OK;
+        else if ((rc = c->host.install(c->host_ud, r->cert)) == ACME_E_PENDING) {
+            r->install_pending = 1;
+            return OW_EXTERNAL;
+        }
+    }
+    if (rc) {
+        client_fail(c, ACME_E_CALLBACK, "installing the certificate %s failed in the host (%s); it is stored, "
+                    "install it again with acme_cert_load()", r->cert_id, acme_strerror(rc));
+        /* The order itself succeeded: nothing to clean up. */
+        order_fail(r, ACME_E_CALLBACK);
+    }
+    certificate_free(r->cert);
+    r->cert = NULL;
     r->state = OS_DONE;
-    return ACME_OK;
+    return OW_CONTINUE;
 }
 
 /* Leave nothing behind: challenges taken down, pending authorizations
- * deactivated (they would otherwise count against the CA's limits). The
- * first failure's message and problem stay what the caller sees. */
-static void cleanup(order_run *r)
+ * deactivated (they would otherwise count against the CA's limits). */
+static order_want step_cleanup(order_run *r)
 {
     acme_client *c = r->c;
-    unpublish_all(r);
-    acme_problem *kept = c->problem;
-    c->problem = NULL;
+    /* First every unpublish (cursor walks the slots), then deactivations. */
+    for (size_t i = 0; i < r->authz_count; i++) {
+        if (r->authz[i].published || r->authz[i].pending) {
+            order_state keep = r->state;
+            r->cursor = i;
+            order_want w = step_unpublish(r, keep);
+            r->state = keep;
+            if (w != OW_CONTINUE)
+                return w;
+        }
+    }
     for (size_t i = 0; i < r->authz_count; i++) {
         authz_slot *s = &r->authz[i];
-        if (!s->status || strcmp(s->status, "pending") != 0)
+        if (s->deactivated || !s->status || strcmp(s->status, "pending") != 0)
             continue;
-        json_t *res = NULL;
-        if (net_post(c, "authorization deactivation", s->url, "{\"status\":\"deactivated\"}", NULL, NULL, &res) == ACME_OK)
+        if (!r->op_active && start_op(r, "authorization deactivation", s->url, "{\"status\":\"deactivated\"}", NULL, 1)) {
+            s->deactivated = 1;
+            continue;
+        }
+        order_want w = drive_op(r);
+        if (w != OW_CONTINUE)
+            return w;
+        if (op_rc(r) == ACME_OK)
             alog(c, ACME_LOG_INFO, "deactivated the pending authorization %s", s->url);
-        json_decref(res);
+        result_reset(c);
+        net_op_clear(&r->op);
+        s->deactivated = 1;
+        return OW_CONTINUE;
     }
-    problem_free(c->problem);
-    c->problem = kept;
+    if (r->retry_new_order && !r->rc) {
+        r->retry_new_order = 0;
+        r->state = OS_NEW_ORDER;
+        return OW_CONTINUE;
+    }
+    /* Keep the saved order only where resuming it can help: the CA was
+     * unreachable or asked us to come back. Anything else is final, and
+     * storage goes back to what it was. */
+    if (r->rc != ACME_E_NETWORK && r->rc != ACME_E_TIMEOUT && !r->retry_after_s && r->rc != ACME_E_CALLBACK)
+        remove_state(r);
+    r->state = OS_DONE;
+    return OW_CONTINUE;
 }
 
-static int order_step(order_run *r)
+order_want order_step(order_run *r)
 {
     switch (r->state) {
+    case OS_START: return step_start(r);
+    case OS_DIRECTORY: return step_directory(r);
+    case OS_ACCOUNT: return step_account(r);
+    case OS_KEYGEN: return step_keygen(r);
+    case OS_RESUME: return step_resume(r);
     case OS_NEW_ORDER: return step_new_order(r);
     case OS_FETCH_AUTHZ: return step_fetch_authz(r);
     case OS_PUBLISH: return step_publish(r);
     case OS_RESPOND: return step_respond(r);
     case OS_POLL_AUTHZ: return step_poll_authz(r);
-    case OS_UNPUBLISH:
-        unpublish_all(r);
-        r->state = OS_FINALIZE;
-        return ACME_OK;
+    case OS_UNPUBLISH: return step_unpublish(r, OS_CSR);
+    case OS_CSR: return step_csr(r);
     case OS_FINALIZE: return step_finalize(r);
     case OS_POLL_ORDER: return step_poll_order(r);
     case OS_DOWNLOAD: return step_download(r);
+    case OS_ALTERNATE: return step_alternate(r);
     case OS_INSTALL: return step_install(r);
-    case OS_CLEANUP:
-        cleanup(r);
-        r->state = OS_DONE;
-        return ACME_OK;
-    case OS_DONE: break;
+    case OS_CLEANUP: return step_cleanup(r);
+    case OS_DONE: return OW_DONE;
     }
-    return ACME_OK;
+    return OW_DONE;
 }
 
-/* ---- public entry points ---- */
+/* ---- accessors for drivers ---- */
 
-static int setup_run(acme_client *c, const acme_issue_params *p, order_run *r)
+http_exchange *order_exchange(order_run *r) { return &r->op.x; }
+uint64_t order_wake_at(const order_run *r) { return r->wake_at; }
+work_job *order_job(order_run *r) { return &r->job; }
+int order_result(const order_run *r) { return r->rc; }
+const char *order_error(const order_run *r) { return r->error; }
+unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
+const char *order_cert_id(const order_run *r) { return r->cert_id; }
+
+int order_set_replaces(order_run *r, const char *ari_id)
 {
-    memset(r, 0, sizeof(*r));
+    free(r->replaces);
+    r->replaces = xstrdup(ari_id);
+    return ari_id && !r->replaces ? ACME_E_NOMEM : ACME_OK;
+}
+
+int order_external_done(order_run *r, const void *object, int result)
+{
+    if (r->cert && object == r->cert && r->install_pending == 1) {
+        r->install_rc = result;
+        r->install_pending = 2;
+        return 1;
+    }
+    for (size_t i = 0; i < r->authz_count; i++)
+        if (r->authz[i].ch && object == r->authz[i].ch && r->authz[i].pending == 1) {
+            r->authz[i].pending_rc = result;
+            r->authz[i].pending = 2; /* answered; the step consumes it */
+            return 1;
+        }
+    return 0;
+}
+
+void order_hand_result(order_run *r)
+{
+    acme_client *c = r->c;
+    result_reset(c);
+    c->last_error = r->error;
+    c->problem = r->problem;
+    r->error = NULL;
+    r->problem = NULL;
+}
+
+int order_run_blocking(order_run *r)
+{
+    for (;;) {
+        switch (order_step(r)) {
+        case OW_CONTINUE:
+            break;
+        case OW_HTTP:
+            net_exchange_perform(r->c, order_exchange(r));
+            break;
+        case OW_TIME: {
+            uint64_t now = now_ms();
+            if (r->wake_at > now)
+                sleep_ms(r->wake_at - now);
+            break;
+        }
+        case OW_WORK:
+            r->job.fn(&r->job);
+            break;
+        case OW_EXTERNAL:
+            /* Without an engine nobody can report completion later. */
+            if (!r->rc)
+                order_fail(r, client_fail(r->c, ACME_E_STATE, "a host callback answered ACME_E_PENDING; that "
+                                          "needs the engine (acme_engine_*), not acme_issue()"));
+            for (size_t i = 0; i < r->authz_count; i++)
+                r->authz[i].pending = 0;
+            r->install_pending = 0;
+            r->state = r->state == OS_INSTALL ? OS_DONE : OS_CLEANUP;
+            break;
+        case OW_DONE:
+            return r->rc;
+        }
+    }
+}
+
+/* ---- making a run ---- */
+
+order_run *order_new(acme_client *c, const acme_issue_params *p, int *rcp)
+{
+    int rc = ACME_OK;
+    order_run *r = calloc(1, sizeof(*r));
+    if (!r) {
+        *rcp = ACME_E_NOMEM;
+        return NULL;
+    }
     r->c = c;
-    if (!p || p->size < offsetof(acme_issue_params, cert_id) + sizeof(p->cert_id) || !p->name_count ||
-        !p->names)
-        return client_fail(c, ACME_E_INVALID_ARG, "issue: no names given (or params.size not set)");
+    r->failed = json_object();
+    r->attempts = json_array();
+    http_response_init(&r->op.x.resp, 0);
+#define BAD(...) do { rc = client_fail(c, ACME_E_INVALID_ARG, __VA_ARGS__); goto out; } while (0)
+    if (!p || p->size < offsetof(acme_issue_params, cert_id) + sizeof(p->cert_id) || !p->name_count || !p->names)
+        BAD("issue: no names given (or params.size not set)");
     if (p->key_type < ACME_KEY_DEFAULT || p->key_type > ACME_KEY_RSA_4096)
-        return client_fail(c, ACME_E_INVALID_ARG, "issue: key type %d cannot be a certificate key (use EC or RSA)",
-                    (int)p->key_type);
+        BAD("issue: key type %d cannot be a certificate key (use EC or RSA)", (int)p->key_type);
     r->key_type = p->key_type == ACME_KEY_DEFAULT ? ACME_KEY_EC_P256 : p->key_type;
-    r->names = calloc(p->name_count, sizeof(char *));
-    if (!r->names)
-        return ACME_E_NOMEM;
+    if (!(r->names = calloc(p->name_count, sizeof(char *))) || !r->failed || !r->attempts) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
     for (size_t i = 0; i < p->name_count; i++) {
         const char *n = p->names[i];
-        if (!n || !*n || strlen(n) > 253 || strpbrk(n, " /\\\t\r\n"))
-            return client_fail(c, ACME_E_INVALID_ARG, "issue: \"%s\" is not a DNS name or IP address", n ? n : "(null)");
+        if (!n || !*n || strlen(n) > 253 || strpbrk(n, " /\\\t\r\n\"'`$;&|<>"))
+            BAD("issue: \"%s\" is not a DNS name or IP address", n ? n : "(null)");
         for (size_t j = 0; j < i; j++)
             if (ascii_casecmp(r->names[j], n) == 0)
-                return client_fail(c, ACME_E_INVALID_ARG, "issue: %s is listed twice", n);
-        if (!(r->names[r->name_count++] = strdup(n)))
-            return ACME_E_NOMEM;
+                BAD("issue: %s is listed twice", n);
+        if (!(r->names[r->name_count++] = strdup(n))) {
+            rc = ACME_E_NOMEM;
+            goto out;
+        }
     }
     static const acme_challenge_type defaults[] = {
         ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01, ACME_CHALLENGE_DNS_01,
@@ -609,53 +1490,60 @@ static int setup_run(acme_client *c, const acme_issue_params *p, order_run *r)
     size_t np = p->challenges ? p->challenge_count : 3;
     for (size_t i = 0; i < np && r->pref_count < MAX_PREFS; i++) {
         if (prefs[i] < ACME_CHALLENGE_HTTP_01 || prefs[i] > ACME_CHALLENGE_TLS_ALPN_01)
-            return client_fail(c, ACME_E_INVALID_ARG, "issue: unknown challenge type %d", (int)prefs[i]);
+            BAD("issue: unknown challenge type %d", (int)prefs[i]);
         r->prefs[r->pref_count++] = prefs[i];
     }
     if (!r->pref_count)
-        return client_fail(c, ACME_E_INVALID_ARG, "issue: an empty list of challenge types");
-    if (p->preferred_chain && !(r->preferred_chain = strdup(p->preferred_chain)))
-        return ACME_E_NOMEM;
+        BAD("issue: an empty list of challenge types");
+    if (p->preferred_chain && !(r->preferred_chain = strdup(p->preferred_chain))) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
+    const char *profile = p->size >= offsetof(acme_issue_params, profile) + sizeof(p->profile) ? p->profile : NULL;
+    if (profile && !(r->profile = strdup(profile))) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
     r->cert_id = p->cert_id ? strdup(p->cert_id) : certificate_id_for(r->names[0]);
-    if (!r->cert_id || !*r->cert_id || strchr(r->cert_id, '/') || r->cert_id[0] == '.')
-        return client_fail(c, ACME_E_INVALID_ARG, "issue: \"%s\" cannot be a certificate id",
-                    p->cert_id ? p->cert_id : r->names[0]);
+    if (!r->cert_id || !*r->cert_id || strchr(r->cert_id, '/') || r->cert_id[0] == '.' || strchr(r->cert_id, '~'))
+        BAD("issue: \"%s\" cannot be a certificate id", p->cert_id ? p->cert_id : r->names[0]);
     /* Remember how it was ordered, so renewal can do it again. */
     json_t *names = json_array(), *chals = json_array();
     for (size_t i = 0; i < r->name_count; i++)
         json_array_append_new(names, json_string(r->names[i]));
     for (size_t i = 0; i < r->pref_count; i++)
         json_array_append_new(chals, json_string(acme_challenge_type_name(r->prefs[i])));
-    r->params = json_pack("{s:o,s:s,s:o,s:s?}", "names", names, "key_type",
-                          acme_key_type_name(r->key_type), "challenges", chals,
-                          "preferred_chain", r->preferred_chain);
-    return r->params ? ACME_OK : ACME_E_NOMEM;
+    r->params = json_pack("{s:o,s:s,s:o,s:s?,s:s?}", "names", names, "key_type", acme_key_type_name(r->key_type),
+                          "challenges", chals, "preferred_chain", r->preferred_chain, "profile", r->profile);
+    if (!r->params)
+        rc = ACME_E_NOMEM;
+#undef BAD
+out:
+    *rcp = rc;
+    if (rc) {
+        order_free(r);
+        return NULL;
+    }
+    return r;
 }
 
-static int run_order(acme_client *c, order_run *r)
-{
-    int rc = account_ensure(c);
-    if (rc)
-        return rc;
-    uint64_t start = now_ms();
-    while (r->state != OS_DONE)
-        order_step(r);
-    if (!r->rc)
-        alog(c, ACME_LOG_INFO, "order for %s done in %llu ms", first_name(r),
-             (unsigned long long)(now_ms() - start));
-    return r->rc;
-}
+/* ---- public entry points ---- */
 
 ACME_EXPORT int acme_issue(acme_client *c, const acme_issue_params *p)
 {
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
-    order_run r;
-    int rc = setup_run(c, p, &r);
+    int rc;
+    order_run *r = order_new(c, p, &rc);
+    if (!r)
+        return rc;
+    uint64_t start = now_ms();
+    rc = order_run_blocking(r);
     if (!rc)
-        rc = run_order(c, &r);
-    run_free(&r);
+        alog(c, ACME_LOG_INFO, "order for %s done in %llu ms", first_name(r), (unsigned long long)(now_ms() - start));
+    order_hand_result(r);
+    order_free(r);
     return rc;
 }
 
@@ -676,48 +1564,16 @@ ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *
         certificate_free(cert);
         return ACME_OK;
     }
-    /* Order the same names and key type as before. */
-    json_t *params = cert->params;
-    json_t *jnames = json_object_get(params, "names");
-    size_t n = json_array_size(jnames);
-    const char **names = NULL;
+    acme_issue_params ip;
     acme_challenge_type chals[MAX_PREFS];
-    size_t nch = 0;
-    acme_issue_params ip = { .size = sizeof(ip), .cert_id = cert_id };
-    if (n) {
-        names = calloc(n, sizeof(char *));
-        if (!names) {
-            certificate_free(cert);
-            return ACME_E_NOMEM;
-        }
-        for (size_t i = 0; i < n; i++)
-            names[i] = json_string_value(json_array_get(jnames, i));
-        ip.names = names;
-        ip.name_count = n;
-    } else {
-        /* Stored by a host storage without params: the certificate's own names. */
-        ip.names = (const char *const *)cert->info->names;
-        ip.name_count = cert->info->name_count;
+    const char **names = NULL;
+    rc = certificate_params(cert, &ip, chals, MAX_PREFS, &names);
+    if (!rc) {
+        alog(c, ACME_LOG_INFO, "renewing certificate %s%s", cert_id, force ? " (forced)" : "");
+        rc = acme_issue(c, &ip);
+        if (!rc && renewed)
+            *renewed = 1;
     }
-    acme_key_type kt = ACME_KEY_DEFAULT;
-    if (json_str(params, "key_type"))
-        acme_key_type_from_name(json_str(params, "key_type"), &kt);
-    ip.key_type = kt;
-    json_t *jch = json_object_get(params, "challenges");
-    for (size_t i = 0; i < json_array_size(jch) && nch < MAX_PREFS; i++) {
-        acme_challenge_type t = challenge_type_from_name(json_string_value(json_array_get(jch, i)));
-        if (t != ACME_CHALLENGE_NONE)
-            chals[nch++] = t;
-    }
-    if (nch) {
-        ip.challenges = chals;
-        ip.challenge_count = nch;
-    }
-    ip.preferred_chain = json_str(params, "preferred_chain");
-    alog(c, ACME_LOG_INFO, "renewing certificate %s%s", cert_id, force ? " (forced)" : "");
-    rc = acme_issue(c, &ip);
-    if (!rc && renewed)
-        *renewed = 1;
     free(names);
     certificate_free(cert);
     return rc;

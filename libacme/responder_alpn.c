@@ -4,7 +4,7 @@
  * validator offers ALPN "acme-tls/1" and names the identifier in SNI; we
  * pick the challenge certificate for that name after the ClientHello,
  * complete the handshake (TLS 1.2 or 1.3), send close_notify and close.
- * What the field learned (doc: ACME-NOTES §2–3):
+ * What the field learned (ACME-NOTES.md §2–3):
  *  - the handshake must really complete, or the validator sees a timeout;
  *  - no TLS 1.3 session tickets: we never read application data, and
  *    tickets written to a peer that is closing can provoke a RST that

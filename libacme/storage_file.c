@@ -345,6 +345,8 @@ static int sf_put(void *ud, const char *key, const void *data, size_t len, unsig
     }
     free(tmp);
     tmp = NULL; /* renamed: it is the value now */
+    /* Readers already see the new value, but the rename may not survive a
+     * crash: report it, since the caller cannot otherwise know. */
     if (fsync_parent(path) != 0)
         rc = fail(sf, "fsync directory of", path, errno);
 
@@ -376,6 +378,15 @@ static int sf_remove(void *ud, const char *key)
         /* Best effort: a removal that is lost in a crash only resurrects a
          * value the caller had finished with. */
         (void)fsync_parent(path);
+        /* Directories left empty go too (never the root itself): a failed
+         * order must not leave its traces in the tree. */
+        size_t root_len = strlen(sf->root);
+        for (char *slash = strrchr(path, '/'); slash && (size_t)(slash - path) > root_len;
+             slash = strrchr(path, '/')) {
+            *slash = '\0';
+            if (rmdir(path) != 0)
+                break;
+        }
     }
     free(path);
     return rc;

@@ -62,6 +62,10 @@ typedef struct acmectl_opts {
     int yes;                     /* account deactivate --yes */
 } acmectl_opts;
 
+/* snprintf for messages: truncation is acceptable there (and gcc's
+ * truncation warnings about it are not). */
+void bprintf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* ---- progress.c: messages for a person, on stderr ---------------------- */
 void progress_init(int verbosity);
 void progress_shutdown(void);
@@ -130,6 +134,8 @@ unsigned provision_take_declined(provision *p);
 const char *provision_failure(const provision *p);
 void provision_reset_failure(provision *p);
 int provision_publish(void *ud, const acme_challenge *ch);
+/* Every libacme log line, to learn which challenges were validated. */
+void provision_note_log(provision *p, const char *msg);
 int provision_unpublish(void *ud, const acme_challenge *ch);
 
 /* ---- output.c: results and errors ---------------------------------------- */

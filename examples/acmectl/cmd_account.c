@@ -32,7 +32,7 @@ int cmd_account(const acmectl_opts *o)
 {
     static char cmd[32];
     const char *sub = o->arg_count ? o->args[0] : "";
-    snprintf(cmd, sizeof(cmd), "account %s", sub);
+    bprintf(cmd, sizeof(cmd), "account %s", sub);
     result res = { .command = cmd };
     int show = !strcmp(sub, "show"), update = !strcmp(sub, "update");
     int deact = !strcmp(sub, "deactivate"), roll = !strcmp(sub, "rollover");

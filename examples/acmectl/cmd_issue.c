@@ -17,7 +17,7 @@ static int check_out_dir(const acmectl_opts *o, result *res)
     if (!o->out_dir)
         return EXIT_OK;
     if (mkdir_p(o->out_dir, 0755) != 0 || access(o->out_dir, W_OK | X_OK) != 0) {
-        snprintf(err, sizeof(err), "--out %s: %s", o->out_dir, strerror(errno));
+        bprintf(err, sizeof(err), "--out %s: %s", o->out_dir, strerror(errno));
         output_error(o, res, EXIT_STORAGE, ACME_E_STORAGE, NULL, err);
         return EXIT_STORAGE;
     }
@@ -40,7 +40,7 @@ int cmd_issue(const acmectl_opts *o)
         }
         for (int j = 0; j < i; j++) {
             if (strcasecmp(o->args[i], o->args[j]) == 0) {
-                snprintf(err, sizeof(err), "%s is given twice", o->args[i]);
+                bprintf(err, sizeof(err), "%s is given twice", o->args[i]);
                 output_error(o, &res, EXIT_USAGE, ACME_E_INVALID_ARG, NULL, err);
                 return EXIT_USAGE;
             }

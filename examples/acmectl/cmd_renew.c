@@ -97,6 +97,8 @@ static int renew_one(session *s, const char *id, result_cert *rc, int *lib_rc)
         return code;
     }
     s->current = rc;
+    provision_reset_failure(s->prov);
+    (void)provision_take_declined(s->prov);
     int renewed = 0;
     lrc = acme_renew(s->c, id, o->force, &renewed);
     unsigned declined = provision_take_declined(s->prov);
@@ -136,13 +138,13 @@ int cmd_renew(const acmectl_opts *o)
          * plus the "_." a wildcard's id starts with. */
         const char *a = o->args[i];
         if (!*a || strchr(a, '/') || a[0] == '.' || strspn(a, "abcdefghijklmnopqrstuvwxyz0123456789.-_") != strlen(a)) {
-            snprintf(err, sizeof(err), "\"%s\" is not a certificate id (lower-case letters, digits, '.', '-', '_')", a);
+            bprintf(err, sizeof(err), "\"%s\" is not a certificate id (lower-case letters, digits, '.', '-', '_')", a);
             output_error(o, &res, EXIT_USAGE, ACME_E_INVALID_ARG, NULL, err);
             return EXIT_USAGE;
         }
     }
     if (o->out_dir && (mkdir_p(o->out_dir, 0755) != 0)) {
-        snprintf(err, sizeof(err), "--out %s: cannot create it", o->out_dir);
+        bprintf(err, sizeof(err), "--out %s: cannot create it", o->out_dir);
         output_error(o, &res, EXIT_STORAGE, ACME_E_STORAGE, NULL, err);
         return EXIT_STORAGE;
     }
@@ -191,7 +193,7 @@ int cmd_renew(const acmectl_opts *o)
             }
         }
         if (first != EXIT_OK) {
-            snprintf(err, sizeof(err), "%zu of %zu certificate(s) could not be renewed (see above)", failed, ids.n);
+            bprintf(err, sizeof(err), "%zu of %zu certificate(s) could not be renewed (see above)", failed, ids.n);
             output_error(o, &res, first, first_lrc, NULL, err);
         } else {
             output_success(o, &res);

@@ -31,14 +31,14 @@ int cmd_revoke(const acmectl_opts *o)
     size_t cert_len = 0, key_len = 0;
     char *cert = file_read_all(o->args[0], &cert_len);
     if (!cert || !strstr(cert, "-----BEGIN CERTIFICATE-----")) {
-        snprintf(err, sizeof(err), "%s: %s", o->args[0], cert ? "no PEM certificate in it" : strerror(errno));
+        bprintf(err, sizeof(err), "%s: %s", o->args[0], cert ? "no PEM certificate in it" : strerror(errno));
         free(cert);
         output_error(o, &res, EXIT_USAGE, ACME_E_INVALID_ARG, NULL, err);
         return EXIT_USAGE;
     }
     char *key = NULL;
     if (o->key_file && !(key = file_read_all(o->key_file, &key_len))) {
-        snprintf(err, sizeof(err), "--key %s: %s", o->key_file, strerror(errno));
+        bprintf(err, sizeof(err), "--key %s: %s", o->key_file, strerror(errno));
         free(cert);
         output_error(o, &res, EXIT_USAGE, ACME_E_INVALID_ARG, NULL, err);
         return EXIT_USAGE;
@@ -53,7 +53,7 @@ int cmd_revoke(const acmectl_opts *o)
             code = session_exit_code(&s, rc);
             output_error(o, &res, code, rc, s.c, NULL);
         } else {
-            snprintf(err, sizeof(err), "revoked %s", o->args[0]);
+            bprintf(err, sizeof(err), "revoked %s", o->args[0]);
             res.message = err;
             output_success(o, &res);
         }

@@ -13,7 +13,7 @@ static void list_types(const acme_challenge_type *t, size_t n, char *out, size_t
     out[0] = '\0';
     for (size_t i = 0; i < n; i++) {
         size_t used = strlen(out);
-        snprintf(out + used, len - used, "%s%s", i ? ", " : "", acme_challenge_type_name(t[i]));
+        bprintf(out + used, len - used, "%s%s", i ? ", " : "", acme_challenge_type_name(t[i]));
     }
 }
 
@@ -22,7 +22,7 @@ int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *typ
     const acmectl_opts *o = s->o;
     for (;;) {
         if (n == 0) {
-            snprintf(s->install_error, sizeof(s->install_error),
+            bprintf(s->install_error, sizeof(s->install_error),
                      "every challenge type was declined by the hook or cannot be answered here; "
                      "check --challenge, the hook's exit status for \"begin\", and the warnings above");
             return ACME_E_UNSUPPORTED;

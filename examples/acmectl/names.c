@@ -23,7 +23,7 @@ int name_check(const char *name, char *err, size_t errlen)
 {
     size_t len = strlen(name);
     if (len == 0) {
-        snprintf(err, errlen, "an empty name");
+        bprintf(err, errlen, "an empty name");
         return -1;
     }
     if (is_ip(name))
@@ -32,46 +32,46 @@ int name_check(const char *name, char *err, size_t errlen)
     if (strncmp(p, "*.", 2) == 0)
         p += 2; /* a wildcard: one "*." in front, nowhere else */
     if (len > 253) {
-        snprintf(err, errlen, "\"%s\" is longer than 253 characters", name);
+        bprintf(err, errlen, "\"%s\" is longer than 253 characters", name);
         return -1;
     }
     if (!*p) {
-        snprintf(err, errlen, "\"%s\" has no name after the wildcard", name);
+        bprintf(err, errlen, "\"%s\" has no name after the wildcard", name);
         return -1;
     }
     while (*p) {
         const char *dot = strchr(p, '.');
         size_t n = dot ? (size_t)(dot - p) : strlen(p);
         if (n == 0) {
-            snprintf(err, errlen, "\"%s\" has an empty label (\"..\" or a leading/trailing dot)", name);
+            bprintf(err, errlen, "\"%s\" has an empty label (\"..\" or a leading/trailing dot)", name);
             return -1;
         }
         if (n > 63) {
-            snprintf(err, errlen, "\"%s\" has a label longer than 63 characters", name);
+            bprintf(err, errlen, "\"%s\" has a label longer than 63 characters", name);
             return -1;
         }
         for (size_t i = 0; i < n; i++) {
             unsigned char c = (unsigned char)p[i];
             if (c >= 0x80) {
-                snprintf(err, errlen, "\"%s\" is not ASCII: give an internationalized name in its "
+                bprintf(err, errlen, "\"%s\" is not ASCII: give an internationalized name in its "
                          "xn-- (punycode) form", name);
                 return -1;
             }
             if (!label_char(c)) {
-                snprintf(err, errlen, "\"%s\" contains '%c', which a DNS name cannot (letters, digits, "
+                bprintf(err, errlen, "\"%s\" contains '%c', which a DNS name cannot (letters, digits, "
                          "'-' and '.' only; '*.' only in front)", name, c == ' ' || c >= 0x21 ? c : '?');
                 return -1;
             }
         }
         if (p[0] == '-' || p[n - 1] == '-') {
-            snprintf(err, errlen, "\"%s\" has a label starting or ending with '-'", name);
+            bprintf(err, errlen, "\"%s\" has a label starting or ending with '-'", name);
             return -1;
         }
         p += n;
         if (*p == '.') {
             p++;
             if (!*p) {
-                snprintf(err, errlen, "\"%s\" ends with a dot: give the name without it", name);
+                bprintf(err, errlen, "\"%s\" ends with a dot: give the name without it", name);
                 return -1;
             }
         }

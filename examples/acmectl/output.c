@@ -44,7 +44,7 @@ void format_time(int64_t t, char *buf, size_t len)
     time_t tt = (time_t)t;
     struct tm tm;
     if (!gmtime_r(&tt, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(buf, len, "%lld", (long long)t);
+        bprintf(buf, len, "%lld", (long long)t);
 }
 
 const char *exit_code_name(int code)
@@ -244,7 +244,7 @@ static void print_problem(const acme_problem *p, const char *indent)
     const char *it = acme_problem_identifier_type(p), *iv = acme_problem_identifier_value(p);
     char status[24] = "";
     if (st)
-        snprintf(status, sizeof(status), " (HTTP %d)", st);
+        bprintf(status, sizeof(status), " (HTTP %d)", st);
     if (it && iv)
         fprintf(stderr, "acmectl: %sfor %s %s: %s%s: %s\n", indent, it, iv, acme_problem_type(p), status,
                 acme_problem_detail(p));
@@ -270,7 +270,7 @@ void output_error(const acmectl_opts *o, const result *r, int exit_code, int rc,
         print_problem(p, "");
     fprintf(stderr, "acmectl: exit status %d (%s)\n", exit_code, exit_code_name(exit_code));
     fflush(stderr);
-    if (!o || !o->json)
+    if (!o || !o->json || !r)
         return;
     json_t *root = base_json(r, 0);
     json_t *err = json_pack("{s:s,s:i,s:i,s:s}", "code", exit_code_name(exit_code), "exitStatus", exit_code,

@@ -57,7 +57,7 @@ static void *ticker(void *arg)
         if (now - P.last_ms >= TICK_QUIET_MS && P.verbosity >= 0) {
             const char *why = P.activity[0] ? P.activity : P.last;
             char line[400];
-            snprintf(line, sizeof(line), "still waiting (%llu s) after: %s",
+            bprintf(line, sizeof(line), "still waiting (%llu s) after: %s",
                      (unsigned long long)((now - P.wait_since_ms) / 1000), why);
             emit("", line);
         }
@@ -70,7 +70,7 @@ void progress_init(int verbosity)
 {
     P.verbosity = verbosity;
     P.start_ms = P.last_ms = P.wait_since_ms = mono_ms();
-    snprintf(P.last, sizeof(P.last), "start");
+    bprintf(P.last, sizeof(P.last), "start");
     if (verbosity >= 0 && pthread_create(&P.ticker, NULL, ticker, NULL) == 0)
         P.ticker_on = 1;
 }
@@ -99,7 +99,7 @@ static int shown(acme_log_level level)
 static void say(acme_log_level level, const char *msg)
 {
     pthread_mutex_lock(&P.mu);
-    snprintf(P.last, sizeof(P.last), "%s", msg);
+    bprintf(P.last, sizeof(P.last), "%s", msg);
     P.wait_since_ms = mono_ms();
     if (shown(level))
         emit(level == ACME_LOG_WARNING ? "warning: " : level == ACME_LOG_ERROR ? "error: " : "", msg);
@@ -124,11 +124,19 @@ void progress_lib_log(void *ud, acme_log_level level, const char *msg)
      * CA's problem: show it here only when asked for detail. */
     if (level == ACME_LOG_ERROR && P.verbosity < 1) {
         pthread_mutex_lock(&P.mu);
-        snprintf(P.last, sizeof(P.last), "%s", msg);
+        bprintf(P.last, sizeof(P.last), "%s", msg);
         pthread_mutex_unlock(&P.mu);
         return;
     }
     say(level, msg);
+}
+
+void bprintf(char *buf, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, len, fmt, ap);
+    va_end(ap);
 }
 
 void progress_activity(const char *fmt, ...)

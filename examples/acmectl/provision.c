@@ -33,6 +33,8 @@
 
 typedef enum provider { P_NONE, P_BUILTIN, P_WEBROOT, P_HOOK } provider;
 
+#define MAX_OUTCOMES 64
+
 struct provision {
     const acmectl_opts *o;
     acme_client *c;
@@ -43,6 +45,10 @@ struct provision {
     acme_responder *http, *alpn;
     unsigned declined;
     char failure[512];
+    /* "<type> for <ident>" -> validated or not, from libacme's progress
+     * lines (see provision_note_log). */
+    struct { char key[300]; int valid; } outcome[MAX_OUTCOMES];
+    size_t outcome_count;
 };
 
 static const char *tname(acme_challenge_type t)
@@ -72,12 +78,12 @@ static void bind_diagnosis(const char *addr, unsigned port, char *out, size_t le
         s4->sin_port = htons((uint16_t)port);
         sl = sizeof(*s4);
     } else {
-        snprintf(out, len, "not a numeric address");
+        bprintf(out, len, "not a numeric address");
         return;
     }
     int fd = socket(fam, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        snprintf(out, len, "%s", strerror(errno));
+        bprintf(out, len, "%s", strerror(errno));
         return;
     }
     int one = 1;
@@ -85,13 +91,13 @@ static void bind_diagnosis(const char *addr, unsigned port, char *out, size_t le
     if (bind(fd, (struct sockaddr *)&ss, sl) != 0) {
         int e = errno;
         if (e == EACCES)
-            snprintf(out, len, "%s: ports below 1024 need root or CAP_NET_BIND_SERVICE", strerror(e));
+            bprintf(out, len, "%s: ports below 1024 need root or CAP_NET_BIND_SERVICE", strerror(e));
         else if (e == EADDRINUSE)
-            snprintf(out, len, "%s: another program (a web server?) listens there", strerror(e));
+            bprintf(out, len, "%s: another program (a web server?) listens there", strerror(e));
         else
-            snprintf(out, len, "%s", strerror(e));
+            bprintf(out, len, "%s", strerror(e));
     } else {
-        snprintf(out, len, "unknown reason");
+        bprintf(out, len, "unknown reason");
     }
     close(fd);
 }
@@ -136,7 +142,7 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
     *out = NULL;
     provision *p = calloc(1, sizeof(*p));
     if (!p) {
-        snprintf(err, errlen, "out of memory");
+        bprintf(err, errlen, "out of memory");
         return EXIT_INTERNAL;
     }
     p->o = o;
@@ -154,7 +160,7 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
             if (o->hook)
                 pv = P_HOOK;
             else if (o->challenges_explicit) {
-                snprintf(err, errlen, "dns-01 needs --hook (acmectl has no DNS provider of its own yet)");
+                bprintf(err, errlen, "dns-01 needs --hook (acmectl has no DNS provider of its own yet)");
                 free(p);
                 return EXIT_USAGE;
             }
@@ -174,7 +180,7 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
     }
     acme_challenge_type tmp[MAX_CHALLENGES];
     if (provision_types(p, tmp, MAX_CHALLENGES) == 0) {
-        snprintf(err, errlen, "no challenge type can be answered here (see the warnings above): "
+        bprintf(err, errlen, "no challenge type can be answered here (see the warnings above): "
                  "free the port, use --http-port/--tls-port with a forwarded port, --webroot, or --hook");
         provision_stop(p);
         return EXIT_CHALLENGE;
@@ -224,6 +230,72 @@ void provision_reset_failure(provision *p)
     p->failure[0] = '\0';
 }
 
+/* ---- challenge outcomes ----
+ *
+ * A uacme hook is told "done" or "failed" when a challenge is taken down,
+ * but libacme's unpublish does not say which: it unpublishes after the
+ * whole order, and before placing a new order when a challenge failed.
+ * What libacme does say, on its log, is "<type> for <ident>: valid" and
+ * "<type> for <ident> failed". Those lines are noted here; without one,
+ * the presence of a recorded error decides. */
+
+static void outcome_set(provision *p, const char *key, size_t keylen, int valid)
+{
+    if (keylen >= sizeof(p->outcome[0].key))
+        return;
+    size_t i;
+    for (i = 0; i < p->outcome_count; i++)
+        if (strlen(p->outcome[i].key) == keylen && !strncmp(p->outcome[i].key, key, keylen))
+            break;
+    if (i == p->outcome_count) {
+        if (p->outcome_count == MAX_OUTCOMES)
+            return;
+        p->outcome_count++;
+        memcpy(p->outcome[i].key, key, keylen);
+        p->outcome[i].key[keylen] = '\0';
+    }
+    p->outcome[i].valid = valid;
+}
+
+void provision_note_log(provision *p, const char *msg)
+{
+    if (!p)
+        return;
+    static const char *const types[] = {"http-01 for ", "tls-alpn-01 for ", "dns-01 for "};
+    for (size_t t = 0; t < 3; t++) {
+        if (strncmp(msg, types[t], strlen(types[t])) != 0)
+            continue;
+        const char *ident = msg + strlen(types[t]);
+        size_t n = strcspn(ident, ": ");
+        if (!strncmp(ident + n, ": valid", 7) && ident[n + 7] == '\0')
+            outcome_set(p, msg, (size_t)(ident + n - msg), 1);
+        else if (!strncmp(ident + n, " failed", 7))
+            outcome_set(p, msg, (size_t)(ident + n - msg), 0);
+    }
+}
+
+/* 1 validated, 0 failed, -1 unknown. With forget, set it to unknown (a
+ * new publish: what an earlier order said no longer applies). */
+static int outcome_of(provision *p, const acme_challenge *ch, int forget)
+{
+    char key[300];
+    const char *type = tname(acme_challenge_get_type(ch));
+    const char *ident = acme_challenge_identifier(ch);
+    /* libacme names a wildcard's authorization "*.name" or "name". */
+    for (int pass = acme_challenge_is_wildcard(ch) ? 0 : 1; pass < 2; pass++) {
+        bprintf(key, sizeof(key), "%s for %s%s", type, pass == 0 ? "*." : "", ident);
+        for (size_t i = 0; i < p->outcome_count; i++) {
+            if (strcmp(p->outcome[i].key, key) != 0)
+                continue;
+            if (forget)
+                p->outcome[i].valid = -1;
+            else if (p->outcome[i].valid >= 0)
+                return p->outcome[i].valid;
+        }
+    }
+    return -1;
+}
+
 /* ---- hook arguments ---- */
 
 static void b64url(const unsigned char *in, size_t n, char *out)
@@ -254,7 +326,7 @@ static int hook_auth(const acme_challenge *ch, char *out, size_t len)
     const char *ka = acme_challenge_key_authorization(ch);
     switch (acme_challenge_get_type(ch)) {
     case ACME_CHALLENGE_DNS_01:
-        snprintf(out, len, "%s", acme_challenge_dns_value(ch));
+        bprintf(out, len, "%s", acme_challenge_dns_value(ch));
         return 0;
     case ACME_CHALLENGE_TLS_ALPN_01: {
         unsigned char d[32];
@@ -264,7 +336,7 @@ static int hook_auth(const acme_challenge *ch, char *out, size_t len)
         return 0;
     }
     default:
-        snprintf(out, len, "%s", ka);
+        bprintf(out, len, "%s", ka);
         return 0;
     }
 }
@@ -282,7 +354,7 @@ static int run_challenge_hook(provision *p, const char *method, const acme_chall
     const char *token = acme_challenge_token(ch);
     const char *args[] = {method, type, ident, token, auth};
     char verbose[8];
-    snprintf(verbose, sizeof(verbose), "%d", o->verbosity > 0 ? o->verbosity : 0);
+    bprintf(verbose, sizeof(verbose), "%d", o->verbosity > 0 ? o->verbosity : 0);
     const char *http_path = acme_challenge_http_path(ch);
     const char *dns_name = acme_challenge_dns_name(ch);
     hook_env env[] = {
@@ -338,7 +410,7 @@ int provision_publish(void *ud, const acme_challenge *ch)
             rc = acme_responder_add_tlsalpn01(p->alpn, ident, acme_challenge_alpn_cert_pem(ch),
                                               acme_challenge_alpn_key_pem(ch));
         if (rc != ACME_OK) {
-            snprintf(p->failure, sizeof(p->failure), "the built-in %s responder refused the challenge for %s (%s)",
+            bprintf(p->failure, sizeof(p->failure), "the built-in %s responder refused the challenge for %s (%s)",
                      tname(t), ident, acme_strerror(rc));
             return rc;
         }
@@ -347,21 +419,22 @@ int provision_publish(void *ud, const acme_challenge *ch)
         char err[400];
         if (webroot_publish(p->o->webroot, acme_challenge_token(ch), acme_challenge_key_authorization(ch),
                             err, sizeof(err)) != 0) {
-            snprintf(p->failure, sizeof(p->failure), "http-01 for %s: %s", ident, err);
+            bprintf(p->failure, sizeof(p->failure), "http-01 for %s: %s", ident, err);
             return ACME_E_STORAGE;
         }
         progress(ACME_LOG_INFO, "wrote %s/.well-known/acme-challenge/%s", p->o->webroot, acme_challenge_token(ch));
         return ACME_OK;
     }
     case P_HOOK: {
+        (void)outcome_of(p, ch, 1);
         int st = run_challenge_hook(p, "begin", ch);
         if (st == 0)
             return ACME_OK;
         if (st < 0 || st >= 256) {
             if (st < 0)
-                snprintf(p->failure, sizeof(p->failure), "cannot run the hook %s: %s", p->o->hook, strerror(errno));
+                bprintf(p->failure, sizeof(p->failure), "cannot run the hook %s: %s", p->o->hook, strerror(errno));
             else
-                snprintf(p->failure, sizeof(p->failure), "the hook %s was killed by signal %d during begin %s %s",
+                bprintf(p->failure, sizeof(p->failure), "the hook %s was killed by signal %d during begin %s %s",
                          p->o->hook, st - 256, tname(t), ident);
             return ACME_E_CALLBACK;
         }
@@ -391,10 +464,10 @@ int provision_unpublish(void *ud, const acme_challenge *ch)
         webroot_unpublish(p->o->webroot, acme_challenge_token(ch));
         return ACME_OK;
     case P_HOOK: {
-        /* libacme does not say whether this challenge was validated; it
-         * unpublishes on success with no error recorded, and during the
-         * clean-up of a failed order with the failure already recorded. */
-        const char *method = p->c && acme_client_last_error(p->c)[0] ? "failed" : "done";
+        int valid = outcome_of(p, ch, 0);
+        if (valid < 0)
+            valid = !(p->c && acme_client_last_error(p->c)[0]);
+        const char *method = valid ? "done" : "failed";
         int st = run_challenge_hook(p, method, ch);
         if (st != 0)
             progress(ACME_LOG_WARNING, "the hook's %s for %s %s exited with status %d; check that "

@@ -22,6 +22,14 @@ static int on_unpublish(void *ud, const acme_challenge *ch)
     return s->prov ? provision_unpublish(s->prov, ch) : ACME_OK;
 }
 
+/* libacme's log: to the person, and to the challenge bookkeeping. */
+static void on_log(void *ud, acme_log_level level, const char *msg)
+{
+    session *s = ud;
+    provision_note_log(s->prov, msg);
+    progress_lib_log(NULL, level, msg);
+}
+
 static char *join_names(const acme_certificate *cert, char sep)
 {
     size_t n = acme_certificate_name_count(cert), len = 1;
@@ -30,7 +38,7 @@ static char *join_names(const acme_certificate *cert, char sep)
     char *out = calloc(1, len);
     for (size_t i = 0; out && i < n; i++) {
         if (i)
-            strncat(out, &sep, 1);
+            out[strlen(out)] = sep; /* calloc'ed: the next byte is already NUL */
         strcat(out, acme_certificate_name(cert, i));
     }
     return out;
@@ -62,12 +70,12 @@ static int write_out(session *s, result_cert *rc, const acme_certificate *cert)
 {
     const char *dir = s->o->out_dir, *id = acme_certificate_id(cert);
     char crt[512], key[512];
-    snprintf(crt, sizeof(crt), "%s.crt", id);
-    snprintf(key, sizeof(key), "%s.key", id);
+    bprintf(crt, sizeof(crt), "%s.crt", id);
+    bprintf(key, sizeof(key), "%s.key", id);
     const char *kp = acme_certificate_key_pem(cert), *cp = acme_certificate_chain_pem(cert);
     if (file_write_atomic(dir, key, kp, strlen(kp), 0600) != 0 ||
         file_write_atomic(dir, crt, cp, strlen(cp), 0644) != 0) {
-        snprintf(s->install_error, sizeof(s->install_error),
+        bprintf(s->install_error, sizeof(s->install_error),
                  "writing %s/%s or %s: %s; the certificate is stored in the state directory",
                  dir, key, crt, strerror(errno));
         s->out_failed = 1;
@@ -91,26 +99,26 @@ static int hook_install(session *s, result_cert *rc, const acme_certificate *cer
     char tmpdir[4096] = "", chain[4096], key[4096];
     const char *id = acme_certificate_id(cert);
     if (rc->chain_file && rc->key_file) {
-        snprintf(chain, sizeof(chain), "%s", rc->chain_file);
-        snprintf(key, sizeof(key), "%s", rc->key_file);
+        bprintf(chain, sizeof(chain), "%s", rc->chain_file);
+        bprintf(key, sizeof(key), "%s", rc->key_file);
     } else {
         const char *t = getenv("TMPDIR");
-        snprintf(tmpdir, sizeof(tmpdir), "%s/acmectl.XXXXXX", t && *t ? t : "/tmp");
+        bprintf(tmpdir, sizeof(tmpdir), "%s/acmectl.XXXXXX", t && *t ? t : "/tmp");
         if (!mkdtemp(tmpdir)) {
-            snprintf(s->install_error, sizeof(s->install_error),
+            bprintf(s->install_error, sizeof(s->install_error),
                      "cannot make a temporary directory for the hook's install: %s", strerror(errno));
             s->install_failed = 1;
             return ACME_E_CALLBACK;
         }
-        snprintf(chain, sizeof(chain), "%s/%s.crt", tmpdir, id);
-        snprintf(key, sizeof(key), "%s/%s.key", tmpdir, id);
+        bprintf(chain, sizeof(chain), "%s/%s.crt", tmpdir, id);
+        bprintf(key, sizeof(key), "%s/%s.key", tmpdir, id);
         const char *kp = acme_certificate_key_pem(cert), *cp = acme_certificate_chain_pem(cert);
         char kn[512], cn[512];
-        snprintf(kn, sizeof(kn), "%s.key", id);
-        snprintf(cn, sizeof(cn), "%s.crt", id);
+        bprintf(kn, sizeof(kn), "%s.key", id);
+        bprintf(cn, sizeof(cn), "%s.crt", id);
         if (file_write_atomic(tmpdir, kn, kp, strlen(kp), 0600) != 0 ||
             file_write_atomic(tmpdir, cn, cp, strlen(cp), 0644) != 0) {
-            snprintf(s->install_error, sizeof(s->install_error),
+            bprintf(s->install_error, sizeof(s->install_error),
                      "cannot write temporary files for the hook's install: %s", strerror(errno));
             unlink(key);
             unlink(chain);
@@ -141,12 +149,12 @@ static int hook_install(session *s, result_cert *rc, const acme_certificate *cer
     }
     if (st != 0) {
         if (st < 0)
-            snprintf(s->install_error, sizeof(s->install_error), "cannot run the hook %s: %s", o->hook, strerror(e));
+            bprintf(s->install_error, sizeof(s->install_error), "cannot run the hook %s: %s", o->hook, strerror(e));
         else if (st >= 256)
-            snprintf(s->install_error, sizeof(s->install_error), "the hook %s was killed by signal %d during install",
+            bprintf(s->install_error, sizeof(s->install_error), "the hook %s was killed by signal %d during install",
                      o->hook, st - 256);
         else
-            snprintf(s->install_error, sizeof(s->install_error),
+            bprintf(s->install_error, sizeof(s->install_error),
                      "the hook %s failed to install %s (exit status %d); the certificate is stored%s "
                      "(a hook written for uacme rejects \"install\": use --no-hook-install)",
                      o->hook, id, st, rc->chain_file ? " and in --out" : "");
@@ -181,12 +189,12 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
     char err[600];
 
     if (o->ca_file && access(o->ca_file, R_OK) != 0) {
-        snprintf(err, sizeof(err), "--ca-file %s: %s", o->ca_file, strerror(errno));
+        bprintf(err, sizeof(err), "--ca-file %s: %s", o->ca_file, strerror(errno));
         output_error(o, res, EXIT_USAGE, ACME_E_INVALID_ARG, NULL, err);
         return EXIT_USAGE;
     }
     if (mkdir_p(o->state_dir, 0700) != 0) {
-        snprintf(err, sizeof(err), "cannot create the state directory %s: %s", o->state_dir, strerror(errno));
+        bprintf(err, sizeof(err), "cannot create the state directory %s: %s", o->state_dir, strerror(errno));
         output_error(o, res, EXIT_STORAGE, ACME_E_STORAGE, NULL, err);
         return EXIT_STORAGE;
     }
@@ -196,7 +204,7 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
     }
     int rc = acme_client_new(o->directory, &s->c);
     if (rc != ACME_OK) {
-        snprintf(err, sizeof(err), "cannot use the directory URL %s (%s)", o->directory, acme_strerror(rc));
+        bprintf(err, sizeof(err), "cannot use the directory URL %s (%s)", o->directory, acme_strerror(rc));
         int code = rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
         output_error(o, res, code, rc, NULL, err);
         return code;
@@ -207,7 +215,7 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
     cb.publish = on_publish;
     cb.unpublish = on_unpublish;
     cb.install = on_install;
-    cb.log = progress_lib_log;
+    cb.log = on_log;
     acme_client_set_host(s->c, &cb, s);
     acme_client_set_log_level(s->c, o->verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO);
     if ((rc = acme_client_set_storage_dir(s->c, o->state_dir)) != ACME_OK) {

@@ -67,12 +67,12 @@ int mkdir_p(const char *path, unsigned mode)
 int state_dir_lock(const char *dir, char *err, size_t errlen)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/acmectl.lock", dir);
+    bprintf(path, sizeof(path), "%s/acmectl.lock", dir);
     /* Kept open (and locked) until the process exits; the kernel drops
      * the lock even if we are killed, so a stale lock cannot exist. */
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
+        bprintf(err, errlen, "cannot open the lock file %s: %s", path, strerror(errno));
         return -1;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -83,10 +83,10 @@ int state_dir_lock(const char *dir, char *err, size_t errlen)
         pid[strcspn(pid, "\n")] = '\0';
         close(fd);
         if (e == EWOULDBLOCK)
-            snprintf(err, errlen, "another acmectl (pid %s) is using the state directory %s; "
+            bprintf(err, errlen, "another acmectl (pid %s) is using the state directory %s; "
                      "wait for it to finish", pid[0] ? pid : "?", dir);
         else
-            snprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
+            bprintf(err, errlen, "cannot lock %s: %s", path, strerror(e));
         return -1;
     }
     char pid[32];

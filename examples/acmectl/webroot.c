@@ -37,34 +37,34 @@ int webroot_publish(const char *root, const char *token, const char *key_auth,
                     char *err, size_t errlen)
 {
     char wk[4096], ch[4096];
-    snprintf(wk, sizeof(wk), "%s/.well-known", root);
-    snprintf(ch, sizeof(ch), "%s/.well-known/acme-challenge", root);
+    bprintf(wk, sizeof(wk), "%s/.well-known", root);
+    bprintf(ch, sizeof(ch), "%s/.well-known/acme-challenge", root);
     struct stat st;
     /* The document root itself is never created: a typo would make a
      * directory no web server serves, and the challenge would fail later
      * with a less clear message. */
     if (stat(root, &st) != 0) {
-        snprintf(err, errlen, "--webroot %s: %s", root, strerror(errno));
+        bprintf(err, errlen, "--webroot %s: %s", root, strerror(errno));
         return -1;
     }
     if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "--webroot %s: not a directory", root);
+        bprintf(err, errlen, "--webroot %s: not a directory", root);
         return -1;
     }
     int c1 = 0, c2 = 0;
     if (make_dir(wk, &c1) != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", wk, strerror(errno));
+        bprintf(err, errlen, "cannot create %s: %s", wk, strerror(errno));
         return -1;
     }
     created_wellknown |= c1;
     if (make_dir(ch, &c2) != 0) {
-        snprintf(err, errlen, "cannot create %s: %s", ch, strerror(errno));
+        bprintf(err, errlen, "cannot create %s: %s", ch, strerror(errno));
         return -1;
     }
     created_challenge |= c2;
     /* The token is strict base64url (libacme guarantees it): a safe name. */
     if (file_write_atomic(ch, token, key_auth, strlen(key_auth), 0644) != 0) {
-        snprintf(err, errlen, "cannot write %s/%s: %s", ch, token, strerror(errno));
+        bprintf(err, errlen, "cannot write %s/%s: %s", ch, token, strerror(errno));
         return -1;
     }
     return 0;
@@ -73,18 +73,18 @@ int webroot_publish(const char *root, const char *token, const char *key_auth,
 void webroot_unpublish(const char *root, const char *token)
 {
     char path[4096];
-    snprintf(path, sizeof(path), "%s/.well-known/acme-challenge/%s", root, token);
+    bprintf(path, sizeof(path), "%s/.well-known/acme-challenge/%s", root, token);
     if (unlink(path) != 0 && errno != ENOENT)
         progress(ACME_LOG_WARNING, "could not remove %s: %s; remove it by hand", path, strerror(errno));
     /* rmdir fails on a directory that still holds something: exactly the
      * case (another token, or the site's own files) where it must stay. */
     if (created_challenge) {
-        snprintf(path, sizeof(path), "%s/.well-known/acme-challenge", root);
+        bprintf(path, sizeof(path), "%s/.well-known/acme-challenge", root);
         if (rmdir(path) == 0)
             created_challenge = 0;
     }
     if (created_wellknown && !created_challenge) {
-        snprintf(path, sizeof(path), "%s/.well-known", root);
+        bprintf(path, sizeof(path), "%s/.well-known", root);
         if (rmdir(path) == 0)
             created_wellknown = 0;
     }

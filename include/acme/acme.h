@@ -12,5 +12,8 @@
 #include <acme/storage.h>
 #include <acme/transport.h>
 #include <acme/client.h>
+#include <acme/responder.h>
+#include <acme/module.h>
+#include <acme/engine.h>
 
 #endif

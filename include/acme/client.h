@@ -122,6 +122,7 @@ typedef struct acme_issue_params {
     size_t challenge_count;
     const char *preferred_chain;     /* issuer common name to prefer among alternates, or NULL */
     const char *cert_id;             /* storage id; NULL = the first name ("*." becomes "_.") */
+    const char *profile;             /* CA profile (draft-aaron-acme-profiles), or NULL */
 } acme_issue_params;
 
 /* Run one order to the end: authorize every name (publish, validate,

@@ -435,6 +435,7 @@ static int conn_send(gnutls_session_t s, const void *data, size_t len)
     return 0;
 }
 
+__attribute__((format(printf, 2, 3)))
 static int conn_sendf(gnutls_session_t s, const char *fmt, ...)
 {
     char buf[16384];
@@ -492,6 +493,8 @@ static int answer(gnutls_session_t s, const char *method, const char *path,
     }
     if (strcmp(path, "/redirect") == 0)
         return conn_sendf(s, "HTTP/1.1 302 Found\r\nLocation: /ok\r\nContent-Length: 0\r\n\r\n");
+    if (strcmp(path, "/big") == 0 && strcmp(method, "HEAD") == 0)
+        return conn_sendf(s, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n");
     if (strcmp(path, "/big") == 0 || strcmp(path, "/bigchunked") == 0) {
         int chunked = strcmp(path, "/bigchunked") == 0;
         if (chunked ? conn_sendf(s, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")

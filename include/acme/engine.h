@@ -1,0 +1,93 @@
+/* libacme — the engine: a certificate manager driven without blocking.
+ *
+ * The host declares the certificates it wants (acme_engine_manage); the
+ * engine keeps them valid: it installs stored ones at start, orders new
+ * ones, renews them (RFC 9773 ARI when the CA offers it, else at a third
+ * of the lifetime left), falls back to another challenge type in a new
+ * order when one fails, and persists every step so a restarted process
+ * resumes the same order.
+ *
+ * Driving it, in the style of libcurl's multi interface:
+ *
+ *   for (;;) {
+ *       size_t n;
+ *       acme_engine_fds(e, fds, 64, &n);
+ *       poll(fds, n, acme_engine_timeout_ms(e));
+ *       acme_engine_step(e);          // never blocks on the network
+ *   }
+ *
+ * or, for hosts without a loop, acme_engine_perform(e, ms), which is that
+ * loop. Slow work (RSA key generation, CSR signing) runs on a worker
+ * thread; a step only collects its result.
+ *
+ * Host callbacks may answer ACME_E_PENDING and report the outcome later
+ * with acme_engine_done(). A host storage or transport table is called
+ * from inside steps: a blocking one blocks the step (the defaults don't). */
+#ifndef ACME_ENGINE_H
+#define ACME_ENGINE_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <acme/client.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct acme_engine acme_engine;
+
+typedef struct acme_engine_options {
+    size_t size;                  /* sizeof(acme_engine_options) */
+    unsigned max_orders;          /* orders in flight at once; 0 = 16 */
+    unsigned retry_min_s;         /* first wait after a failed attempt; 0 = 60 */
+    unsigned retry_max_s;         /* cap of the doubling wait; 0 = 86400 */
+    unsigned recheck_s;           /* how often to re-ask ARI / re-check; 0 = 21600 (6 h) */
+    unsigned jitter_percent;      /* spread of renewal times; 0 = 5 */
+} acme_engine_options;
+
+/* c must outlive the engine; its host callbacks are the engine's. */
+ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts, acme_engine **out);
+ACME_EXPORT void acme_engine_free(acme_engine *e);
+
+/* Keep this certificate valid (params as for acme_issue; cert_id defaults
+ * to the first name). Declaring the same id again replaces its params.
+ * A profile unknown to the CA fails here when the directory is known,
+ * else at the first order, before any order is placed. */
+ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p);
+ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id);
+
+/* The descriptors to watch. ACME_E_INVALID_ARG (and *n = what is needed)
+ * if cap is too small. */
+ACME_EXPORT int acme_engine_fds(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n);
+/* Milliseconds until a step is due even without fd activity; -1 = none. */
+ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e);
+/* Do whatever is ready. Never waits for the network. */
+ACME_EXPORT int acme_engine_step(acme_engine *e);
+/* Blocking loop over fds/timeout/step until nothing is in flight and no
+ * certificate needs work within timeout_ms (or timeout_ms passes;
+ * -1 = until idle). ACME_OK when every managed certificate is valid. */
+ACME_EXPORT int acme_engine_perform(acme_engine *e, int timeout_ms);
+
+/* A callback that returned ACME_E_PENDING finished: object is the
+ * acme_challenge or acme_certificate it was given (still valid until this
+ * call), result ACME_OK or an acme_code. */
+ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result);
+
+/* 1 when no order is in flight and no callback is pending. */
+ACME_EXPORT int acme_engine_idle(const acme_engine *e);
+
+/* State of every managed certificate as JSON (valid until the next call
+ * on e): [{"id","names":[...],"state":"valid"|"ordering"|"waiting"|"failed",
+ * "not_after","next_renewal" (Unix s or null),"last_error" (or null),
+ * "attempts"}]. */
+ACME_EXPORT const char *acme_engine_status_json(acme_engine *e);
+
+/* The longest single step so far, in microseconds (for measuring). */
+ACME_EXPORT uint64_t acme_engine_longest_step_us(const acme_engine *e);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,58 @@
+/* The order driver's contract with whoever drives it: acme_issue() (a
+ * blocking loop) and the engine (an event loop over many orders). One
+ * state machine; the drivers only differ in how they wait. */
+#ifndef ACME_ORDER_H
+#define ACME_ORDER_H
+
+#include <stdint.h>
+#include <acme/client.h>
+#include "net.h"
+
+typedef enum order_want {
+    OW_CONTINUE,   /* call order_step again now */
+    OW_HTTP,       /* perform order_exchange(), then step */
+    OW_TIME,       /* step again at order_wake_at() (monotonic ms) */
+    OW_WORK,       /* run order_job() (on a worker thread if you can), then step */
+    OW_EXTERNAL,   /* a host callback answered ACME_E_PENDING: wait for order_external_done() */
+    OW_DONE        /* finished: order_result() */
+} order_want;
+
+/* Slow work a step must not do itself. fn runs anywhere; it touches only
+ * the job. */
+typedef struct work_job {
+    void (*fn)(struct work_job *job);
+    acme_key_type key_type;      /* keygen: in */
+    struct acme_key *key;        /* keygen: out; csr: in (borrowed) */
+    char **names;                /* csr: in (borrowed) */
+    size_t name_count;
+    char *csr;                   /* csr: out */
+    int rc;
+} work_job;
+
+typedef struct order_run order_run;
+
+/* Validate params and make a run. On failure *rc is set and the client's
+ * last error says why. */
+order_run *order_new(struct acme_client *c, const acme_issue_params *p, int *rc);
+void order_free(order_run *r);
+order_want order_step(order_run *r);
+http_exchange *order_exchange(order_run *r);
+uint64_t order_wake_at(const order_run *r);
+work_job *order_job(order_run *r);
+/* ACME_OK, or the failure; with the sentence and problem it left. */
+int order_result(const order_run *r);
+const char *order_error(const order_run *r);
+/* Move the run's error and problem into the client (for acme_issue). */
+void order_hand_result(order_run *r);
+/* Seconds the CA asked us to wait before trying again (Retry-After on the
+ * failing answer), 0 if none. */
+unsigned order_retry_after_s(const order_run *r);
+const char *order_cert_id(const order_run *r);
+/* ARI: the certificate this order replaces (RFC 9773 "replaces"). */
+int order_set_replaces(order_run *r, const char *ari_id);
+/* A pending callback finished. 1 if object belonged to this run. */
+int order_external_done(order_run *r, const void *object, int result);
+/* Run to the end in this thread. */
+int order_run_blocking(order_run *r);
+
+#endif

@@ -1,0 +1,60 @@
+#!/bin/bash
+# Failures a person must be able to act on:
+#  - a failing http-01 challenge (files written to a --webroot that no
+#    server serves: nothing listens on the port Pebble connects to) exits
+#    with 3 and names the identifier, the type and the CA's problem type;
+#  - bad names ("../etc", "a b", ...) are refused before any network call;
+#  - an unreachable CA is a network error (4); dns-01 without a hook and
+#    other option mistakes are usage errors (1).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# Nothing listens on ACME_TEST_HTTP_PORT in this test.
+mkdir -p "$T/unserved"
+expect_status 3 "$T/chal" --challenge http-01 --webroot "$T/unserved" --agree-tos --json issue nobody-serves.example.com
+grep -q "nobody-serves.example.com" "$T/chal.stderr" || fail "the identifier is not named: $(cat "$T/chal.stderr")"
+grep -q "http-01" "$T/chal.stderr" || fail "the challenge type is not named"
+grep -q "urn:ietf:params:acme:error:" "$T/chal.stderr" || fail "the CA's problem type is not shown"
+grep -q "check that" "$T/chal.stderr" || fail "no hint what to check"
+json_check "$T/chal.stdout" 'j["ok"] is False and j["error"]["code"] == "challenge-failed" and j["error"]["exitStatus"] == 3' "--json error"
+json_check "$T/chal.stdout" 'j["error"]["problem"]["type"].startswith("urn:ietf:params:acme:error:")' "--json problem type"
+json_check "$T/chal.stdout" '"nobody-serves.example.com" in j["error"]["message"] and "http-01" in j["error"]["message"]' "--json message"
+[ -z "$(ls -A "$T/unserved")" ] || fail "the webroot was not cleaned up after the failure: $(find "$T/unserved")"
+pass "failed challenge: exit 3, identifier + type + problem named, webroot cleaned"
+
+# Refused before any network call: the directory below has no server, so
+# reaching the network would give 4, not 1; and no state is created.
+NOWHERE=https://127.0.0.1:9/dir
+for bad in "../etc" "a b" "foo/bar" "-x.example.com" "x..example.com" "trailing.dot." "ünï.example" ""; do
+    rc=0
+    "$ACMECTL" --directory "$NOWHERE" --state-dir "$T/never" issue "$bad" >"$T/bad.out" 2>"$T/bad.err" || rc=$?
+    [ "$rc" = 1 ] || fail "name '$bad': exit $rc, expected 1: $(cat "$T/bad.err")"
+    grep -q "error:" "$T/bad.err" || fail "name '$bad': no error message"
+done
+[ ! -e "$T/never" ] || fail "a refused name still created the state directory"
+pass "bad names refused before any network call"
+
+expect_status 4 "$T/unreach" --directory "$NOWHERE" --json issue ok.example.com
+json_check "$T/unreach.stdout" 'j["error"]["code"] == "network"' "network error code"
+pass "unreachable CA: exit 4"
+
+expect_status 1 "$T/dnsnohook" --challenge dns-01 issue x.example.com
+grep -q "needs --hook" "$T/dnsnohook.stderr" || fail "dns-01 without a hook not explained"
+expect_status 1 "$T/badchal" --challenge smtp-01 issue x.example.com
+expect_status 1 "$T/badport" --http-port 70000 issue x.example.com
+expect_status 1 "$T/http" --directory http://127.0.0.1:1/dir issue x.example.com
+expect_status 1 "$T/nocmd" frobnicate
+expect_status 1 "$T/twice" issue x.example.com X.example.com
+pass "usage errors exit 1"
+
+# A port that cannot be bound drops that type; with nothing left, exit 3.
+python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(60)' \
+    "$ACME_TEST_HTTP_PORT" &
+BLOCKER=$!
+trap 'kill $BLOCKER 2>/dev/null || true' EXIT
+sleep 0.5
+expect_status 3 "$T/busy" --challenge http-01 issue busy.example.com
+grep -q "cannot listen" "$T/busy.stderr" || fail "busy port not explained: $(cat "$T/busy.stderr")"
+grep -qi "in use" "$T/busy.stderr" || fail "the reason (address in use) is not given"
+pass "busy port: explained, exit 3 before ordering"
+echo "fail: PASS"
