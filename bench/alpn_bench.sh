@@ -148,10 +148,9 @@ start_ualpn() { # workers
 }
 
 # results[server,conc,round]
-declare -A RATE PEAK CPU P99 ERR UNCLEAN
+declare -A RATE PEAK CPU P99 ERR UNCLEAN TLS
 SERVERS="libacme"
 for w in $UALPN_WORKERS; do SERVERS="$SERVERS ualpn-n$w"; done
-TLS_DESC=""
 
 run_cell() { # server conc round
     local s=$1 c=$2 r=$3 line t0 t1 hs
@@ -170,7 +169,7 @@ run_cell() { # server conc round
     ERR[$s,$c,$r]=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$line")
     UNCLEAN[$s,$c,$r]=$(sed -n 's/.*unclean=\([0-9]*\).*/\1/p' <<<"$line")
     P99[$s,$c,$r]=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$line")
-    [ -z "$TLS_DESC" ] && TLS_DESC=$(sed -n 's/.*tls=//p' <<<"$line")
+    [ -z "${TLS[$s]:-}" ] && TLS[$s]=$(sed -n 's/.*tls=//p' <<<"$line")
     # ticks are 1/100 s: CPU microseconds per handshake
     CPU[$s,$c,$r]=$(awk -v a="$t0" -v b="$t1" -v h="${hs:-0}" -v hz="$(getconf CLK_TCK)" \
         'BEGIN { if (h > 0) printf "%.0f", (b - a) * 1e6 / hz / (h * 1.0); else print "-" }')
@@ -201,7 +200,7 @@ collect() { # array server conc -> values over rounds
 }
 
 echo
-echo "TLS: $TLS_DESC"
+for s in $SERVERS; do echo "TLS negotiated with $s: ${TLS[$s]:--}"; done
 printf '%-28s' "concurrent validators"
 for c in $CONCS; do printf '%12s' "$c"; done
 echo
@@ -224,6 +223,8 @@ for s in $SERVERS; do [ "$s" = libacme ] || ratio_row "ratio libacme/$s peak" PE
 for s in $SERVERS; do row "$s cpu us/hs" CPU "$s" median; done
 for s in $SERVERS; do [ "$s" = libacme ] || ratio_row "ratio libacme/$s cpu/hs" CPU "$s" median; done
 for s in $SERVERS; do row "$s p99 ms" P99 "$s" median; done
+sumof() { tr ' ' '\n' | grep -v '^-*$' | awk '{ t += $1 } END { print t + 0 }'; }
+for s in $SERVERS; do row "$s no close_notify" UNCLEAN "$s" sumof; done
 tot_err=0
 for s in $SERVERS; do for c in $CONCS; do for r in $(seq 1 "$ROUNDS"); do
     tot_err=$((tot_err + ${ERR[$s,$c,$r]:-1}))

@@ -99,8 +99,6 @@ int certificate_load(acme_client *c, const char *id, acme_certificate **out)
     buf_init(&b, 1024 * 1024);
     b.secret = 1;
     int rc = store_get(c, rel, &b);
-    if (rc == ACME_E_NOT_FOUND)
-        rc = client_fail(c, rc, "no stored certificate \"%s\" for %s", id, c->directory_url);
     json_t *o = NULL;
     if (!rc) {
         o = json_parse_object(b.data, b.len);
@@ -233,6 +231,8 @@ ACME_EXPORT int acme_cert_load(acme_client *c, const char *cert_id,
         return client_fail(c, ACME_E_INVALID_ARG, "\"%s\" is not a certificate id", cert_id);
     acme_certificate *cert = NULL;
     int rc = certificate_load(c, cert_id, &cert);
+    if (rc == ACME_E_NOT_FOUND)
+        return client_fail(c, rc, "no stored certificate \"%s\" for %s", cert_id, c->directory_url);
     if (rc)
         return rc;
     rc = cb(ud, cert);

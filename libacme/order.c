@@ -46,6 +46,7 @@ typedef struct authz_slot {
     int pending;             /* a host callback answered ACME_E_PENDING */
     int pending_rc;
     int deactivated;
+    int responded;           /* the CA already has our answer (resumed order) */
     uint64_t poll_deadline;
     uint64_t poll_delay;
 } authz_slot;
@@ -699,8 +700,13 @@ static int choose_challenge(order_run *r, authz_slot *s, json_t *authz)
     for (size_t p = 0; p < n; p++)
         for (size_t i = 0; i < json_array_size(chals); i++) {
             json_t *ch = json_array_get(chals, i);
-            if (challenge_type_from_name(json_str(ch, "type")) == ranked[p])
+            if (challenge_type_from_name(json_str(ch, "type")) == ranked[p]) {
+                /* A resumed order may have answered already: answering a
+                 * challenge twice is an error at some CAs. */
+                const char *cst = json_str(ch, "status");
+                s->responded = cst && (strcmp(cst, "processing") == 0 || strcmp(cst, "valid") == 0);
                 return challenge_prepare(c, authz, ch, &s->ch);
+            }
         }
     acme_buf offered, wanted;
     buf_init(&offered, 0);
@@ -826,8 +832,14 @@ static order_want step_publish(order_run *r)
 static order_want step_respond(order_run *r)
 {
     acme_client *c = r->c;
-    while (r->cursor < r->authz_count && !r->authz[r->cursor].ch)
+    while (r->cursor < r->authz_count && (!r->authz[r->cursor].ch || r->authz[r->cursor].responded)) {
+        authz_slot *done = &r->authz[r->cursor];
+        if (done->ch) {
+            done->poll_deadline = now_ms() + r->c->poll_limit_ms;
+            done->poll_delay = 50;
+        }
         r->cursor++;
+    }
     if (r->cursor >= r->authz_count) {
         r->state = OS_POLL_AUTHZ;
         r->cursor = 0;
@@ -1379,6 +1391,7 @@ int order_result(const order_run *r) { return r->rc; }
 const char *order_error(const order_run *r) { return r->error; }
 unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
 const char *order_cert_id(const order_run *r) { return r->cert_id; }
+json_t *order_params(const order_run *r) { return r->params; }
 
 int order_set_replaces(order_run *r, const char *ari_id)
 {
@@ -1556,6 +1569,9 @@ ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *
     result_reset(c);
     acme_certificate *cert = NULL;
     int rc = certificate_load(c, cert_id, &cert);
+    if (rc == ACME_E_NOT_FOUND)
+        return client_fail(c, rc, "renew: no stored certificate \"%s\" for %s; issue it first", cert_id,
+                           c->directory_url);
     if (rc)
         return rc;
     int64_t due = renewal_time(cert->info->not_before, cert->info->not_after);

@@ -5,6 +5,7 @@
 #define ACME_ORDER_H
 
 #include <stdint.h>
+#include <jansson.h>
 #include <acme/client.h>
 #include "net.h"
 
@@ -48,6 +49,8 @@ void order_hand_result(order_run *r);
  * failing answer), 0 if none. */
 unsigned order_retry_after_s(const order_run *r);
 const char *order_cert_id(const order_run *r);
+/* The params in their stored form (borrowed). */
+json_t *order_params(const order_run *r);
 /* ARI: the certificate this order replaces (RFC 9773 "replaces"). */
 int order_set_replaces(order_run *r, const char *ari_id);
 /* A pending callback finished. 1 if object belonged to this run. */

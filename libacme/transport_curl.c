@@ -399,10 +399,9 @@ static int has_crlf(const char *s)
 /* Every option, every request (after curl_easy_reset). Safety options must
  * take; a few that only narrow the attack surface further may be missing
  * from an older libcurl. */
-static CURLcode set_options(transport_curl *tc, const acme_http_request *req,
+static CURLcode set_options(transport_curl *tc, CURL *h, char *errbuf, const acme_http_request *req,
                             req_state *st, struct curl_slist *hdrs)
 {
-    CURL *h = tc->h;
     CURLcode c = CURLE_OK;
 #define SET(opt, val) \
     do { \
@@ -419,7 +418,7 @@ static CURLcode set_options(transport_curl *tc, const acme_http_request *req,
     SET(CURLOPT_CONNECTTIMEOUT_MS, tc->connect_ms);
     SET(CURLOPT_TIMEOUT_MS, req->timeout_ms ? (long)req->timeout_ms : tc->total_ms);
     SET(CURLOPT_USERAGENT, tc->user_agent);
-    SET(CURLOPT_ERRORBUFFER, tc->errbuf);
+    SET(CURLOPT_ERRORBUFFER, errbuf);
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, st);
     SET(CURLOPT_WRITEFUNCTION, on_body);
@@ -476,9 +475,36 @@ static CURLcode set_options(transport_curl *tc, const acme_http_request *req,
     return CURLE_OK;
 }
 
-static int tc_perform(void *ud, const acme_http_request *req, acme_http_response *resp)
+/* One request in flight: everything that must live until it finishes. */
+struct curl_call {
+    transport_curl *tc;
+    CURL *h;
+    int own_handle;            /* the engine's calls get a handle each */
+    const acme_http_request *req;
+    acme_http_response *resp;
+    req_state st;
+    struct curl_slist *hdrs;
+    char *ct;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+void transport_curl_call_free(curl_call *call)
 {
-    transport_curl *tc = ud;
+    if (!call)
+        return;
+    if (call->own_handle && call->h)
+        curl_easy_cleanup(call->h);
+    curl_slist_free_all(call->hdrs);
+    free(call->ct);
+    buf_clear(&call->st.line);
+    free(call);
+}
+
+/* Validate the request and configure h for it. */
+static int call_prepare(transport_curl *tc, CURL *h, const acme_http_request *req, acme_http_response *resp,
+                        curl_call **out)
+{
+    *out = NULL;
     if (!tc || !req || !resp ||
         req->size < offsetof(acme_http_request, timeout_ms) + sizeof(req->timeout_ms) ||
         !req->method || !req->url || has_crlf(req->url))
@@ -492,51 +518,63 @@ static int tc_perform(void *ud, const acme_http_request *req, acme_http_response
         (void)acme_http_response_set_error(resp, "refusing a non-https URL");
         return ACME_E_INSECURE;
     }
-
-    int rc = ACME_OK;
-    req_state st;
-    memset(&st, 0, sizeof(st));
-    st.resp = resp;
+    curl_call *call = calloc(1, sizeof(*call));
+    if (!call)
+        return ACME_E_NOMEM;
+    call->tc = tc;
+    call->h = h;
+    call->req = req;
+    call->resp = resp;
+    call->st.resp = resp;
     /* Room for a field at the cap plus its separator and whitespace. */
-    buf_init(&st.line, 2 * HTTP_MAX_HEADER_BYTES);
+    buf_init(&call->st.line, 2 * HTTP_MAX_HEADER_BYTES);
 
     /* "Expect:" removes the 100-continue round trip libcurl would add for
      * larger POST bodies; ACME servers answer POSTs immediately. */
-    struct curl_slist *hdrs = NULL, *t;
-    char *ct = NULL;
+    struct curl_slist *t;
     if (is_post) {
-        ct = req->content_type ? xasprintf("Content-Type: %s", req->content_type)
-                               : xstrdup("Content-Type:"); /* no form default */
-        if (!ct || !(t = curl_slist_append(NULL, ct))) {
-            rc = ACME_E_NOMEM;
-            goto out;
-        }
-        hdrs = t;
-        if (!(t = curl_slist_append(hdrs, "Expect:"))) {
-            rc = ACME_E_NOMEM;
-            goto out;
-        }
-        hdrs = t;
+        call->ct = req->content_type ? xasprintf("Content-Type: %s", req->content_type)
+                                     : xstrdup("Content-Type:"); /* no form default */
+        if (!call->ct || !(t = curl_slist_append(NULL, call->ct)))
+            goto nomem;
+        call->hdrs = t;
+        if (!(t = curl_slist_append(call->hdrs, "Expect:")))
+            goto nomem;
+        call->hdrs = t;
     }
-
-    curl_easy_reset(tc->h); /* per-request options only; connections stay */
-    tc->errbuf[0] = '\0';
-    CURLcode cc = set_options(tc, req, &st, hdrs);
+    curl_easy_reset(h); /* per-request options only; connections stay */
+    CURLcode cc = set_options(tc, h, call->errbuf, req, &call->st, call->hdrs);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(h, CURLOPT_PRIVATE, call);
     if (cc != CURLE_OK) {
         /* Without every safety option in place there is no verified
          * connection to offer: refuse rather than go ahead. */
         explain(resp, req, curl_easy_strerror(cc));
-        rc = cc == CURLE_OUT_OF_MEMORY ? ACME_E_NOMEM : ACME_E_TLS;
-        goto out;
+        int rc = cc == CURLE_OUT_OF_MEMORY ? ACME_E_NOMEM : ACME_E_TLS;
+        transport_curl_call_free(call);
+        return rc;
     }
-    cc = curl_easy_perform(tc->h);
-    if (cc == CURLE_OK && (rc = flush_field(&st)) != ACME_OK)
-        st.rc = rc;
+    *out = call;
+    return ACME_OK;
+nomem:
+    transport_curl_call_free(call);
+    return ACME_E_NOMEM;
+}
 
-    if (st.rc != ACME_OK) {
+int transport_curl_call_finish(curl_call *call, int curl_code)
+{
+    CURLcode cc = (CURLcode)curl_code;
+    const acme_http_request *req = call->req;
+    acme_http_response *resp = call->resp;
+    req_state *st = &call->st;
+    int rc;
+    if (cc == CURLE_OK && (rc = flush_field(st)) != ACME_OK)
+        st->rc = rc;
+
+    if (st->rc != ACME_OK) {
         /* One of our callbacks stopped it: that reason beats curl's
          * generic "write error". */
-        rc = st.rc;
+        rc = st->rc;
         char detail[160];
         if (rc == ACME_E_TOO_LARGE)
             snprintf(detail, sizeof(detail),
@@ -545,7 +583,7 @@ static int tc_perform(void *ud, const acme_http_request *req, acme_http_response
         else
             snprintf(detail, sizeof(detail), "reading the response failed (code %d)", rc);
         explain(resp, req, detail);
-        goto out;
+        return rc;
     }
     if (cc != CURLE_OK) {
         rc = map_curl_error(cc);
@@ -555,23 +593,48 @@ static int tc_perform(void *ud, const acme_http_request *req, acme_http_response
                      resp->body.limit);
             explain(resp, req, detail);
         } else {
-            explain(resp, req, tc->errbuf[0] ? tc->errbuf : curl_easy_strerror(cc));
+            explain(resp, req, call->errbuf[0] ? call->errbuf : curl_easy_strerror(cc));
         }
-        goto out;
+        return rc;
     }
     long code = 0;
-    if (curl_easy_getinfo(tc->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code < 100 ||
+    if (curl_easy_getinfo(call->h, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code < 100 ||
         code > 999) {
         explain(resp, req, "no HTTP status line received");
-        rc = ACME_E_NETWORK;
-        goto out;
+        return ACME_E_NETWORK;
     }
-    rc = acme_http_response_set_status(resp, (int)code);
+    return acme_http_response_set_status(resp, (int)code);
+}
 
-out:
-    curl_slist_free_all(hdrs);
-    free(ct);
-    buf_clear(&st.line);
+int transport_curl_call_new(void *ud, const acme_http_request *req, acme_http_response *resp, curl_call **out)
+{
+    *out = NULL;
+    CURL *h = curl_easy_init();
+    if (!h)
+        return ACME_E_NOMEM;
+    int rc = call_prepare(ud, h, req, resp, out);
+    if (rc) {
+        curl_easy_cleanup(h);
+        return rc;
+    }
+    (*out)->own_handle = 1;
+    return ACME_OK;
+}
+
+void *transport_curl_call_easy(curl_call *call)
+{
+    return call->h;
+}
+
+static int tc_perform(void *ud, const acme_http_request *req, acme_http_response *resp)
+{
+    transport_curl *tc = ud;
+    curl_call *call = NULL;
+    int rc = call_prepare(tc, tc ? tc->h : NULL, req, resp, &call);
+    if (rc)
+        return rc;
+    rc = transport_curl_call_finish(call, curl_easy_perform(tc->h));
+    transport_curl_call_free(call);
     return rc;
 }
 

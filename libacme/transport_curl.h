@@ -20,4 +20,15 @@ typedef struct transport_curl_config {
 int transport_curl_new(const transport_curl_config *cfg, void **ud);
 void transport_curl_free(void *ud);
 
+/* For the engine's libcurl multi handle: one request on its own easy
+ * handle, configured exactly as the blocking path configures its own.
+ * Add transport_curl_call_easy() to a multi handle; when libcurl reports
+ * it done, transport_curl_call_finish() fills the response's status and
+ * error and returns the acme_code. req and resp must outlive the call. */
+typedef struct curl_call curl_call;
+int transport_curl_call_new(void *ud, const acme_http_request *req, acme_http_response *resp, curl_call **out);
+void *transport_curl_call_easy(curl_call *call);   /* a CURL * */
+int transport_curl_call_finish(curl_call *call, int curl_code);
+void transport_curl_call_free(curl_call *call);
+
 #endif

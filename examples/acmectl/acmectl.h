@@ -52,6 +52,7 @@ typedef struct acmectl_opts {
     int agree_tos;
     const char *eab_kid, *eab_hmac;
     const char *preferred_chain;
+    const char *profile;
     const char *out_dir;
 
     int json;
@@ -137,6 +138,16 @@ int provision_publish(void *ud, const acme_challenge *ch);
 /* Every libacme log line, to learn which challenges were validated. */
 void provision_note_log(provision *p, const char *msg);
 int provision_unpublish(void *ud, const acme_challenge *ch);
+
+/* Take everything published down (an interrupt); returns how many. Never
+ * returns the lock: the caller exits. */
+size_t provision_interrupt(provision *p);
+
+/* ---- signals.c: interrupts ---------------------------------------------- */
+/* Block SIGINT/SIGTERM/SIGHUP in every thread and wait for them in one. */
+void signals_start(void);
+/* What to take down on an interrupt (NULL: nothing). */
+void signals_watch(provision *p);
 
 /* ---- output.c: results and errors ---------------------------------------- */
 typedef struct result_cert {

@@ -123,9 +123,7 @@ static int renew_one(session *s, const char *id, result_cert *rc, int *lib_rc)
         record_failure(s, rc, code, lrc);
         return code;
     }
-    rc->renewed = renewed;
-    if (!renewed)
-        progress(ACME_LOG_INFO, "%s is not due for renewal", id);
+    rc->renewed = renewed; /* libacme has said why not, and until when */
     return EXIT_OK;
 }
 

@@ -36,6 +36,7 @@ int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *typ
         ip.challenges = types;
         ip.challenge_count = n;
         ip.preferred_chain = o->preferred_chain;
+        ip.profile = o->profile;
         ip.cert_id = rq->cert_id;
         provision_reset_failure(s->prov);
         (void)provision_take_declined(s->prov);

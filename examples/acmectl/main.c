@@ -37,6 +37,7 @@ static const char usage_text[] =
     "      --eab-kid KID          external account binding key id\n"
     "      --eab-hmac-key KEY     external account binding HMAC key (base64url)\n"
     "      --preferred-chain CN   prefer the chain whose root/issuer has this name\n"
+    "      --profile NAME         ask the CA for this certificate profile\n"
     "  -o, --out DIR              write DIR/ID.crt (chain) and DIR/ID.key (0600)\n"
     "      --json                 machine-readable result on stdout\n"
     "  -f, --force                renew even if not due\n"
@@ -52,7 +53,7 @@ static const char usage_text[] =
 enum {
     OPT_CA_FILE = 256, OPT_HTTP_PORT, OPT_TLS_PORT, OPT_BIND, OPT_NO_HOOK_INSTALL,
     OPT_ACCOUNT_KEY_TYPE, OPT_CONTACT, OPT_AGREE_TOS, OPT_EAB_KID, OPT_EAB_HMAC,
-    OPT_PREFERRED_CHAIN, OPT_JSON, OPT_REASON, OPT_KEY, OPT_YES, OPT_HELP, OPT_VERSION, OPT_HOOK
+    OPT_PREFERRED_CHAIN, OPT_PROFILE, OPT_JSON, OPT_REASON, OPT_KEY, OPT_YES, OPT_HELP, OPT_VERSION, OPT_HOOK
 };
 
 static const struct option long_opts[] = {
@@ -73,6 +74,7 @@ static const struct option long_opts[] = {
     {"eab-kid", required_argument, NULL, OPT_EAB_KID},
     {"eab-hmac-key", required_argument, NULL, OPT_EAB_HMAC},
     {"preferred-chain", required_argument, NULL, OPT_PREFERRED_CHAIN},
+    {"profile", required_argument, NULL, OPT_PROFILE},
     {"out", required_argument, NULL, 'o'},
     {"json", no_argument, NULL, OPT_JSON},
     {"force", no_argument, NULL, 'f'},
@@ -220,6 +222,7 @@ static int parse(int argc, char **argv)
         case OPT_EAB_KID: O.eab_kid = optarg; break;
         case OPT_EAB_HMAC: O.eab_hmac = optarg; break;
         case OPT_PREFERRED_CHAIN: O.preferred_chain = optarg; break;
+        case OPT_PROFILE: O.profile = optarg; break;
         case 'o': O.out_dir = optarg; break;
         case OPT_JSON: O.json = 1; break;
         case 'f': O.force = 1; break;
@@ -290,6 +293,7 @@ int main(int argc, char **argv)
             fputs("Try acmectl --help.\n", stderr);
         return EXIT_USAGE;
     }
+    signals_start();
     progress_init(O.verbosity);
     int code;
     if (!strcmp(O.command, "issue"))

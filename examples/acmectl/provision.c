@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <gnutls/crypto.h>
@@ -35,7 +36,18 @@ typedef enum provider { P_NONE, P_BUILTIN, P_WEBROOT, P_HOOK } provider;
 
 #define MAX_OUTCOMES 64
 
+/* One published challenge, copied: enough to take it down without
+ * libacme, which an interrupt needs (see provision_interrupt). */
+typedef struct pub {
+    struct pub *next;
+    acme_challenge_type type;
+    int wildcard;
+    char *ident, *ident_type, *token, *auth, *key_auth, *http_path, *dns_name;
+} pub;
+
 struct provision {
+    pthread_mutex_t mu;                /* publish/unpublish vs. an interrupt */
+    pub *published;
     const acmectl_opts *o;
     acme_client *c;
     provider by_type[4];               /* indexed by acme_challenge_type */
@@ -146,6 +158,7 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
         return EXIT_INTERNAL;
     }
     p->o = o;
+    pthread_mutex_init(&p->mu, NULL);
     for (size_t i = 0; i < o->challenge_count; i++) {
         acme_challenge_type t = o->challenges[i];
         provider pv = P_NONE;
@@ -189,13 +202,34 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
     return EXIT_OK;
 }
 
+static void pub_free(pub *x)
+{
+    if (!x)
+        return;
+    free(x->ident);
+    free(x->ident_type);
+    free(x->token);
+    free(x->auth);
+    free(x->key_auth);
+    free(x->http_path);
+    free(x->dns_name);
+    free(x);
+}
+
 void provision_stop(provision *p)
 {
     if (!p)
         return;
+    signals_watch(NULL);
     /* free stops the thread and closes every connection. */
     acme_responder_free(p->http);
     acme_responder_free(p->alpn);
+    while (p->published) {
+        pub *n = p->published->next;
+        pub_free(p->published);
+        p->published = n;
+    }
+    pthread_mutex_destroy(&p->mu);
     free(p);
 }
 
@@ -321,57 +355,73 @@ static void b64url(const unsigned char *in, size_t n, char *out)
 /* The AUTH argument as uacme passes it: the key authorization for http-01,
  * base64url(SHA-256(key authorization)) for dns-01 (the TXT value) and
  * for tls-alpn-01 (what goes into the acmeIdentifier extension). */
-static int hook_auth(const acme_challenge *ch, char *out, size_t len)
+static char *hook_auth(const acme_challenge *ch)
 {
     const char *ka = acme_challenge_key_authorization(ch);
     switch (acme_challenge_get_type(ch)) {
     case ACME_CHALLENGE_DNS_01:
-        bprintf(out, len, "%s", acme_challenge_dns_value(ch));
-        return 0;
+        return strdup(acme_challenge_dns_value(ch));
     case ACME_CHALLENGE_TLS_ALPN_01: {
         unsigned char d[32];
-        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, ka, strlen(ka), d) < 0 || len < 44)
-            return -1;
+        char out[48];
+        if (gnutls_hash_fast(GNUTLS_DIG_SHA256, ka, strlen(ka), d) < 0)
+            return NULL;
         b64url(d, sizeof(d), out);
-        return 0;
+        return strdup(out);
     }
     default:
-        bprintf(out, len, "%s", ka);
-        return 0;
+        return strdup(ka);
     }
+}
+
+static char *dup_or_empty(const char *s)
+{
+    return strdup(s ? s : "");
+}
+
+static pub *pub_new(const acme_challenge *ch)
+{
+    pub *x = calloc(1, sizeof(*x));
+    if (!x)
+        return NULL;
+    x->type = acme_challenge_get_type(ch);
+    x->wildcard = acme_challenge_is_wildcard(ch);
+    x->ident = dup_or_empty(acme_challenge_identifier(ch));
+    x->ident_type = dup_or_empty(acme_challenge_identifier_type(ch));
+    x->token = dup_or_empty(acme_challenge_token(ch));
+    x->auth = hook_auth(ch);
+    x->key_auth = dup_or_empty(acme_challenge_key_authorization(ch));
+    x->http_path = dup_or_empty(acme_challenge_http_path(ch));
+    x->dns_name = dup_or_empty(acme_challenge_dns_name(ch));
+    if (!x->ident || !x->ident_type || !x->token || !x->auth || !x->key_auth || !x->http_path ||
+        !x->dns_name) {
+        pub_free(x);
+        return NULL;
+    }
+    return x;
 }
 
 /* Run "HOOK method type ident token auth" with the environment a hook
  * script (acmectl's or uacme's) expects. */
-static int run_challenge_hook(provision *p, const char *method, const acme_challenge *ch)
+static int run_challenge_hook(provision *p, const char *method, const pub *x)
 {
     const acmectl_opts *o = p->o;
-    char auth[1024];
-    if (hook_auth(ch, auth, sizeof(auth)) != 0)
-        return -1;
-    const char *type = tname(acme_challenge_get_type(ch));
-    const char *ident = acme_challenge_identifier(ch);
-    const char *token = acme_challenge_token(ch);
-    const char *args[] = {method, type, ident, token, auth};
-    char verbose[8];
+    const char *type = tname(x->type);
+    const char *args[] = {method, type, x->ident, x->token, x->auth};
+    char verbose[16];
     bprintf(verbose, sizeof(verbose), "%d", o->verbosity > 0 ? o->verbosity : 0);
-    const char *http_path = acme_challenge_http_path(ch);
-    const char *dns_name = acme_challenge_dns_name(ch);
     hook_env env[] = {
-        {"ACMECTL_METHOD", method}, {"ACMECTL_TYPE", type}, {"ACMECTL_IDENT", ident},
-        {"ACMECTL_IDENT_TYPE", acme_challenge_identifier_type(ch)},
-        {"ACMECTL_WILDCARD", acme_challenge_is_wildcard(ch) ? "1" : "0"},
-        {"ACMECTL_TOKEN", token}, {"ACMECTL_AUTH", auth},
-        {"ACMECTL_KEY_AUTH", acme_challenge_key_authorization(ch)},
-        {"ACMECTL_HTTP_PATH", http_path ? http_path : ""},
-        {"ACMECTL_DNS_NAME", dns_name ? dns_name : ""},
+        {"ACMECTL_METHOD", method}, {"ACMECTL_TYPE", type}, {"ACMECTL_IDENT", x->ident},
+        {"ACMECTL_IDENT_TYPE", x->ident_type}, {"ACMECTL_WILDCARD", x->wildcard ? "1" : "0"},
+        {"ACMECTL_TOKEN", x->token}, {"ACMECTL_AUTH", x->auth}, {"ACMECTL_KEY_AUTH", x->key_auth},
+        {"ACMECTL_HTTP_PATH", x->http_path}, {"ACMECTL_DNS_NAME", x->dns_name},
         {"ACMECTL_DIRECTORY", o->directory}, {"ACMECTL_STATE_DIR", o->state_dir},
         /* uacme's names, so its hook scripts run unchanged. */
-        {"UACME_METHOD", method}, {"UACME_TYPE", type}, {"UACME_IDENT", ident},
-        {"UACME_TOKEN", token}, {"UACME_AUTH", auth}, {"UACME_CONFDIR", o->state_dir},
+        {"UACME_METHOD", method}, {"UACME_TYPE", type}, {"UACME_IDENT", x->ident},
+        {"UACME_TOKEN", x->token}, {"UACME_AUTH", x->auth}, {"UACME_CONFDIR", o->state_dir},
         {"UACME_VERBOSE", verbose},
     };
-    progress_activity("hook %s %s %s", method, type, ident);
+    progress_activity("hook %s %s %s", method, type, x->ident);
     int st = hook_run(o->hook, args, sizeof(args) / sizeof(args[0]), env, sizeof(env) / sizeof(env[0]));
     progress_activity(NULL);
     return st;
@@ -386,11 +436,10 @@ static int decline(provision *p, acme_challenge_type t)
     return ACME_E_UNSUPPORTED;
 }
 
-int provision_publish(void *ud, const acme_challenge *ch)
+static int publish_locked(provision *p, const acme_challenge *ch, pub *x)
 {
-    provision *p = ud;
-    acme_challenge_type t = acme_challenge_get_type(ch);
-    const char *ident = acme_challenge_identifier(ch);
+    acme_challenge_type t = x->type;
+    const char *ident = x->ident;
     int rc;
     if (t <= ACME_CHALLENGE_NONE || t > ACME_CHALLENGE_TLS_ALPN_01 || p->by_type[t] == P_NONE ||
         p->unusable[t]) {
@@ -404,30 +453,28 @@ int provision_publish(void *ud, const acme_challenge *ch)
         if (start_builtin(p, t) != 0)
             return decline(p, t);
         if (t == ACME_CHALLENGE_HTTP_01)
-            rc = acme_responder_add_http01(p->http, acme_challenge_token(ch),
-                                           acme_challenge_key_authorization(ch));
+            rc = acme_responder_add_http01(p->http, x->token, x->key_auth);
         else
             rc = acme_responder_add_tlsalpn01(p->alpn, ident, acme_challenge_alpn_cert_pem(ch),
                                               acme_challenge_alpn_key_pem(ch));
         if (rc != ACME_OK) {
             bprintf(p->failure, sizeof(p->failure), "the built-in %s responder refused the challenge for %s (%s)",
-                     tname(t), ident, acme_strerror(rc));
+                    tname(t), ident, acme_strerror(rc));
             return rc;
         }
         return ACME_OK;
     case P_WEBROOT: {
         char err[400];
-        if (webroot_publish(p->o->webroot, acme_challenge_token(ch), acme_challenge_key_authorization(ch),
-                            err, sizeof(err)) != 0) {
+        if (webroot_publish(p->o->webroot, x->token, x->key_auth, err, sizeof(err)) != 0) {
             bprintf(p->failure, sizeof(p->failure), "http-01 for %s: %s", ident, err);
             return ACME_E_STORAGE;
         }
-        progress(ACME_LOG_INFO, "wrote %s/.well-known/acme-challenge/%s", p->o->webroot, acme_challenge_token(ch));
+        progress(ACME_LOG_INFO, "wrote %s/.well-known/acme-challenge/%s", p->o->webroot, x->token);
         return ACME_OK;
     }
     case P_HOOK: {
         (void)outcome_of(p, ch, 1);
-        int st = run_challenge_hook(p, "begin", ch);
+        int st = run_challenge_hook(p, "begin", x);
         if (st == 0)
             return ACME_OK;
         if (st < 0 || st >= 256) {
@@ -435,7 +482,7 @@ int provision_publish(void *ud, const acme_challenge *ch)
                 bprintf(p->failure, sizeof(p->failure), "cannot run the hook %s: %s", p->o->hook, strerror(errno));
             else
                 bprintf(p->failure, sizeof(p->failure), "the hook %s was killed by signal %d during begin %s %s",
-                         p->o->hook, st - 256, tname(t), ident);
+                        p->o->hook, st - 256, tname(t), ident);
             return ACME_E_CALLBACK;
         }
         progress(ACME_LOG_INFO, "the hook declined %s for %s (exit status %d)", tname(t), ident, st);
@@ -446,35 +493,78 @@ int provision_publish(void *ud, const acme_challenge *ch)
     }
 }
 
+int provision_publish(void *ud, const acme_challenge *ch)
+{
+    provision *p = ud;
+    pub *x = pub_new(ch);
+    if (!x)
+        return ACME_E_NOMEM;
+    pthread_mutex_lock(&p->mu);
+    int rc = publish_locked(p, ch, x);
+    if (rc == ACME_OK) {
+        x->next = p->published;
+        p->published = x;
+        x = NULL;
+    }
+    pthread_mutex_unlock(&p->mu);
+    pub_free(x);
+    return rc;
+}
+
+/* Take one down; method is "done" or "failed" for the hook. */
+static void take_down(provision *p, const pub *x, const char *method)
+{
+    switch (p->by_type[x->type]) {
+    case P_BUILTIN: {
+        acme_responder *r = x->type == ACME_CHALLENGE_HTTP_01 ? p->http : p->alpn;
+        if (r)
+            (void)acme_responder_remove(r, x->type == ACME_CHALLENGE_HTTP_01 ? x->token : x->ident);
+        break;
+    }
+    case P_WEBROOT:
+        webroot_unpublish(p->o->webroot, x->token);
+        break;
+    case P_HOOK: {
+        int st = run_challenge_hook(p, method, x);
+        if (st != 0)
+            progress(ACME_LOG_WARNING, "the hook's %s for %s %s exited with status %d; check that "
+                     "nothing is left published", method, tname(x->type), x->ident, st);
+        break;
+    }
+    default:
+        break;
+    }
+}
+
 int provision_unpublish(void *ud, const acme_challenge *ch)
 {
     provision *p = ud;
     acme_challenge_type t = acme_challenge_get_type(ch);
-    if (t <= ACME_CHALLENGE_NONE || t > ACME_CHALLENGE_TLS_ALPN_01)
-        return ACME_OK;
-    switch (p->by_type[t]) {
-    case P_BUILTIN: {
-        acme_responder *r = t == ACME_CHALLENGE_HTTP_01 ? p->http : p->alpn;
-        if (r)
-            (void)acme_responder_remove(r, t == ACME_CHALLENGE_HTTP_01 ? acme_challenge_token(ch)
-                                                                     : acme_challenge_identifier(ch));
-        return ACME_OK;
-    }
-    case P_WEBROOT:
-        webroot_unpublish(p->o->webroot, acme_challenge_token(ch));
-        return ACME_OK;
-    case P_HOOK: {
+    const char *token = acme_challenge_token(ch);
+    pthread_mutex_lock(&p->mu);
+    pub **pp = &p->published;
+    while (*pp && !((*pp)->type == t && !strcmp((*pp)->token, token)))
+        pp = &(*pp)->next;
+    pub *x = *pp;
+    if (x) {
+        *pp = x->next;
         int valid = outcome_of(p, ch, 0);
         if (valid < 0)
             valid = !(p->c && acme_client_last_error(p->c)[0]);
-        const char *method = valid ? "done" : "failed";
-        int st = run_challenge_hook(p, method, ch);
-        if (st != 0)
-            progress(ACME_LOG_WARNING, "the hook's %s for %s %s exited with status %d; check that "
-                     "nothing is left published", method, tname(t), acme_challenge_identifier(ch), st);
-        return ACME_OK;
+        take_down(p, x, valid ? "done" : "failed");
     }
-    default:
-        return ACME_OK;
-    }
+    pthread_mutex_unlock(&p->mu);
+    pub_free(x);
+    return ACME_OK;
+}
+
+size_t provision_interrupt(provision *p)
+{
+    /* Waits for a publish or unpublish in progress (a hook running),
+     * then never lets go: the process exits after this. */
+    pthread_mutex_lock(&p->mu);
+    size_t n = 0;
+    for (pub *x = p->published; x; x = x->next, n++)
+        take_down(p, x, "failed");
+    return n;
 }

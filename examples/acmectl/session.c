@@ -234,6 +234,7 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
             return code;
         }
         provision_bind_client(s->prov, s->c);
+        signals_watch(s->prov);
     }
     return EXIT_OK;
 }
@@ -268,6 +269,10 @@ int session_exit_code(const session *s, int rc)
         return EXIT_STORAGE;
     if (s->install_failed)
         return EXIT_INSTALL;
+    /* libacme says UNSUPPORTED both for "no challenge type fits" and for
+     * "this CA has no profiles": only the first is a challenge problem. */
+    if (rc == ACME_E_UNSUPPORTED && s->o->profile && strstr(acme_client_last_error(s->c), "profile"))
+        return EXIT_CA_REFUSED;
     return exit_code_for(rc, s->c, s->o->command);
 }
 

@@ -40,12 +40,21 @@ pass "unreachable CA: exit 4"
 
 expect_status 1 "$T/dnsnohook" --challenge dns-01 issue x.example.com
 grep -q "needs --hook" "$T/dnsnohook.stderr" || fail "dns-01 without a hook not explained"
+expect_status 1 "$T/wild" issue '*.wild.example.com'
+grep -q "wildcard needs dns-01" "$T/wild.stderr" || fail "a wildcard without a hook is not explained"
 expect_status 1 "$T/badchal" --challenge smtp-01 issue x.example.com
 expect_status 1 "$T/badport" --http-port 70000 issue x.example.com
 expect_status 1 "$T/http" --directory http://127.0.0.1:1/dir issue x.example.com
 expect_status 1 "$T/nocmd" frobnicate
 expect_status 1 "$T/twice" issue x.example.com X.example.com
 pass "usage errors exit 1"
+
+# Pebble offers no profiles: asking for one is the CA refusing (6), and
+# no order is placed.
+expect_status 6 "$T/profile" --challenge http-01 --profile shortlived issue profile.example.com
+grep -q "profile" "$T/profile.stderr" || fail "the profile refusal is not explained"
+grep -q "order: .* created" "$T/profile.stderr" && fail "an order was placed for an unknown profile"
+pass "a profile the CA does not offer: exit 6 before ordering"
 
 # A port that cannot be bound drops that type; with nothing left, exit 3.
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(60)' \

@@ -109,4 +109,30 @@ expect_status 0 "$T/urenew" --json renew uacme.example.com
 json_check "$T/urenew.stdout" 'j["certificates"][0]["renewed"] is False' "stored despite the failed install"
 expect_status 0 "$T/uok" --challenge dns-01 --hook "$T/uacme-hook" --no-hook-install issue uacme2.example.com
 pass "a uacme hook: install rejected -> exit 7 (stored); fine with --no-hook-install"
+# 4. Interrupted (SIGTERM) while the hook publishes: acmectl waits for the
+#    hook, then takes the challenge down ("failed") and exits 128+15.
+: >"$HOOK_LOG"
+cat >"$T/slow-hook" <<'SH'
+#!/bin/bash
+printf '%s\n' "$*" >>"$HOOK_LOG"
+[ "$1" = begin ] && { touch "$HOOK_LOG.started"; sleep 2; }
+exit 0
+SH
+chmod +x "$T/slow-hook"
+rc=0
+"${ACTL[@]}" --challenge dns-01 --hook "$T/slow-hook" --no-hook-install issue slow.example.com \
+    >"$T/int.stdout" 2>"$T/int.stderr" &
+pid=$!
+for _ in $(seq 100); do [ -e "$HOOK_LOG.started" ] && break; sleep 0.1; done
+[ -e "$HOOK_LOG.started" ] || fail "the slow hook never started"
+kill -TERM "$pid"
+wait "$pid" || rc=$?
+[ "$rc" = 143 ] || fail "interrupted acmectl exited $rc, expected 143: $(cat "$T/int.stderr")"
+python3 - "$HOOK_LOG" <<'PY' || fail "calls around the interrupt wrong: $(cat "$HOOK_LOG")"
+import sys
+calls = [l.split(" ")[:3] for l in open(sys.argv[1]).read().splitlines()]
+assert calls == [["begin", "dns-01", "slow.example.com"], ["failed", "dns-01", "slow.example.com"]], calls
+PY
+grep -q "took down 1 challenge" "$T/int.stderr" || fail "the interrupt clean-up was not reported"
+pass "SIGTERM during begin: waits for the hook, then 'failed', exit 143"
 echo "hook: PASS"

@@ -18,11 +18,10 @@ fail() {
 pass() { printf '%s: ok: %s\n' "$TEST_NAME" "$*" >&2; }
 
 # acmectl with the harness's CA, trust, ports and a private state dir.
-actl() {
-    "$ACMECTL" --directory "$ACME_TEST_DIRECTORY" --ca-file "$ACME_TEST_CA_FILE" \
-        --state-dir "$STATE" --http-port "$ACME_TEST_HTTP_PORT" \
-        --tls-port "$ACME_TEST_TLS_PORT" --bind 127.0.0.1 "$@"
-}
+ACTL=("$ACMECTL" --directory "$ACME_TEST_DIRECTORY" --ca-file "$ACME_TEST_CA_FILE"
+      --state-dir "$STATE" --http-port "$ACME_TEST_HTTP_PORT"
+      --tls-port "$ACME_TEST_TLS_PORT" --bind 127.0.0.1)
+actl() { "${ACTL[@]}" "$@"; }
 
 # Run acmectl, keep stdout/stderr in files, and check the exit status.
 #   expect_status WANT OUTPREFIX acmectl-args...

@@ -1,0 +1,126 @@
+/* ACME Renewal Information (RFC 9773); see ari.h. */
+#include "ari.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <jansson.h>
+
+#include <acme/error.h>
+#include "b64url.h"
+#include "http.h"
+#include "util.h"
+
+int ari_cert_id(const char *cert_pem, size_t len, char **out)
+{
+    *out = NULL;
+    if (!cert_pem || !len || len > 0x7fffffffu)
+        return ACME_E_INVALID_ARG;
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return ACME_E_NOMEM;
+    /* The first certificate of the chain is the leaf. */
+    gnutls_datum_t d = { (unsigned char *)(uintptr_t)cert_pem, (unsigned)len };
+    int rc = ACME_E_PROTOCOL;
+    unsigned char aki[128], serial[64];
+    size_t aki_len = sizeof(aki), serial_len = sizeof(serial);
+    unsigned critical = 0;
+    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) >= 0 &&
+        gnutls_x509_crt_get_authority_key_id(crt, aki, &aki_len, &critical) >= 0 &&
+        gnutls_x509_crt_get_serial(crt, serial, &serial_len) >= 0 && aki_len && serial_len) {
+        /* gnutls hands out the serial's DER content octets as encoded,
+         * leading 0x00 included, which is exactly what RFC 9773 wants. */
+        char *a = b64url_encode(aki, aki_len);
+        char *s = b64url_encode(serial, serial_len);
+        *out = (a && s) ? xasprintf("%s.%s", a, s) : NULL;
+        rc = *out ? ACME_OK : ACME_E_NOMEM;
+        free(a);
+        free(s);
+    }
+    gnutls_x509_crt_deinit(crt);
+    return rc;
+}
+
+int ari_prepare(http_exchange *x, size_t limit, const char *base_url, const char *id)
+{
+    free(x->url);
+    free(x->body);
+    x->body = NULL;
+    size_t n = strlen(base_url);
+    x->url = xasprintf("%s%s%s", base_url, n && base_url[n - 1] == '/' ? "" : "/", id);
+    if (!x->url)
+        return ACME_E_NOMEM;
+    http_response_clear(&x->resp);
+    http_response_init(&x->resp, limit);
+    x->req = (acme_http_request){ .size = sizeof(acme_http_request), .method = "GET", .url = x->url };
+    x->rc = ACME_E_STATE;
+    return ACME_OK;
+}
+
+/* RFC 3339 as CAs write it: 2025-01-02T04:00:00Z, fractions and offsets allowed. */
+static int parse_time(const char *s, int64_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *p = s ? strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) : NULL;
+    if (!p)
+        return -1;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            ;
+    long offset = 0;
+    if (*p == 'Z' || *p == 'z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int hh = 0, mm = 0;
+        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2)
+            return -1;
+        offset = (hh * 3600L + mm * 60L) * (*p == '+' ? 1 : -1);
+        p += 6;
+    } else {
+        return -1;
+    }
+    if (*p)
+        return -1;
+    *out = (int64_t)timegm(&tm) - offset;
+    return 0;
+}
+
+int ari_parse(const http_exchange *x, int64_t *start, int64_t *end, unsigned *retry_after_s, char **why)
+{
+    *why = NULL;
+    *retry_after_s = 0;
+    long long ra = http_response_retry_after_ms(&x->resp);
+    if (ra > 0)
+        *retry_after_s = (unsigned)((ra + 999) / 1000);
+    if (x->resp.status != 200) {
+        *why = xasprintf("renewalInfo %s answered HTTP %d", x->req.url, x->resp.status);
+        return ACME_E_HTTP;
+    }
+    json_t *o = json_loadb(x->resp.body.data ? x->resp.body.data : "", x->resp.body.len, 0, NULL);
+    json_t *w = json_object_get(o, "suggestedWindow");
+    int rc = ACME_E_PROTOCOL;
+    if (!json_is_object(w) || parse_time(json_string_value(json_object_get(w, "start")), start) ||
+        parse_time(json_string_value(json_object_get(w, "end")), end))
+        *why = xasprintf("renewalInfo %s: no usable suggestedWindow", x->req.url);
+    else if (*end < *start)
+        *why = xasprintf("renewalInfo %s: the window ends before it starts", x->req.url);
+    else
+        rc = ACME_OK;
+    json_decref(o);
+    return rc;
+}
+
+int64_t ari_pick(int64_t start, int64_t end)
+{
+    if (end <= start)
+        return start;
+    uint64_t r = 0;
+    if (gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r)) < 0)
+        r = (uint64_t)time(NULL);
+    return start + (int64_t)(r % (uint64_t)(end - start + 1));
+}

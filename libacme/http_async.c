@@ -1,0 +1,268 @@
+/* The engine's HTTP: libcurl's multi interface with socket and timer
+ * callbacks, so the host's poll() sees exactly libcurl's sockets and a
+ * step never waits for the network. See http_async.h. */
+#include "http_async.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "internal.h"
+#include "transport_curl.h"
+
+typedef struct xfer {
+    http_exchange *x;
+    void *cookie;
+    curl_call *call;        /* NULL in sync mode */
+    int finished;
+    struct xfer *next;
+} xfer;
+
+typedef struct sockent {
+    curl_socket_t fd;
+    int what;               /* CURL_POLL_IN / OUT / INOUT */
+} sockent;
+
+struct http_async {
+    acme_client *c;
+    CURLM *multi;
+    int sync;               /* the host's own (blocking) transport */
+    xfer *list;
+    sockent *socks;
+    size_t sock_count, sock_cap;
+    int timer_armed;
+    uint64_t timer_at;
+    size_t busy;
+};
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    (void)socketp;
+    http_async *a = userp;
+    size_t i = 0;
+    while (i < a->sock_count && a->socks[i].fd != fd)
+        i++;
+    if (what == CURL_POLL_REMOVE) {
+        if (i < a->sock_count)
+            a->socks[i] = a->socks[--a->sock_count];
+        return 0;
+    }
+    if (i == a->sock_count) {
+        if (a->sock_count == a->sock_cap) {
+            size_t cap = a->sock_cap ? a->sock_cap * 2 : 16;
+            sockent *n = realloc(a->socks, cap * sizeof(*n));
+            if (!n)
+                return -1;
+            a->socks = n;
+            a->sock_cap = cap;
+        }
+        a->sock_count++;
+    }
+    a->socks[i].fd = fd;
+    a->socks[i].what = what;
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    http_async *a = userp;
+    a->timer_armed = timeout_ms >= 0;
+    a->timer_at = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
+    return 0;
+}
+
+int http_async_new(acme_client *c, http_async **out)
+{
+    *out = NULL;
+    int rc = net_transport_ready(c);
+    if (rc)
+        return rc;
+    http_async *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ACME_E_NOMEM;
+    a->c = c;
+    a->sync = c->transport.perform != transport_curl_ops.perform;
+    if (!a->sync) {
+        if (!(a->multi = curl_multi_init())) {
+            free(a);
+            return ACME_E_NOMEM;
+        }
+        curl_multi_setopt(a->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        curl_multi_setopt(a->multi, CURLMOPT_SOCKETDATA, a);
+        curl_multi_setopt(a->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+        curl_multi_setopt(a->multi, CURLMOPT_TIMERDATA, a);
+        /* One CA, many orders: share a few connections (HTTP/2 streams
+         * where the CA speaks it) instead of a handshake per request. */
+        curl_multi_setopt(a->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 4L);
+        curl_multi_setopt(a->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    }
+    *out = a;
+    return ACME_OK;
+}
+
+static void xfer_drop(http_async *a, xfer *t)
+{
+    if (t->call) {
+        curl_multi_remove_handle(a->multi, transport_curl_call_easy(t->call));
+        transport_curl_call_free(t->call);
+    }
+    if (!t->finished)
+        a->busy--;
+    free(t);
+}
+
+void http_async_free(http_async *a)
+{
+    if (!a)
+        return;
+    while (a->list) {
+        xfer *t = a->list;
+        a->list = t->next;
+        xfer_drop(a, t);
+    }
+    if (a->multi)
+        curl_multi_cleanup(a->multi);
+    free(a->socks);
+    free(a);
+}
+
+int http_async_start(http_async *a, http_exchange *x, void *cookie)
+{
+    xfer *t = calloc(1, sizeof(*t));
+    if (!t)
+        return ACME_E_NOMEM;
+    t->x = x;
+    t->cookie = cookie;
+    alog(a->c, ACME_LOG_DEBUG, "%s %s", x->req.method, x->req.url);
+    if (a->sync) {
+        net_exchange_perform(a->c, x);
+        t->finished = 1;
+    } else {
+        x->rc = transport_curl_call_new(a->c->transport_ud, &x->req, &x->resp, &t->call);
+        if (x->rc == ACME_OK) {
+            CURL *easy = transport_curl_call_easy(t->call);
+            curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+            if (curl_multi_add_handle(a->multi, easy) != CURLM_OK)
+                x->rc = ACME_E_NOMEM;
+        }
+        if (x->rc) {
+            transport_curl_call_free(t->call);
+            t->call = NULL;
+            t->finished = 1;
+        } else {
+            a->busy++;
+        }
+    }
+    t->next = a->list;
+    a->list = t;
+    return ACME_OK;
+}
+
+void http_async_cancel(http_async *a, void *cookie)
+{
+    for (xfer **pp = &a->list; *pp;) {
+        xfer *t = *pp;
+        if (t->cookie == cookie) {
+            *pp = t->next;
+            xfer_drop(a, t);
+        } else {
+            pp = &t->next;
+        }
+    }
+}
+
+size_t http_async_fds(http_async *a, struct pollfd *fds, size_t cap)
+{
+    for (size_t i = 0; i < a->sock_count && i < cap; i++) {
+        fds[i].fd = a->socks[i].fd;
+        fds[i].events = (short)(((a->socks[i].what & CURL_POLL_IN) ? POLLIN : 0) |
+                                ((a->socks[i].what & CURL_POLL_OUT) ? POLLOUT : 0));
+        fds[i].revents = 0;
+    }
+    return a->sock_count;
+}
+
+long http_async_timeout_ms(http_async *a)
+{
+    for (xfer *t = a->list; t; t = t->next)
+        if (t->finished)
+            return 0;
+    if (!a->timer_armed)
+        return -1;
+    uint64_t now = now_ms();
+    return a->timer_at <= now ? 0 : (long)(a->timer_at - now);
+}
+
+size_t http_async_busy(const http_async *a)
+{
+    return a->busy;
+}
+
+static void collect(http_async *a)
+{
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(a->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        for (xfer *t = a->list; t; t = t->next) {
+            if (t->call && transport_curl_call_easy(t->call) == msg->easy_handle) {
+                t->x->rc = transport_curl_call_finish(t->call, (int)msg->data.result);
+                if (t->x->rc == ACME_OK && t->x->resp.status < 100)
+                    t->x->rc = ACME_E_NETWORK;
+                curl_multi_remove_handle(a->multi, msg->easy_handle);
+                transport_curl_call_free(t->call);
+                t->call = NULL;
+                t->finished = 1;
+                a->busy--;
+                break;
+            }
+        }
+    }
+}
+
+void http_async_step(http_async *a, void (*done)(void *ud, void *cookie), void *ud)
+{
+    if (a->multi) {
+        /* Which of libcurl's sockets are ready: ask the kernel without
+         * waiting, then hand each event to libcurl. */
+        size_t n = a->sock_count;
+        struct pollfd *pf = n ? calloc(n, sizeof(*pf)) : NULL;
+        int running = 0;
+        if (pf) {
+            http_async_fds(a, pf, n);
+            if (poll(pf, n, 0) > 0) {
+                for (size_t i = 0; i < n; i++) {
+                    if (!pf[i].revents)
+                        continue;
+                    int mask = ((pf[i].revents & POLLIN) ? CURL_CSELECT_IN : 0) |
+                               ((pf[i].revents & POLLOUT) ? CURL_CSELECT_OUT : 0) |
+                               ((pf[i].revents & (POLLERR | POLLHUP | POLLNVAL)) ? CURL_CSELECT_ERR : 0);
+                    curl_multi_socket_action(a->multi, pf[i].fd, mask, &running);
+                }
+            }
+            free(pf);
+        }
+        if (a->timer_armed && now_ms() >= a->timer_at) {
+            a->timer_armed = 0;
+            curl_multi_socket_action(a->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        }
+        collect(a);
+    }
+    /* Report after the bookkeeping: done() may start new exchanges. */
+    for (;;) {
+        xfer **pp = &a->list;
+        while (*pp && !(*pp)->finished)
+            pp = &(*pp)->next;
+        if (!*pp)
+            break;
+        xfer *t = *pp;
+        *pp = t->next;
+        void *cookie = t->cookie;
+        free(t);
+        done(ud, cookie);
+    }
+}

@@ -1,0 +1,30 @@
+/* HTTP exchanges without blocking, for the engine: a libcurl multi handle
+ * over the default transport's configuration, its sockets exposed for the
+ * host's poll(). A host-supplied transport has no such interface; its
+ * exchanges are performed synchronously when started (documented). */
+#ifndef ACME_HTTP_ASYNC_H
+#define ACME_HTTP_ASYNC_H
+
+#include <poll.h>
+#include <stddef.h>
+#include "net.h"
+
+struct acme_client;
+typedef struct http_async http_async;
+
+int http_async_new(struct acme_client *c, http_async **out);
+void http_async_free(http_async *a);
+/* Start x; its owner learns it finished through http_async_step's done(). */
+int http_async_start(http_async *a, http_exchange *x, void *cookie);
+/* Abandon an exchange in flight (its owner goes away). */
+void http_async_cancel(http_async *a, void *cookie);
+/* Sockets to watch; returns how many there are (fills up to cap). */
+size_t http_async_fds(http_async *a, struct pollfd *fds, size_t cap);
+/* ms until libcurl wants a call without socket activity; -1 none. */
+long http_async_timeout_ms(http_async *a);
+/* Move transfers along; done(ud, cookie) for each finished one (x->rc set). */
+void http_async_step(http_async *a, void (*done)(void *ud, void *cookie), void *ud);
+/* Exchanges in flight. */
+size_t http_async_busy(const http_async *a);
+
+#endif

@@ -1,0 +1,281 @@
+/* The dns01 module: entry point, instances, publish and unpublish.
+ *
+ * publish:   [back end's prepare] -> follow the CNAME chain of
+ *            _acme-challenge.<name> -> find the zone (zone= or SOA walk)
+ *            -> back end add -> wait until every authoritative server
+ *            answers the value -> return. If the wait fails, the record is
+ *            removed again, so a failed publish leaves nothing behind.
+ * unpublish: back end del, at the place publish used.
+ *
+ * The only exported symbol is acme_module_entry (dns01.map). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <acme/error.h>
+#include <acme/host.h>
+#include <acme/module.h>
+
+#include "dns01.h"
+#include "propagation.h"
+#include "resolve.h"
+
+/* ---- helpers for every file ------------------------------------------- */
+
+int dns01_fail(dns01 *d, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(d->err, sizeof(d->err), fmt, ap);
+    va_end(ap);
+    for (char *p = d->err; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return code;
+}
+
+void dns01_log(dns01 *d, acme_log_level level, const char *fmt, ...)
+{
+    if (!d->host.log)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    for (char *p = msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    d->host.log(d->host.ud, level, msg);
+}
+
+const char *dns01_name_text(const dns_name *n)
+{
+    static _Thread_local char ring[4][DNS_NAME_TEXT];
+    static _Thread_local unsigned next;
+    char *buf = ring[next++ % 4];
+    if (dns_name_to_text(n, buf, DNS_NAME_TEXT) != 0)
+        snprintf(buf, DNS_NAME_TEXT, "(unprintable name)");
+    return buf;
+}
+
+/* ---- what we published ------------------------------------------------ */
+
+static dns01_published **find_published(dns01 *d, const dns_name *challenge, const char *value)
+{
+    for (dns01_published **p = &d->published; *p; p = &(*p)->next)
+        if (dns_name_equal(&(*p)->rec.challenge, challenge) && !strcmp((*p)->value, value))
+            return p;
+    return NULL;
+}
+
+static void free_published(dns01_published *p)
+{
+    free(p->identifier);
+    free(p->value);
+    free(p);
+}
+
+static int remember(dns01 *d, const dns01_record *r)
+{
+    dns01_published *p = calloc(1, sizeof(*p));
+    if (!p)
+        return ACME_E_NOMEM;
+    p->rec = *r;
+    p->identifier = strdup(r->identifier);
+    p->value = strdup(r->value);
+    if (!p->identifier || !p->value) {
+        free_published(p);
+        return ACME_E_NOMEM;
+    }
+    p->rec.identifier = p->identifier;
+    p->rec.value = p->value;
+    p->next = d->published;
+    d->published = p;
+    return ACME_OK;
+}
+
+static void forget(dns01 *d, const dns_name *challenge, const char *value)
+{
+    dns01_published **pp = find_published(d, challenge, value);
+    if (pp) {
+        dns01_published *p = *pp;
+        *pp = p->next;
+        free_published(p);
+    }
+}
+
+/* ---- the record's place ------------------------------------------------ */
+
+/* Fill r->target and r->zone for r->challenge. */
+static int locate(dns01 *d, dns01_record *r)
+{
+    int rc;
+    memset(&r->target, 0, sizeof(r->target));
+    if (d->backend->prepare && (rc = d->backend->prepare(d, r)) != ACME_OK)
+        return rc;
+    if (!r->target.len && (rc = resolve_cname_chain(d, &r->challenge, &r->target)) != ACME_OK)
+        return rc;
+    if (!dns_name_equal(&r->target, &r->challenge))
+        dns01_log(d, ACME_LOG_INFO, "%s leads by CNAME to %s; the record goes there",
+                  dns01_name_text(&r->challenge), dns01_name_text(&r->target));
+    if (d->have_zone) {
+        if (!dns_name_is_below(&r->target, &d->zone))
+            return dns01_fail(d, ACME_E_INVALID_ARG, "%s is not inside zone=%s",
+                              dns01_name_text(&r->target), dns01_name_text(&d->zone));
+        r->zone = d->zone;
+        return ACME_OK;
+    }
+    return resolve_zone(d, &r->target, &r->zone);
+}
+
+static int fill_record(dns01 *d, const acme_challenge *ch, dns01_record *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (acme_challenge_get_type(ch) != ACME_CHALLENGE_DNS_01)
+        return dns01_fail(d, ACME_E_UNSUPPORTED, "the dns01 module answers dns-01 only, not %s",
+                          acme_challenge_type_name(acme_challenge_get_type(ch)));
+    const char *name = acme_challenge_dns_name(ch);
+    r->value = acme_challenge_dns_value(ch);
+    r->identifier = acme_challenge_identifier(ch);
+    if (!name || !r->value || !r->identifier || dns_name_from_text(&r->challenge, name) != 0)
+        return dns01_fail(d, ACME_E_INVALID_ARG, "the challenge name %s is not a domain name",
+                          name ? name : "(none)");
+    return ACME_OK;
+}
+
+/* ---- the operations --------------------------------------------------- */
+
+static int dns01_publish(void *instance, const acme_challenge *ch)
+{
+    dns01 *d = instance;
+    dns01_record r;
+    d->err[0] = '\0';
+    int rc = fill_record(d, ch, &r);
+    if (rc || (rc = locate(d, &r)))
+        return rc;
+    if ((rc = d->backend->add(d, &r)))
+        return rc;
+    if (remember(d, &r) != ACME_OK) {
+        d->backend->del(d, &r);
+        return dns01_fail(d, ACME_E_NOMEM, "out of memory");
+    }
+    if ((rc = propagation_wait(d, &r)) != ACME_OK) {
+        /* Take it down again; the first reason is the one that counts. */
+        char why[DNS01_ERR];
+        memcpy(why, d->err, sizeof(why));
+        if (d->backend->del(d, &r) != ACME_OK)
+            dns01_log(d, ACME_LOG_WARNING, "could not remove %s TXT after the failed wait: %s",
+                      dns01_name_text(&r.target), d->err);
+        forget(d, &r.challenge, r.value);
+        memcpy(d->err, why, sizeof(why));
+        return rc;
+    }
+    return ACME_OK;
+}
+
+static int dns01_unpublish(void *instance, const acme_challenge *ch)
+{
+    dns01 *d = instance;
+    dns01_record r;
+    d->err[0] = '\0';
+    int rc = fill_record(d, ch, &r);
+    if (rc)
+        return rc;
+    dns01_published **pp = find_published(d, &r.challenge, r.value);
+    if (pp) {
+        rc = d->backend->del(d, &(*pp)->rec);
+    } else {
+        /* Not published by this instance (another process?): find the
+         * place again and remove exactly this value. */
+        if ((rc = locate(d, &r)) == ACME_OK)
+            rc = d->backend->del(d, &r);
+    }
+    if (rc == ACME_OK)
+        forget(d, &r.challenge, r.value);
+    return rc;
+}
+
+static unsigned dns01_challenge_types(void *instance)
+{
+    (void)instance;
+    return ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_01);
+}
+
+static const char *dns01_last_error(void *instance)
+{
+    dns01 *d = instance;
+    return d && d->err[0] ? d->err : NULL;
+}
+
+static void dns01_destroy(void *instance)
+{
+    dns01 *d = instance;
+    if (!d)
+        return;
+    while (d->published) {
+        dns01_published *p = d->published;
+        d->published = p->next;
+        dns01_log(d, ACME_LOG_WARNING, "%s TXT \"%s\" is still published (never unpublished)",
+                  dns01_name_text(&p->rec.target), p->value);
+        free_published(p);
+    }
+    dns01_config_free(d);
+    free(d);
+}
+
+static int dns01_create(const acme_module_host *host, const char *const *keys,
+                        const char *const *values, size_t n, void **instance, char *err,
+                        size_t errlen)
+{
+    *instance = NULL;
+    if (!host || host->size < offsetof(acme_module_host, log) + sizeof(host->log)) {
+        snprintf(err, errlen, "the host's module table is too old");
+        return ACME_E_UNSUPPORTED;
+    }
+    dns01 *d = calloc(1, sizeof(*d));
+    if (!d) {
+        snprintf(err, errlen, "out of memory");
+        return ACME_E_NOMEM;
+    }
+    memcpy(&d->host, host, host->size < sizeof(d->host) ? host->size : sizeof(d->host));
+    int rc = dns01_configure(d, keys, values, n, err, errlen);
+    if (rc == ACME_OK && d->kind == DNS01_ACMEDNS && (!d->host.storage_get || !d->host.storage_put)) {
+        snprintf(err, errlen, "backend=acme-dns: the host gives the module no storage");
+        rc = ACME_E_UNSUPPORTED;
+    }
+    if (rc != ACME_OK) {
+        dns01_config_free(d);
+        free(d);
+        return rc;
+    }
+    if (d->kind == DNS01_RFC2136 && !d->have_tsig)
+        dns01_log(d, ACME_LOG_WARNING, "rfc2136: no TSIG key configured; updates to %s are "
+                  "unsigned", d->primary.text);
+    dns01_log(d, ACME_LOG_DEBUG, "backend %s, resolver %s, propagation timeout %u s, interval %u ms",
+              d->backend->name, d->resolver.text, d->propagation_timeout_s,
+              d->propagation_interval_ms);
+    *instance = d;
+    return ACME_OK;
+}
+
+static const acme_module_ops dns01_ops = {
+    .size = sizeof(acme_module_ops),
+    .abi_version = ACME_MODULE_ABI_VERSION,
+    .name = "dns01",
+    .create = dns01_create,
+    .destroy = dns01_destroy,
+    .challenge_types = dns01_challenge_types,
+    .publish = dns01_publish,
+    .unpublish = dns01_unpublish,
+    .install = NULL,
+    .last_error = dns01_last_error,
+};
+
+__attribute__((visibility("default"))) const acme_module_ops *acme_module_entry(unsigned host_abi_version)
+{
+    if (host_abi_version != ACME_MODULE_ABI_VERSION)
+        return NULL;
+    return &dns01_ops;
+}

@@ -1,0 +1,129 @@
+/* Issue 4, test 7: host callbacks that answer ACME_E_PENDING.
+ *
+ * A host on an event loop cannot publish synchronously (it may have to
+ * reload a server, wait for DNS...). Its publish returns ACME_E_PENDING
+ * and, 200 ms later, from the loop, serves the challenge and calls
+ * acme_engine_done(). Meanwhile the engine must keep going without
+ * blocking: no step may last anywhere near the 200 ms (bound here: 150 ms,
+ * so an engine that waited for the host inside a step fails), the engine
+ * is not idle while a callback is pending, and it must not spin (steps per
+ * pending period are counted). The challenge is served only at done(), so
+ * an engine that asked the CA to validate before done() fails validation
+ * and the test.
+ *
+ *  A. publish pending only.
+ *  B. publish, unpublish and install all pending (install's object is the
+ *     acme_certificate, valid until done()).
+ *  C. acme_engine_done on an object the engine never gave out is refused. */
+#include <stdio.h>
+#include "etest.h"
+
+#define STEP_BOUND_US 150000
+
+typedef struct watch {
+    const char *id;
+    int stage;                /* 0: until installed, 1: until idle */
+    unsigned checks_pending;  /* loop turns while something was pending */
+    unsigned idle_while_pending;
+} watch;
+
+static int until_done(etest_host *h, void *arg)
+{
+    watch *w = arg;
+    if (h->pending_count > 0) {
+        w->checks_pending++;
+        if (acme_engine_idle(h->engine))
+            w->idle_while_pending++;
+        return 0;
+    }
+    if (w->stage == 0)
+        return etest_install_count(h, w->id) > 0;
+    return acme_engine_idle(h->engine);
+}
+
+static void run(etest_host *h, acme_engine *e, const char *name)
+{
+    static const acme_challenge_type http[] = {ACME_CHALLENGE_HTTP_01};
+    const char *names[] = {name};
+    watch w = {.id = name};
+    etest_drive_stats a, b;
+    unsigned started = h->pending_started;
+
+    CHECK_OK(NULL, etest_manage1(e, name, http, 1));
+    if (!etest_drive(h, e, until_done, &w, 60000, &a)) {
+        etest_dump_log(h, 60);
+        itest_log("status: %s", acme_engine_status_json(e));
+        CHECK_MSG(NULL, 0, "%s not installed within 60 s (pending started %u, finished %u)", name,
+                  h->pending_started, h->pending_finished);
+    }
+    w.stage = 1;
+    CHECK_MSG(NULL, etest_drive(h, e, until_done, &w, 20000, &b),
+              "the engine did not become idle after installing %s", name);
+    etest_check_installed(h, name, names, 1);
+    CHECK_MSG(NULL, itest_streq(etest_state(e, name), "valid"), "%s: state \"%s\"", name,
+              etest_state(e, name));
+    unsigned periods = h->pending_started - started;
+    CHECK_MSG(NULL, periods > 0, "no callback answered PENDING for %s", name);
+    CHECK_MSG(NULL, h->pending_finished == h->pending_started, "%u pending callbacks unfinished",
+              h->pending_started - h->pending_finished);
+    CHECK_MSG(NULL, h->outstanding == 0, "%d challenge(s) left published", h->outstanding);
+    uint64_t max_us = a.max_step_us > b.max_step_us ? a.max_step_us : b.max_step_us;
+    itest_log("%s: %u pending period(s) of %u ms, %u loop turns while pending, "
+              "%u+%u steps, longest step %llu us (test clock) / %llu us (engine)",
+              name, periods, h->pending_ms, w.checks_pending, a.steps, b.steps,
+              (unsigned long long)max_us, (unsigned long long)acme_engine_longest_step_us(e));
+    CHECK_MSG(NULL, w.idle_while_pending == 0,
+              "acme_engine_idle() said 1 while a callback was pending (%u times)",
+              w.idle_while_pending);
+    CHECK_MSG(NULL, max_us < STEP_BOUND_US, "a step took %llu us while callbacks were pending",
+              (unsigned long long)max_us);
+    CHECK_MSG(NULL, acme_engine_longest_step_us(e) < STEP_BOUND_US,
+              "acme_engine_longest_step_us() = %llu us",
+              (unsigned long long)acme_engine_longest_step_us(e));
+    /* Spinning: acme_engine_timeout_ms() returning 0 while only waiting for
+     * the host would turn the loop thousands of times in 200 ms. */
+    CHECK_MSG(NULL, w.checks_pending < 400 * periods,
+              "%u loop turns during %u pending periods: the engine asks to be stepped "
+              "without anything to do", w.checks_pending, periods);
+}
+
+int main(void)
+{
+    itest_init("it_engine_pending");
+    etest_watchdog(250);
+
+    acme_responder_set set;
+    itest_responders_start(&set, 1, 0);
+    etest_host h;
+    etest_host_init(&h, &set);
+    h.pending_ms = 200;
+    char *dir = itest_fresh_dir("pending");
+    acme_client *c = etest_client(&h, dir);
+    itest_register(c, NULL);
+    acme_engine *e = etest_engine(c, &h, 0, 3600, 0);
+
+    /* A. publish answers PENDING, served and done() 200 ms later. */
+    h.pending_publish = 1;
+    run(&h, e, "pending-a.example");
+    itest_log("ok: A. publish pending");
+
+    /* B. everything pending. */
+    h.pending_unpublish = 1;
+    h.pending_install = 1;
+    run(&h, e, "pending-b.example");
+    itest_log("ok: B. publish, unpublish and install pending");
+
+    /* C. done() for something that is not pending. */
+    int stray = 0;
+    int rc = acme_engine_done(e, &stray, ACME_OK);
+    CHECK_MSG(NULL, rc != ACME_OK, "acme_engine_done accepted an object it never gave out");
+    itest_log("ok: C. stray done() refused: %s", acme_strerror(rc));
+
+    acme_engine_free(e);
+    acme_client_free(c);
+    itest_responders_stop(&set);
+    etest_host_clear(&h);
+    free(dir);
+    itest_done();
+    return 0;
+}
