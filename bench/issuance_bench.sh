@@ -139,7 +139,7 @@ trap 'exit 130' INT TERM HUP
 echo "building bench programs against $BENCH_BUILD ..."
 bench_cc "$BENCH_OUT/issue_seq" "$BENCH_DIR/issue_seq.c"
 HAVE_ENGINE=0
-if nm -D "$BENCH_LIB/libacme.so" 2>/dev/null | grep -q ' T acme_engine_perform$'; then
+if nm -D "$BENCH_LIB/libacme.so" 2>/dev/null | grep -Eq ' T acme_engine_perform(@|$)'; then
     bench_cc "$BENCH_OUT/issue_engine" "$BENCH_DIR/issue_engine.c" && HAVE_ENGINE=1
 fi
 cat >"$BENCH_OUT/uacme-hook.sh" <<'EOF'

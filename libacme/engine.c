@@ -103,8 +103,9 @@ ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts,
     if (!e)
         return ACME_E_NOMEM;
     e->c = c;
+    /* Copy what the host's version of the struct has; the rest stays 0. */
     if (opts)
-        memcpy(&e->opt, opts, sizeof(e->opt));
+        memcpy(&e->opt, opts, opts->size < sizeof(e->opt) ? opts->size : sizeof(e->opt));
     e->opt.size = sizeof(e->opt);
     if (!e->opt.max_orders)
         e->opt.max_orders = 16;
@@ -258,6 +259,14 @@ static void schedule_at_wall(managed *m, int64_t when)
     m->next_ms = now_ms() + (when > now ? (uint64_t)(when - now) * 1000u : 0);
 }
 
+/* The host's own limit on a certificate's age wins over later advice. */
+static int64_t cap_age(const acme_engine *e, const managed *m, int64_t at)
+{
+    if (e->opt.max_age_s && m->not_before + (int64_t)e->opt.max_age_s < at)
+        return m->not_before + (int64_t)e->opt.max_age_s;
+    return at;
+}
+
 /* The lifetime rule (no ARI): a third of the lifetime left, half for
  * short-lived certificates, minus a random share so a fleet does not
  * renew in step. */
@@ -272,8 +281,8 @@ static void plan_renewal(acme_engine *e, managed *m)
         gnutls_rnd(GNUTLS_RND_NONCE, &r, sizeof(r));
         at -= (int64_t)(r % (uint32_t)(spread + 1));
     }
-    m->renew_at = at;
-    schedule_at_wall(m, at > now ? at : now);
+    m->renew_at = cap_age(e, m, at);
+    schedule_at_wall(m, m->renew_at > now ? m->renew_at : now);
 }
 
 static int load_current(acme_engine *e, managed *m, int install)
@@ -467,10 +476,10 @@ static void drive_ari(acme_engine *e, managed *m)
         if (rc) {
             /* Without ARI's answer, the lifetime rule still holds. */
             alog(c, ACME_LOG_WARNING, "engine: %s: %s; using the lifetime rule", m->id, why ? why : "");
-            m->renew_at = renewal_time(m->not_before, m->not_after);
+            m->renew_at = cap_age(e, m, renewal_time(m->not_before, m->not_after));
         } else {
             int64_t now = (int64_t)time(NULL);
-            m->renew_at = ari_pick(start, end);
+            m->renew_at = cap_age(e, m, ari_pick(start, end));
             alog(c, ACME_LOG_INFO, "engine: %s: the CA suggests renewing between %lld and %lld; chose %lld", m->id,
                  (long long)start, (long long)end, (long long)m->renew_at);
             /* A window already past (e.g. the certificate was revoked): now. */

@@ -118,6 +118,37 @@ int webroot_publish(const char *root, const char *token, const char *key_auth,
 /* Remove the file and the directories webroot_publish created (if empty). */
 void webroot_unpublish(const char *root, const char *token);
 
+/* ---- builtin.c: libacme's responders ------------------------------------ */
+/* Bind and start the responder for http-01 or tls-alpn-01 on the options'
+ * port and address, on its own thread. 0, or -1 after a warning that says
+ * why (busy port, privileges). */
+int builtin_start(const acmectl_opts *o, acme_challenge_type t, acme_responder **out);
+
+/* ---- challenge_hook.c: a challenge for the hook ------------------------- */
+/* Copied out of libacme's acme_challenge (valid only during a callback). */
+typedef struct chal_rec {
+    struct chal_rec *next;
+    acme_challenge_type type;
+    int wildcard;
+    char *ident, *ident_type, *token;
+    char *auth;                    /* the hook's AUTH argument (uacme's) */
+    char *key_auth, *http_path, *dns_name;
+} chal_rec;
+chal_rec *chal_rec_new(const acme_challenge *ch);
+void chal_rec_free(chal_rec *x);
+/* "HOOK method type ident token auth" with the ACMECTL_ and UACME_
+ * environment; hook_run's result. */
+int chal_hook_run(const acmectl_opts *o, const char *method, const chal_rec *x);
+
+/* ---- outcome.c: which challenges were validated ------------------------- */
+typedef struct outcomes outcomes;
+outcomes *outcomes_new(void);
+void outcomes_free(outcomes *oc);
+/* Feed every libacme log line. */
+void outcomes_note(outcomes *oc, const char *msg);
+/* 1 validated, 0 failed, -1 unknown; with forget, make it unknown. */
+int outcomes_get(outcomes *oc, const chal_rec *x, int forget);
+
 /* ---- provision.c: who answers which challenge -------------------------- */
 typedef struct provision provision;
 /* From the options: decide the provider per type; unless lazy, bind and

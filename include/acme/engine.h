@@ -44,6 +44,8 @@ typedef struct acme_engine_options {
     unsigned retry_max_s;         /* cap of the doubling wait; 0 = 86400 */
     unsigned recheck_s;           /* how often to re-ask ARI / re-check; 0 = 21600 (6 h) */
     unsigned jitter_percent;      /* spread of renewal times; 0 = 5 */
+    unsigned max_age_s;           /* renew once a certificate is this old, even if the
+                                     CA's window or the lifetime rule says later; 0 = off */
 } acme_engine_options;
 
 /* c must outlive the engine; its host callbacks are the engine's. */

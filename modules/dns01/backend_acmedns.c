@@ -51,6 +51,20 @@ static void creds_free(creds *c)
     memset(c, 0, sizeof(*c));
 }
 
+/* Credentials go into HTTP headers: short, printable, no CR/LF. */
+static int creds_sane(const char *const *fields, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(fields[i]);
+        if (!len || len > 256)
+            return 0;
+        for (const char *p = fields[i]; *p; p++)
+            if (*p < 0x21 || *p > 0x7e)
+                return 0;
+    }
+    return 1;
+}
+
 /* "acme-dns/<identifier>.json" with anything outside [a-z0-9.-] folded. */
 static void storage_key(const char *identifier, char *out, size_t len)
 {
@@ -108,7 +122,8 @@ static int load_creds(dns01 *d, const char *key, creds *c)
     wipe_str(text);
     const char *api = NULL, *u = NULL, *p = NULL, *f = NULL, *s = NULL;
     if (!o || json_unpack(o, "{s:s, s:s, s:s, s:s, s:s}", "api_url", &api, "username", &u,
-                          "password", &p, "fulldomain", &f, "subdomain", &s) != 0) {
+                          "password", &p, "fulldomain", &f, "subdomain", &s) != 0 ||
+        !creds_sane((const char *const[]){u, p, f, s}, 4)) {
         json_decref(o);
         dns01_log(d, ACME_LOG_WARNING, "acme-dns: the stored credentials %s are unreadable; "
                   "registering again", key);
@@ -197,8 +212,9 @@ static int post(dns01 *d, const char *path, const creds *c, const char *json, lo
     if (json)
         hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
     if (c) {
-        snprintf(user_hdr, sizeof(user_hdr), "X-Api-User: %s", c->username);
-        snprintf(key_hdr, sizeof(key_hdr), "X-Api-Key: %s", c->password);
+        /* Both are checked to be at most 256 characters (creds_sane). */
+        snprintf(user_hdr, sizeof(user_hdr), "X-Api-User: %.256s", c->username);
+        snprintf(key_hdr, sizeof(key_hdr), "X-Api-Key: %.256s", c->password);
         hdrs = curl_slist_append(hdrs, user_hdr);
         hdrs = curl_slist_append(hdrs, key_hdr);
     }
@@ -269,8 +285,8 @@ static int do_register(dns01 *d, const char *key, const char *identifier, creds 
     const char *u = NULL, *p = NULL, *f = NULL, *s = NULL;
     dns_name check;
     if (!o || json_unpack(o, "{s:s, s:s, s:s, s:s}", "username", &u, "password", &p,
-                          "fulldomain", &f, "subdomain", &s) != 0 || !*s ||
-        dns_name_from_text(&check, f) != 0) {
+                          "fulldomain", &f, "subdomain", &s) != 0 ||
+        !creds_sane((const char *const[]){u, p, f, s}, 4) || dns_name_from_text(&check, f) != 0) {
         json_decref(o);
         if (status != 201 && status != 200)
             return dns01_fail(d, ACME_E_HTTP, "acme-dns: POST %s/register answered HTTP %ld: %s",

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <acme/error.h>
 #include <acme/module.h>
 
 #include "dns_net.h"

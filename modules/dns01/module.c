@@ -21,6 +21,9 @@
 #include "propagation.h"
 #include "resolve.h"
 
+/* The one exported symbol (see acme_module_entry_fn). */
+const acme_module_ops *acme_module_entry(unsigned host_abi_version);
+
 /* ---- helpers for every file ------------------------------------------- */
 
 int dns01_fail(dns01 *d, int code, const char *fmt, ...)

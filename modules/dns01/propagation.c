@@ -33,8 +33,9 @@ int propagation_wait(dns01 *d, const dns01_record *r)
     char servers[512] = "";
     for (size_t i = 0; i < count; i++) {
         size_t used = strlen(servers);
-        snprintf(servers + used, sizeof(servers) - used, "%s%s (%s)", i ? ", " : "", ns[i].host,
-                 ns[i].addr.text);
+        if (used + 1 < sizeof(servers))
+            snprintf(servers + used, sizeof(servers) - used, "%s%.120s (%.64s)", i ? ", " : "",
+                     ns[i].host, ns[i].addr.text);
     }
     dns01_log(d, ACME_LOG_INFO, "waiting for %s TXT at %zu authoritative server%s: %s", target,
               count, count == 1 ? "" : "s", servers);

@@ -32,7 +32,7 @@ int resolve_zone(dns01 *d, const dns_name *name, dns_name *zone);
 
 /* One authoritative server address. */
 typedef struct dns01_ns {
-    char host[DNS_NAME_TEXT];   /* the NS name, or the configured spec */
+    char host[256];             /* the NS name, or the configured spec */
     dns_server addr;
 } dns01_ns;
 
