@@ -139,7 +139,9 @@ trap 'exit 130' INT TERM HUP
 echo "building bench programs against $BENCH_BUILD ..."
 bench_cc "$BENCH_OUT/issue_seq" "$BENCH_DIR/issue_seq.c"
 HAVE_ENGINE=0
-if nm -D "$BENCH_LIB/libacme.so" 2>/dev/null | grep -Eq ' T acme_engine_perform(@|$)'; then
+# (nm's output captured first: grep -q closing the pipe early + pipefail)
+SYMS=$(nm -D "$BENCH_LIB/libacme.so" 2>/dev/null || true)
+if grep -Eq ' T acme_engine_perform(@|$)' <<<"$SYMS"; then
     bench_cc "$BENCH_OUT/issue_engine" "$BENCH_DIR/issue_engine.c" && HAVE_ENGINE=1
 fi
 cat >"$BENCH_OUT/uacme-hook.sh" <<'EOF'
@@ -193,7 +195,8 @@ REF=libacme-engine
 [ -s "$BENCH_OUT/result.$REF" ] || REF=libacme-seq
 echo
 printf '%-16s %9s %9s %9s %9s %8s | %8s %8s %8s\n' client "wall s" "cpu s" "peak MB" issued "ms/cert" "wall/ref" "cpu/ref" "rss/ref"
-read -r rw ru rs rm _ <"$BENCH_OUT/result.$REF" 2>/dev/null || true
+rw="" ru="" rs="" rm=""
+[ -s "$BENCH_OUT/result.$REF" ] && read -r rw ru rs rm _ <"$BENCH_OUT/result.$REF"
 rcpu=$(awk -v u="${ru:-0}" -v s="${rs:-0}" 'BEGIN { printf "%.2f", u + s }')
 for c in $RUN; do
     [ -s "$BENCH_OUT/result.$c" ] || { printf '%-16s %9s\n' "$c" "no result"; continue; }

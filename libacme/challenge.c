@@ -132,3 +132,34 @@ ACME_EXPORT const char *acme_challenge_dns_name(const acme_challenge *ch) { retu
 ACME_EXPORT const char *acme_challenge_dns_value(const acme_challenge *ch) { return ch ? ch->dns_value : NULL; }
 ACME_EXPORT const char *acme_challenge_alpn_cert_pem(const acme_challenge *ch) { return ch ? ch->alpn_cert : NULL; }
 ACME_EXPORT const char *acme_challenge_alpn_key_pem(const acme_challenge *ch) { return ch ? ch->alpn_key : NULL; }
+
+static int in_list(json_t *names, const char *name)
+{
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *v = json_string_value(json_array_get(names, i));
+        if (v && strcmp(v, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+size_t challenge_rank(const acme_challenge_type *prefs, size_t n, json_t *scores, json_t *failed,
+                      acme_challenge_type *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!in_list(failed, acme_challenge_type_name(prefs[i])))
+            out[k++] = prefs[i];
+    /* Stable insertion sort, best score first: ties keep the host's order. */
+    for (size_t i = 1; i < k; i++) {
+        acme_challenge_type t = out[i];
+        json_int_t sc = json_integer_value(json_object_get(scores, acme_challenge_type_name(t)));
+        size_t j = i;
+        while (j > 0 && json_integer_value(json_object_get(scores, acme_challenge_type_name(out[j - 1]))) < sc) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = t;
+    }
+    return k;
+}

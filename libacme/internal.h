@@ -153,6 +153,12 @@ acme_challenge_type challenge_type_from_name(const char *name);
  * Refuses tokens that are not strict base64url (ACME_E_BAD_TOKEN). */
 int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challenge **out);
 void challenge_free(acme_challenge *ch);
+/* The challenge types to try for one identifier, best first: prefs minus
+ * the ones in failed (a JSON array of type names), ordered by scores (a
+ * JSON object type name -> integer, higher first), prefs' order breaking
+ * ties. Returns how many were written to out (room for n). */
+size_t challenge_rank(const acme_challenge_type *prefs, size_t n, json_t *scores, json_t *failed,
+                      acme_challenge_type *out);
 /* "<token>.<thumbprint>" */
 char *key_authorization(const char *token, const char *thumbprint);
 

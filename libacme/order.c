@@ -312,37 +312,10 @@ static void history_record(order_run *r, const char *ident, acme_challenge_type 
     free(text);
 }
 
-static int type_failed(const order_run *r, const char *ident, acme_challenge_type t)
-{
-    json_t *arr = json_object_get(r->failed, ident);
-    const char *tn = acme_challenge_type_name(t);
-    for (size_t i = 0; i < json_array_size(arr); i++)
-        if (strcmp(json_string_value(json_array_get(arr, i)) ? json_string_value(json_array_get(arr, i)) : "", tn) == 0)
-            return 1;
-    return 0;
-}
-
-/* The allowed types for ident, best first: past success (per CA) before
- * the configured order; types that failed in this run last out. */
 static size_t ranked_types(order_run *r, json_t *history, const char *ident, acme_challenge_type *out)
 {
-    json_t *h = json_object_get(history, ident);
-    size_t n = 0;
-    for (size_t i = 0; i < r->pref_count; i++)
-        if (!type_failed(r, ident, r->prefs[i]))
-            out[n++] = r->prefs[i];
-    /* Stable insertion sort by score, descending. */
-    for (size_t i = 1; i < n; i++) {
-        acme_challenge_type t = out[i];
-        json_int_t s = json_integer_value(json_object_get(h, acme_challenge_type_name(t)));
-        size_t j = i;
-        while (j > 0 && json_integer_value(json_object_get(h, acme_challenge_type_name(out[j - 1]))) < s) {
-            out[j] = out[j - 1];
-            j--;
-        }
-        out[j] = t;
-    }
-    return n;
+    return challenge_rank(r->prefs, r->pref_count, json_object_get(history, ident),
+                          json_object_get(r->failed, ident), out);
 }
 
 /* ---- driving one network op, with retries for transient faults ---- */
@@ -375,7 +348,9 @@ static order_want drive_op(order_run *r)
             return OW_TIME;
         r->op_waiting = 0;
         net_op again;
-        int rc = net_op_post(&again, c, r->op.step, r->op.url, r->op.payload, r->op.key, r->op.want_json);
+        int rc = r->op.kind == NET_OP_DIRECTORY
+                     ? net_op_directory(&again, c)
+                     : net_op_post(&again, c, r->op.step, r->op.url, r->op.payload, r->op.key, r->op.want_json);
         net_op_clear(&r->op);
         r->op = again;
         if (rc) {
@@ -421,7 +396,6 @@ static order_want step_start(order_run *r)
 static order_want step_directory(order_run *r)
 {
     if (!r->op_active) {
-        net_op_clear(&r->op);
         int rc = net_op_directory(&r->op, r->c);
         r->op_active = 1;
         r->op_retries = 0;
@@ -429,23 +403,10 @@ static order_want step_directory(order_run *r)
         if (rc)
             return order_fail(r, rc);
     }
-    if (r->op_waiting) {
-        if (now_ms() < r->wake_at)
-            return OW_TIME;
-        r->op_waiting = 0;
-        net_op_clear(&r->op);
-        net_op_directory(&r->op, r->c);
-    }
-    if (net_op_next(r->c, &r->op) == NET_HTTP)
-        return OW_HTTP;
-    if (r->op.rc && transient(&r->op) && r->op_retries < MAX_OP_RETRIES) {
-        result_reset(r->c);
-        r->op_waiting = 1;
-        r->wake_at = now_ms() + (1000ull << r->op_retries++);
-        return OW_TIME;
-    }
-    r->op_active = 0;
-    int rc = r->op.rc;
+    order_want w = drive_op(r);
+    if (w != OW_CONTINUE)
+        return w;
+    int rc = op_rc(r);
     net_op_clear(&r->op);
     if (rc)
         return order_fail(r, rc);

@@ -54,7 +54,6 @@ typedef struct transport_curl {
     long connect_ms;
     long total_ms;
     char *user_agent;
-    char errbuf[CURL_ERROR_SIZE];
 } transport_curl;
 
 /* Is there at least one certificate in this PEM? Checked once when the

@@ -199,7 +199,8 @@ static int post(dns01 *d, const char *path, const creds *c, const char *json, lo
     char url[1200];
     if (ul + strlen(path) >= sizeof(url))
         return dns01_fail(d, ACME_E_INVALID_ARG, "acme-dns: api-url is too long");
-    snprintf(url, sizeof(url), "%.*s%s", (int)ul, d->api_url, path);
+    memcpy(url, d->api_url, ul);
+    strcpy(url + ul, path);
 
     CURL *h = curl_easy_init();
     if (!h)

@@ -15,6 +15,7 @@
  * SIGKILL loses nothing already logged: the crash test reads the
  * "order: <url> created" and "resuming order <url>" lines from it. */
 #include <stdio.h>
+#include <time.h>
 #include "etest.h"
 
 static int all_installed(etest_host *h, void *arg)

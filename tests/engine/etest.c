@@ -352,12 +352,17 @@ int etest_drive(etest_host *h, acme_engine *e, int (*done)(etest_host *, void *)
             wait = 0;   /* the first step starts the work */
         if (poll(fds, n, wait) < 0 && errno != EINTR)
             CHECK_MSG(NULL, 0, "poll: %s", strerror(errno));
+        size_t l0 = h->line_count;
         double s0 = etest_now();
         rc = acme_engine_step(e);
         uint64_t us = (uint64_t)((etest_now() - s0) * 1e6);
-        st->steps++;
-        if (us > st->max_step_us)
+        if (us > st->max_step_us) {
             st->max_step_us = us;
+            st->max_step = st->steps;
+            st->max_lines[0] = l0;
+            st->max_lines[1] = h->line_count;
+        }
+        st->steps++;
         if (rc != ACME_OK && rc != ACME_E_PENDING)
             itest_log("acme_engine_step returned %d (%s)", rc, acme_strerror(rc));
     }

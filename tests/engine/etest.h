@@ -97,6 +97,8 @@ int etest_manage1(acme_engine *e, const char *name, const acme_challenge_type *p
 typedef struct etest_drive_stats {
     unsigned steps;
     uint64_t max_step_us;    /* measured around acme_engine_step by the test */
+    unsigned max_step;       /* which step that was (0-based) */
+    size_t max_lines[2];     /* the log lines it wrote: [from, to) */
     double seconds;
 } etest_drive_stats;
 

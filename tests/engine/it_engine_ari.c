@@ -23,6 +23,7 @@
  *  - exactly three newOrders in all (issue, refused renewal, renewal). */
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include "etest.h"
 
 #define RETRY_AFTER 3

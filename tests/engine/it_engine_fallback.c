@@ -20,6 +20,7 @@
  * retry_min_s is an hour throughout: the fallback must not wait for the
  * retry timer, and a failure must not be retried inside the test. */
 #include <stdio.h>
+#include <time.h>
 #include "etest.h"
 
 static const acme_challenge_type prefs[] = {ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01};

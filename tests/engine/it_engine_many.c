@@ -8,6 +8,7 @@
  *  - no step took long: a sanity bound of 2 s only — benchmarks live in
  *    bench/; this prints the numbers ("longest step: N us"). */
 #include <stdio.h>
+#include <time.h>
 #include "etest.h"
 
 #define COUNT 50
@@ -67,6 +68,13 @@ int main(void)
            (unsigned long long)(st.max_step_us > idle.max_step_us ? st.max_step_us
                                                                   : idle.max_step_us));
     printf("peak challenges published at once: %d\n", h.peak_outstanding);
+    /* What the longest step did, for whoever makes it shorter. */
+    etest_drive_stats *worst = st.max_step_us >= idle.max_step_us ? &st : &idle;
+    printf("the longest step (#%u of its loop) logged %zu line(s):\n", worst->max_step,
+           worst->max_lines[1] - worst->max_lines[0]);
+    for (size_t i = worst->max_lines[0]; i < worst->max_lines[1] && i < worst->max_lines[0] + 20;
+         i++)
+        printf("  %s\n", h.lines[i]);
     fflush(stdout);
 
     CHECK_MSG(NULL, longest > 0, "acme_engine_longest_step_us() is 0 after %u steps", st.steps);

@@ -6,6 +6,7 @@
  * requests retry badNonce (RFC 8555 §6.5) as acme_issue's do, invisibly to
  * the host. */
 #include <stdio.h>
+#include <time.h>
 #include "etest.h"
 
 #define COUNT 20

@@ -16,6 +16,7 @@
  *     acme_certificate, valid until done()).
  *  C. acme_engine_done on an object the engine never gave out is refused. */
 #include <stdio.h>
+#include <time.h>
 #include "etest.h"
 
 #define STEP_BOUND_US 150000

@@ -20,6 +20,7 @@
  *     B3. an unlisted profile: refused naming it, and the stand-in saw no
  *         newOrder for that name at all. */
 #include <stdio.h>
+#include <time.h>
 #include "etest.h"
 
 #define BAD_PROFILE "no-such-profile-xyz"

@@ -141,6 +141,41 @@ static void type_names(void **state)
     assert_string_equal(acme_challenge_type_name((acme_challenge_type)77), "unknown");
 }
 
+static void ranking_follows_history(void **state)
+{
+    (void)state;
+    const acme_challenge_type prefs[] = { ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01, ACME_CHALLENGE_DNS_01 };
+    acme_challenge_type out[3];
+    /* No history: the host's order. */
+    assert_int_equal(challenge_rank(prefs, 3, NULL, NULL, out), 3);
+    assert_int_equal(out[0], ACME_CHALLENGE_HTTP_01);
+    assert_int_equal(out[1], ACME_CHALLENGE_TLS_ALPN_01);
+    assert_int_equal(out[2], ACME_CHALLENGE_DNS_01);
+    /* http-01 failed once, tls-alpn-01 worked: tls-alpn-01 first next time. */
+    json_t *scores = json_pack("{s:i,s:i}", "http-01", -1, "tls-alpn-01", 1);
+    assert_int_equal(challenge_rank(prefs, 3, scores, NULL, out), 3);
+    assert_int_equal(out[0], ACME_CHALLENGE_TLS_ALPN_01);
+    assert_int_equal(out[1], ACME_CHALLENGE_DNS_01);   /* score 0 beats -1 */
+    assert_int_equal(out[2], ACME_CHALLENGE_HTTP_01);
+    /* Within one run, a type that failed is not tried again. */
+    json_t *failed = json_pack("[s]", "tls-alpn-01");
+    assert_int_equal(challenge_rank(prefs, 3, scores, failed, out), 2);
+    assert_int_equal(out[0], ACME_CHALLENGE_DNS_01);
+    assert_int_equal(out[1], ACME_CHALLENGE_HTTP_01);
+    /* Everything failed: nothing left, which is what ends the fallback. */
+    json_t *all = json_pack("[s,s,s]", "http-01", "tls-alpn-01", "dns-01");
+    assert_int_equal(challenge_rank(prefs, 3, scores, all, out), 0);
+    /* Equal scores keep the configured order (stability). */
+    json_t *tie = json_pack("{s:i,s:i,s:i}", "http-01", 2, "tls-alpn-01", 2, "dns-01", 2);
+    assert_int_equal(challenge_rank(prefs, 3, tie, NULL, out), 3);
+    assert_int_equal(out[0], ACME_CHALLENGE_HTTP_01);
+    assert_int_equal(out[1], ACME_CHALLENGE_TLS_ALPN_01);
+    json_decref(scores);
+    json_decref(failed);
+    json_decref(all);
+    json_decref(tie);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +186,7 @@ int main(void)
         cmocka_unit_test(tls_alpn01_material),
         cmocka_unit_test(unsafe_tokens_refused),
         cmocka_unit_test(type_names),
+        cmocka_unit_test(ranking_follows_history),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
