@@ -108,11 +108,13 @@ static int bench_install(void *ud, const acme_certificate *cert)
     return ACME_OK;
 }
 
+static double bench_t0;
+
 static void bench_log(void *ud, acme_log_level level, const char *msg)
 {
     bench_opts *o = ud;
     if (o->verbose || level <= ACME_LOG_WARNING)
-        fprintf(stderr, "libacme: %s\n", msg);
+        fprintf(stderr, "%8.3f libacme: %s\n", bench_now() - bench_t0, msg);
 }
 
 static void bench_usage(const char *prog, int engine)
@@ -127,6 +129,7 @@ static void bench_usage(const char *prog, int engine)
 static void bench_parse(int argc, char **argv, bench_opts *o, int engine)
 {
     int opt;
+    bench_t0 = bench_now();
     memset(o, 0, sizeof(*o));
     o->count = 0;
     while ((opt = getopt(argc, argv, "d:c:s:w:o:n:p:j:v")) != -1) {

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "acmectl.h"
 
@@ -102,6 +103,17 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
         }
         if (pv == P_NONE)
             continue;
+        if (pv == P_WEBROOT) {
+            /* Checked now so that a typo costs no order; the document root
+             * itself is never created (no web server would serve it). */
+            struct stat st;
+            int e = stat(o->webroot, &st) != 0 ? errno : !S_ISDIR(st.st_mode) ? ENOTDIR : 0;
+            if (e) {
+                bprintf(err, errlen, "--webroot %s: %s", o->webroot, strerror(e));
+                provision_stop(p);
+                return EXIT_USAGE;
+            }
+        }
         p->by_type[t] = pv;
         p->order[p->order_count++] = t;
     }

@@ -240,7 +240,7 @@ tsig_status tsig_verify(const tsig_key *k, const dns_msg *m, const uint8_t *req_
             break;
         }
     dns_tsig_rdata t;
-    if (!found || dns_rdata_tsig(m, &rr, &t) != 0)
+    if (!found || rr.cls != DNS_C_ANY || rr.ttl != 0 || dns_rdata_tsig(m, &rr, &t) != 0)
         return TSIG_MALFORMED;
     *error = t.error;
     dns_name alg;

@@ -43,6 +43,8 @@ grep -q "needs --hook" "$T/dnsnohook.stderr" || fail "dns-01 without a hook not 
 expect_status 1 "$T/wild" issue '*.wild.example.com'
 grep -q "wildcard needs dns-01" "$T/wild.stderr" || fail "a wildcard without a hook is not explained"
 expect_status 1 "$T/badchal" --challenge smtp-01 issue x.example.com
+expect_status 1 "$T/nowebroot" --challenge http-01 --webroot "$T/no-such-dir" issue x.example.com
+grep -q "order: .* created" "$T/nowebroot.stderr" && fail "an order was placed for a missing --webroot"
 expect_status 1 "$T/badport" --http-port 70000 issue x.example.com
 expect_status 1 "$T/http" --directory http://127.0.0.1:1/dir issue x.example.com
 expect_status 1 "$T/nocmd" frobnicate
@@ -55,6 +57,16 @@ expect_status 6 "$T/profile" --challenge http-01 --profile shortlived issue prof
 grep -q "profile" "$T/profile.stderr" || fail "the profile refusal is not explained"
 grep -q "order: .* created" "$T/profile.stderr" && fail "an order was placed for an unknown profile"
 pass "a profile the CA does not offer: exit 6 before ordering"
+
+# Another acmectl on the same state directory: exit 5, nothing sent.
+mkdir -p "$STATE"
+flock "$STATE/acmectl.lock" sleep 3 &
+LOCKER=$!
+sleep 0.3
+expect_status 5 "$T/locked" account show
+grep -q "another acmectl" "$T/locked.stderr" || fail "the lock is not explained: $(cat "$T/locked.stderr")"
+wait "$LOCKER"
+pass "a busy state directory: exit 5"
 
 # A port that cannot be bound drops that type; with nothing left, exit 3.
 python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(60)' \

@@ -348,10 +348,14 @@ int etest_drive(etest_host *h, acme_engine *e, int (*done)(etest_host *, void *)
             if (d < wait)
                 wait = d;
         }
+        int engine_wait = acme_engine_timeout_ms(e);
         if (st->steps == 0)
             wait = 0;   /* the first step starts the work */
-        if (poll(fds, n, wait) < 0 && errno != EINTR)
+        int ready = poll(fds, n, wait);
+        if (ready < 0 && errno != EINTR)
             CHECK_MSG(NULL, 0, "poll: %s", strerror(errno));
+        if (ready == 0 && engine_wait == 0)
+            st->zero_waits++;
         size_t l0 = h->line_count;
         double s0 = etest_now();
         rc = acme_engine_step(e);

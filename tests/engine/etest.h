@@ -99,6 +99,7 @@ typedef struct etest_drive_stats {
     uint64_t max_step_us;    /* measured around acme_engine_step by the test */
     unsigned max_step;       /* which step that was (0-based) */
     size_t max_lines[2];     /* the log lines it wrote: [from, to) */
+    unsigned zero_waits;     /* turns where the engine asked for a 0 ms wait and no fd was ready */
     double seconds;
 } etest_drive_stats;
 

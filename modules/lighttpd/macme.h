@@ -1,0 +1,148 @@
+/* mod_acme internals that do not depend on lighttpd's headers.
+ *
+ * mod_acme is split in two halves:
+ *   - the lighttpd glue (mod_acme.c, mod_acme_config.c): hooks, config
+ *     keys, the request handlers; the only files that include lighttpd's
+ *     headers;
+ *   - the ACME side (macme_*.c): files on disk, the shared challenge
+ *     table, the tls-alpn-01 files and the driver around libacme's engine.
+ * All ACME logic stays in libacme; these files only connect it to a web
+ * server that restarts gracefully and may run several worker processes. */
+#ifndef MACME_H
+#define MACME_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <acme/acme.h>
+
+#define MACME_MAX_ALPN_DIRS 8
+#define MACME_ERRLEN 512
+
+/* One certificate the module keeps valid: one acme.domains list and the
+ * ssl.pemfile / ssl.privkey that serve it. */
+typedef struct macme_cert {
+    char *id;            /* libacme's cert id: the first name, "*." as "_." */
+    char **names;
+    size_t name_count;
+    char *pemfile;       /* ssl.pemfile in scope */
+    char *privkey;       /* ssl.privkey in scope, or NULL: key appended to pemfile */
+    char *where;         /* the config block, for messages */
+} macme_cert;
+
+/* Everything the module was configured with (see doc/lighttpd.md). */
+typedef struct macme_conf {
+    char *directory;
+    char *ca_file;
+    char *state_dir;
+    char **contacts;
+    size_t contact_count;
+    int agree_tos;
+    acme_challenge_type challenges[3];
+    size_t challenge_count;
+    acme_key_type key_type;
+    char *profile;
+    char *eab_kid;
+    char *eab_hmac;
+    unsigned renew_after_s;      /* acme.renew-after-seconds -> max_age_s */
+    unsigned retry_s;            /* acme.retry-seconds -> retry_min_s */
+    acme_log_level log_level;
+    char *alpn_dirs[MACME_MAX_ALPN_DIRS];  /* every distinct ssl.acme-tls-1 */
+    size_t alpn_dir_count;
+    char *dns_module;            /* acme.dns-module: a libacme module for dns-01 */
+    char *dns_module_config;     /* "key=value\n"... */
+    macme_cert *certs;
+    size_t cert_count;
+} macme_conf;
+
+void macme_conf_free(macme_conf *mc);
+/* The cert whose libacme id is id, or NULL. */
+const macme_cert *macme_conf_cert(const macme_conf *mc, const char *id);
+
+/* ---- files (macme_files.c) ---------------------------------------------- */
+
+/* mkdir -p; directories this call creates get mode and, when chown_to is
+ * set, owner uid/gid. */
+int macme_mkdirs(const char *dir, mode_t mode, int chown_to, uid_t uid, gid_t gid,
+                 char *err, size_t errlen);
+/* The directory part of path (malloc'ed). */
+char *macme_dirname(const char *path);
+/* 1 if the file holds exactly data. */
+int macme_file_equals(const char *path, const char *data, size_t len);
+/* Replace path atomically (temp file in the same directory, fsync,
+ * rename): a reader sees the old content or the new, never a mix. */
+int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                       char *err, size_t errlen);
+/* Put a chain and key where cert's files are, unless they already hold
+ * exactly that (*changed = 0). The key (or a pemfile holding it) is 0600. */
+int macme_install_files(const macme_cert *cert, const char *chain_pem, const char *key_pem,
+                        int *changed, char *err, size_t errlen);
+/* A self-signed P-256 certificate for cert's names, so that lighttpd can
+ * start before the CA issued one. */
+int macme_placeholder(const macme_cert *cert, char **chain_pem, char **key_pem,
+                      char *err, size_t errlen);
+
+/* ---- the shared table (macme_shm.c) ------------------------------------- */
+
+/* A MAP_SHARED anonymous mapping made before lighttpd forks its workers:
+ * the http-01 answers and the status document, written by the worker that
+ * runs the engine and read by every worker. */
+typedef struct macme_shm macme_shm;
+
+macme_shm *macme_shm_new(void);
+void macme_shm_free(macme_shm *s);
+/* ACME_E_TOO_LARGE when the table is full or a value too long. */
+int macme_shm_put_token(macme_shm *s, const char *token, const char *key_auth);
+void macme_shm_del_token(macme_shm *s, const char *token);
+/* Copies the key authorization for token into out; its length, 0 if none. */
+size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t cap);
+void macme_shm_set_status(macme_shm *s, const char *json);
+/* A malloc'ed copy of the last status document, or NULL if none yet. */
+char *macme_shm_get_status(macme_shm *s);
+
+/* ---- tls-alpn-01 files (macme_alpn.c) ----------------------------------- */
+
+/* <dir>/<sni>.crt.pem and <dir>/<sni>.key.pem, in every dir; sni is the
+ * identifier lower-cased, or for an IP address its reverse-DNS name. */
+int macme_alpn_publish(char *const *dirs, size_t n, const acme_challenge *ch,
+                       char *err, size_t errlen);
+int macme_alpn_unpublish(char *const *dirs, size_t n, const acme_challenge *ch);
+/* The SNI name a validator sends for this identifier (RFC 8737/8738). */
+int macme_alpn_sni_name(const char *ident_type, const char *ident, char *out, size_t cap);
+
+/* ---- the driver (macme_core.c) ------------------------------------------ */
+
+typedef struct macme_core macme_core;
+
+typedef struct macme_core_host {
+    void *ud;
+    void (*log)(void *ud, acme_log_level level, const char *msg);
+    /* Ask the server for a graceful restart (new certificates on disk). */
+    void (*restart)(void *ud);
+} macme_core_host;
+
+/* conf and shm must outlive the core. Nothing is contacted yet. */
+int macme_core_new(const macme_conf *conf, macme_shm *shm, const macme_core_host *host,
+                   macme_core **out, char *err, size_t errlen);
+void macme_core_free(macme_core *k);
+/* One descriptor for the server's event loop (readable: call
+ * macme_core_ready). Stable for the core's life. */
+int macme_core_fd(const macme_core *k);
+/* The descriptor was readable. Never blocks. */
+void macme_core_ready(macme_core *k);
+/* Once a second: become the leader if nobody is, collect the account
+ * registration, step the engine. Never blocks. */
+void macme_core_tick(macme_core *k);
+/* 1 if this process runs the engine. */
+int macme_core_is_leader(const macme_core *k);
+
+/* At start-up, before the TLS module reads its files: put every stored,
+ * still valid certificate on disk (so a crash between two renames, or a
+ * restored state directory, never leaves lighttpd with files that do not
+ * match) and a self-signed placeholder where there is no file at all.
+ * Storage only, no network. Returns ACME_OK or fills err. */
+int macme_prepare_files(const macme_conf *conf, void (*log)(void *ud, acme_log_level, const char *),
+                        void *ud, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,689 @@
+/* mod_acme: the driver around libacme's engine.
+ *
+ * - Election: with server.max-worker = N every worker loads the module;
+ *   the one that holds an flock() on <state-dir>/mod_acme.lock runs the
+ *   engine, the others only answer http-01 and the status page from the
+ *   shared table. If the leader dies, the next worker's tick takes over.
+ * - Driving: one descriptor goes into lighttpd's event loop: an epoll set
+ *   holding a timerfd (armed to acme_engine_timeout_ms), an eventfd (the
+ *   account thread is done) and, one-shot, whatever acme_engine_fds lists.
+ *   Readable -> one acme_engine_step, then the set is synced again. Nothing
+ *   here ever waits: lighttpd's loop never blocks on ACME work.
+ * - The account: the engine orders for an existing account. Registering
+ *   one (or finding it) is a blocking libacme call, so it runs on a thread
+ *   of its own with a second client over the same storage; certificates
+ *   are handed to the engine once the account is there.
+ * - Installing: new files only when they differ from what is on disk;
+ *   then one graceful restart, once no order is in flight (or after 30 s). */
+#include "macme.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#define RESTART_BATCH_MS 30000u
+#define REG_RETRY_MIN_MS 10000u
+#define REG_RETRY_MAX_MS 3600000u
+
+struct macme_core {
+    const macme_conf *conf;
+    macme_shm *shm;
+    macme_core_host host;
+    pid_t pid;                 /* the process that made it */
+
+    int lock_fd;               /* held flock: we lead */
+    int leader;
+    int epfd, tfd, efd;
+
+    acme_client *c;
+    acme_engine *e;
+    int managed;
+
+    /* account registration on its own thread */
+    pthread_t reg_thread;
+    int reg_running;
+    int reg_done;              /* atomic: set by the thread */
+    int reg_rc;
+    char reg_error[MACME_ERRLEN];
+    acme_client *reg_c;
+    uint64_t reg_next_ms;
+    unsigned reg_failures;
+    char account_state[32];
+    char account_error[MACME_ERRLEN];
+
+    /* descriptors currently in the epoll set (besides tfd and efd) */
+    int *watched;
+    size_t watched_n, watched_cap;
+    struct pollfd *fds;
+    size_t fds_cap;
+    unsigned zero_timeouts;
+
+    int restart_pending;
+    uint64_t restart_since_ms;
+    int restart_sent;
+    unsigned installs, restarts;
+
+    uint64_t longest_tick_us;
+    char *last_status;
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void klog(macme_core *k, acme_log_level level, const char *fmt, ...)
+{
+    if (!k->host.log || level > k->conf->log_level)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    k->host.log(k->host.ud, level, line);
+}
+
+/* ---- the host callbacks libacme calls (from inside a step) ---- */
+
+static int cb_publish(void *ud, const acme_challenge *ch)
+{
+    macme_core *k = ud;
+    char err[MACME_ERRLEN] = "";
+    switch (acme_challenge_get_type(ch)) {
+    case ACME_CHALLENGE_HTTP_01: {
+        int rc = macme_shm_put_token(k->shm, acme_challenge_token(ch), acme_challenge_key_authorization(ch));
+        if (rc) {
+            klog(k, ACME_LOG_ERROR, "http-01 for %s: the challenge table is full", acme_challenge_identifier(ch));
+            return rc;
+        }
+        klog(k, ACME_LOG_INFO, "published http-01 for %s (token %s)", acme_challenge_identifier(ch),
+             acme_challenge_token(ch));
+        return ACME_OK;
+    }
+    case ACME_CHALLENGE_TLS_ALPN_01:
+        if (macme_alpn_publish(k->conf->alpn_dirs, k->conf->alpn_dir_count, ch, err, sizeof(err))) {
+            klog(k, ACME_LOG_ERROR, "%s", err);
+            return ACME_E_STORAGE;
+        }
+        klog(k, ACME_LOG_INFO, "published tls-alpn-01 for %s in %s", acme_challenge_identifier(ch),
+             k->conf->alpn_dirs[0]);
+        return ACME_OK;
+    default:
+        klog(k, ACME_LOG_ERROR, "%s for %s: mod_acme answers http-01 and tls-alpn-01 only",
+             acme_challenge_type_name(acme_challenge_get_type(ch)), acme_challenge_identifier(ch));
+        return ACME_E_UNSUPPORTED;
+    }
+}
+
+static int cb_unpublish(void *ud, const acme_challenge *ch)
+{
+    macme_core *k = ud;
+    switch (acme_challenge_get_type(ch)) {
+    case ACME_CHALLENGE_HTTP_01:
+        macme_shm_del_token(k->shm, acme_challenge_token(ch));
+        return ACME_OK;
+    case ACME_CHALLENGE_TLS_ALPN_01:
+        return macme_alpn_unpublish(k->conf->alpn_dirs, k->conf->alpn_dir_count, ch) ? ACME_E_STORAGE : ACME_OK;
+    default:
+        return ACME_OK;
+    }
+}
+
+static int cb_install(void *ud, const acme_certificate *cert)
+{
+    macme_core *k = ud;
+    const macme_cert *mc = macme_conf_cert(k->conf, acme_certificate_id(cert));
+    if (!mc)
+        return ACME_OK; /* stored, but no longer configured */
+    char err[MACME_ERRLEN] = "";
+    int changed = 0;
+    if (macme_install_files(mc, acme_certificate_chain_pem(cert), acme_certificate_key_pem(cert), &changed, err,
+                            sizeof(err))) {
+        klog(k, ACME_LOG_ERROR, "installing %s: %s", mc->id, err);
+        return ACME_E_STORAGE;
+    }
+    if (!changed) {
+        klog(k, ACME_LOG_DEBUG, "%s: %s already holds the current certificate", mc->id, mc->pemfile);
+        return ACME_OK;
+    }
+    k->installs++;
+    klog(k, ACME_LOG_INFO, "installed a new certificate for %s in %s%s%s (valid until %lld); a graceful restart follows",
+         mc->id, mc->pemfile, mc->privkey ? " and " : "", mc->privkey ? mc->privkey : "",
+         (long long)acme_certificate_not_after(cert));
+    if (!k->restart_pending) {
+        k->restart_pending = 1;
+        k->restart_since_ms = mono_ms();
+    }
+    return ACME_OK;
+}
+
+static void cb_log(void *ud, acme_log_level level, const char *msg)
+{
+    macme_core *k = ud;
+    if (k->host.log)
+        k->host.log(k->host.ud, level, msg);
+}
+
+/* ---- life cycle ---- */
+
+static int add_to_epoll(int epfd, int fd)
+{
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int macme_core_new(const macme_conf *conf, macme_shm *shm, const macme_core_host *host, macme_core **out,
+                   char *err, size_t errlen)
+{
+    *out = NULL;
+    macme_core *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    k->conf = conf;
+    k->shm = shm;
+    k->host = *host;
+    k->pid = getpid();
+    k->lock_fd = -1;
+    k->epfd = epoll_create1(EPOLL_CLOEXEC);
+    k->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (k->epfd < 0 || k->tfd < 0 || k->efd < 0 || add_to_epoll(k->epfd, k->tfd) || add_to_epoll(k->epfd, k->efd)) {
+        snprintf(err, errlen, "cannot set up its event descriptors: %s", strerror(errno));
+        macme_core_free(k);
+        return -1;
+    }
+    snprintf(k->account_state, sizeof(k->account_state), "not leader");
+    *out = k;
+    return 0;
+}
+
+int macme_core_fd(const macme_core *k)
+{
+    return k->epfd;
+}
+
+int macme_core_is_leader(const macme_core *k)
+{
+    return k->leader;
+}
+
+void macme_core_free(macme_core *k)
+{
+    if (!k)
+        return;
+    if (k->pid == getpid()) {
+        /* The account thread must be gone before the library can be. */
+        if (k->reg_running)
+            pthread_join(k->reg_thread, NULL);
+        acme_engine_free(k->e);
+        acme_client_free(k->c);
+        acme_client_free(k->reg_c);
+    }
+    /* else: a fork()ed copy (server.graceful-restart-bg keeps the old
+     * generation alive in a child): threads did not come along, so the
+     * engine is left alone; the process exits soon. */
+    if (k->lock_fd >= 0)
+        close(k->lock_fd);
+    if (k->epfd >= 0)
+        close(k->epfd);
+    if (k->tfd >= 0)
+        close(k->tfd);
+    if (k->efd >= 0)
+        close(k->efd);
+    free(k->watched);
+    free(k->fds);
+    free(k->last_status);
+    free(k);
+}
+
+/* ---- the account ---- */
+
+static void *reg_main(void *arg)
+{
+    macme_core *k = arg;
+    const macme_conf *mc = k->conf;
+    acme_account_params ap;
+    memset(&ap, 0, sizeof(ap));
+    ap.size = sizeof(ap);
+    ap.contacts = (const char *const *)mc->contacts;
+    ap.contact_count = mc->contact_count;
+    ap.agree_tos = mc->agree_tos;
+    ap.eab_kid = mc->eab_kid;
+    ap.eab_hmac_key = mc->eab_hmac;
+    int rc = acme_account_register(k->reg_c, &ap);
+    k->reg_rc = rc;
+    if (rc)
+        snprintf(k->reg_error, sizeof(k->reg_error), "%s", acme_client_last_error(k->reg_c));
+    else
+        snprintf(k->reg_error, sizeof(k->reg_error), "%s", acme_account_url(k->reg_c));
+    __atomic_store_n(&k->reg_done, 1, __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    ssize_t w = write(k->efd, &one, sizeof(one));
+    (void)w;
+    return NULL;
+}
+
+static int client_setup(macme_core *k, acme_client **out, int with_host)
+{
+    const macme_conf *mc = k->conf;
+    acme_client *c = NULL;
+    int rc = acme_client_new(mc->directory, &c);
+    if (!rc)
+        rc = acme_client_set_storage_dir(c, mc->state_dir);
+    if (!rc && mc->ca_file)
+        rc = acme_client_set_ca_file(c, mc->ca_file);
+    if (!rc)
+        rc = acme_client_set_log_level(c, mc->log_level);
+    if (!rc && with_host) {
+        acme_host_callbacks cb;
+        memset(&cb, 0, sizeof(cb));
+        cb.size = sizeof(cb);
+        cb.publish = cb_publish;
+        cb.unpublish = cb_unpublish;
+        cb.install = cb_install;
+        cb.log = cb_log;
+        rc = acme_client_set_host(c, &cb, k);
+    }
+    if (!rc && !with_host)
+        rc = acme_client_set_timeouts(c, 5000, 20000);
+    if (rc) {
+        klog(k, ACME_LOG_ERROR, "setting up the ACME client for %s failed: %s%s%s", mc->directory, acme_strerror(rc),
+             c && *acme_client_last_error(c) ? " — " : "", c ? acme_client_last_error(c) : "");
+        acme_client_free(c);
+        return rc;
+    }
+    *out = c;
+    return ACME_OK;
+}
+
+static void reg_start(macme_core *k)
+{
+    if (client_setup(k, &k->reg_c, 0)) {
+        k->reg_next_ms = mono_ms() + REG_RETRY_MAX_MS;
+        return;
+    }
+    k->reg_done = 0;
+    if (pthread_create(&k->reg_thread, NULL, reg_main, k) != 0) {
+        klog(k, ACME_LOG_ERROR, "cannot start the account thread: %s", strerror(errno));
+        acme_client_free(k->reg_c);
+        k->reg_c = NULL;
+        k->reg_next_ms = mono_ms() + REG_RETRY_MIN_MS;
+        return;
+    }
+    k->reg_running = 1;
+    snprintf(k->account_state, sizeof(k->account_state), "registering");
+}
+
+static void manage_all(macme_core *k)
+{
+    const macme_conf *mc = k->conf;
+    for (size_t i = 0; i < mc->cert_count; i++) {
+        const macme_cert *ct = &mc->certs[i];
+        acme_issue_params p;
+        memset(&p, 0, sizeof(p));
+        p.size = sizeof(p);
+        p.names = (const char *const *)ct->names;
+        p.name_count = ct->name_count;
+        p.key_type = mc->key_type;
+        p.challenges = mc->challenges;
+        p.challenge_count = mc->challenge_count;
+        p.profile = mc->profile;
+        int rc = acme_engine_manage(k->e, &p);
+        if (rc)
+            klog(k, ACME_LOG_ERROR, "cannot manage %s (%s): %s", ct->id, ct->where,
+                 *acme_client_last_error(k->c) ? acme_client_last_error(k->c) : acme_strerror(rc));
+    }
+    k->managed = 1;
+}
+
+/* The account thread finished: hand the certificates to the engine, or
+ * try again later. */
+static void reg_collect(macme_core *k)
+{
+    if (!k->reg_running || !__atomic_load_n(&k->reg_done, __ATOMIC_ACQUIRE))
+        return;
+    pthread_join(k->reg_thread, NULL);
+    k->reg_running = 0;
+    acme_client_free(k->reg_c);
+    k->reg_c = NULL;
+    if (k->reg_rc == ACME_OK) {
+        snprintf(k->account_state, sizeof(k->account_state), "ready");
+        k->account_error[0] = '\0';
+        klog(k, ACME_LOG_INFO, "account at %s: %s", k->conf->directory, k->reg_error);
+        k->reg_failures = 0;
+        if (!k->managed && k->e)
+            manage_all(k);
+    } else {
+        uint64_t wait_ms = REG_RETRY_MIN_MS << (k->reg_failures < 16 ? k->reg_failures : 16);
+        if (wait_ms > REG_RETRY_MAX_MS)
+            wait_ms = REG_RETRY_MAX_MS;
+        k->reg_failures++;
+        k->reg_next_ms = mono_ms() + wait_ms;
+        snprintf(k->account_state, sizeof(k->account_state), "failed");
+        snprintf(k->account_error, sizeof(k->account_error), "%s", k->reg_error);
+        klog(k, ACME_LOG_ERROR, "account at %s: %s (%s); retrying in %llu s", k->conf->directory,
+             acme_strerror(k->reg_rc), k->reg_error, (unsigned long long)(wait_ms / 1000));
+    }
+}
+
+/* ---- leading ---- */
+
+static void try_lead(macme_core *k)
+{
+    size_t n = strlen(k->conf->state_dir);
+    char *path = malloc(n + sizeof("/mod_acme.lock"));
+    if (!path)
+        return;
+    memcpy(path, k->conf->state_dir, n);
+    memcpy(path + n, "/mod_acme.lock", sizeof("/mod_acme.lock"));
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    free(path);
+    if (fd < 0)
+        return;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return;
+    }
+    k->lock_fd = fd;
+    acme_engine_options o;
+    memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.retry_min_s = k->conf->retry_s;
+    o.max_age_s = k->conf->renew_after_s;
+    if (client_setup(k, &k->c, 1) == ACME_OK) {
+        int rc = acme_engine_new(k->c, &o, &k->e);
+        if (rc) {
+            klog(k, ACME_LOG_ERROR, "cannot start the engine: %s", acme_client_last_error(k->c));
+            acme_client_free(k->c);
+            k->c = NULL;
+        }
+    }
+    if (!k->e) {
+        /* Let another worker (or a later tick) try. */
+        close(k->lock_fd);
+        k->lock_fd = -1;
+        return;
+    }
+    k->leader = 1;
+    klog(k, ACME_LOG_INFO, "pid %ld runs the ACME engine for %zu certificate(s) from %s", (long)getpid(),
+         k->conf->cert_count, k->conf->directory);
+    reg_start(k);
+}
+
+/* ---- driving ---- */
+
+static void sync_fds(macme_core *k)
+{
+    size_t n = 0;
+    if (acme_engine_fds(k->e, k->fds, k->fds_cap, &n) != ACME_OK) {
+        struct pollfd *g = realloc(k->fds, (n + 8) * sizeof(*g));
+        if (!g)
+            return;
+        k->fds = g;
+        k->fds_cap = n + 8;
+        if (acme_engine_fds(k->e, k->fds, k->fds_cap, &n) != ACME_OK)
+            return;
+    }
+    /* Drop what is no longer listed (a closed descriptor left the set
+     * by itself; ENOENT/EBADF are fine). */
+    for (size_t i = 0; i < k->watched_n; i++) {
+        int fd = k->watched[i], still = 0;
+        for (size_t j = 0; j < n && !still; j++)
+            still = k->fds[j].fd == fd;
+        if (!still)
+            epoll_ctl(k->epfd, EPOLL_CTL_DEL, fd, NULL);
+    }
+    if (n > k->watched_cap) {
+        int *g = realloc(k->watched, n * sizeof(*g));
+        if (!g)
+            return;
+        k->watched = g;
+        k->watched_cap = n;
+    }
+    size_t w = 0;
+    for (size_t j = 0; j < n; j++) {
+        struct epoll_event ev;
+        memset(&ev, 0, sizeof(ev));
+        /* One-shot: an event wakes one step, the next sync re-arms. */
+        ev.events = EPOLLONESHOT | ((k->fds[j].events & POLLIN) ? EPOLLIN : 0u) |
+                    ((k->fds[j].events & POLLOUT) ? EPOLLOUT : 0u);
+        ev.data.fd = k->fds[j].fd;
+        if (epoll_ctl(k->epfd, EPOLL_CTL_MOD, k->fds[j].fd, &ev) != 0 &&
+            (errno != ENOENT || epoll_ctl(k->epfd, EPOLL_CTL_ADD, k->fds[j].fd, &ev) != 0))
+            continue;
+        k->watched[w++] = k->fds[j].fd;
+    }
+    k->watched_n = w;
+
+    int t = acme_engine_timeout_ms(k->e);
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    if (t == 0) {
+        /* Due now. A value that stays 0 would spin: back off a little. */
+        k->zero_timeouts++;
+        its.it_value.tv_nsec = k->zero_timeouts > 50 ? 20000000L : 1000000L;
+    } else {
+        k->zero_timeouts = 0;
+        if (t > 0) {
+            its.it_value.tv_sec = t / 1000;
+            its.it_value.tv_nsec = (long)(t % 1000) * 1000000L;
+        }
+        /* t < 0: nothing due; the once-a-second tick looks anyway. */
+    }
+    timerfd_settime(k->tfd, 0, &its, NULL);
+}
+
+static void publish_status(macme_core *k)
+{
+    const char *certs = k->e && k->managed ? acme_engine_status_json(k->e) : "[]";
+    json_t *arr = certs ? json_loads(certs, 0, NULL) : NULL;
+    json_t *o = json_object();
+    if (!o) {
+        json_decref(arr);
+        return;
+    }
+    json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
+    json_object_set_new(o, "directory", json_string(k->conf->directory));
+    json_object_set_new(o, "account", json_string(k->account_state));
+    json_object_set_new(o, "account_error", k->account_error[0] ? json_string(k->account_error) : json_null());
+    json_object_set_new(o, "longest_step_us",
+                        json_integer((json_int_t)(k->e ? acme_engine_longest_step_us(k->e) : 0)));
+    json_object_set_new(o, "longest_tick_us", json_integer((json_int_t)k->longest_tick_us));
+    json_object_set_new(o, "installs", json_integer(k->installs));
+    json_object_set_new(o, "restart_pending", json_boolean(k->restart_pending));
+    json_object_set_new(o, "certificates", arr ? arr : json_array());
+    char *s = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!s)
+        return;
+    if (!k->last_status || strcmp(s, k->last_status) != 0) {
+        macme_shm_set_status(k->shm, s);
+        free(k->last_status);
+        k->last_status = s;
+    } else {
+        free(s);
+    }
+}
+
+static void maybe_restart(macme_core *k)
+{
+    if (!k->restart_pending || k->restart_sent)
+        return;
+    /* One restart for a batch: wait until no order is in flight. */
+    if (!acme_engine_idle(k->e) && mono_ms() - k->restart_since_ms < RESTART_BATCH_MS)
+        return;
+    k->restart_sent = 1;
+    k->restarts++;
+    klog(k, ACME_LOG_INFO, "new certificate(s) on disk: asking lighttpd for a graceful restart");
+    if (k->host.restart)
+        k->host.restart(k->host.ud);
+}
+
+static void do_step(macme_core *k)
+{
+    uint64_t t0 = mono_us();
+    acme_engine_step(k->e);
+    maybe_restart(k);
+    sync_fds(k);
+    uint64_t d = mono_us() - t0;
+    if (d > k->longest_tick_us)
+        k->longest_tick_us = d;
+    publish_status(k);
+}
+
+void macme_core_ready(macme_core *k)
+{
+    if (k->pid != getpid())
+        return;
+    uint64_t v;
+    while (read(k->tfd, &v, sizeof(v)) > 0) {
+    }
+    while (read(k->efd, &v, sizeof(v)) > 0) {
+    }
+    struct epoll_event evs[32];
+    while (epoll_wait(k->epfd, evs, 32, 0) == 32) {
+    }
+    if (!k->leader)
+        return;
+    reg_collect(k);
+    do_step(k);
+}
+
+void macme_core_tick(macme_core *k)
+{
+    if (k->pid != getpid()) {
+        /* A fork()ed old generation: give the lead back at once. */
+        if (k->lock_fd >= 0) {
+            close(k->lock_fd);
+            k->lock_fd = -1;
+        }
+        k->leader = 0;
+        return;
+    }
+    if (!k->leader) {
+        try_lead(k);
+        if (!k->leader)
+            return;
+    }
+    reg_collect(k);
+    if (!k->reg_running && !k->managed && mono_ms() >= k->reg_next_ms)
+        reg_start(k);
+    do_step(k);
+}
+
+/* ---- start-up: files before the TLS module reads them ---- */
+
+typedef struct prep {
+    const macme_cert *cert;
+    void (*log)(void *, acme_log_level, const char *);
+    void *ud;
+    int found;
+    int rc;
+    char *err;
+    size_t errlen;
+} prep;
+
+static void plog(prep *p, acme_log_level level, const char *fmt, ...)
+{
+    if (!p->log)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    p->log(p->ud, level, line);
+}
+
+static int prep_cb(void *ud, const acme_certificate *cert)
+{
+    prep *p = ud;
+    if (acme_certificate_not_after(cert) <= (int64_t)time(NULL))
+        return ACME_OK; /* expired: leave the files alone */
+    p->found = 1;
+    int changed = 0;
+    if (macme_install_files(p->cert, acme_certificate_chain_pem(cert), acme_certificate_key_pem(cert), &changed,
+                            p->err, p->errlen)) {
+        p->rc = -1;
+        return ACME_E_STORAGE;
+    }
+    if (changed)
+        plog(p, ACME_LOG_INFO, "%s: put the stored certificate (valid until %lld) into %s", p->cert->id,
+             (long long)acme_certificate_not_after(cert), p->cert->pemfile);
+    return ACME_OK;
+}
+
+int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_level, const char *), void *ud,
+                        char *err, size_t errlen)
+{
+    acme_client *c = NULL;
+    int rc = acme_client_new(conf->directory, &c);
+    if (!rc)
+        rc = acme_client_set_storage_dir(c, conf->state_dir);
+    if (rc) {
+        snprintf(err, errlen, "acme.state-dir \"%s\" (for %s): %s", conf->state_dir, conf->directory,
+                 c && *acme_client_last_error(c) ? acme_client_last_error(c) : acme_strerror(rc));
+        acme_client_free(c);
+        return -1;
+    }
+    for (size_t i = 0; i < conf->cert_count; i++) {
+        const macme_cert *ct = &conf->certs[i];
+        prep p = {ct, log, ud, 0, 0, err, errlen};
+        acme_cert_load(c, ct->id, prep_cb, &p);
+        if (p.rc) {
+            acme_client_free(c);
+            return -1;
+        }
+        if (p.found)
+            continue;
+        struct stat st;
+        int have = stat(ct->pemfile, &st) == 0 && (!ct->privkey || stat(ct->privkey, &st) == 0);
+        if (have)
+            continue;
+        char *chain = NULL, *key = NULL;
+        int changed = 0;
+        if (macme_placeholder(ct, &chain, &key, err, errlen) ||
+            macme_install_files(ct, chain, key, &changed, err, errlen)) {
+            free(chain);
+            free(key);
+            acme_client_free(c);
+            return -1;
+        }
+        explicit_bzero(key, strlen(key));
+        free(chain);
+        free(key);
+        plog(&p, ACME_LOG_INFO, "%s: no certificate yet; wrote a self-signed placeholder to %s until the CA issues one",
+             ct->id, ct->pemfile);
+    }
+    acme_client_free(c);
+    return 0;
+}

@@ -1,0 +1,313 @@
+/* mod_acme: files on disk — atomic replacement, comparison, the
+ * self-signed placeholder, and putting a certificate where ssl.pemfile /
+ * ssl.privkey point. */
+#include "macme.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+char *macme_dirname(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        return strdup(".");
+    if (slash == path)
+        return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+int macme_mkdirs(const char *dir, mode_t mode, int chown_to, uid_t uid, gid_t gid,
+                 char *err, size_t errlen)
+{
+    char *p = strdup(dir);
+    if (!p)
+        return fail(err, errlen, "out of memory");
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+        p[--len] = '\0';
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char keep = *s;
+        *s = '\0';
+        struct stat st;
+        if (stat(p, &st) != 0) {
+            if (mkdir(p, mode) != 0 && errno != EEXIST) {
+                int e = errno;
+                fail(err, errlen, "cannot create directory %s: %s", p, strerror(e));
+                free(p);
+                return -1;
+            }
+            if (chown_to && chown(p, uid, gid) != 0) {
+                int e = errno;
+                fail(err, errlen, "cannot give directory %s to uid %ld: %s", p, (long)uid, strerror(e));
+                free(p);
+                return -1;
+            }
+        } else if (!S_ISDIR(st.st_mode)) {
+            fail(err, errlen, "%s exists and is not a directory", p);
+            free(p);
+            return -1;
+        }
+        *s = keep;
+        if (!keep)
+            break;
+    }
+    free(p);
+    return 0;
+}
+
+int macme_file_equals(const char *path, const char *data, size_t len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != len) {
+        close(fd);
+        return 0;
+    }
+    char buf[8192];
+    size_t off = 0;
+    int same = 1;
+    while (off < len) {
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0 || off + (size_t)n > len || memcmp(buf, data + off, (size_t)n) != 0) {
+            same = 0;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (same) {
+        /* Nothing after the expected end. */
+        ssize_t n = read(fd, buf, 1);
+        same = n == 0;
+    }
+    close(fd);
+    return same;
+}
+
+int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                       char *err, size_t errlen)
+{
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 16);
+    if (!tmp)
+        return fail(err, errlen, "out of memory");
+    memcpy(tmp, path, pl);
+    memcpy(tmp + pl, ".acme-XXXXXX", 13);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        fail(err, errlen, "cannot create a file next to %s: %s", path, strerror(e));
+        free(tmp);
+        return -1;
+    }
+    int rc = 0;
+    if (fchmod(fd, mode) != 0)
+        rc = -1;
+    const char *p = data;
+    size_t left = len;
+    while (!rc && left) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = -1;
+            break;
+        }
+        p += n;
+        left -= (size_t)n;
+    }
+    if (!rc && fsync(fd) != 0)
+        rc = -1;
+    int e = errno;
+    if (close(fd) != 0 && !rc) {
+        rc = -1;
+        e = errno;
+    }
+    if (!rc && rename(tmp, path) != 0) {
+        rc = -1;
+        e = errno;
+    }
+    if (rc) {
+        unlink(tmp);
+        fail(err, errlen, "cannot write %s: %s", path, strerror(e));
+    } else {
+        /* The rename itself, on disk. */
+        char *dir = macme_dirname(path);
+        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) {
+            fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+    }
+    free(tmp);
+    return rc;
+}
+
+/* chain + key in one buffer, with a line break between. */
+static char *concat_pem(const char *chain, const char *key, size_t *len)
+{
+    size_t a = strlen(chain), b = strlen(key);
+    int nl = a && chain[a - 1] != '\n';
+    char *s = malloc(a + (size_t)nl + b + 1);
+    if (!s)
+        return NULL;
+    memcpy(s, chain, a);
+    if (nl)
+        s[a] = '\n';
+    memcpy(s + a + (size_t)nl, key, b + 1);
+    *len = a + (size_t)nl + b;
+    return s;
+}
+
+int macme_install_files(const macme_cert *cert, const char *chain_pem, const char *key_pem,
+                        int *changed, char *err, size_t errlen)
+{
+    *changed = 0;
+    if (cert->privkey) {
+        size_t cl = strlen(chain_pem), kl = strlen(key_pem);
+        if (macme_file_equals(cert->pemfile, chain_pem, cl) && macme_file_equals(cert->privkey, key_pem, kl))
+            return 0;
+        /* Key first: lighttpd reads both only at (re)start, and a new key
+         * with the old certificate is the shorter-lived mismatch (the next
+         * start repairs it from storage either way). */
+        if (macme_write_atomic(cert->privkey, key_pem, kl, 0600, err, errlen) ||
+            macme_write_atomic(cert->pemfile, chain_pem, cl, 0644, err, errlen))
+            return -1;
+        *changed = 1;
+        return 0;
+    }
+    size_t len = 0;
+    char *both = concat_pem(chain_pem, key_pem, &len);
+    if (!both)
+        return fail(err, errlen, "out of memory");
+    int rc = 0;
+    if (!macme_file_equals(cert->pemfile, both, len)) {
+        rc = macme_write_atomic(cert->pemfile, both, len, 0600, err, errlen);
+        if (!rc)
+            *changed = 1;
+    }
+    free(both);
+    return rc;
+}
+
+/* ---- the placeholder ---- */
+
+static char *datum_str(gnutls_datum_t *d)
+{
+    char *s = malloc(d->size + 1);
+    if (s) {
+        memcpy(s, d->data, d->size);
+        s[d->size] = '\0';
+    }
+    gnutls_free(d->data);
+    d->data = NULL;
+    return s;
+}
+
+int macme_placeholder(const macme_cert *cert, char **chain_pem, char **key_pem,
+                      char *err, size_t errlen)
+{
+    *chain_pem = *key_pem = NULL;
+    gnutls_x509_privkey_t key = NULL;
+    gnutls_x509_crt_t crt = NULL;
+    gnutls_datum_t d = {NULL, 0};
+    int grc;
+    const char *what = "generating the key";
+    if ((grc = gnutls_x509_privkey_init(&key)) < 0 ||
+        (grc = gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
+                                             GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0)) < 0)
+        goto out;
+    what = "making the certificate";
+    if ((grc = gnutls_x509_crt_init(&crt)) < 0 || (grc = gnutls_x509_crt_set_version(crt, 3)) < 0)
+        goto out;
+    unsigned char serial[16];
+    if ((grc = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial))) < 0)
+        goto out;
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01;
+    time_t now = time(NULL);
+    if ((grc = gnutls_x509_crt_set_serial(crt, serial, sizeof(serial))) < 0 ||
+        (grc = gnutls_x509_crt_set_activation_time(crt, now - 3600)) < 0 ||
+        (grc = gnutls_x509_crt_set_expiration_time(crt, now + 90L * 86400)) < 0)
+        goto out;
+    const char *cn = "mod_acme placeholder";
+    if ((grc = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, (unsigned)strlen(cn))) < 0 ||
+        (grc = gnutls_x509_crt_set_issuer_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, (unsigned)strlen(cn))) < 0)
+        goto out;
+    for (size_t i = 0; i < cert->name_count; i++) {
+        const char *n = cert->names[i];
+        unsigned char ip[16];
+        if (inet_pton(AF_INET, n, ip) == 1)
+            grc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 4, GNUTLS_FSAN_APPEND);
+        else if (inet_pton(AF_INET6, n, ip) == 1)
+            grc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip, 16, GNUTLS_FSAN_APPEND);
+        else
+            grc = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, n, (unsigned)strlen(n),
+                                                       GNUTLS_FSAN_APPEND);
+        if (grc < 0)
+            goto out;
+    }
+    if ((grc = gnutls_x509_crt_set_key(crt, key)) < 0 || (grc = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
+        (grc = gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
+        (grc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0)
+        goto out;
+    what = "signing the certificate";
+    if ((grc = gnutls_x509_crt_privkey_sign(crt, crt, NULL, GNUTLS_DIG_SHA256, 0)) < 0) {
+        /* Older gnutls: sign with the x509 key directly. */
+        if ((grc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0)
+            goto out;
+    }
+    what = "exporting";
+    if ((grc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d)) < 0)
+        goto out;
+    *chain_pem = datum_str(&d);
+    if ((grc = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM, NULL, GNUTLS_PKCS_PLAIN, &d)) < 0)
+        goto out;
+    *key_pem = datum_str(&d);
+    if (!*chain_pem || !*key_pem)
+        grc = GNUTLS_E_MEMORY_ERROR;
+out:
+    if (crt)
+        gnutls_x509_crt_deinit(crt);
+    if (key)
+        gnutls_x509_privkey_deinit(key);
+    if (grc < 0) {
+        free(*chain_pem);
+        if (*key_pem) {
+            explicit_bzero(*key_pem, strlen(*key_pem));
+            free(*key_pem);
+        }
+        *chain_pem = *key_pem = NULL;
+        return fail(err, errlen, "placeholder for %s: %s failed: %s", cert->id, what, gnutls_strerror(grc));
+    }
+    return 0;
+}

@@ -1,0 +1,159 @@
+/* mod_acme: the table shared by lighttpd's worker processes.
+ *
+ * One worker runs the engine (see macme_core.c); a validator's request
+ * may reach any worker. So the http-01 answers and the status document
+ * live in an anonymous MAP_SHARED mapping made before the workers fork,
+ * guarded by a robust process-shared mutex (a worker killed while holding
+ * it does not wedge the others). Nothing here touches the disk. */
+#include "macme.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define SHM_TOKENS 64
+#define SHM_TOKEN_MAX 256
+#define SHM_KEYAUTH_MAX 512
+#define SHM_STATUS_MAX (256 * 1024)
+
+typedef struct shm_token {
+    char token[SHM_TOKEN_MAX];
+    char key_auth[SHM_KEYAUTH_MAX];
+} shm_token;
+
+struct macme_shm {
+    pthread_mutex_t mu;
+    unsigned used;                 /* slots in use: token[0] != 0 */
+    shm_token tok[SHM_TOKENS];
+    size_t status_len;             /* 0: none yet */
+    char status[SHM_STATUS_MAX];
+};
+
+static void lock(macme_shm *s)
+{
+    int rc = pthread_mutex_lock(&s->mu);
+    if (rc == EOWNERDEAD)
+        pthread_mutex_consistent(&s->mu);
+}
+
+static void unlock(macme_shm *s)
+{
+    pthread_mutex_unlock(&s->mu);
+}
+
+macme_shm *macme_shm_new(void)
+{
+    void *m = mmap(NULL, sizeof(macme_shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED)
+        return NULL;
+    macme_shm *s = m;
+    pthread_mutexattr_t a;
+    if (pthread_mutexattr_init(&a) != 0) {
+        munmap(m, sizeof(macme_shm));
+        return NULL;
+    }
+    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+    int rc = pthread_mutex_init(&s->mu, &a);
+    pthread_mutexattr_destroy(&a);
+    if (rc != 0) {
+        munmap(m, sizeof(macme_shm));
+        return NULL;
+    }
+    return s;
+}
+
+void macme_shm_free(macme_shm *s)
+{
+    if (!s)
+        return;
+    /* Other processes may still map it: the mutex stays as it is. */
+    munmap(s, sizeof(macme_shm));
+}
+
+int macme_shm_put_token(macme_shm *s, const char *token, const char *key_auth)
+{
+    size_t tl = strlen(token), kl = strlen(key_auth);
+    if (!tl || tl >= SHM_TOKEN_MAX || kl >= SHM_KEYAUTH_MAX)
+        return ACME_E_TOO_LARGE;
+    lock(s);
+    shm_token *slot = NULL;
+    for (unsigned i = 0; i < SHM_TOKENS; i++) {
+        if (strcmp(s->tok[i].token, token) == 0) {
+            slot = &s->tok[i];
+            break;
+        }
+        if (!slot && !s->tok[i].token[0])
+            slot = &s->tok[i];
+    }
+    int rc = ACME_E_TOO_LARGE;
+    if (slot) {
+        if (!slot->token[0])
+            s->used++;
+        memcpy(slot->key_auth, key_auth, kl + 1);
+        memcpy(slot->token, token, tl + 1);
+        rc = ACME_OK;
+    }
+    unlock(s);
+    return rc;
+}
+
+void macme_shm_del_token(macme_shm *s, const char *token)
+{
+    lock(s);
+    for (unsigned i = 0; i < SHM_TOKENS; i++)
+        if (s->tok[i].token[0] && strcmp(s->tok[i].token, token) == 0) {
+            memset(&s->tok[i], 0, sizeof(s->tok[i]));
+            s->used--;
+        }
+    unlock(s);
+}
+
+size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t cap)
+{
+    size_t n = 0;
+    if (!*token || strlen(token) >= SHM_TOKEN_MAX)
+        return 0;
+    lock(s);
+    if (s->used)
+        for (unsigned i = 0; i < SHM_TOKENS; i++)
+            if (s->tok[i].token[0] && strcmp(s->tok[i].token, token) == 0) {
+                n = strlen(s->tok[i].key_auth);
+                if (n >= cap)
+                    n = 0;
+                else
+                    memcpy(out, s->tok[i].key_auth, n + 1);
+                break;
+            }
+    unlock(s);
+    return n;
+}
+
+void macme_shm_set_status(macme_shm *s, const char *json)
+{
+    static const char too_big[] = "{\"error\":\"status document too large\"}";
+    size_t n = strlen(json);
+    if (n >= SHM_STATUS_MAX) {
+        json = too_big;
+        n = sizeof(too_big) - 1;
+    }
+    lock(s);
+    memcpy(s->status, json, n + 1);
+    s->status_len = n;
+    unlock(s);
+}
+
+char *macme_shm_get_status(macme_shm *s)
+{
+    char *copy = NULL;
+    lock(s);
+    if (s->status_len) {
+        copy = malloc(s->status_len + 1);
+        if (copy)
+            memcpy(copy, s->status, s->status_len + 1);
+    }
+    unlock(s);
+    return copy;
+}

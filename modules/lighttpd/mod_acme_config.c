@@ -1,0 +1,401 @@
+/* mod_acme: the configuration keys (doc/lighttpd.md lists them).
+ *
+ * Server-wide keys live in the global scope. acme.domains may appear in
+ * the global scope and in any condition block ($HTTP["host"] == ...,
+ * $SERVER["socket"] == ...): each occurrence is one certificate, written
+ * to the ssl.pemfile (and ssl.privkey) in effect in that block — set in
+ * the block itself or in an enclosing one. */
+#include "mod_acme.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "array.h"
+#include "configfile.h"
+#include "log.h"
+
+const config_plugin_keys_t mod_acme_keys[] = {
+    {CONST_STR_LEN("acme.directory"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.ca-file"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.state-dir"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.contact"), T_CONFIG_ARRAY_VLIST, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.agree-tos"), T_CONFIG_BOOL, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.domains"), T_CONFIG_ARRAY_VLIST, T_CONFIG_SCOPE_CONNECTION},
+    {CONST_STR_LEN("acme.challenge"), T_CONFIG_ARRAY_VLIST, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.key-type"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.profile"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.eab-kid"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.eab-hmac-key"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.status-url"), T_CONFIG_STRING, T_CONFIG_SCOPE_CONNECTION},
+    {CONST_STR_LEN("acme.status-allow"), T_CONFIG_ARRAY_VLIST, T_CONFIG_SCOPE_CONNECTION},
+    {CONST_STR_LEN("acme.renew-after-seconds"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.retry-seconds"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.log-level"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {NULL, 0, T_CONFIG_UNSET, T_CONFIG_SCOPE_UNSET}};
+
+void macme_conf_free(macme_conf *mc)
+{
+    if (!mc)
+        return;
+    free(mc->directory);
+    free(mc->ca_file);
+    free(mc->state_dir);
+    for (size_t i = 0; i < mc->contact_count; i++)
+        free(mc->contacts[i]);
+    free(mc->contacts);
+    free(mc->profile);
+    free(mc->eab_kid);
+    if (mc->eab_hmac) {
+        explicit_bzero(mc->eab_hmac, strlen(mc->eab_hmac));
+        free(mc->eab_hmac);
+    }
+    for (size_t i = 0; i < mc->alpn_dir_count; i++)
+        free(mc->alpn_dirs[i]);
+    for (size_t i = 0; i < mc->cert_count; i++) {
+        macme_cert *c = &mc->certs[i];
+        free(c->id);
+        for (size_t j = 0; j < c->name_count; j++)
+            free(c->names[j]);
+        free(c->names);
+        free(c->pemfile);
+        free(c->privkey);
+        free(c->where);
+    }
+    free(mc->certs);
+    free(mc);
+}
+
+const macme_cert *macme_conf_cert(const macme_conf *mc, const char *id)
+{
+    for (size_t i = 0; mc && id && i < mc->cert_count; i++)
+        if (strcmp(mc->certs[i].id, id) == 0)
+            return &mc->certs[i];
+    return NULL;
+}
+
+static char *bdup(const buffer *b)
+{
+    return strndup(b->ptr ? b->ptr : "", buffer_clen(b));
+}
+
+static const char *ctx_name(const data_config *dc, int idx)
+{
+    if (idx == 0 || !dc->key.ptr || !*dc->key.ptr)
+        return "the global scope";
+    return dc->key.ptr;
+}
+
+/* A string value of key in this block or the nearest enclosing one. */
+static const buffer *inherited(const data_config *dc, const char *key, size_t klen)
+{
+    for (; dc; dc = dc->parent) {
+        const data_unset *du = array_get_element_klen(dc->value, key, (uint32_t)klen);
+        if (du && du->type == TYPE_STRING)
+            return &((const data_string *)du)->value;
+    }
+    return NULL;
+}
+
+static int name_ok(const char *n)
+{
+    unsigned char ip[16];
+    if (inet_pton(AF_INET, n, ip) == 1 || inet_pton(AF_INET6, n, ip) == 1)
+        return 1;
+    size_t len = strlen(n);
+    if (!len || len > 253 || n[0] == '.' || n[0] == '-' || n[len - 1] == '.')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)n[i];
+        if (!(isalnum(c) || c == '-' || c == '.' || (c == '*' && i == 0 && n[1] == '.')))
+            return 0;
+        if (c == '.' && n[i + 1] == '.')
+            return 0;
+    }
+    return 1;
+}
+
+static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx, const array *names)
+{
+    const char *where = ctx_name(dc, idx);
+    if (names->used == 0) {
+        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.domains in %s is empty", where);
+        return -1;
+    }
+    macme_cert *grown = realloc(mc->certs, (mc->cert_count + 1) * sizeof(*grown));
+    if (!grown)
+        return -1;
+    mc->certs = grown;
+    macme_cert *c = &mc->certs[mc->cert_count++];
+    memset(c, 0, sizeof(*c));
+    c->where = strdup(where);
+    c->names = calloc(names->used, sizeof(char *));
+    if (!c->names || !c->where)
+        return -1;
+    for (uint32_t i = 0; i < names->used; i++) {
+        const buffer *v = &((const data_string *)names->data[i])->value;
+        char *n = bdup(v);
+        if (!n)
+            return -1;
+        for (char *s = n; *s; s++)
+            *s = (char)tolower((unsigned char)*s);
+        c->names[c->name_count++] = n;
+        if (!name_ok(n)) {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.domains in %s: \"%s\" is not a DNS name or IP address", where, n);
+            return -1;
+        }
+        if (n[0] == '*') {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.domains in %s: the wildcard \"%s\" needs dns-01, which mod_acme does not "
+                      "answer (http-01 and tls-alpn-01 only)", where, n);
+            return -1;
+        }
+    }
+    c->id = strdup(c->names[0]);
+    const buffer *pem = inherited(dc, CONST_STR_LEN("ssl.pemfile"));
+    const buffer *key = inherited(dc, CONST_STR_LEN("ssl.privkey"));
+    if (!pem || buffer_is_blank(pem)) {
+        log_error(srv->errh, __FILE__, __LINE__,
+                  "mod_acme: acme.domains in %s needs ssl.pemfile (in the same block or an enclosing one): "
+                  "that is where the certificate for %s is written", where, c->names[0]);
+        return -1;
+    }
+    c->pemfile = bdup(pem);
+    c->privkey = key && !buffer_is_blank(key) ? bdup(key) : NULL;
+    if (!c->id || !c->pemfile || (key && !buffer_is_blank(key) && !c->privkey))
+        return -1;
+    if (c->pemfile[0] != '/' || (c->privkey && c->privkey[0] != '/')) {
+        log_error(srv->errh, __FILE__, __LINE__,
+                  "mod_acme: acme.domains in %s: ssl.pemfile and ssl.privkey must be absolute paths (\"%s\")", where,
+                  c->pemfile);
+        return -1;
+    }
+    for (size_t i = 0; i + 1 < mc->cert_count; i++) {
+        const macme_cert *o = &mc->certs[i];
+        if (strcmp(o->id, c->id) == 0) {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.domains: \"%s\" starts the list both in %s and in %s", c->id, o->where, where);
+            return -1;
+        }
+        if (strcmp(o->pemfile, c->pemfile) == 0) {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.domains in %s and in %s would both write ssl.pemfile \"%s\": give each "
+                      "block its own ssl.pemfile", o->where, where, c->pemfile);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int set_challenges(server *srv, macme_conf *mc, const array *a)
+{
+    mc->challenge_count = 0;
+    for (uint32_t i = 0; i < a->used; i++) {
+        const buffer *v = &((const data_string *)a->data[i])->value;
+        acme_challenge_type t;
+        if (buffer_eq_slen(v, CONST_STR_LEN("http-01")))
+            t = ACME_CHALLENGE_HTTP_01;
+        else if (buffer_eq_slen(v, CONST_STR_LEN("tls-alpn-01")))
+            t = ACME_CHALLENGE_TLS_ALPN_01;
+        else if (buffer_eq_slen(v, CONST_STR_LEN("dns-01"))) {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.challenge: dns-01 is not offered by mod_acme (publishing DNS records would "
+                      "block lighttpd); use http-01 and/or tls-alpn-01");
+            return -1;
+        } else {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.challenge: unknown challenge type \"%s\" (use \"http-01\", \"tls-alpn-01\")",
+                      v->ptr ? v->ptr : "");
+            return -1;
+        }
+        int dup = 0;
+        for (size_t j = 0; j < mc->challenge_count; j++)
+            dup |= mc->challenges[j] == t;
+        if (!dup && mc->challenge_count < 3)
+            mc->challenges[mc->challenge_count++] = t;
+    }
+    if (!mc->challenge_count) {
+        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.challenge is empty");
+        return -1;
+    }
+    return 0;
+}
+
+static int set_string(char **dst, const buffer *b)
+{
+    free(*dst);
+    *dst = buffer_is_blank(b) ? NULL : bdup(b);
+    return 0;
+}
+
+/* One server-scope value from the global block. */
+static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t *cpv, const array **challenge)
+{
+    switch (cpv->k_id) {
+    case K_DIRECTORY: return set_string(&mc->directory, cpv->v.b);
+    case K_CA_FILE: return set_string(&mc->ca_file, cpv->v.b);
+    case K_STATE_DIR: return set_string(&mc->state_dir, cpv->v.b);
+    case K_CONTACT: {
+        const array *a = cpv->v.a;
+        mc->contacts = calloc(a->used ? a->used : 1, sizeof(char *));
+        if (!mc->contacts)
+            return -1;
+        for (uint32_t i = 0; i < a->used; i++) {
+            const buffer *v = &((const data_string *)a->data[i])->value;
+            /* "admin@example.org" means "mailto:admin@example.org". */
+            int bare = strchr(v->ptr, ':') == NULL;
+            size_t n = buffer_clen(v) + (bare ? 8 : 0) + 1;
+            char *s = malloc(n);
+            if (!s)
+                return -1;
+            snprintf(s, n, "%s%s", bare ? "mailto:" : "", v->ptr);
+            mc->contacts[mc->contact_count++] = s;
+        }
+        return 0;
+    }
+    case K_AGREE_TOS: mc->agree_tos = (int)cpv->v.u; return 0;
+    case K_CHALLENGE: *challenge = cpv->v.a; return 0;
+    case K_KEY_TYPE:
+        if (acme_key_type_from_name(cpv->v.b->ptr, &mc->key_type) != ACME_OK || mc->key_type == ACME_KEY_ED25519) {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.key-type: unknown certificate key type \"%s\" (use ec-256, ec-384, rsa-2048, "
+                      "rsa-3072 or rsa-4096)", cpv->v.b->ptr);
+            return -1;
+        }
+        return 0;
+    case K_PROFILE: return set_string(&mc->profile, cpv->v.b);
+    case K_EAB_KID: return set_string(&mc->eab_kid, cpv->v.b);
+    case K_EAB_HMAC: return set_string(&mc->eab_hmac, cpv->v.b);
+    case K_RENEW_AFTER: mc->renew_after_s = cpv->v.u; return 0;
+    case K_RETRY: mc->retry_s = cpv->v.u; return 0;
+    case K_LOG_LEVEL: {
+        static const char *const names[] = {"error", "warning", "info", "debug"};
+        for (int i = 0; i < 4; i++)
+            if (buffer_eq_slen(cpv->v.b, names[i], strlen(names[i]))) {
+                mc->log_level = (acme_log_level)i;
+                return 0;
+            }
+        log_error(srv->errh, __FILE__, __LINE__,
+                  "mod_acme: acme.log-level: \"%s\" is not one of error, warning, info, debug", cpv->v.b->ptr);
+        return -1;
+    }
+    default: return 0;
+    }
+}
+
+int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
+{
+    *out = NULL;
+    macme_conf *mc = calloc(1, sizeof(*mc));
+    if (!mc)
+        return -1;
+    mc->log_level = ACME_LOG_INFO;
+    const array *challenge = NULL;
+    int bad = 0;
+    const data_config *const *ctxs = (const data_config *const *)srv->config_context->data;
+
+    for (int i = 0; i < p->nconfig && !bad; i++) {
+        if (!p->cvlist[i].v.u2[1])
+            continue;
+        int idx = p->cvlist[i].k_id;
+        const data_config *dc = ctxs[idx];
+        for (const config_plugin_value_t *cpv = p->cvlist + p->cvlist[i].v.u2[0]; cpv->k_id != -1 && !bad; cpv++) {
+            int scope = mod_acme_keys[cpv->k_id].scope;
+            if (cpv->k_id == K_DOMAINS) {
+                if (add_cert(srv, mc, dc, idx, cpv->v.a))
+                    bad = 1;
+            } else if (scope == T_CONFIG_SCOPE_SERVER) {
+                if (idx != 0) {
+                    log_error(srv->errh, __FILE__, __LINE__,
+                              "mod_acme: %s must be set in the global scope, not in %s", mod_acme_keys[cpv->k_id].k,
+                              ctx_name(dc, idx));
+                    bad = 1;
+                } else if (global_value(srv, mc, cpv, &challenge)) {
+                    bad = 1;
+                }
+            }
+        }
+    }
+    if (bad)
+        goto fail;
+    if (mc->cert_count == 0) {
+        if (mc->directory)
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.directory is set but no acme.domains anywhere: nothing to manage");
+        macme_conf_free(mc);
+        return 0;
+    }
+
+    /* Every distinct ssl.acme-tls-1, wherever it is set. */
+    for (uint32_t u = 0; u < srv->config_context->used; u++) {
+        const data_unset *du = array_get_element_klen(ctxs[u]->value, CONST_STR_LEN("ssl.acme-tls-1"));
+        if (!du || du->type != TYPE_STRING || buffer_is_blank(&((const data_string *)du)->value))
+            continue;
+        const buffer *b = &((const data_string *)du)->value;
+        int seen = 0;
+        for (size_t j = 0; j < mc->alpn_dir_count; j++)
+            seen |= buffer_eq_slen(b, mc->alpn_dirs[j], strlen(mc->alpn_dirs[j]));
+        if (seen)
+            continue;
+        if (mc->alpn_dir_count == MACME_MAX_ALPN_DIRS || b->ptr[0] != '/') {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: ssl.acme-tls-1 \"%s\": %s", b->ptr,
+                      b->ptr[0] != '/' ? "must be an absolute path" : "too many different directories");
+            goto fail;
+        }
+        if (!(mc->alpn_dirs[mc->alpn_dir_count++] = bdup(b)))
+            goto fail;
+    }
+
+    if (!mc->directory) {
+        log_error(srv->errh, __FILE__, __LINE__,
+                  "mod_acme: acme.domains is set but acme.directory is not: set acme.directory to the CA's "
+                  "ACME directory URL (https://...)");
+        goto fail;
+    }
+    if (strncmp(mc->directory, "https://", 8) != 0) {
+        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.directory \"%s\" must be an https:// URL",
+                  mc->directory);
+        goto fail;
+    }
+    if (!mc->state_dir && !(mc->state_dir = strdup(DEFAULT_STATE_DIR)))
+        goto fail;
+    if (mc->state_dir[0] != '/') {
+        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.state-dir \"%s\" must be an absolute path",
+                  mc->state_dir);
+        goto fail;
+    }
+    if (mc->ca_file && mc->ca_file[0] != '/') {
+        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.ca-file \"%s\" must be an absolute path",
+                  mc->ca_file);
+        goto fail;
+    }
+    if (!mc->eab_kid != !mc->eab_hmac) {
+        log_error(srv->errh, __FILE__, __LINE__,
+                  "mod_acme: acme.eab-kid and acme.eab-hmac-key go together: set both or neither");
+        goto fail;
+    }
+    if (challenge) {
+        if (set_challenges(srv, mc, challenge))
+            goto fail;
+    } else {
+        mc->challenges[mc->challenge_count++] = ACME_CHALLENGE_HTTP_01;
+        if (mc->alpn_dir_count)
+            mc->challenges[mc->challenge_count++] = ACME_CHALLENGE_TLS_ALPN_01;
+    }
+    for (size_t i = 0; i < mc->challenge_count; i++)
+        if (mc->challenges[i] == ACME_CHALLENGE_TLS_ALPN_01 && !mc->alpn_dir_count) {
+            log_error(srv->errh, __FILE__, __LINE__,
+                      "mod_acme: acme.challenge asks for tls-alpn-01, but ssl.acme-tls-1 is not set: set "
+                      "ssl.acme-tls-1 = \"<dir>\" (mod_acme writes the challenge certificates there)");
+            goto fail;
+        }
+    *out = mc;
+    return 0;
+fail:
+    macme_conf_free(mc);
+    return -1;
+}
