@@ -132,6 +132,7 @@ ACME_EXPORT const char *acme_challenge_dns_name(const acme_challenge *ch) { retu
 ACME_EXPORT const char *acme_challenge_dns_value(const acme_challenge *ch) { return ch ? ch->dns_value : NULL; }
 ACME_EXPORT const char *acme_challenge_alpn_cert_pem(const acme_challenge *ch) { return ch ? ch->alpn_cert : NULL; }
 ACME_EXPORT const char *acme_challenge_alpn_key_pem(const acme_challenge *ch) { return ch ? ch->alpn_key : NULL; }
+ACME_EXPORT int acme_challenge_validated(const acme_challenge *ch) { return ch ? ch->validated : 0; }
 
 static int in_list(json_t *names, const char *name)
 {

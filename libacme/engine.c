@@ -480,8 +480,9 @@ static void drive_ari(acme_engine *e, managed *m)
         } else {
             int64_t now = (int64_t)time(NULL);
             m->renew_at = cap_age(e, m, ari_pick(start, end));
-            alog(c, ACME_LOG_INFO, "engine: %s: the CA suggests renewing between %lld and %lld; chose %lld", m->id,
-                 (long long)start, (long long)end, (long long)m->renew_at);
+            char a[32], b[32], w[32];
+            alog(c, ACME_LOG_INFO, "engine: %s: the CA suggests renewing between %s and %s; chose %s", m->id,
+                 fmt_utc(start, a), fmt_utc(end, b), fmt_utc(m->renew_at, w));
             /* A window already past (e.g. the certificate was revoked): now. */
             if (end < now)
                 m->renew_at = now;
@@ -543,9 +544,10 @@ static void look_at(acme_engine *e, managed *m)
         /* At start: hand the host what is already stored and valid. */
         load_current(e, m, 1);
         m->state = m->has_valid ? M_VALID : M_WAITING;
+        char until[32];
         if (m->has_valid)
-            alog(c, ACME_LOG_INFO, "engine: %s has a valid stored certificate (until %lld)", m->id,
-                 (long long)m->not_after);
+            alog(c, ACME_LOG_INFO, "engine: %s has a valid stored certificate (until %s)", m->id,
+                 fmt_utc(m->not_after, until));
         m->renew_at = 0;
         m->next_ms = 0;
     }

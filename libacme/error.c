@@ -34,6 +34,8 @@ ACME_EXPORT const char *acme_strerror(int code)
     case ACME_E_NOT_FOUND: return "not found";
     case ACME_E_STATE: return "not valid in the current state";
     case ACME_E_PENDING: return "pending";
+    case ACME_E_DECLINED: return "the host declined this challenge type";
+    case ACME_E_NO_CHALLENGE: return "no usable challenge type for an identifier";
     }
     return "unknown error code";
 }

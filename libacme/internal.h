@@ -147,6 +147,7 @@ struct acme_challenge {
     char *dns_value;
     char *alpn_cert;
     char *alpn_key;     /* secret */
+    int validated;      /* the CA said valid */
 };
 acme_challenge_type challenge_type_from_name(const char *name);
 /* Build everything a host needs for one challenge object of an authz.

@@ -677,7 +677,7 @@ static int choose_challenge(order_run *r, authz_slot *s, json_t *authz)
         buf_append_str(&wanted, p ? ", " : "");
         buf_append_str(&wanted, acme_challenge_type_name(r->prefs[p]));
     }
-    int rc = client_fail(c, ACME_E_UNSUPPORTED, "authorization for %s offers %s; none of the allowed challenge "
+    int rc = client_fail(c, ACME_E_NO_CHALLENGE, "authorization for %s offers %s; none of the allowed challenge "
                          "types (%s)%s — allow one of the offered types%s", s->ident,
                          offered.data ? offered.data : "", wanted.data ? wanted.data : "",
                          json_object_get(r->failed, s->ident) ? " that has not failed already" : "",
@@ -703,6 +703,11 @@ static order_want step_fetch_authz(order_run *r)
         return OW_CONTINUE;
     }
     authz_slot *s = &r->authz[r->cursor];
+    if (s->ch) {
+        /* Already chosen (we are back here after a host declined another slot's type). */
+        r->cursor++;
+        return OW_CONTINUE;
+    }
     if (!r->op_active) {
         int rc = start_op(r, "authorization", s->url, NULL, NULL, 1);
         if (rc)
@@ -753,6 +758,32 @@ static order_want callback_answer(order_run *r, authz_slot *s, int rc, const cha
     return OW_CONTINUE;
 }
 
+/* The host cannot serve this type: nothing went to the CA yet, so the
+ * authorization is still pending — choose again without that type. */
+static order_want decline(order_run *r, authz_slot *s)
+{
+    acme_client *c = r->c;
+    const char *tn = acme_challenge_type_name(s->ch->type);
+    alog(c, ACME_LOG_INFO, "the host declined %s for %s; trying the next allowed type", tn, s->ident);
+    json_t *arr = json_object_get(r->failed, s->ident);
+    if (!arr) {
+        arr = json_array();
+        json_object_set_new(r->failed, s->ident, arr);
+    }
+    json_array_append_new(arr, json_string(tn));
+    char *line = xasprintf("%s for %s: declined by the host", tn, s->ident);
+    if (line)
+        json_array_append_new(r->attempts, json_string(line));
+    free(line);
+    challenge_free(s->ch);
+    s->ch = NULL;
+    s->published = 0;
+    s->pending = 0;
+    result_reset(c);
+    r->state = OS_FETCH_AUTHZ; /* cursor still points at this slot */
+    return OW_CONTINUE;
+}
+
 /* Publish every challenge before responding to any, so the CA's
  * validators (which arrive in parallel, from several places) find all of
  * them in place, and slow publishing (DNS) overlaps. */
@@ -765,6 +796,8 @@ static order_want step_publish(order_run *r)
             return OW_EXTERNAL;
         if (s->pending == 2) {
             s->pending = 0;
+            if (s->pending_rc == ACME_E_DECLINED)
+                return decline(r, s);
             s->published = s->pending_rc == ACME_OK;
             order_want w = callback_answer(r, s, s->pending_rc, "publishing");
             if (w != OW_CONTINUE)
@@ -778,6 +811,8 @@ static order_want step_publish(order_run *r)
                                              acme_challenge_type_name(s->ch->type), s->ch->identifier));
         alog(c, ACME_LOG_INFO, "publishing %s for %s", acme_challenge_type_name(s->ch->type), s->ch->identifier);
         int rc = c->host.publish(c->host_ud, s->ch);
+        if (rc == ACME_E_DECLINED)
+            return decline(r, s);
         s->published = rc == ACME_OK;
         order_want w = callback_answer(r, s, rc, "publishing");
         if (w != OW_CONTINUE)
@@ -964,6 +999,7 @@ static order_want step_poll_authz(order_run *r)
     }
     if (st && strcmp(st, "valid") == 0) {
         set_str(&s->status, st);
+        s->ch->validated = 1;
         alog(c, ACME_LOG_INFO, "%s for %s: valid", acme_challenge_type_name(s->ch->type), s->ident);
         history_record(r, s->ident, s->ch->type, 1);
         json_decref(authz);
@@ -1248,8 +1284,9 @@ static order_want step_install(order_run *r)
         if (rc)
             return order_fail(r, rc);
         remove_state(r);
-        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %lld)", first_name(r), r->cert_id,
-             (long long)r->cert->info->not_after);
+        char when[32];
+        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %s)", first_name(r), r->cert_id,
+             fmt_utc(r->cert->info->not_after, when));
         if (!c->host.install)
             rc = ACME_OK;
         else if ((rc = c->host.install(c->host_ud, r->cert)) == ACME_E_PENDING) {
@@ -1537,7 +1574,8 @@ ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *
         return rc;
     int64_t due = renewal_time(cert->info->not_before, cert->info->not_after);
     if (!force && (int64_t)time(NULL) < due) {
-        alog(c, ACME_LOG_INFO, "certificate %s is not due for renewal until %lld", cert_id, (long long)due);
+        char when[32];
+        alog(c, ACME_LOG_INFO, "certificate %s is not due for renewal until %s", cert_id, fmt_utc(due, when));
         certificate_free(cert);
         return ACME_OK;
     }

@@ -75,3 +75,12 @@ int ascii_casecmp(const char *a, const char *b)
             return d;
     }
 }
+
+const char *fmt_utc(int64_t t, char buf[32])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(buf, 32, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(buf, 32, "%lld", (long long)t);
+    return buf;
+}

@@ -16,6 +16,8 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 uint64_t now_ms(void);
 /* Sleep, in milliseconds. */
 void sleep_ms(uint64_t ms);
+/* "2031-11-23 15:02:03 UTC" for log lines people read. */
+const char *fmt_utc(int64_t t, char buf[32]);
 /* Case-insensitive ASCII compare of n bytes / whole strings. */
 int ascii_casecmp(const char *a, const char *b);
 int ascii_ncasecmp(const char *a, const char *b, size_t n);

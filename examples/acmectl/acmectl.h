@@ -140,15 +140,6 @@ void chal_rec_free(chal_rec *x);
  * environment; hook_run's result. */
 int chal_hook_run(const acmectl_opts *o, const char *method, const chal_rec *x);
 
-/* ---- outcome.c: which challenges were validated ------------------------- */
-typedef struct outcomes outcomes;
-outcomes *outcomes_new(void);
-void outcomes_free(outcomes *oc);
-/* Feed every libacme log line. */
-void outcomes_note(outcomes *oc, const char *msg);
-/* 1 validated, 0 failed, -1 unknown; with forget, make it unknown. */
-int outcomes_get(outcomes *oc, const chal_rec *x, int forget);
-
 /* ---- provision.c: who answers which challenge -------------------------- */
 typedef struct provision provision;
 /* From the options: decide the provider per type; unless lazy, bind and
@@ -167,7 +158,6 @@ const char *provision_failure(const provision *p);
 void provision_reset_failure(provision *p);
 int provision_publish(void *ud, const acme_challenge *ch);
 /* Every libacme log line, to learn which challenges were validated. */
-void provision_note_log(provision *p, const char *msg);
 int provision_unpublish(void *ud, const acme_challenge *ch);
 
 /* Take everything published down (an interrupt); returns how many. Never

@@ -93,6 +93,8 @@ int exit_code_for(int rc, const acme_client *c, const char *command)
     case ACME_E_BAD_TOKEN:
         return EXIT_NETWORK;
     case ACME_E_CHALLENGE_FAILED:
+    case ACME_E_NO_CHALLENGE:
+    case ACME_E_DECLINED:
         return EXIT_CHALLENGE;
     case ACME_E_NO_ACCOUNT:
     case ACME_E_TOS_REQUIRED:

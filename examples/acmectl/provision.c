@@ -41,7 +41,6 @@ struct provision {
     acme_responder *http, *alpn;
     unsigned declined;
     char failure[512];
-    outcomes *outcomes;                /* for the hook's done/failed */
 };
 
 static const char *tname(acme_challenge_type t)
@@ -74,11 +73,6 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
     }
     p->o = o;
     pthread_mutex_init(&p->mu, NULL);
-    if (!(p->outcomes = outcomes_new())) {
-        free(p);
-        bprintf(err, errlen, "out of memory");
-        return EXIT_INTERNAL;
-    }
     for (size_t i = 0; i < o->challenge_count; i++) {
         acme_challenge_type t = o->challenges[i];
         provider pv = P_NONE;
@@ -146,7 +140,6 @@ void provision_stop(provision *p)
         chal_rec_free(p->published);
         p->published = n;
     }
-    outcomes_free(p->outcomes);
     pthread_mutex_destroy(&p->mu);
     free(p);
 }
@@ -182,19 +175,13 @@ void provision_reset_failure(provision *p)
     p->failure[0] = '\0';
 }
 
-void provision_note_log(provision *p, const char *msg)
-{
-    if (p)
-        outcomes_note(p->outcomes, msg);
-}
-
 /* ---- the callbacks ---- */
 
 static int decline(provision *p, acme_challenge_type t)
 {
     p->declined |= 1u << t;
-    /* libacme wants a code; UNSUPPORTED reads right in its message. */
-    return ACME_E_UNSUPPORTED;
+    /* libacme then tries the next allowed type in the same order. */
+    return ACME_E_DECLINED;
 }
 
 static int publish_locked(provision *p, const acme_challenge *ch, chal_rec *x)
@@ -234,7 +221,6 @@ static int publish_locked(provision *p, const acme_challenge *ch, chal_rec *x)
         return ACME_OK;
     }
     case P_HOOK: {
-        (void)outcomes_get(p->outcomes, x, 1);
         int st = chal_hook_run(p->o, "begin", x);
         if (st == 0)
             return ACME_OK;
@@ -309,10 +295,7 @@ int provision_unpublish(void *ud, const acme_challenge *ch)
     chal_rec *x = *pp;
     if (x) {
         *pp = x->next;
-        int valid = outcomes_get(p->outcomes, x, 0);
-        if (valid < 0)
-            valid = !(p->c && acme_client_last_error(p->c)[0]);
-        take_down(p, x, valid ? "done" : "failed");
+        take_down(p, x, acme_challenge_validated(ch) ? "done" : "failed");
     }
     pthread_mutex_unlock(&p->mu);
     chal_rec_free(x);

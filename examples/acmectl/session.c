@@ -22,11 +22,10 @@ static int on_unpublish(void *ud, const acme_challenge *ch)
     return s->prov ? provision_unpublish(s->prov, ch) : ACME_OK;
 }
 
-/* libacme's log: to the person, and to the challenge bookkeeping. */
+/* libacme's log: to the person. */
 static void on_log(void *ud, acme_log_level level, const char *msg)
 {
-    session *s = ud;
-    provision_note_log(s->prov, msg);
+    (void)ud;
     progress_lib_log(NULL, level, msg);
 }
 

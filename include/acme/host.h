@@ -48,6 +48,9 @@ ACME_EXPORT const char *acme_challenge_dns_value(const acme_challenge *ch);
 /* tls-alpn-01: self-signed certificate (RFC 8737) and its P-256 key, PEM. */
 ACME_EXPORT const char *acme_challenge_alpn_cert_pem(const acme_challenge *ch);
 ACME_EXPORT const char *acme_challenge_alpn_key_pem(const acme_challenge *ch);
+/* In unpublish: 1 if the CA validated this challenge, 0 if it failed or
+ * was never answered (hooks that report "done"/"failed" need this). */
+ACME_EXPORT int acme_challenge_validated(const acme_challenge *ch);
 
 /* A certificate to install. Valid only during the callback. */
 typedef struct acme_certificate acme_certificate;
@@ -72,7 +75,10 @@ ACME_EXPORT const char *acme_certificate_id(const acme_certificate *c);
 typedef struct acme_host_callbacks {
     size_t size; /* sizeof(acme_host_callbacks) as the host compiled it */
     /* Make the challenge answerable (serve the file, set the TXT record,
-     * load the certificate). Return only when it is. */
+     * load the certificate). Return only when it is. Return
+     * ACME_E_DECLINED if this host cannot serve this type: libacme then
+     * picks the next allowed type the CA offers for the same
+     * authorization, in the same order (nothing was sent to the CA). */
     int (*publish)(void *ud, const acme_challenge *ch);
     /* Remove what publish made. Called for every successful publish. */
     int (*unpublish)(void *ud, const acme_challenge *ch);

@@ -25,6 +25,12 @@
 #include "dns01.h"
 #include "resolve.h"
 
+/* Reading stored credentials back needs a buffer the module owns
+ * (acme_buffer_new & co.); meson defines DNS01_HAVE_BUFFER_API when the
+ * libacme headers have it. Without it module.c refuses backend=acme-dns at
+ * create(), and this back end is a stub. */
+#ifdef DNS01_HAVE_BUFFER_API
+
 #define MAX_BODY (64 * 1024)
 
 typedef struct creds {
@@ -82,10 +88,6 @@ static void storage_key(const char *identifier, char *out, size_t len)
 
 /* ---- storage ---------------------------------------------------------- */
 
-/* Reading needs a buffer the module can own. libacme declares
- * acme_buffer_new & co. from the version that lets modules read their
- * storage; meson detects it. */
-#ifdef DNS01_HAVE_BUFFER_API
 static int storage_read(dns01 *d, const char *key, char **text)
 {
     *text = NULL;
@@ -101,15 +103,6 @@ static int storage_read(dns01 *d, const char *key, char **text)
     acme_buffer_free(b);
     return rc;
 }
-#else
-static int storage_read(dns01 *d, const char *key, char **text)
-{
-    (void)d;
-    (void)key;
-    *text = NULL;
-    return ACME_E_UNSUPPORTED;
-}
-#endif
 
 static int load_creds(dns01 *d, const char *key, creds *c)
 {
@@ -331,9 +324,6 @@ static int get_creds(dns01 *d, const char *identifier, creds *c, char *key, size
         dns01_log(d, ACME_LOG_DEBUG, "acme-dns: using the stored credentials %s", key);
         return ACME_OK;
     }
-    if (rc == ACME_E_UNSUPPORTED)
-        return dns01_fail(d, rc, "acme-dns: this libacme cannot give a module its stored data "
-                          "back (no acme_buffer_new); update libacme");
     if (rc != ACME_E_NOT_FOUND)
         return dns01_fail(d, ACME_E_STORAGE, "acme-dns: could not read %s from storage (%d)", key, rc);
     return do_register(d, key, identifier, c);
@@ -357,9 +347,14 @@ static int acmedns_prepare(dns01 *d, dns01_record *r)
         goto out;
     if (!dns_name_equal(&chain, &full)) {
         const char *ch = dns01_name_text(&r->challenge);
-        rc = dns01_fail(d, ACME_E_CALLBACK, "acme-dns: %s does not lead to %s (it ends at %s); "
-                        "create the record \"%s. CNAME %s.\" at the DNS host of %s, then try again",
-                        ch, c.fulldomain, dns01_name_text(&chain), ch, c.fulldomain, r->identifier);
+        char now[DNS_NAME_TEXT + 32];
+        if (dns_name_equal(&chain, &r->challenge))
+            snprintf(now, sizeof(now), "it has no CNAME");
+        else
+            snprintf(now, sizeof(now), "its CNAME leads to %s", dns01_name_text(&chain));
+        rc = dns01_fail(d, ACME_E_CALLBACK, "acme-dns: %s must be a CNAME for %s, but %s; create "
+                        "the record \"%s. CNAME %s.\" at the DNS host of %s, then try again", ch,
+                        c.fulldomain, now, ch, c.fulldomain, r->identifier);
         goto out;
     }
     r->target = full;
@@ -417,3 +412,32 @@ const dns01_backend dns01_backend_acmedns = {
     .add = acmedns_add,
     .del = acmedns_del,
 };
+
+#else /* !DNS01_HAVE_BUFFER_API */
+
+static int unavailable(dns01 *d)
+{
+    return dns01_fail(d, ACME_E_UNSUPPORTED, "acme-dns: this libacme cannot give a module its "
+                      "stored data back (no acme_buffer_new)");
+}
+
+static int stub_prepare(dns01 *d, dns01_record *r)
+{
+    (void)r;
+    return unavailable(d);
+}
+
+static int stub_change(dns01 *d, const dns01_record *r)
+{
+    (void)r;
+    return unavailable(d);
+}
+
+const dns01_backend dns01_backend_acmedns = {
+    .name = "acme-dns",
+    .prepare = stub_prepare,
+    .add = stub_change,
+    .del = stub_change,
+};
+
+#endif

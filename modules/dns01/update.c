@@ -25,10 +25,14 @@ static const char *tsig_hint(unsigned error)
     }
 }
 
-static const char *rcode_hint(unsigned rcode)
+static const char *rcode_hint(unsigned rcode, int signed_update)
 {
     switch (rcode) {
-    case DNS_R_NOTAUTH: return "the server is not authoritative for the zone, or refuses this key";
+    case DNS_R_NOTAUTH:
+        return signed_update ? "the server is not authoritative for the zone, or this key may not "
+                               "update it"
+                             : "the server is not authoritative for the zone, or wants updates "
+                               "signed (set tsig-key-name and tsig-secret)";
     case DNS_R_REFUSED: return "the server's policy does not allow this update";
     case DNS_R_NOTZONE: return "the name is not inside the zone";
     case DNS_R_NOTIMP: return "the server does not implement dynamic update";
@@ -92,7 +96,7 @@ static int send_update(dns01 *d, const dns01_record *r, int add)
                               "not trusting it", what, name, d->primary.text, tsig_status_text(ts));
     }
     if (rcode != DNS_R_NOERROR) {
-        const char *hint = rcode_hint(rcode);
+        const char *hint = rcode_hint(rcode, d->have_tsig);
         return dns01_fail(d, ACME_E_CALLBACK, "%s %s TXT in zone %s: the primary %s answered %s%s%s",
                           what, name, dns01_name_text(&r->zone), d->primary.text,
                           dns_rcode_name(rcode), *hint ? ": " : "", hint);

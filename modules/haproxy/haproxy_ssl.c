@@ -113,7 +113,12 @@ static int prepare_transaction(hap *h, const char *path, int *known)
         return rc;
     if (reply[0] != '#') {
         /* 2.6 answers "Can't allocate memory!" below level admin. */
-        rc = hap_refused(h, "show ssl cert", reply, strstr(reply, "allocate memory") ? HAP_PERMISSION : kind);
+        if (strstr(reply, "allocate memory"))
+            rc = hap_fail(h, ACME_E_CALLBACK, "HAProxy refused `show ssl cert` (\"Can't allocate memory!\", its "
+                          "answer below level admin): the admin socket needs `level admin` (stats socket <path> "
+                          "... level admin)");
+        else
+            rc = hap_refused(h, "show ssl cert", reply, kind);
         free(reply);
         return rc;
     }
@@ -135,8 +140,8 @@ static int prepare_transaction(hap *h, const char *path, int *known)
         return ACME_OK;
     if (strcmp(open_tx, path) != 0 && !ours(h, open_tx)) {
         rc = hap_fail(h, ACME_E_CALLBACK, "HAProxy has an open certificate transaction for %s, not made by "
-                      "this module (a `set ssl cert` without commit): commit or abort it (`abort ssl cert %s`); "
-                      "the certificate is tried again later", open_tx, open_tx);
+                      "this module (a `set ssl cert` without commit): commit or abort it (`abort ssl cert %s`), "
+                      "then install again; nothing was changed", open_tx, open_tx);
         free(open_tx);
         return rc;
     }
@@ -169,6 +174,7 @@ static int set_and_commit(hap *h, const char *path, const char *pem)
         rc = hap_run(h, cmd, pem, &reply, &kind);
     if (rc == ACME_OK && kind != HAP_OK) {
         rc = hap_refused(h, cmd, reply, kind);
+        /* A failed set can leave a transaction behind. */
         run_quietly(h, abort_cmd);
     } else if (rc == ACME_OK) {
         /* The 2.6 trap: the PEM went into the transaction it names. */
@@ -180,8 +186,8 @@ static int set_and_commit(hap *h, const char *path, const char *pem)
             char other[512];
             snprintf(other, sizeof(other), "%.*s", end ? (int)(end - name) : 0, name);
             rc = hap_fail(h, ACME_E_CALLBACK, "HAProxy put the certificate for %s into the open transaction of "
-                          "%s (someone else started it just now); that transaction is aborted and the "
-                          "certificate is tried again later", path, *other ? other : "another certificate");
+                          "%s (someone else started it just now); that transaction is aborted and nothing "
+                          "was changed", path, *other ? other : "another certificate");
             if (*other && hap_word_ok(other)) {
                 char *other_abort = dup_printf("abort ssl cert %s", other);
                 if (other_abort)
@@ -197,8 +203,12 @@ static int set_and_commit(hap *h, const char *path, const char *pem)
         if (rc == ACME_OK && !hap_reply_has_line(reply, "Success!"))
             rc = hap_refused(h, commit, reply, kind == HAP_OK ? HAP_ERROR : kind);
         /* Never leave it open: the old certificate keeps serving. */
-        if (rc)
+        if (rc) {
             run_quietly(h, abort_cmd);
+            size_t used = strlen(h->err);
+            snprintf(h->err + used, sizeof(h->err) - used, "; transaction aborted, HAProxy keeps the old "
+                     "certificate");
+        }
     }
     free(reply);
     free(cmd);
@@ -437,6 +447,19 @@ static char *served_sha1(hap *h, const char *path)
     return fp;
 }
 
+/* The check HAProxy's commit makes, for the times we write without one. */
+static int check_pair(hap *h, const char *cert_id, const char *path, const char *pem)
+{
+    int rc = hap_pem_check(h, pem);
+    if (rc) {
+        char why[HAP_ERR];
+        memcpy(why, h->err, sizeof(why));
+        rc = hap_fail(h, rc, "certificate %s: %s; nothing written to %s, HAProxy keeps the old one", cert_id, why,
+                      path);
+    }
+    return rc;
+}
+
 /* HAProxy cannot be reached: the disk is what it will serve at its next
  * start, so write it there (after checking the pair, which HAProxy's
  * commit would otherwise have done) and still report the failure. */
@@ -444,7 +467,7 @@ static int install_offline(hap *h, const char *cert_id, const char *path, const 
 {
     char why[HAP_ERR];
     memcpy(why, h->err, sizeof(why));
-    int rc = hap_pem_check(h, pem);
+    int rc = check_pair(h, cert_id, path, pem);
     if (rc)
         return rc;
     int existed = hap_file_exists(path) == 1;
@@ -473,14 +496,23 @@ int hap_install(hap *h, const char *cert_id, const char *chain_pem, const char *
         rc = hap_fail(h, ACME_E_INVALID_ARG, "certificate %s: the chain or the key is not PEM", cert_id);
         goto out;
     }
-    if ((rc = prepare_transaction(h, path, &known))) {
+    /* Already served (the engine hands over stored certificates at every
+     * start)? Then no transaction: only the disk may lag behind. */
+    fp_old = served_sha1(h, path);
+    if (h->unreachable) {
+        rc = install_offline(h, cert_id, path, pem);
+        goto out;
+    }
+    if (fp_old && !strcmp(fp_old, fp_new)) {
+        live = 0;
+        known = 1;
+        hap_log(h, ACME_LOG_DEBUG, "HAProxy already serves this certificate from %s", path);
+        if ((rc = check_pair(h, cert_id, path, pem)))
+            goto out;
+    } else if ((rc = prepare_transaction(h, path, &known))) {
         if (h->unreachable)
             rc = install_offline(h, cert_id, path, pem);
         goto out;
-    }
-    if (known && (fp_old = served_sha1(h, path)) && !strcmp(fp_old, fp_new)) {
-        live = 0; /* already served (the engine hands over stored ones at start) */
-        hap_log(h, ACME_LOG_DEBUG, "HAProxy already serves this certificate from %s", path);
     }
     if (!known) {
         if (!list) {

@@ -101,8 +101,8 @@ int hap_refused(hap *h, const char *what, const char *reply, hap_kind kind)
         code = ACME_E_KEY_MISMATCH;
         break;
     case HAP_BUSY:
-        hint = " — another certificate update is in progress over the admin socket; it is tried again "
-               "later";
+        hint = " — another certificate update is in progress over the admin socket; try again once it is "
+               "finished";
         break;
     default:
         break;

@@ -70,9 +70,11 @@ int macme_mkdirs(const char *dir, mode_t mode, int chown_to, uid_t uid, gid_t gi
 char *macme_dirname(const char *path);
 /* 1 if the file holds exactly data. */
 int macme_file_equals(const char *path, const char *data, size_t len);
-/* Replace path atomically (temp file in the same directory, fsync,
- * rename): a reader sees the old content or the new, never a mix. */
-int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+/* Replace path atomically (temp file in the same directory, rename): a
+ * reader sees the old content or the new, never a mix. durable: fsync the
+ * file and the directory too (certificates; not the short-lived
+ * challenge files, which a restart publishes again anyway). */
+int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode, int durable,
                        char *err, size_t errlen);
 /* Put a chain and key where cert's files are, unless they already hold
  * exactly that (*changed = 0). The key (or a pemfile holding it) is 0600. */

@@ -79,9 +79,9 @@ int macme_alpn_publish(char *const *dirs, size_t n, const acme_challenge *ch, ch
     for (size_t i = 0; i < n; i++) {
         char *kp = path_of(dirs[i], sni, ".key.pem"), *cp = path_of(dirs[i], sni, ".crt.pem");
         int rc = !kp || !cp ? (snprintf(err, errlen, "out of memory"), -1)
-                            : macme_write_atomic(kp, key, strlen(key), 0600, err, errlen);
+                            : macme_write_atomic(kp, key, strlen(key), 0600, 0, err, errlen);
         if (!rc)
-            rc = macme_write_atomic(cp, cert, strlen(cert), 0600, err, errlen);
+            rc = macme_write_atomic(cp, cert, strlen(cert), 0600, 0, err, errlen);
         free(kp);
         free(cp);
         if (rc)

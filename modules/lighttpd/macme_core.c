@@ -95,6 +95,15 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static void fmt_time(int64_t t, char *out, size_t cap)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    snprintf(out, cap, "%lld", (long long)t);
+    if (gmtime_r(&tt, &tm))
+        strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm);
+}
+
 static void klog(macme_core *k, acme_log_level level, const char *fmt, ...)
 {
     if (!k->host.log || level > k->conf->log_level)
@@ -171,9 +180,10 @@ static int cb_install(void *ud, const acme_certificate *cert)
         return ACME_OK;
     }
     k->installs++;
-    klog(k, ACME_LOG_INFO, "installed a new certificate for %s in %s%s%s (valid until %lld); a graceful restart follows",
-         mc->id, mc->pemfile, mc->privkey ? " and " : "", mc->privkey ? mc->privkey : "",
-         (long long)acme_certificate_not_after(cert));
+    char until[32];
+    fmt_time(acme_certificate_not_after(cert), until, sizeof(until));
+    klog(k, ACME_LOG_INFO, "installed a new certificate for %s in %s%s%s (valid until %s); a graceful restart follows",
+         mc->id, mc->pemfile, mc->privkey ? " and " : "", mc->privkey ? mc->privkey : "", until);
     if (!k->restart_pending) {
         k->restart_pending = 1;
         k->restart_since_ms = mono_ms();
@@ -557,6 +567,8 @@ static void do_step(macme_core *k)
     uint64_t d = mono_us() - t0;
     if (d > k->longest_tick_us)
         k->longest_tick_us = d;
+    if (d > 5000)
+        klog(k, ACME_LOG_DEBUG, "a step took %llu us", (unsigned long long)d);
     publish_status(k);
 }
 
@@ -636,9 +648,12 @@ static int prep_cb(void *ud, const acme_certificate *cert)
         p->rc = -1;
         return ACME_E_STORAGE;
     }
-    if (changed)
-        plog(p, ACME_LOG_INFO, "%s: put the stored certificate (valid until %lld) into %s", p->cert->id,
-             (long long)acme_certificate_not_after(cert), p->cert->pemfile);
+    if (changed) {
+        char until[32];
+        fmt_time(acme_certificate_not_after(cert), until, sizeof(until));
+        plog(p, ACME_LOG_INFO, "%s: put the stored certificate (valid until %s) into %s", p->cert->id, until,
+             p->cert->pemfile);
+    }
     return ACME_OK;
 }
 

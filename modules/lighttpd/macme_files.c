@@ -112,7 +112,7 @@ int macme_file_equals(const char *path, const char *data, size_t len)
     return same;
 }
 
-int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
+int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode, int durable,
                        char *err, size_t errlen)
 {
     size_t pl = strlen(path);
@@ -144,7 +144,7 @@ int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mo
         p += n;
         left -= (size_t)n;
     }
-    if (!rc && fsync(fd) != 0)
+    if (!rc && durable && fsync(fd) != 0)
         rc = -1;
     int e = errno;
     if (close(fd) != 0 && !rc) {
@@ -158,7 +158,7 @@ int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mo
     if (rc) {
         unlink(tmp);
         fail(err, errlen, "cannot write %s: %s", path, strerror(e));
-    } else {
+    } else if (durable) {
         /* The rename itself, on disk. */
         char *dir = macme_dirname(path);
         int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
@@ -199,8 +199,8 @@ int macme_install_files(const macme_cert *cert, const char *chain_pem, const cha
         /* Key first: lighttpd reads both only at (re)start, and a new key
          * with the old certificate is the shorter-lived mismatch (the next
          * start repairs it from storage either way). */
-        if (macme_write_atomic(cert->privkey, key_pem, kl, 0600, err, errlen) ||
-            macme_write_atomic(cert->pemfile, chain_pem, cl, 0644, err, errlen))
+        if (macme_write_atomic(cert->privkey, key_pem, kl, 0600, 1, err, errlen) ||
+            macme_write_atomic(cert->pemfile, chain_pem, cl, 0644, 1, err, errlen))
             return -1;
         *changed = 1;
         return 0;
@@ -211,7 +211,7 @@ int macme_install_files(const macme_cert *cert, const char *chain_pem, const cha
         return fail(err, errlen, "out of memory");
     int rc = 0;
     if (!macme_file_equals(cert->pemfile, both, len)) {
-        rc = macme_write_atomic(cert->pemfile, both, len, 0600, err, errlen);
+        rc = macme_write_atomic(cert->pemfile, both, len, 0600, 1, err, errlen);
         if (!rc)
             *changed = 1;
     }
@@ -281,11 +281,8 @@ int macme_placeholder(const macme_cert *cert, char **chain_pem, char **key_pem,
         (grc = gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0)) < 0)
         goto out;
     what = "signing the certificate";
-    if ((grc = gnutls_x509_crt_privkey_sign(crt, crt, NULL, GNUTLS_DIG_SHA256, 0)) < 0) {
-        /* Older gnutls: sign with the x509 key directly. */
-        if ((grc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0)
-            goto out;
-    }
+    if ((grc = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) < 0)
+        goto out;
     what = "exporting";
     if ((grc = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &d)) < 0)
         goto out;

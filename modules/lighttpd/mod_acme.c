@@ -60,7 +60,7 @@ static void host_log(void *ud, acme_log_level level, const char *msg)
 {
     plugin_data *p = ud;
     static const char *const tag[] = {"ERROR: ", "WARNING: ", "", "debug: "};
-    log_error(p->srv->errh, __FILE__, __LINE__, "mod_acme: %s%s", tag[level <= ACME_LOG_DEBUG ? level : 3], msg);
+    log_error(p->srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: %s%s", tag[level <= ACME_LOG_DEBUG ? level : 3], msg);
 }
 
 static void host_restart(void *ud)
@@ -70,7 +70,7 @@ static void host_restart(void *ud)
     if (p->srv->srvconf.max_worker) {
         /* Workers ignore SIGUSR1: the parent directs a graceful restart. */
         if (getppid() != p->parent_pid) {
-            log_error(p->srv->errh, __FILE__, __LINE__,
+            log_error(p->srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: ERROR: the lighttpd parent process %ld is gone; new certificates are served "
                       "after the next restart", (long)p->parent_pid);
             return;
@@ -78,7 +78,7 @@ static void host_restart(void *ud)
         target = p->parent_pid;
     }
     if (kill(target, SIGUSR1) != 0)
-        log_perror(p->srv->errh, __FILE__, __LINE__, "mod_acme: kill(%ld, SIGUSR1)", (long)target);
+        log_perror(p->srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: kill(%ld, SIGUSR1)", (long)target);
 }
 
 /* ---- set-up ---- */
@@ -121,7 +121,7 @@ static int check_module_order(server *srv, plugin_data *p)
     for (int i = 0; i < p->id - 1 && (uint32_t)i < srv->plugins.used; i++)
         for (size_t t = 0; t < sizeof(tls) / sizeof(tls[0]); t++)
             if (ps[i]->name && strcmp(ps[i]->name, tls[t]) == 0) {
-                log_error(srv->errh, __FILE__, __LINE__,
+                log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                           "mod_acme: list \"mod_acme\" before \"mod_%s\" in server.modules: mod_acme writes the "
                           "certificates mod_%s loads at start", tls[t], tls[t]);
                 return -1;
@@ -147,7 +147,7 @@ static int resolve_user(server *srv, run_as *ra)
         return 0;
     struct passwd *pw = getpwnam(srv->srvconf.username->ptr);
     if (!pw) {
-        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: server.username \"%s\" does not exist",
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: server.username \"%s\" does not exist",
                   srv->srvconf.username->ptr);
         return -1;
     }
@@ -168,7 +168,7 @@ static int check_access(server *srv, const run_as *ra, const char *path, int mod
     if (euidaccess(path, mode) == 0)
         return 0;
     int e = errno;
-    log_error(srv->errh, __FILE__, __LINE__,
+    log_error(srv->errh, MOD_ACME_SRC, __LINE__,
               "mod_acme: %s: \"%s\" is not %s by %s (uid %ld): %s", key, path,
               mode & R_OK ? "readable and writable" : "writable", ra->user, (long)ra->uid, strerror(e));
     return -1;
@@ -179,7 +179,7 @@ static int make_dirs(server *srv, const run_as *ra, const char *dir, mode_t mode
     char err[MACME_ERRLEN];
     if (macme_mkdirs(dir, mode, ra->active, ra->uid, ra->gid, err, sizeof(err)) == 0)
         return 0;
-    log_error(srv->errh, __FILE__, __LINE__, "mod_acme: %s: %s", key, err);
+    log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: %s: %s", key, err);
     return -1;
 }
 
@@ -208,7 +208,7 @@ static int prepare(server *srv, plugin_data *p)
     /* The rest as that user: what it cannot do now it could not do after
      * the privileges are dropped, and what it creates it owns. */
     if (ra.active && (setegid(ra.gid) != 0 || seteuid(ra.uid) != 0)) {
-        log_perror(srv->errh, __FILE__, __LINE__, "mod_acme: cannot act as %s", ra.user);
+        log_perror(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: cannot act as %s", ra.user);
         if (seteuid(0) != 0 || setegid(0) != 0)
             return -1;
         return -1;
@@ -228,10 +228,10 @@ static int prepare(server *srv, plugin_data *p)
         char err[MACME_ERRLEN] = "";
         rc = macme_prepare_files(mc, host_log, p, err, sizeof(err));
         if (rc)
-            log_error(srv->errh, __FILE__, __LINE__, "mod_acme: ERROR: %s", err);
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: ERROR: %s", err);
     }
     if (ra.active && (seteuid(0) != 0 || setegid(0) != 0)) {
-        log_perror(srv->errh, __FILE__, __LINE__, "mod_acme: cannot return to root");
+        log_perror(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: cannot return to root");
         return -1;
     }
     return rc;
@@ -265,7 +265,7 @@ SETDEFAULTS_FUNC(mod_acme_set_defaults)
     /* Before server.max-worker forks: every worker shares it. */
     p->shm = macme_shm_new();
     if (!p->shm) {
-        log_perror(srv->errh, __FILE__, __LINE__, "mod_acme: shared memory");
+        log_perror(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: shared memory");
         return HANDLER_ERROR;
     }
     return HANDLER_GO_ON;
@@ -289,7 +289,7 @@ SERVER_FUNC(mod_acme_worker_init)
     macme_core_host h = {p, host_log, host_restart};
     char err[MACME_ERRLEN] = "";
     if (macme_core_new(p->mc, p->shm, &h, &p->core, err, sizeof(err))) {
-        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: %s", err);
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: %s", err);
         return HANDLER_ERROR;
     }
     p->fdn = fdevent_register(srv->ev, macme_core_fd(p->core), on_fd, p);

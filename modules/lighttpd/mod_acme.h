@@ -44,6 +44,9 @@ extern const config_plugin_keys_t mod_acme_keys[];
  * Returns 0, or -1 after logging what is wrong, naming the key. */
 int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out);
 
+/* The file name log_error() shows (not the build's relative path). */
+#define MOD_ACME_SRC "mod_acme.c"
+
 #define DEFAULT_STATE_DIR "/var/lib/lighttpd/acme"
 
 #endif

@@ -121,7 +121,7 @@ static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx,
 {
     const char *where = ctx_name(dc, idx);
     if (names->used == 0) {
-        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.domains in %s is empty", where);
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.domains in %s is empty", where);
         return -1;
     }
     macme_cert *grown = realloc(mc->certs, (mc->cert_count + 1) * sizeof(*grown));
@@ -143,12 +143,12 @@ static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx,
             *s = (char)tolower((unsigned char)*s);
         c->names[c->name_count++] = n;
         if (!name_ok(n)) {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.domains in %s: \"%s\" is not a DNS name or IP address", where, n);
             return -1;
         }
         if (n[0] == '*') {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.domains in %s: the wildcard \"%s\" needs dns-01, which mod_acme does not "
                       "answer (http-01 and tls-alpn-01 only)", where, n);
             return -1;
@@ -158,7 +158,7 @@ static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx,
     const buffer *pem = inherited(dc, CONST_STR_LEN("ssl.pemfile"));
     const buffer *key = inherited(dc, CONST_STR_LEN("ssl.privkey"));
     if (!pem || buffer_is_blank(pem)) {
-        log_error(srv->errh, __FILE__, __LINE__,
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                   "mod_acme: acme.domains in %s needs ssl.pemfile (in the same block or an enclosing one): "
                   "that is where the certificate for %s is written", where, c->names[0]);
         return -1;
@@ -168,7 +168,7 @@ static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx,
     if (!c->id || !c->pemfile || (key && !buffer_is_blank(key) && !c->privkey))
         return -1;
     if (c->pemfile[0] != '/' || (c->privkey && c->privkey[0] != '/')) {
-        log_error(srv->errh, __FILE__, __LINE__,
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                   "mod_acme: acme.domains in %s: ssl.pemfile and ssl.privkey must be absolute paths (\"%s\")", where,
                   c->pemfile);
         return -1;
@@ -176,12 +176,12 @@ static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx,
     for (size_t i = 0; i + 1 < mc->cert_count; i++) {
         const macme_cert *o = &mc->certs[i];
         if (strcmp(o->id, c->id) == 0) {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.domains: \"%s\" starts the list both in %s and in %s", c->id, o->where, where);
             return -1;
         }
         if (strcmp(o->pemfile, c->pemfile) == 0) {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.domains in %s and in %s would both write ssl.pemfile \"%s\": give each "
                       "block its own ssl.pemfile", o->where, where, c->pemfile);
             return -1;
@@ -201,12 +201,12 @@ static int set_challenges(server *srv, macme_conf *mc, const array *a)
         else if (buffer_eq_slen(v, CONST_STR_LEN("tls-alpn-01")))
             t = ACME_CHALLENGE_TLS_ALPN_01;
         else if (buffer_eq_slen(v, CONST_STR_LEN("dns-01"))) {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.challenge: dns-01 is not offered by mod_acme (publishing DNS records would "
                       "block lighttpd); use http-01 and/or tls-alpn-01");
             return -1;
         } else {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.challenge: unknown challenge type \"%s\" (use \"http-01\", \"tls-alpn-01\")",
                       v->ptr ? v->ptr : "");
             return -1;
@@ -218,7 +218,7 @@ static int set_challenges(server *srv, macme_conf *mc, const array *a)
             mc->challenges[mc->challenge_count++] = t;
     }
     if (!mc->challenge_count) {
-        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.challenge is empty");
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.challenge is empty");
         return -1;
     }
     return 0;
@@ -260,7 +260,7 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
     case K_CHALLENGE: *challenge = cpv->v.a; return 0;
     case K_KEY_TYPE:
         if (acme_key_type_from_name(cpv->v.b->ptr, &mc->key_type) != ACME_OK || mc->key_type == ACME_KEY_ED25519) {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.key-type: unknown certificate key type \"%s\" (use ec-256, ec-384, rsa-2048, "
                       "rsa-3072 or rsa-4096)", cpv->v.b->ptr);
             return -1;
@@ -278,7 +278,7 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
                 mc->log_level = (acme_log_level)i;
                 return 0;
             }
-        log_error(srv->errh, __FILE__, __LINE__,
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                   "mod_acme: acme.log-level: \"%s\" is not one of error, warning, info, debug", cpv->v.b->ptr);
         return -1;
     }
@@ -309,7 +309,7 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
                     bad = 1;
             } else if (scope == T_CONFIG_SCOPE_SERVER) {
                 if (idx != 0) {
-                    log_error(srv->errh, __FILE__, __LINE__,
+                    log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                               "mod_acme: %s must be set in the global scope, not in %s", mod_acme_keys[cpv->k_id].k,
                               ctx_name(dc, idx));
                     bad = 1;
@@ -323,7 +323,7 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
         goto fail;
     if (mc->cert_count == 0) {
         if (mc->directory)
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.directory is set but no acme.domains anywhere: nothing to manage");
         macme_conf_free(mc);
         return 0;
@@ -341,7 +341,7 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
         if (seen)
             continue;
         if (mc->alpn_dir_count == MACME_MAX_ALPN_DIRS || b->ptr[0] != '/') {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: ssl.acme-tls-1 \"%s\": %s", b->ptr,
                       b->ptr[0] != '/' ? "must be an absolute path" : "too many different directories");
             goto fail;
@@ -351,30 +351,30 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
     }
 
     if (!mc->directory) {
-        log_error(srv->errh, __FILE__, __LINE__,
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                   "mod_acme: acme.domains is set but acme.directory is not: set acme.directory to the CA's "
                   "ACME directory URL (https://...)");
         goto fail;
     }
     if (strncmp(mc->directory, "https://", 8) != 0) {
-        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.directory \"%s\" must be an https:// URL",
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.directory \"%s\" must be an https:// URL",
                   mc->directory);
         goto fail;
     }
     if (!mc->state_dir && !(mc->state_dir = strdup(DEFAULT_STATE_DIR)))
         goto fail;
     if (mc->state_dir[0] != '/') {
-        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.state-dir \"%s\" must be an absolute path",
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.state-dir \"%s\" must be an absolute path",
                   mc->state_dir);
         goto fail;
     }
     if (mc->ca_file && mc->ca_file[0] != '/') {
-        log_error(srv->errh, __FILE__, __LINE__, "mod_acme: acme.ca-file \"%s\" must be an absolute path",
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.ca-file \"%s\" must be an absolute path",
                   mc->ca_file);
         goto fail;
     }
     if (!mc->eab_kid != !mc->eab_hmac) {
-        log_error(srv->errh, __FILE__, __LINE__,
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                   "mod_acme: acme.eab-kid and acme.eab-hmac-key go together: set both or neither");
         goto fail;
     }
@@ -388,7 +388,7 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
     }
     for (size_t i = 0; i < mc->challenge_count; i++)
         if (mc->challenges[i] == ACME_CHALLENGE_TLS_ALPN_01 && !mc->alpn_dir_count) {
-            log_error(srv->errh, __FILE__, __LINE__,
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.challenge asks for tls-alpn-01, but ssl.acme-tls-1 is not set: set "
                       "ssl.acme-tls-1 = \"<dir>\" (mod_acme writes the challenge certificates there)");
             goto fail;

@@ -584,7 +584,13 @@ static void mode_acmedns(const char *path, dhost *h, itest_host *ih)
     char *lines = itest_printf("backend = acme-dns\napi-url = %s\nca-file = %s\n",
                                itest_env("ACMEDNS_TEST_API"), itest_env("ACMEDNS_TEST_CA_FILE"));
     char *cfg = config(lines, 30);
-    load(c, h, path, cfg);
+    int lrc = acme_module_load(c, path, cfg, &h->m);
+    if (lrc == ACME_E_UNSUPPORTED && strstr(acme_client_last_error(c), "acme_buffer_new")) {
+        /* Built against a libacme without module storage reads. */
+        itest_log("SKIP: %s", acme_client_last_error(c));
+        exit(77);
+    }
+    CHECK_OK(c, lrc);
     const char *one[] = {"ad.acme.test"};
 
     /* 1. First use: registers, stores the credentials, and says which CNAME

@@ -5,7 +5,10 @@ few hand-made hostile messages. Run under with-knot:
 
     tests/dns01/with-knot -- tests/dns01/make_fuzz_corpus.py tests/dns01/fuzz-corpus
 
-The files are committed; this script says where they came from.
+The files are committed; this script says where they came from. Three
+more seeds are the TSIG fixtures of tsig_fixtures.h as binary files
+(knsupdate-update-tsig.bin, knot-update-answer-tsig.bin,
+knot-badsig-answer.bin).
 """
 
 import os

@@ -82,11 +82,11 @@ make_config() {
     : > "$MAP"
     : > "$ALPN_LIST"
     [ -f "$CRT_LIST" ] || : > "$CRT_LIST"
-    "$HAPROXY" -c -q -f "$CFG" >"$W/check.log" 2>&1 || { cat "$W/check.log" >&2; fail "haproxy -c refused the configuration"; }
 }
 
 # In the foreground (-db) in the background of this script: its pid is ours.
 hap_start() {
+    "$HAPROXY" -c -f "$CFG" >"$W/check.log" 2>&1 || { cat "$W/check.log" >&2; fail "haproxy -c refused the configuration"; }
     rm -f "$SOCK" "$USER_SOCK"
     echo "---- start $(date +%T)" >> "$W/haproxy.log"
     "$HAPROXY" -f "$CFG" -db >> "$W/haproxy.log" 2>&1 &
@@ -104,8 +104,8 @@ hap_start() {
 
 hap_stop() {
     if [ -n "$HAP_PID" ]; then
-        kill "$HAP_PID" 2>/dev/null
-        wait "$HAP_PID" 2>/dev/null
+        kill "$HAP_PID" 2>/dev/null || true
+        wait "$HAP_PID" 2>/dev/null || true
         HAP_PID=""
     fi
 }

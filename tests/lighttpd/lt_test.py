@@ -1,0 +1,525 @@
+#!/usr/bin/env python3
+"""Debian's lighttpd with mod_acme against Pebble (run under tests/harness/with-pebble).
+
+    lt_test.py http01|alpn|renew|crash|workers|badconfig
+
+Environment: MOD_ACME_SO, LIBACME_SO (built files), LIGHTTPD_BIN, and the
+ACME_TEST_* variables of with-pebble (badconfig needs none of them).
+
+lighttpd runs as on a Debian host: started as root with server.username =
+"www-data", -D in the foreground, an absolute -f, -m pointing at a
+directory holding links to Debian's modules plus copies of mod_acme.so and
+libacme.so.1 (copies, so that www-data can load them again at a graceful
+restart wherever the build tree is), HTTP on ACME_TEST_HTTP_PORT and TLS on
+ACME_TEST_TLS_PORT (where Pebble validates).
+"""
+
+import glob
+import json
+import os
+import pwd
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+RUN_AS = "www-data"
+PLACEHOLDER_CN = "mod_acme placeholder"
+
+
+class Fail(Exception):
+    pass
+
+
+def say(msg):
+    print(f"lt_test: {msg}", flush=True)
+
+
+def read(path, default=""):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def pem_certs(text):
+    return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)
+
+
+def cert_text(pem):
+    r = subprocess.run(["openssl", "x509", "-noout", "-subject", "-issuer", "-serial", "-dates", "-ext",
+                        "subjectAltName"], input=pem.encode(), capture_output=True, timeout=20)
+    return r.stdout.decode(errors="replace")
+
+
+def norm(pem):
+    """The DER bytes (as base64 text) of a PEM certificate: compare certificates, not spacing."""
+    return "".join(pem.strip().splitlines()[1:-1])
+
+
+class Env:
+    """Directories, the modules dir, Pebble's roots, and one lighttpd."""
+
+    def __init__(self, scenario, need_pebble=True):
+        self.scenario = scenario
+        top = os.environ.get("ACME_TEST_TMPDIR") or tempfile.mkdtemp(prefix="lt-test.")
+        self.own_top = "ACME_TEST_TMPDIR" not in os.environ
+        # www-data must reach the files: let it traverse (not list) the parents.
+        for d in (top, os.path.dirname(top)):
+            st = os.stat(d)
+            os.chmod(d, st.st_mode | 0o001)
+        self.top = top
+        self.base = os.path.join(top, "lt")
+        os.mkdir(self.base, 0o755)
+        self.pw = pwd.getpwnam(RUN_AS)
+        self.moddir = os.path.join(self.base, "modules")
+        os.mkdir(self.moddir, 0o755)
+        for so in glob.glob("/usr/lib/lighttpd/*.so"):
+            os.symlink(so, os.path.join(self.moddir, os.path.basename(so)))
+        shutil.copy(os.environ["MOD_ACME_SO"], os.path.join(self.moddir, "mod_acme.so"))
+        shutil.copy(os.environ["LIBACME_SO"], os.path.join(self.moddir, "libacme.so.1"))
+        for d in ("www", "logs"):
+            os.mkdir(os.path.join(self.base, d), 0o755)
+        os.chown(os.path.join(self.base, "logs"), self.pw.pw_uid, self.pw.pw_gid)
+        with open(os.path.join(self.base, "www", "index.html"), "w") as f:
+            f.write("hello from lighttpd\n")
+        self.certs = os.path.join(self.base, "certs")  # made by mod_acme
+        self.state = os.path.join(self.base, "state")  # made by mod_acme
+        self.alpn = os.path.join(self.base, "alpn")    # made by mod_acme
+        self.proc = None
+        self.errlog = os.path.join(self.base, "logs", "error.log")
+        self.runs = 0
+        self.stderr_path = os.path.join(self.base, "logs", "stderr-0.log")
+        if need_pebble:
+            self.http_port = int(os.environ["ACME_TEST_HTTP_PORT"])
+            self.tls_port = int(os.environ["ACME_TEST_TLS_PORT"])
+            self.directory = os.environ["ACME_TEST_DIRECTORY"]
+            self.ca_file = os.path.join(self.base, "pebble-listener-ca.pem")
+            shutil.copy(os.environ["ACME_TEST_CA_FILE"], self.ca_file)
+            os.chmod(self.ca_file, 0o644)
+            ctx = ssl.create_default_context(cafile=os.environ["ACME_TEST_CA_FILE"])
+            with urllib.request.urlopen(os.environ["ACME_TEST_MGMT"] + "/roots/0", context=ctx, timeout=10) as r:
+                root = r.read().decode()
+            self.root = os.path.join(self.base, "pebble-root.pem")
+            with open(self.root, "w") as f:
+                f.write(root)
+        else:
+            self.http_port, self.tls_port = 1, 2  # never listened on: lighttpd must not start
+            self.directory = "https://127.0.0.1:9/dir"
+            self.ca_file = None
+
+    # ---- config ----
+
+    def config(self, name, challenge=None, alpn=False, privkey=True, workers=0, extra="", modules=None,
+               state_dir=None, pemfile=True):
+        mods = modules or ["mod_acme", "mod_openssl", "mod_staticfile"]
+        lines = [
+            "server.modules = (" + ", ".join(f'"{m}"' for m in mods) + ")",
+            f'server.document-root = "{self.base}/www"',
+            'server.bind = "127.0.0.1"',
+            f"server.port = {self.http_port}",
+            f'server.username = "{RUN_AS}"',
+            f'server.groupname = "{RUN_AS}"',
+            f'server.pid-file = "{self.base}/lighttpd.pid"',
+            f'server.errorlog = "{self.errlog}"',
+            'mimetype.assign = (".html" => "text/html")',
+        ]
+        if workers:
+            lines.append(f"server.max-worker = {workers}")
+        # Only ssl.engine in the socket block: it inherits every ssl.* of the
+        # global scope (mod_openssl wants ssl.pemfile beside any other ssl.*).
+        lines += [f'$SERVER["socket"] == "127.0.0.1:{self.tls_port}" {{', '    ssl.engine = "enable"', "}"]
+        if alpn:
+            lines.append(f'ssl.acme-tls-1 = "{self.alpn}"')
+        if pemfile:
+            lines.append(f'ssl.pemfile = "{self.certs}/{name}.pem"')
+            if privkey:
+                lines.append(f'ssl.privkey = "{self.certs}/{name}.key"')
+        lines += [
+            f'acme.directory = "{self.directory}"',
+            f'acme.state-dir = "{state_dir or self.state}"',
+            'acme.contact = ("admin@example.org")',
+            'acme.agree-tos = "enable"',
+            f'acme.domains = ("{name}")',
+            'acme.status-url = "/.acme-status"',
+            'acme.retry-seconds = 5',
+            'acme.log-level = "debug"',
+            '$HTTP["host"] == "denied.test" {',
+            '    acme.status-allow = ("192.0.2.0/24")',
+            '}',
+        ]
+        if self.ca_file:
+            lines.append(f'acme.ca-file = "{self.ca_file}"')
+        if challenge:
+            lines.append("acme.challenge = (" + ", ".join(f'"{c}"' for c in challenge) + ")")
+        lines.append(extra)
+        self.conf = os.path.join(self.base, "lighttpd.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.name = name
+        self.pemfile = f"{self.certs}/{name}.pem"
+        self.privkey = f"{self.certs}/{name}.key" if privkey else None
+
+    # ---- process ----
+
+    def start(self):
+        self.runs += 1
+        self.stderr_path = os.path.join(self.base, "logs", f"stderr-{self.runs}.log")
+        self.log_mark = os.path.getsize(self.errlog) if os.path.exists(self.errlog) else 0
+        env = dict(os.environ)
+        env["LD_LIBRARY_PATH"] = self.moddir
+        with open(self.stderr_path, "wb") as err:
+            # Own session: with server.max-worker, a graceful restart sends
+            # SIGINT to lighttpd's whole process group.
+            self.proc = subprocess.Popen([os.environ["LIGHTTPD_BIN"], "-D", "-f", self.conf, "-m", self.moddir],
+                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                                         start_new_session=True)
+        say(f"lighttpd started (pid {self.proc.pid}, run {self.runs})")
+        self.wait_for(lambda: self.port_open(self.http_port) and self.port_open(self.tls_port), 20,
+                      "lighttpd listening")
+
+    def port_open(self, port):
+        import socket
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        if not self.alive():
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def run_log(self):
+        """The error log written since the last start."""
+        with open(self.errlog, "rb") as f:
+            f.seek(self.log_mark)
+            return f.read().decode(errors="replace")
+
+    def diagnostics(self):
+        out = ["---- lighttpd stderr ----", read(self.stderr_path)[-3000:],
+               "---- lighttpd error log (tail) ----", read(self.errlog)[-6000:]]
+        return "\n".join(out)
+
+    def wait_for(self, cond, timeout, what):
+        deadline = time.monotonic() + timeout
+        last_exc = None
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise Fail(f"lighttpd exited (status {self.proc.returncode}) while waiting for {what}")
+            try:
+                v = cond()
+                if v:
+                    return v
+            except (OSError, ValueError, subprocess.SubprocessError, KeyError) as e:
+                last_exc = e
+            time.sleep(0.2)
+        raise Fail(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+
+    # ---- clients ----
+
+    def s_client(self, sni, alpn=None, port=None):
+        """(leaf PEM, verify code) as openssl s_client sees them."""
+        args = ["openssl", "s_client", "-connect", f"127.0.0.1:{port or self.tls_port}", "-servername", sni,
+                "-showcerts", "-CAfile", self.root]
+        if alpn:
+            args += ["-alpn", alpn]
+        r = subprocess.run(args, stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        out = r.stdout.decode(errors="replace")
+        certs = pem_certs(out)
+        m = re.search(r"Verify return code: (\d+)", out)
+        return (certs[0] if certs else None), (int(m.group(1)) if m else -1)
+
+    def http(self, path, host=None):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}")
+        if host:
+            req.add_header("Host", host)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status, r.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode(errors="replace")
+
+    def status(self):
+        code, body = self.http("/.acme-status")
+        if code != 200:
+            raise Fail(f"status page answered {code}: {body[:200]}")
+        return json.loads(body)
+
+    def file_leaf(self):
+        certs = pem_certs(read(self.pemfile))
+        return certs[0] if certs else None
+
+    def served_issued(self):
+        """The leaf served to normal clients, once it is Pebble's and verifies."""
+        leaf, code = self.s_client(self.name)
+        if leaf and code == 0 and PLACEHOLDER_CN not in cert_text(leaf):
+            return leaf
+        return None
+
+    def restarts_asked(self):
+        return read(self.errlog).count("asking lighttpd for a graceful restart")
+
+
+# ---------------------------------------------------------------- checks
+
+def check_common_after_issue(env, leaf, pid):
+    if norm(leaf) != norm(env.file_leaf() or ""):
+        raise Fail("the certificate served is not the one in ssl.pemfile")
+    if env.proc.pid != pid or not env.alive():
+        raise Fail("lighttpd's pid changed: the restart was not graceful")
+    # The key: owned by the user lighttpd runs as, 0600.
+    keyfile = env.privkey or env.pemfile
+    st = os.stat(keyfile)
+    if st.st_uid != env.pw.pw_uid or (st.st_mode & 0o777) != 0o600:
+        raise Fail(f"{keyfile}: owner {st.st_uid} mode {oct(st.st_mode & 0o777)}, "
+                   f"want {env.pw.pw_uid} and 0600")
+    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0]["state"] == "valid" else None)(
+        env.status()), 20, "status: valid")
+    c = s["certificates"][0]
+    if c["names"] != [env.name] or not c["not_after"] or c["not_after"] < time.time() or not c["next_renewal"]:
+        raise Fail(f"status does not describe the certificate: {c}")
+    if c["last_error"] is not None:
+        raise Fail(f"status shows an error: {c['last_error']}")
+    # Unknown tokens are 404, answered from memory.
+    code, _ = env.http("/.well-known/acme-challenge/no-such-token")
+    if code != 404:
+        raise Fail(f"unknown http-01 token answered {code}, want 404")
+    # The status page is not for everyone.
+    code, _ = env.http("/.acme-status", host="denied.test")
+    if code != 403:
+        raise Fail(f"status page with acme.status-allow not matching answered {code}, want 403")
+    # Normal content still served.
+    code, body = env.http("/index.html")
+    if code != 200 or "hello" not in body:
+        raise Fail(f"normal request answered {code}")
+    return s
+
+
+def no_restart_loop(env, settle=6):
+    n = env.restarts_asked()
+    time.sleep(settle)
+    if not env.alive():
+        raise Fail("lighttpd died after the restart")
+    m = env.restarts_asked()
+    if m != n:
+        raise Fail(f"mod_acme keeps restarting lighttpd ({n} -> {m} restarts in {settle} s)")
+    return m
+
+
+def report_steps(s):
+    say(f"MEASURED longest engine step inside lighttpd: {s['longest_step_us']} us "
+        f"(step + fd sync: {s['longest_tick_us']} us), pid {s['pid']}")
+
+
+# ---------------------------------------------------------------- scenarios
+
+def sc_http01(env):
+    env.config("lt-http.example")   # no ssl.acme-tls-1: http-01 only
+    env.start()
+    pid = env.proc.pid
+    first = env.file_leaf()
+    if not first:
+        raise Fail("no placeholder in ssl.pemfile at start")
+    say("placeholder at start: " + cert_text(first).splitlines()[0])
+    leaf = env.wait_for(env.served_issued, 90, "the issued certificate on the TLS port")
+    say("served after the graceful restart:\n" + cert_text(leaf))
+    s = check_common_after_issue(env, leaf, pid)
+    log = read(env.errlog)
+    if "published http-01" not in log:
+        raise Fail("no http-01 challenge was published")
+    asked = no_restart_loop(env)
+    if asked != 1:
+        raise Fail(f"{asked} graceful restarts asked, want exactly 1")
+    # gnutls-cli sees the same certificate.
+    if shutil.which("gnutls-cli"):
+        r = subprocess.run(["gnutls-cli", "--print-cert", f"--x509cafile={env.root}", f"--sni-hostname={env.name}",
+                            "-p", str(env.tls_port), "127.0.0.1", f"--verify-hostname={env.name}"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+        got = pem_certs(r.stdout.decode(errors="replace"))
+        if not got or norm(got[0]) != norm(leaf):
+            raise Fail("gnutls-cli does not see the issued certificate:\n" + r.stdout.decode(errors="replace")[-1500:])
+        say("gnutls-cli sees the issued certificate too")
+    report_steps(env.status())
+
+
+def make_selfsigned(cn, key_path, crt_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", key_path, "-out", crt_path, "-days", "1", "-subj", f"/CN={cn}",
+                    "-addext", f"subjectAltName=DNS:{cn}"], check=True, capture_output=True, timeout=30)
+
+
+def sc_alpn(env):
+    # tls-alpn-01 only, through lighttpd's own ssl.acme-tls-1; key inside the pemfile.
+    env.config("lt-alpn.example", challenge=["tls-alpn-01"], alpn=True, privkey=False)
+    env.start()
+    pid = env.proc.pid
+    st = os.stat(env.alpn)
+    if st.st_uid != env.pw.pw_uid:
+        raise Fail("mod_acme did not give the ssl.acme-tls-1 directory to www-data")
+    # lighttpd itself: an acme-tls/1 handshake gets <dir>/<SNI>.crt.pem, a
+    # normal one keeps ssl.pemfile.
+    probe = "probe.test"
+    k, c = os.path.join(env.alpn, probe + ".key.pem"), os.path.join(env.alpn, probe + ".crt.pem")
+    make_selfsigned("probe.test", k, c)
+    for p in (k, c):
+        os.chown(p, env.pw.pw_uid, env.pw.pw_gid)
+    got, _ = env.s_client(probe, alpn="acme-tls/1")
+    if not got or norm(got) != norm(pem_certs(read(c))[0]):
+        raise Fail("an acme-tls/1 client does not get the certificate from ssl.acme-tls-1")
+    got, _ = env.s_client(probe)
+    if not got or norm(got) == norm(pem_certs(read(c))[0]):
+        raise Fail("a normal client gets the acme-tls/1 certificate")
+    os.unlink(c)
+    os.unlink(k)
+    say("ssl.acme-tls-1 answers acme-tls/1 clients only")
+
+    leaf = env.wait_for(env.served_issued, 90, "the issued certificate on the TLS port")
+    say("served after the graceful restart:\n" + cert_text(leaf))
+    check_common_after_issue(env, leaf, pid)
+    log = read(env.errlog)
+    if "published tls-alpn-01" not in log or "published http-01" in log:
+        raise Fail("the certificate was not validated by tls-alpn-01 alone")
+    left = os.listdir(env.alpn)
+    if left:
+        raise Fail(f"challenge files left in ssl.acme-tls-1: {left}")
+    # Normal clients still get the normal (issued) certificate after all this.
+    got, code = env.s_client(env.name)
+    if code != 0 or norm(got) != norm(leaf):
+        raise Fail("a normal client does not get the issued certificate")
+    no_restart_loop(env)
+    report_steps(env.status())
+
+
+def sc_renew(env):
+    env.config("lt-renew.example", extra="acme.renew-after-seconds = 20")
+    env.start()
+    pid = env.proc.pid
+    first = env.wait_for(env.served_issued, 90, "the first issued certificate")
+    say("first certificate:\n" + cert_text(first))
+    second = env.wait_for(lambda: (lambda l: l if l and norm(l) != norm(first) else None)(env.served_issued()), 150,
+                          "a renewed certificate, without anyone asking")
+    say("renewed certificate:\n" + cert_text(second))
+    check_common_after_issue(env, second, pid)
+    if env.restarts_asked() < 2:
+        raise Fail("expected at least two graceful restarts")
+    report_steps(env.status())
+
+
+def sc_crash(env):
+    env.config("lt-crash.example")
+    env.start()
+    placeholder = env.file_leaf()
+    # Kill -9 as soon as the challenge is published: the order is in flight
+    # (Pebble waits a few seconds before it validates).
+    env.wait_for(lambda: "published http-01" in env.run_log(), 60, "the challenge to be published")
+    env.stop(signal.SIGKILL)
+    say("lighttpd killed with SIGKILL in the middle of the order")
+    if norm(env.file_leaf()) != norm(placeholder):
+        raise Fail("the certificate was already installed: the kill came too late to test anything")
+    env.start()
+    pid = env.proc.pid
+    leaf = env.wait_for(env.served_issued, 120, "the issued certificate after the restart")
+    second_run = env.run_log()
+    if "resuming order" not in second_run:
+        raise Fail("the second run did not resume the saved order")
+    say("the saved order was resumed" +
+        (" (it had turned invalid; a new one was placed)" if "placing a new one" in second_run else " and completed"))
+    check_common_after_issue(env, leaf, pid)
+    no_restart_loop(env)
+    report_steps(env.status())
+
+
+def sc_workers(env):
+    env.config("lt-workers.example", workers=2)
+    env.start()
+    pid = env.proc.pid
+    leaf = env.wait_for(env.served_issued, 90, "the issued certificate with server.max-worker = 2")
+    say("served with 2 workers:\n" + cert_text(leaf))
+    check_common_after_issue(env, leaf, pid)
+    # Any worker answers the status page with the leader's view.
+    pids = {env.status()["pid"] for _ in range(6)}
+    if len(pids) != 1:
+        raise Fail(f"more than one engine: {pids}")
+    no_restart_loop(env)
+    report_steps(env.status())
+
+
+def sc_badconfig(env):
+    def refuses(label, expect, **kw):
+        env.config("lt-bad.example", **kw)
+        if os.path.exists(env.errlog):
+            os.unlink(env.errlog)
+        r = subprocess.run([os.environ["LIGHTTPD_BIN"], "-D", "-f", env.conf, "-m", env.moddir],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                           env=dict(os.environ, LD_LIBRARY_PATH=env.moddir), start_new_session=True)
+        out = r.stdout.decode(errors="replace") + r.stderr.decode(errors="replace") + read(env.errlog)
+        if r.returncode == 0:
+            raise Fail(f"{label}: lighttpd started (exit 0); output:\n{out}")
+        if expect not in out:
+            raise Fail(f"{label}: lighttpd refused, but without naming {expect!r}:\n{out}")
+        line = next((l for l in out.splitlines() if expect in l), "")
+        say(f"{label}: refused -> {line.strip()}")
+
+    refuses("unknown challenge type", "acme.challenge", challenge=["http-02"])
+    refuses("tls-alpn-01 without ssl.acme-tls-1", "ssl.acme-tls-1", challenge=["tls-alpn-01"])
+    locked = os.path.join(env.base, "locked-state")
+    os.mkdir(locked, 0o700)  # root's, www-data cannot enter it
+    refuses("unreadable state dir", "acme.state-dir", state_dir=locked)
+    # (With no file at all mod_openssl stops first, with its own message.)
+    os.makedirs(env.certs, exist_ok=True)
+    make_selfsigned("lt-bad.example", os.path.join(env.certs, "lt-bad.example.key"),
+                    os.path.join(env.certs, "lt-bad.example.pem"))
+    refuses("mod_acme after mod_openssl", "server.modules", modules=["mod_openssl", "mod_acme"])
+    refuses("no ssl.pemfile", "ssl.pemfile", pemfile=False)
+    refuses("bad key type", "acme.key-type", extra='acme.key-type = "dsa-512"')
+
+
+SCENARIOS = {"http01": sc_http01, "alpn": sc_alpn, "renew": sc_renew, "crash": sc_crash,
+             "workers": sc_workers, "badconfig": sc_badconfig}
+
+
+def main():
+    if len(sys.argv) != 2 or sys.argv[1] not in SCENARIOS:
+        print("usage: lt_test.py " + "|".join(SCENARIOS), file=sys.stderr)
+        return 2
+    if os.geteuid() != 0:
+        say("SKIP: needs root (lighttpd starts as root and drops to www-data)")
+        return 77
+    scenario = sys.argv[1]
+    env = Env(scenario, need_pebble=scenario != "badconfig")
+    try:
+        SCENARIOS[scenario](env)
+        say(f"{scenario}: PASS")
+        return 0
+    except Fail as e:
+        say(f"{scenario}: FAIL: {e}")
+        print(env.diagnostics(), file=sys.stderr)
+        return 1
+    finally:
+        env.stop()
+        if env.own_top:
+            shutil.rmtree(env.top, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
