@@ -9,11 +9,12 @@
 #    CI-only ones): compiler, meson, the three libraries, Pebble, openssl...
 # 2. meson setup build && meson compile -C build
 # 3. tests/harness/with-pebble starts a throwaway Pebble on loopback; inside
-#    it, build/examples/issue_cert registers an account, answers http-01 with
-#    libacme's built-in responder and obtains a certificate for
+#    it, build/examples/acmectl/acmectl registers an account, answers
+#    http-01 with libacme's built-in responder and obtains a certificate for
 #    quickstart.example (the harness's DNS resolves every name to
 #    127.0.0.1). Its subject, issuer, names and expiry are printed, then the
-#    harness stops Pebble.
+#    harness stops Pebble. (examples/issue_cert.c does the same in ~100
+#    lines of embedding code; the tests build and run it too.)
 #
 # The certificate and key are left in build/quickstart/ to look at; they are
 # signed by a CA that existed only for this run.
@@ -65,12 +66,13 @@ say "issuing a certificate for $name from a throwaway local Pebble"
 tests/harness/with-pebble -- bash -c '
     set -euo pipefail
     echo "Pebble directory: $ACME_TEST_DIRECTORY"
-    "$0" -d "$ACME_TEST_DIRECTORY" -c "$ACME_TEST_CA_FILE" \
-         -s "$ACME_TEST_TMPDIR/state" -o "$1" -p "$ACME_TEST_HTTP_PORT" "$2"
+    "$0" --directory "$ACME_TEST_DIRECTORY" --ca-file "$ACME_TEST_CA_FILE" \
+         --state-dir "$ACME_TEST_TMPDIR/state" --agree-tos --challenge http-01 \
+         --http-port "$ACME_TEST_HTTP_PORT" --bind 127.0.0.1 --out "$1" issue "$2"
     echo
     echo "The certificate, as openssl reads it:"
     openssl x509 -in "$1/$2.crt" -noout -subject -issuer -ext subjectAltName -enddate
-' "$top/build/examples/issue_cert" "$out" "$name"
+' "$top/build/examples/acmectl/acmectl" "$out" "$name"
 
 say "done: $out/$name.crt and $out/$name.key (Pebble has been stopped)"
 echo "Next: meson test -C build --print-errorlogs   (the test suite; see README.md)"
