@@ -270,6 +270,8 @@ ACME_EXPORT int acme_directory_fetch(acme_client *c)
 
 ACME_EXPORT const char *acme_directory_terms(acme_client *c)
 {
+    if (c)
+        result_reset(c);
     if (!c || net_directory(c))
         return NULL;
     return c->terms;
@@ -277,6 +279,8 @@ ACME_EXPORT const char *acme_directory_terms(acme_client *c)
 
 ACME_EXPORT int acme_directory_eab_required(acme_client *c)
 {
+    if (c)
+        result_reset(c);
     if (!c || net_directory(c))
         return 0;
     return c->eab_required;
@@ -398,9 +402,10 @@ static int update_account(acme_client *c, json_t *payload, const char *step)
 
 ACME_EXPORT int acme_account_update_contacts(acme_client *c, const char *const *contacts, size_t n)
 {
+    if (c)
+        result_reset(c);
     if (!c || (n && !contacts))
         return ACME_E_INVALID_ARG;
-    result_reset(c);
     int rc = account_ensure(c);
     if (rc)
         return rc;

@@ -74,6 +74,8 @@ ACME_EXPORT void acme_client_free(acme_client *c)
 
 ACME_EXPORT int acme_client_set_host(acme_client *c, const acme_host_callbacks *cb, void *ud)
 {
+    if (c)
+        result_reset(c);
     if (!c || !cb || cb->size < offsetof(acme_host_callbacks, log) + sizeof(cb->log))
         return ACME_E_INVALID_ARG;
     /* Copy only what the host's version of the struct has; the rest stays NULL. */
@@ -105,6 +107,8 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
 
 ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *ops, void *ud)
 {
+    if (c)
+        result_reset(c);
     if (!c || !ops || ops->size < offsetof(acme_storage_ops, unlock) + sizeof(ops->unlock) ||
         !ops->get || !ops->put || !ops->remove)
         return ACME_E_INVALID_ARG;
@@ -120,6 +124,8 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
 
 ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_ops *ops, void *ud)
 {
+    if (c)
+        result_reset(c);
     if (!c || !ops || ops->size < offsetof(acme_transport_ops, perform) + sizeof(ops->perform) ||
         !ops->perform)
         return ACME_E_INVALID_ARG;
@@ -141,35 +147,47 @@ static void drop_default_transport(acme_client *c)
 
 ACME_EXPORT int acme_client_set_ca_file(acme_client *c, const char *path)
 {
-    if (!c || !path)
+    if (!c)
         return ACME_E_INVALID_ARG;
-    char *p = strdup(path);
-    if (!p)
+    result_reset(c);
+    char *p = NULL;
+    if (path && !(p = strdup(path)))
         return ACME_E_NOMEM;
     free(c->ca_file);
     c->ca_file = p;
+    /* One source of trust at a time. */
+    secure_free(c->ca_pem, c->ca_pem_len);
+    c->ca_pem = NULL;
+    c->ca_pem_len = 0;
     drop_default_transport(c);
     return ACME_OK;
 }
 
 ACME_EXPORT int acme_client_set_ca_pem(acme_client *c, const char *pem, size_t len)
 {
-    if (!c || !pem || !len)
+    if (!c || (pem && !len))
         return ACME_E_INVALID_ARG;
-    char *p = malloc(len + 1);
-    if (!p)
-        return ACME_E_NOMEM;
-    memcpy(p, pem, len);
-    p[len] = '\0';
+    result_reset(c);
+    char *p = NULL;
+    if (pem) {
+        if (!(p = malloc(len + 1)))
+            return ACME_E_NOMEM;
+        memcpy(p, pem, len);
+        p[len] = '\0';
+    }
     secure_free(c->ca_pem, c->ca_pem_len);
     c->ca_pem = p;
-    c->ca_pem_len = len;
+    c->ca_pem_len = p ? len : 0;
+    free(c->ca_file);
+    c->ca_file = NULL;
     drop_default_transport(c);
     return ACME_OK;
 }
 
 ACME_EXPORT int acme_client_set_timeouts(acme_client *c, unsigned connect_ms, unsigned total_ms)
 {
+    if (c)
+        result_reset(c);
     if (!c)
         return ACME_E_INVALID_ARG;
     c->connect_ms = connect_ms;
@@ -180,6 +198,8 @@ ACME_EXPORT int acme_client_set_timeouts(acme_client *c, unsigned connect_ms, un
 
 ACME_EXPORT int acme_client_set_max_response(acme_client *c, size_t bytes)
 {
+    if (c)
+        result_reset(c);
     if (!c || bytes < 1024)
         return ACME_E_INVALID_ARG;
     c->max_response = bytes;
@@ -188,6 +208,8 @@ ACME_EXPORT int acme_client_set_max_response(acme_client *c, size_t bytes)
 
 ACME_EXPORT int acme_client_set_poll_limit(acme_client *c, unsigned ms)
 {
+    if (c)
+        result_reset(c);
     if (!c || !ms)
         return ACME_E_INVALID_ARG;
     c->poll_limit_ms = ms;
@@ -196,6 +218,8 @@ ACME_EXPORT int acme_client_set_poll_limit(acme_client *c, unsigned ms)
 
 ACME_EXPORT int acme_client_set_account_key_type(acme_client *c, acme_key_type type)
 {
+    if (c)
+        result_reset(c);
     if (!c || type < ACME_KEY_DEFAULT || type > ACME_KEY_ED25519)
         return ACME_E_INVALID_ARG;
     c->account_key_type = type == ACME_KEY_DEFAULT ? ACME_KEY_EC_P256 : type;
@@ -204,6 +228,8 @@ ACME_EXPORT int acme_client_set_account_key_type(acme_client *c, acme_key_type t
 
 ACME_EXPORT int acme_client_set_log_level(acme_client *c, acme_log_level level)
 {
+    if (c)
+        result_reset(c);
     if (!c || level < ACME_LOG_ERROR || level > ACME_LOG_DEBUG)
         return ACME_E_INVALID_ARG;
     c->log_level = level;

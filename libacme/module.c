@@ -234,7 +234,7 @@ ACME_EXPORT int acme_module_handles(const acme_module *m, acme_challenge_type ty
 /* Carry the module's own reason into the client's error. */
 static int module_result(acme_module *m, const char *what, int rc)
 {
-    if (rc == ACME_OK || rc == ACME_E_PENDING)
+    if (rc == ACME_OK || rc == ACME_E_PENDING || rc == ACME_E_DECLINED)
         return rc;
     const char *why = m->table.last_error ? m->table.last_error(m->instance) : NULL;
     return client_fail(m->client, rc, "module %s: %s failed: %s", m->name, what, why ? why : acme_strerror(rc));
@@ -245,8 +245,9 @@ ACME_EXPORT int acme_module_publish(void *module, const acme_challenge *ch)
     acme_module *m = module;
     if (!m || !ch)
         return ACME_E_INVALID_ARG;
-    if (!m->table.publish)
-        return ACME_OK;
+    /* Not ours to answer: let the order try another type. */
+    if (!m->table.publish || !acme_module_handles(m, acme_challenge_get_type(ch)))
+        return ACME_E_DECLINED;
     return module_result(m, "publish", m->table.publish(m->instance, ch));
 }
 

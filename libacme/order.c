@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "order.h"
+#include "storage_file.h"
 
 typedef enum order_state {
     OS_START,
@@ -94,6 +95,8 @@ struct order_run {
     json_t *attempts;         /* ["http-01 for x: why", ...] */
     int orders_placed;
 
+    char *lock_name;          /* storage lock held while ordering */
+
     /* the one thing in flight */
     net_op op;
     int op_active;
@@ -156,6 +159,12 @@ void order_free(order_run *r)
 {
     if (!r)
         return;
+    if (r->lock_name) {
+        acme_client *c = r->c;
+        if (c->storage.unlock && c->storage.unlock(c->storage_ud, r->lock_name))
+            alog(c, ACME_LOG_WARNING, "could not release the storage lock %s", r->lock_name);
+        free(r->lock_name);
+    }
     drop_order(r);
     for (size_t i = 0; i < r->name_count; i++)
         free(r->names[i]);
@@ -387,9 +396,29 @@ static int op_rc(order_run *r)
 
 /* ---- steps ---- */
 
+/* Two processes (or two engines) on one storage must not order the same
+ * certificate at once: the storage lock says who does. A holder that died
+ * loses it (the default storage sees the dead holder; a lease bounds the rest). */
+#define ORDER_LOCK_LEASE_S 3600
+
 static order_want step_start(order_run *r)
 {
-    r->state = r->c->have_directory ? OS_ACCOUNT : OS_DIRECTORY;
+    acme_client *c = r->c;
+    if (c->storage.lock && !r->lock_name) {
+        char *name = xasprintf("%s.order.%s", c->ca_id, r->cert_id);
+        if (!name)
+            return order_fail(r, ACME_E_NOMEM);
+        int rc = c->storage.lock(c->storage_ud, name, ORDER_LOCK_LEASE_S);
+        if (rc) {
+            free(name);
+            return order_fail(r, client_fail(c, rc == ACME_E_LOCKED ? ACME_E_LOCKED : ACME_E_STORAGE,
+                                             "order for %s: another process is ordering certificate %s right now "
+                                             "(storage lock); wait for it to finish%s",
+                                             first_name(r), r->cert_id, rc == ACME_E_LOCKED ? "" : " (the lock failed)"));
+        }
+        r->lock_name = name;
+    }
+    r->state = c->have_directory ? OS_ACCOUNT : OS_DIRECTORY;
     return OW_CONTINUE;
 }
 
@@ -1348,8 +1377,9 @@ static order_want step_cleanup(order_run *r)
     /* Keep the saved order only where resuming it can help: the CA was
      * unreachable or asked us to come back. Anything else is final, and
      * storage goes back to what it was. */
-    if (r->rc != ACME_E_NETWORK && r->rc != ACME_E_TIMEOUT && !r->retry_after_s && r->rc != ACME_E_CALLBACK)
-        remove_state(r);
+    if (r->rc != ACME_E_NETWORK && r->rc != ACME_E_TIMEOUT && !r->retry_after_s && r->rc != ACME_E_CALLBACK &&
+        (r->lock_name || !r->c->storage.lock))
+        remove_state(r); /* never another holder's state */
     r->state = OS_DONE;
     return OW_CONTINUE;
 }
@@ -1516,8 +1546,10 @@ order_run *order_new(acme_client *c, const acme_issue_params *p, int *rcp)
         goto out;
     }
     r->cert_id = p->cert_id ? strdup(p->cert_id) : certificate_id_for(r->names[0]);
-    if (!r->cert_id || !*r->cert_id || strchr(r->cert_id, '/') || r->cert_id[0] == '.' || strchr(r->cert_id, '~'))
-        BAD("issue: \"%s\" cannot be a certificate id", p->cert_id ? p->cert_id : r->names[0]);
+    if (!r->cert_id || !*r->cert_id || strchr(r->cert_id, '/') || r->cert_id[0] == '.' ||
+        !storage_key_valid(r->cert_id))
+        BAD("issue: \"%s\" cannot be a certificate id (use letters, digits, '.', '_' and '-')",
+            p->cert_id ? p->cert_id : r->names[0]);
     /* Remember how it was ordered, so renewal can do it again. */
     json_t *names = json_array(), *chals = json_array();
     for (size_t i = 0; i < r->name_count; i++)
@@ -1586,8 +1618,8 @@ ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *
     if (!rc) {
         alog(c, ACME_LOG_INFO, "renewing certificate %s%s", cert_id, force ? " (forced)" : "");
         rc = acme_issue(c, &ip);
-        if (!rc && renewed)
-            *renewed = 1;
+        if (renewed && (rc == ACME_OK || rc == ACME_E_CALLBACK))
+            *renewed = 1; /* stored; only the host's install failed */
     }
     free(names);
     certificate_free(cert);

@@ -643,23 +643,25 @@ static int read_set(void *ud, acme_responder_set *s)
 
 int acme_responder_publish(void *ud, const acme_challenge *ch)
 {
+    /* A type this set has no responder for is declined, so the order can
+     * try the next type the CA offers instead of failing. */
     acme_responder_set s;
     if (!ch || read_set(ud, &s) != ACME_OK)
         return ACME_E_INVALID_ARG;
     switch (acme_challenge_get_type(ch)) {
     case ACME_CHALLENGE_HTTP_01:
         if (!s.http01)
-            return ACME_E_UNSUPPORTED;
+            return ACME_E_DECLINED;
         return acme_responder_add_http01(s.http01, acme_challenge_token(ch),
                                          acme_challenge_key_authorization(ch));
     case ACME_CHALLENGE_TLS_ALPN_01:
         if (!s.tlsalpn01)
-            return ACME_E_UNSUPPORTED;
+            return ACME_E_DECLINED;
         return acme_responder_add_tlsalpn01(s.tlsalpn01, acme_challenge_identifier(ch),
                                             acme_challenge_alpn_cert_pem(ch),
                                             acme_challenge_alpn_key_pem(ch));
     default:
-        return ACME_E_UNSUPPORTED;
+        return ACME_E_DECLINED;
     }
 }
 

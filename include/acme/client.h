@@ -47,15 +47,16 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
 /* Host transport (copied table; ud stays the host's). */
 ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_ops *ops, void *ud);
 
-/* Trust for the default transport. With none of these, the system store. */
+/* Trust for the default transport: one CA file or one in-memory PEM (the
+ * later call replaces the other); NULL goes back to the system store. */
 ACME_EXPORT int acme_client_set_ca_file(acme_client *c, const char *path);
 ACME_EXPORT int acme_client_set_ca_pem(acme_client *c, const char *pem, size_t len);
 /* Default transport bounds. 0 keeps the default (10 s connect, 30 s total). */
 ACME_EXPORT int acme_client_set_timeouts(acme_client *c, unsigned connect_ms, unsigned total_ms);
-/* Cap on any response body (default 1 MiB). */
+/* Cap on any response body (default 1 MiB, at least 1024). */
 ACME_EXPORT int acme_client_set_max_response(acme_client *c, size_t bytes);
 /* Bound on the total time spent polling one authorization or order
- * (default 120 s). Retry-After is honoured inside it. */
+ * (default 120 s, must be > 0). Retry-After is honoured inside it. */
 ACME_EXPORT int acme_client_set_poll_limit(acme_client *c, unsigned ms);
 /* Key type for a new account key (default ES256). */
 ACME_EXPORT int acme_client_set_account_key_type(acme_client *c, acme_key_type type);
@@ -121,19 +122,29 @@ typedef struct acme_issue_params {
     const acme_challenge_type *challenges; /* preference order; NULL = http-01, tls-alpn-01, dns-01 */
     size_t challenge_count;
     const char *preferred_chain;     /* issuer common name to prefer among alternates, or NULL */
-    const char *cert_id;             /* storage id; NULL = the first name ("*." becomes "_.") */
+    const char *cert_id;             /* storage id: [A-Za-z0-9._-], not starting with '.';
+                                        NULL = the first name ("*." becomes "_.") */
     const char *profile;             /* CA profile (draft-aaron-acme-profiles), or NULL */
 } acme_issue_params;
 
-/* Run one order to the end: authorize every name (publish, validate,
+/* Obtain the certificate: authorize every name (publish, validate,
  * unpublish), finalize with a fresh key, download, check the certificate
- * against the key, store it, call install. On failure, pending
- * authorizations are deactivated and nothing stored changes. */
+ * against the key, store it, call install. When a challenge fails and
+ * another allowed type is offered, a new order tries it (RFC 8555 §7.5.1:
+ * one failed challenge kills the order). On failure, what was published
+ * is taken down and pending authorizations are deactivated; the stored
+ * certificate and account are untouched. The order's saved state
+ * (certs/<id>/order.json) is kept only after a failure worth resuming
+ * (network, timeout, Retry-After), so the next call continues that order;
+ * the per-CA challenge history records what worked. If install fails the
+ * new certificate is stored all the same (ACME_E_CALLBACK). */
 ACME_EXPORT int acme_issue(acme_client *c, const acme_issue_params *p);
 
-/* Reissue a stored certificate (same names, key type) if it is due
- * (less than a third of its lifetime left) or force is set.
- * *renewed (may be NULL) says whether a new one was issued. */
+/* Reissue a stored certificate with the params it was ordered with (names,
+ * key type, challenge types, chain, profile) if it is due — a third of its
+ * lifetime left, half for certificates shorter than ten days — or force is
+ * set. *renewed (may be NULL) says whether a new one was stored (also when
+ * the host's install then failed: ACME_E_CALLBACK). */
 ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *renewed);
 /* Call cb for each stored certificate id of this CA. */
 ACME_EXPORT int acme_cert_list(acme_client *c, int (*cb)(void *ud, const char *cert_id), void *ud);

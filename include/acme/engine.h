@@ -38,7 +38,7 @@ extern "C" {
 typedef struct acme_engine acme_engine;
 
 typedef struct acme_engine_options {
-    size_t size;                  /* sizeof(acme_engine_options) */
+    size_t size;                  /* sizeof(acme_engine_options); at least up to jitter_percent */
     unsigned max_orders;          /* orders in flight at once; 0 = 16 */
     unsigned retry_min_s;         /* first wait after a failed attempt; 0 = 60 */
     unsigned retry_max_s;         /* cap of the doubling wait; 0 = 86400 */
@@ -80,9 +80,10 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
 ACME_EXPORT int acme_engine_idle(const acme_engine *e);
 
 /* State of every managed certificate as JSON (valid until the next call
- * on e): [{"id","names":[...],"state":"valid"|"ordering"|"waiting"|"failed",
- * "not_after","next_renewal" (Unix s or null),"last_error" (or null),
- * "attempts"}]. */
+ * on e): [{"id","names":[...],"state":"new"|"valid"|"ordering"|"waiting"|
+ * "failed","not_after","next_renewal" (Unix s or null),"last_error" (or
+ * null),"attempts","failures"}]. "failed": the last attempt failed but a
+ * valid certificate still serves; "waiting": none is valid yet. */
 ACME_EXPORT const char *acme_engine_status_json(acme_engine *e);
 
 /* The longest single step so far, in microseconds (for measuring). */

@@ -40,7 +40,7 @@ typedef enum acme_code {
     ACME_E_STATE = 24,           /* call not valid in the current state */
     ACME_E_PENDING = 25,         /* (callbacks) accepted, will complete later — engine only */
     ACME_E_DECLINED = 26,        /* (publish) the host cannot serve this challenge type: try another */
-    ACME_E_NO_CHALLENGE = 27     /* no challenge type the CA offers is allowed, or all of them failed */
+    ACME_E_NO_CHALLENGE = 27     /* no allowed challenge type is offered by the CA (or the host declined all) */
 } acme_code;
 
 /* A fixed English sentence for a code. Never NULL. */

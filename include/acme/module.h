@@ -81,7 +81,9 @@ ACME_EXPORT const char *acme_module_name(const acme_module *m);
 /* 1 if the module answers this challenge type. */
 ACME_EXPORT int acme_module_handles(const acme_module *m, acme_challenge_type type);
 /* Call the module's hooks; usable directly as acme_host_callbacks members
- * with ud = the module. A module without that hook returns ACME_OK. */
+ * with ud = the module. publish of a type the module does not handle
+ * returns ACME_E_DECLINED (the order tries the next type); unpublish and
+ * install without a hook return ACME_OK. */
 ACME_EXPORT int acme_module_publish(void *module, const acme_challenge *ch);
 ACME_EXPORT int acme_module_unpublish(void *module, const acme_challenge *ch);
 ACME_EXPORT int acme_module_install(void *module, const acme_certificate *cert);

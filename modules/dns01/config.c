@@ -134,12 +134,20 @@ static int read_secret_file(cfg *c, const char *path, char **out)
         rc = bad(c, ACME_E_INVALID_ARG, "tsig-secret-file=%s: larger than 4 KiB", path);
         goto out;
     }
-    const char *s = buf;
-    const char *kw = strstr(buf, "secret");
-    if (kw) {
-        s = kw + 6;
-        while (*s == ' ' || *s == '\t' || *s == ':' || *s == '"' || *s == '=')
-            s++;
+    /* The keyword "secret" at a word start, followed by ':' (Knot) or a
+     * quote (BIND); not, say, part of a key named "mysecret". */
+    const char *s = buf, *kw = NULL;
+    for (const char *p = strstr(buf, "secret"); p; p = strstr(p + 1, "secret")) {
+        const char *q = p + 6;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        if ((p == buf || p[-1] == ' ' || p[-1] == '\t' || p[-1] == '\n') && (*q == ':' || *q == '"')) {
+            kw = p;
+            s = q + 1;
+            while (*s == ' ' || *s == '\t' || *s == '"')
+                s++;
+            break;
+        }
     }
     size_t len = strcspn(s, kw ? "\";\r\n" : "");
     char *v = strndup(s, len);

@@ -189,6 +189,8 @@ static int dns01_unpublish(void *instance, const acme_challenge *ch)
     dns01_published **pp = find_published(d, &r.challenge, r.value);
     if (pp) {
         rc = d->backend->del(d, &(*pp)->rec);
+    } else if (d->kind == DNS01_ACMEDNS) {
+        rc = ACME_OK; /* nothing to delete there, and nothing to register */
     } else {
         /* Not published by this instance (another process?): find the
          * place again and remove exactly this value. */

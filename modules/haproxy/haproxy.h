@@ -59,8 +59,8 @@ typedef struct hap_sock {
  * into spaces, never empty) whatever HAProxy said; otherwise
  * ACME_E_NETWORK or ACME_E_TIMEOUT with one line in err saying what and
  * why, and *reached = 0 if not even the connection was made. A refused or
- * missing socket is retried for up to a second (HAProxy restarting); once
- * the command is sent nothing is retried. */
+ * missing socket is retried for 250 ms (HAProxy restarting); once the
+ * command is sent nothing is retried. */
 int hap_command(const hap_sock *s, const char *cmd, const char *payload, char **reply, int *reached,
                 char *err, size_t errlen);
 
@@ -121,7 +121,8 @@ void hap_log(hap *h, acme_log_level level, const char *fmt, ...) __attribute__((
 
 /* Run one command; on a reply, *kind and *reply (free it). On no reply,
  * records why (naming the socket) in h->err, sets h->unreachable when the
- * socket could not even be connected to, and returns the code. */
+ * socket could not even be connected to, and returns the code
+ * (ACME_E_CALLBACK for a failed exchange, ACME_E_TIMEOUT...). */
 int hap_run(hap *h, const char *cmd, const char *payload, char **reply, hap_kind *kind);
 /* The message for a connect failure etc. is in h->err. For a reply that
  * is an error: record "HAProxy refused `what`: <reply>" plus a hint for

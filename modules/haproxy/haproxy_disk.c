@@ -161,11 +161,13 @@ static int read_file(const char *path, char **out, size_t *len)
         else
             n += (size_t)r;
     }
+    int saved = errno;
     close(fd);
     if (rc) {
         if (buf)
             explicit_bzero(buf, cap);
         free(buf);
+        errno = saved; /* for the caller's message */
         return rc;
     }
     buf[n] = '\0';

@@ -15,41 +15,46 @@
 /* "del map" of the token; ACME_OK also when it was not there. */
 static int del_token(hap *h, const char *token)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "del map %s %s", h->map, token);
+    char *cmd = NULL;
+    if (asprintf(&cmd, "del map %s %s", h->map, token) < 0)
+        return hap_fail(h, ACME_E_NOMEM, "out of memory");
     char *reply;
     hap_kind kind;
     int rc = hap_run(h, cmd, NULL, &reply, &kind);
-    if (rc)
-        return rc;
-    if (kind != HAP_OK && kind != HAP_NOT_FOUND)
-        rc = hap_refused(h, cmd, reply, kind);
-    free(reply);
+    if (rc == ACME_OK) {
+        if (kind != HAP_OK && kind != HAP_NOT_FOUND)
+            rc = hap_refused(h, cmd, reply, kind);
+        free(reply);
+    }
+    free(cmd);
     return rc;
 }
 
 int hap_map_publish(hap *h, const char *token, const char *key_authorization)
 {
-    if (!hap_word_ok(token) || !hap_word_ok(key_authorization) || strlen(h->map) + strlen(token) +
-        strlen(key_authorization) > 900)
+    if (!hap_word_ok(token) || !hap_word_ok(key_authorization))
         return hap_fail(h, ACME_E_INVALID_ARG, "http-01: the token or key authorization is not one word");
     /* "add map" of a key that is there adds a second entry and the first
      * keeps matching: a stale entry (a crash, an earlier attempt) goes first. */
     int rc = del_token(h, token);
     if (rc)
         return rc;
-    char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "add map %s %s %s", h->map, token, key_authorization);
+    char *cmd = NULL;
+    if (asprintf(&cmd, "add map %s %s %s", h->map, token, key_authorization) < 0)
+        return hap_fail(h, ACME_E_NOMEM, "out of memory");
     char *reply;
     hap_kind kind;
-    if ((rc = hap_run(h, cmd, NULL, &reply, &kind)))
+    rc = hap_run(h, cmd, NULL, &reply, &kind);
+    free(cmd);
+    if (rc)
         return rc;
     if (kind != HAP_OK) {
-        /* The command carries no secret (the key authorization is public),
-         * but keep the message short. */
-        char what[600];
-        snprintf(what, sizeof(what), "add map %s %s ...", h->map, token);
-        rc = hap_refused(h, what, reply, kind);
+        /* The key authorization is public, but keeps the message short. */
+        char *what = NULL;
+        if (asprintf(&what, "add map %s %s ...", h->map, token) < 0)
+            what = NULL;
+        rc = hap_refused(h, what ? what : "add map", reply, kind);
+        free(what);
     }
     free(reply);
     if (rc == ACME_OK)

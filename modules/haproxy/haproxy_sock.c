@@ -18,9 +18,10 @@
 /* HAProxy reads a command and its payload into one buffer (tune.bufsize,
  * 16384 by default); a larger one is dropped without an answer. */
 #define HAP_DEFAULT_BUFSIZE 16384u
-/* Connection attempts on a socket that is there but refuses (a reload in
- * progress, the listen backlog full) are retried for at most this long. */
-#define HAP_CONNECT_RETRY_MS 1000u
+/* A refused or missing socket (HAProxy restarting, the listen backlog
+ * full) is retried for at most this long: short, because the engine's step
+ * waits meanwhile, and a HAProxy that is down stays down for longer. */
+#define HAP_CONNECT_RETRY_MS 250u
 
 static long long now_ms(void)
 {
@@ -57,14 +58,13 @@ static const char *connect_hint(int e)
 {
     switch (e) {
     case ENOENT:
-        return "no such socket: is HAProxy running, with this path in a `stats socket` line of its "
-               "global section?";
+        return "is HAProxy running, with this path in a `stats socket` line of its global section?";
     case ECONNREFUSED:
         return "nobody listens: HAProxy is stopped or restarting";
     case EACCES:
     case EPERM:
-        return "permission denied: this user needs write access to the socket "
-               "(`stats socket ... mode 660 group <group>`, and be in that group)";
+        return "this user needs write access to the socket (`stats socket ... mode 660 group <group>`, "
+               "and be in that group)";
     case ENOTSOCK:
         return "that path is not a socket";
     case EAGAIN:

@@ -478,7 +478,7 @@ static int install_offline(hap *h, const char *cert_id, const char *path, const 
     if (rc)
         return rc;
     hap_log(h, ACME_LOG_WARNING, "HAProxy unreachable: certificate %s written to %s only", cert_id, path);
-    return hap_fail(h, ACME_E_NETWORK, "%s; the certificate %s was %s %s, so HAProxy serves it from its next "
+    return hap_fail(h, ACME_E_CALLBACK, "%s; the certificate %s was %s %s, so HAProxy serves it from its next "
                     "start", why, cert_id, changed ? "written to" : "already in", path);
 }
 

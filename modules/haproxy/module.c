@@ -62,6 +62,10 @@ int hap_run(hap *h, const char *cmd, const char *payload, char **reply, hap_kind
     hap_log(h, ACME_LOG_DEBUG, "-> %s%s", cmd, payload ? " << (payload)" : "");
     int rc = hap_command(&h->sock, cmd, payload, reply, &reached, err, sizeof(err));
     h->unreachable = !reached;
+    /* ACME_E_NETWORK reads "could not reach the ACME server" in the
+     * engine's messages: the admin socket is the host's side. */
+    if (rc == ACME_E_NETWORK)
+        rc = ACME_E_CALLBACK;
     if (rc != ACME_OK)
         return hap_fail(h, rc, "%s", err);
     *kind = hap_classify(*reply);

@@ -91,6 +91,7 @@ command -v make >/dev/null 2>&1 || missing="$missing make"
 if [ -n "$missing" ]; then
     need_root "installing$missing"
     say "installing$missing"
+    # shellcheck disable=SC2086 # a list of package names, split on purpose
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >&2 \
         || die "apt-get install$missing failed"
 fi

@@ -583,8 +583,7 @@ static void do_step(macme_core *k)
 
 void macme_core_ready(macme_core *k)
 {
-    if (k->pid != getpid())
-        return;
+    /* Drain first: the descriptor is level-triggered in lighttpd's loop. */
     uint64_t v;
     while (read(k->tfd, &v, sizeof(v)) > 0) {
     }
@@ -592,6 +591,13 @@ void macme_core_ready(macme_core *k)
     }
     struct epoll_event evs[32];
     while (epoll_wait(k->epfd, evs, 32, 0) == 32) {
+    }
+    if (k->pid != getpid()) {
+        /* A fork()ed old generation: nothing to drive here, ever. */
+        struct itimerspec off;
+        memset(&off, 0, sizeof(off));
+        timerfd_settime(k->tfd, 0, &off, NULL);
+        return;
     }
     if (!k->leader)
         return;

@@ -129,6 +129,36 @@ static int check_module_order(server *srv, plugin_data *p)
     return 0;
 }
 
+/* New certificates reach mod_openssl only through a graceful restart;
+ * refuse set-ups where lighttpd cannot do one. */
+static int check_restartable(server *srv)
+{
+    if (srv->srvconf.changeroot) {
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                  "mod_acme: server.chroot is set: lighttpd does not restart gracefully in a chroot, so it could "
+                  "never load the certificates mod_acme obtains; remove server.chroot");
+        return -1;
+    }
+    /* A graceful restart re-reads the config by the path given to -f:
+     * a relative one breaks it (lighttpd exits). */
+    for (int i = 1; srv->argv && srv->argv[i]; i++) {
+        const char *a = srv->argv[i], *path = NULL;
+        if (strcmp(a, "-f") == 0)
+            path = srv->argv[i + 1];
+        else if (strncmp(a, "-f", 2) == 0 && a[2] != '-')
+            path = a + 2;
+        if (path && path[0] != '/') {
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                      "mod_acme: start lighttpd with an absolute -f path (got \"%s\"): the graceful restart that "
+                      "loads new certificates re-reads the config by that path", path);
+            return -1;
+        }
+        if (path)
+            break;
+    }
+    return 0;
+}
+
 typedef struct run_as {
     int active;
     uid_t uid;
@@ -252,7 +282,7 @@ SETDEFAULTS_FUNC(mod_acme_priv_defaults)
         return HANDLER_ERROR;
     if (!p->mc)
         return HANDLER_GO_ON;
-    if (check_module_order(srv, p) || prepare(srv, p))
+    if (check_module_order(srv, p) || check_restartable(srv) || prepare(srv, p))
         return HANDLER_ERROR;
     return HANDLER_GO_ON;
 }

@@ -245,6 +245,8 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
             return -1;
         for (uint32_t i = 0; i < a->used; i++) {
             const buffer *v = &((const data_string *)a->data[i])->value;
+            if (buffer_is_blank(v))
+                continue;
             /* "admin@example.org" means "mailto:admin@example.org". */
             int bare = strchr(v->ptr, ':') == NULL;
             size_t n = buffer_clen(v) + (bare ? 8 : 0) + 1;
@@ -259,10 +261,11 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
     case K_AGREE_TOS: mc->agree_tos = (int)cpv->v.u; return 0;
     case K_CHALLENGE: *challenge = cpv->v.a; return 0;
     case K_KEY_TYPE:
-        if (acme_key_type_from_name(cpv->v.b->ptr, &mc->key_type) != ACME_OK || mc->key_type == ACME_KEY_ED25519) {
+        if (buffer_is_blank(cpv->v.b) || acme_key_type_from_name(cpv->v.b->ptr, &mc->key_type) != ACME_OK ||
+            mc->key_type == ACME_KEY_ED25519) {
             log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.key-type: unknown certificate key type \"%s\" (use ec-256, ec-384, rsa-2048, "
-                      "rsa-3072 or rsa-4096)", cpv->v.b->ptr);
+                      "rsa-3072 or rsa-4096)", cpv->v.b->ptr ? cpv->v.b->ptr : "");
             return -1;
         }
         return 0;
@@ -279,7 +282,8 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
                 return 0;
             }
         log_error(srv->errh, MOD_ACME_SRC, __LINE__,
-                  "mod_acme: acme.log-level: \"%s\" is not one of error, warning, info, debug", cpv->v.b->ptr);
+                  "mod_acme: acme.log-level: \"%s\" is not one of error, warning, info, debug",
+                  cpv->v.b->ptr ? cpv->v.b->ptr : "");
         return -1;
     }
     default: return 0;

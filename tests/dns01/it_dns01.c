@@ -516,7 +516,12 @@ static void mode_lag(const char *path, dhost *h, itest_host *ih)
               (unsigned long long)(h->t_refresh - h->t_primary),
               (unsigned long long)(h->t_secondary - h->t_primary),
               (unsigned long long)(h->t_return - h->t_primary));
-    CHECK_MSG(c, h->t_return >= h->t_secondary, "publish returned before the secondary answered");
+    /* Right before t_refresh the secondary was seen without the value, and
+     * nothing else can bring it there (no NOTIFY, an hour's SOA refresh):
+     * a publish that returned before t_refresh returned early. (t_secondary
+     * is when this test's own kdig poll first saw it: later than the
+     * module may see it, so it is not compared.) */
+    CHECK_MSG(c, h->t_return > h->t_refresh, "publish returned before the secondary had the value");
     CHECK(c, h->t_return >= h->t_primary + LAG_MS);
     CHECK(c, h->saw_ns2_answers >= 1);
     /* Once the secondary follows again, nothing is left anywhere. */

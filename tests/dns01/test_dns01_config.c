@@ -228,7 +228,10 @@ static void secret_files(void **state)
     fprintf(f, "key \"acme-update\" {\n\talgorithm hmac-sha256;\n\tsecret \"bGliYWNtZSBkbnMwMSBUU0lHIGZpeHR1cmUga2V5ISE=\";\n};\n");
     fclose(f);
     f = fopen(knot_style, "w");
-    fprintf(f, "key:\n  - id: acme-update\n    algorithm: hmac-sha256\n    secret: bGliYWNtZSBkbnMwMSBUU0lHIGZpeHR1cmUga2V5ISE=\n");
+    /* As keymgr -t prints it, with a key name that contains "secret". */
+    fprintf(f, "# hmac-sha256:mysecret:bGliYWNtZSBkbnMwMSBUU0lHIGZpeHR1cmUga2V5ISE=\nkey:\n"
+               "  - id: mysecret\n    algorithm: hmac-sha256\n"
+               "    secret: bGliYWNtZSBkbnMwMSBUU0lHIGZpeHR1cmUga2V5ISE=\n");
     fclose(f);
     f = fopen(bare, "w");
     fprintf(f, "bGliYWNtZSBkbnMwMSBUU0lH\nIGZpeHR1cmUga2V5ISE=\n");

@@ -7,9 +7,9 @@
 # $CRASH_RUNS or 20; $CRASH_SEED fixes the random kill points (printed, so
 # a failing run can be replayed).
 #
-# 1. Undisturbed issuances on a scratch state dir measure how long a
-#    whole issuance takes (process start until installed, account already
-#    there as in the runs), plus 10 %: N ms.
+# 1. Three undisturbed issuances on a scratch state dir measure how long a
+#    whole issuance takes (process start until installed; the slowest,
+#    plus 30 ms for exec, plus 10 %): N ms.
 # 2. RUNS times, on ONE state dir, with a new name each time (a name whose
 #    certificate is already stored has no issuance left to interrupt):
 #      start engine_host, sleep a random 0..N ms, kill -9 it;
@@ -64,12 +64,18 @@ now_ms() { date +%s%3N; }
 
 # ------------------------------------------------------------------ checker
 # check_state DIR MODE: MODE "after-kill" tolerates temp files, "final"
-# does not. Prints the account URL on stdout.
+# does not - but reports each one once: a temp file seen by an earlier
+# check (listed in $work/temps-seen) is counted there, not again. Prints
+# the account URL on stdout.
 check_state() {
-    python3 - "$1" "$2" <<'PY'
+    python3 - "$1" "$2" "$work/temps-seen" <<'PY'
 import json, os, re, subprocess, sys, tempfile
 
-root, mode = sys.argv[1], sys.argv[2]
+root, mode, seen_file = sys.argv[1], sys.argv[2], sys.argv[3]
+try:
+    seen = set(open(seen_file).read().split())
+except OSError:
+    seen = set()
 problems, accounts = [], []
 PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.S)
 
@@ -113,8 +119,10 @@ for d, dirs, files in os.walk(root):
         # .locks/guard~ is the file storage's permanent lock guard, not a
         # temporary file (doc/storage.md).
         if "~" in name and rel != os.path.join(".locks", "guard~"):
-            if mode == "final":
-                problems.append(f"{rel}: temporary file left behind")
+            if mode == "final" and rel not in seen:
+                problems.append(f"{rel}: temporary file left behind (not removed by the restart)")
+                with open(seen_file, "a") as f:
+                    f.write(rel + "\n")
             continue
         if name.endswith(".json"):
             try:
@@ -188,17 +196,21 @@ say "seed $seed, $runs runs"
 # engine_host says when everything was installed (ISSUED_AFTER_MS, from
 # the start of its main); what it does after that (verifying, tearing down)
 # is no issuance and no kill target. 30 ms more cover exec and start-up.
-for m in 1 2; do
+# Issuance times vary (key generation, Pebble's goroutines): the slowest
+# of three, the first of which also registers the account.
+issued=0
+for m in 1 2 3; do
     t0=$(now_ms)
     "$host" "$work/measure-state" "measure$m.example" >"$work/measure$m.out" 2>"$work/measure$m.err" ||
         { tail -n 40 "$work/measure$m.err" >&2; fail "the undisturbed issuance $m failed"; }
     t1=$(now_ms)
-    issued=$(awk '$1 == "ISSUED_AFTER_MS" {print $2}' "$work/measure$m.out")
+    ms=$(awk '$1 == "ISSUED_AFTER_MS" {print $2}' "$work/measure$m.out")
+    [ -n "$ms" ] || fail "engine_host did not print ISSUED_AFTER_MS"
+    say "undisturbed issuance $m: installed ${ms} ms after start, process exited after $(( t1 - t0 )) ms"
+    [ "$ms" -gt "$issued" ] && issued=$ms
 done
-[ -n "$issued" ] || fail "engine_host did not print ISSUED_AFTER_MS"
 N=$(( (issued + 30) * 11 / 10 ))
-say "an undisturbed issuance (account existing) was installed ${issued} ms after start," \
-    "the process took $(( t1 - t0 )) ms in all; kills at 0..${N} ms"
+say "kills at 0..${N} ms after start"
 
 # ------------------------------------------------------------------ 2. runs
 account=""

@@ -173,6 +173,14 @@ static int remember_stored(void *ud, const acme_certificate *cert)
     return ACME_OK;
 }
 
+static int find_id(void *ud, const char *cert_id)
+{
+    cert_slot *s = ud;
+    if (!strcmp(cert_id, s->id))
+        s->done = -1; /* stored; reset below */
+    return 0;
+}
+
 static char *read_text(const char *path)
 {
     FILE *f = fopen(path, "rb");
@@ -297,7 +305,11 @@ int main(int argc, char **argv)
             s->names[s->name_count++] = strdup(tok);
         free(copy);
         s->id = strdup(s->names[0]);
-        acme_cert_load(H.c, s->id, remember_stored, s);
+        acme_cert_list(H.c, find_id, s);
+        if (s->done == -1) {
+            s->done = 0;
+            acme_cert_load(H.c, s->id, remember_stored, s);
+        }
         acme_issue_params p = {
             .size = sizeof p,
             .names = s->names,

@@ -80,7 +80,7 @@ cp "$CERT_JSON" "$W/cert.json.good"
 
 # tamper CHAIN_FILE KEY_FILE: the stored certificate gets that chain and key.
 tamper() {
-    python3 - "$CERT_JSON" "$1" "$2" <<'EOF'
+    "$PY" - "$CERT_JSON" "$1" "$2" <<'EOF'
 import json, sys
 path, chain, key = sys.argv[1:]
 with open(path) as f:

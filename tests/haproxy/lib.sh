@@ -23,10 +23,13 @@ ALPN_LIST="$W/etc/acme/acme-tls.crt-list"
 CRT_LIST="$W/etc/certs.crt-list"
 CERTS="$W/etc/certs"
 HAP_PID=""
+# The system's python3 when there is one: a version manager's shim can
+# take seconds to start, and hapctl runs often.
+PY=$(command -v /usr/bin/python3 || command -v python3 || echo python3)
 TEST_NAME="${TEST_NAME:-haproxy}"
 N_HOST=0
 
-say() { printf '%s: %s\n' "$TEST_NAME" "$*" >&2; }
+say() { printf '%s %s: %s\n' "$(date +%T.%2N)" "$TEST_NAME" "$*" >&2; }
 
 fail() {
     say "FAIL: $*"
@@ -93,7 +96,7 @@ hap_start() {
     HAP_PID=$!
     local i
     for i in $(seq 1 100); do
-        if [ -S "$SOCK" ] && python3 "$HAP_SRC/hapctl.py" "$SOCK" "show info" 2>/dev/null | grep -q '^Pid:'; then
+        if [ -S "$SOCK" ] && "$PY" "$HAP_SRC/hapctl.py" "$SOCK" "show info" 2>/dev/null | grep -q '^Pid:'; then
             return 0
         fi
         kill -0 "$HAP_PID" 2>/dev/null || fail "HAProxy exited at start"
@@ -116,7 +119,7 @@ hap_restart() {
 }
 
 hapctl() {
-    python3 "$HAP_SRC/hapctl.py" "$SOCK" "$@"
+    "$PY" "$HAP_SRC/hapctl.py" "$SOCK" "$@"
 }
 
 # ---- certificates -----------------------------------------------------------

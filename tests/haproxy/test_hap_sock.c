@@ -400,16 +400,16 @@ static void test_missing_socket(void **state)
     double t0 = now_s();
     assert_int_equal(cmd(path, 3000, "show info", NULL, &reply, &reached, err, sizeof(err)), ACME_E_NETWORK);
     double took = now_s() - t0;
-    /* Retried for about a second (HAProxy may be restarting), not the whole timeout. */
-    assert_true(took >= 0.9 && took < 2.5);
+    /* Retried briefly (HAProxy may be restarting), not for the whole timeout. */
+    assert_true(took >= 0.2 && took < 1.0);
     assert_false(reached);
     assert_non_null(strstr(err, path));
     assert_non_null(strstr(err, "No such file"));
     assert_non_null(strstr(err, "stats socket"));
     /* A short timeout bounds the retries too. */
     t0 = now_s();
-    assert_int_equal(cmd(path, 200, "show info", NULL, &reply, &reached, err, sizeof(err)), ACME_E_NETWORK);
-    assert_true(now_s() - t0 < 0.6);
+    assert_int_equal(cmd(path, 100, "show info", NULL, &reply, &reached, err, sizeof(err)), ACME_E_NETWORK);
+    assert_true(now_s() - t0 < 0.5);
     rm_rf(dir);
     free(dir);
     free(path);
@@ -1064,7 +1064,9 @@ static void test_real_install(void **state)
                                NULL), ACME_OK);
     assert_int_equal(hap_install(&R.h, "other.test", CERT1, KEY1), ACME_E_INVALID_ARG);
     assert_non_null(strstr(R.h.err, "crt-list"));
-    assert_null(served(join(R.certs, "/other.test.pem")));
+    char *other_path = join(R.certs, "/other.test.pem");
+    assert_null(served(other_path));
+    free(other_path);
     free(nolist);
 
     free(other);

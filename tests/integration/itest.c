@@ -931,6 +931,10 @@ static int snap_entry(const char *path, const struct stat *st, int flag, struct 
     const char *rel = path + strlen(snap_root);
     if (!*rel)
         return 0; /* the root itself */
+    /* The file storage's lock area is bookkeeping, not stored state
+     * (doc/storage.md): locks come and go with every order. */
+    if (strncmp(rel, "/.locks", 7) == 0 && (rel[7] == '\0' || rel[7] == '/'))
+        return 0;
     s->paths = realloc(s->paths, (s->count + 1) * sizeof *s->paths);
     s->contents = realloc(s->contents, (s->count + 1) * sizeof *s->contents);
     s->lens = realloc(s->lens, (s->count + 1) * sizeof *s->lens);
