@@ -25,7 +25,7 @@ harness's Pebble. It:
     with a fresh Replay-Nonce from Pebble so the client can go on;
   * appends one JSON line per request to --events:
       {"t": <unix time>, "method", "path", "kind", "status",
-       "cert_id"?, "replaces"?, "profile"?, "identifiers"?}
+       "cert_id"?, "replaces"?, "profile"?, "identifiers"?, "problem"?}
     kind: directory | renewalInfo | newOrder | other.
 
 The control file (JSON) is re-read on every request, so the test changes
@@ -208,7 +208,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.st.event({"method": self.command, "path": path, "kind": "other",
                            "status": status})
         else:
-            self.st.event(dict(self.last_order, status=status))
+            ev = dict(self.last_order, status=status)
+            if status >= 400:
+                # Which problem: a badNonce answer is a retry to come, not
+                # an order (Pebble rejects 5 % of good nonces by default).
+                try:
+                    ev["problem"] = json.loads(rbody).get("type")
+                except (ValueError, AttributeError):
+                    pass
+            self.st.event(ev)
         self.reply(status, rbody, headers)
 
     def renewal_info(self, cert_id, ctl):

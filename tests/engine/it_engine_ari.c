@@ -174,10 +174,21 @@ int main(int argc, char **argv)
     /* newOrder: issue; renewal with replaces (refused); renewal without. */
     json_t *orders[8];
     size_t norders = 0;
+    unsigned bad_nonce = 0;
     json_array_foreach(events, i, ev) {
-        if (is_kind(ev, "newOrder") && norders < 8)
+        if (!is_kind(ev, "newOrder"))
+            continue;
+        /* Pebble refuses 5 % of good nonces; the engine resends the same
+         * request. That is no order. */
+        if (itest_streq(str(ev, "problem"), "urn:ietf:params:acme:error:badNonce")) {
+            bad_nonce++;
+            continue;
+        }
+        if (norders < 8)
             orders[norders++] = ev;
     }
+    if (bad_nonce)
+        itest_log("(%u newOrder(s) answered badNonce and resent, not counted)", bad_nonce);
     CHECK_MSG(NULL, norders == 3, "%zu newOrder requests, expected 3 (issue, renewal refused "
               "with alreadyReplaced, renewal without replaces)", norders);
     CHECK_MSG(NULL, !json_object_get(orders[0], "replaces"),

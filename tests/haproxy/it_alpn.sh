@@ -12,7 +12,8 @@
 #  3. issue a.test by tls-alpn-01: served at once, on disk; the challenge
 #     certificate and its crt-list line are gone afterwards.
 set -eu
-TEST_NAME=it_haproxy_alpn
+export TEST_NAME=it_haproxy_alpn
+# shellcheck source=tests/haproxy/lib.sh disable=SC1091
 . "$HAP_SRC/lib.sh"
 need
 
@@ -58,7 +59,7 @@ run_host "$STATE" "$CONF" --challenge tls-alpn-01 a.test
 expect_ok "issuing a.test by tls-alpn-01"
 grep -q "publishing tls-alpn-01 for a.test" "$HOST_LOG" || fail "the order did not use tls-alpn-01"
 FP=$(installed_sha1 a.test)
-[ -n "$FP" ] && [ "$FP" != "$OLD" ] || fail "no new certificate for a.test"
+if [ -z "$FP" ] || [ "$FP" = "$OLD" ]; then fail "no new certificate for a.test"; fi
 expect_served a.test "$FP" "after issuance"
 [ "$(file_sha1 "$CERTS/a.test.pem")" = "$FP" ] || fail "the new certificate is not on disk"
 expect_clean "after issuance"

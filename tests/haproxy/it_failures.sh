@@ -13,7 +13,8 @@
 #     sent): the module's own check refuses to write it to disk
 #  6. a transaction someone else left open: no certificate is set into it
 set -eu
-TEST_NAME=it_haproxy_failures
+export TEST_NAME=it_haproxy_failures
+# shellcheck source=tests/haproxy/lib.sh disable=SC1091
 . "$HAP_SRC/lib.sh"
 need
 

@@ -12,7 +12,8 @@
 #  5. HAProxy stopped during install: a clear error, and the certificate is
 #     on disk so that the next start serves it.
 set -eu
-TEST_NAME=it_haproxy_http01
+export TEST_NAME=it_haproxy_http01
+# shellcheck source=tests/haproxy/lib.sh disable=SC1091
 . "$HAP_SRC/lib.sh"
 need
 
@@ -32,12 +33,12 @@ run_host "$STATE" "$CONF" --challenge http-01 a.test
 expect_ok "issuing a.test by http-01"
 grep -q "publishing http-01 for a.test" "$HOST_LOG" || fail "the order did not use http-01"
 FP1=$(installed_sha1 a.test)
-[ -n "$FP1" ] && [ "$FP1" != "$OLD" ] || fail "no new certificate for a.test"
+if [ -z "$FP1" ] || [ "$FP1" = "$OLD" ]; then fail "no new certificate for a.test"; fi
 expect_served a.test "$FP1" "after issuance"
 [ "$(file_sha1 "$CERTS/a.test.pem")" = "$FP1" ] || fail "the file on disk is not the new certificate"
 [ "$(stat -c %a "$CERTS/a.test.pem")" = 600 ] || fail "the certificate file is not 0600"
 grep -q 'PRIVATE KEY' "$CERTS/a.test.pem" || fail "no key in the certificate file"
-ls -A "$CERTS" | grep -q '^\.' && fail "temporary files left in $CERTS: $(ls -A "$CERTS")"
+if find "$CERTS" -name '.*' -type f | grep -q .; then fail "temporary files left in $CERTS"; fi
 [ "$(grep -c . "$CRT_LIST")" = 1 ] || fail "the crt-list file changed for a name it already had: $(cat "$CRT_LIST")"
 kill -0 "$FIRST_PID" || fail "HAProxy is gone"
 expect_clean "after issuance"
@@ -48,9 +49,9 @@ sleep 2
 run_host "$STATE" "$CONF" --challenge http-01 --max-age 1 a.test
 expect_ok "renewing a.test"
 FP2=$(installed_sha1 a.test)
-[ -n "$FP2" ] && [ "$FP2" != "$FP1" ] || fail "the renewal installed no new certificate"
+if [ -z "$FP2" ] || [ "$FP2" = "$FP1" ]; then fail "the renewal installed no new certificate"; fi
 expect_served a.test "$FP2" "after renewal"
-[ "$HAP_PID" = "$FIRST_PID" ] && kill -0 "$FIRST_PID" || fail "HAProxy was restarted"
+if [ "$HAP_PID" != "$FIRST_PID" ] || ! kill -0 "$FIRST_PID"; then fail "HAProxy was restarted"; fi
 grep -c '^---- start' "$W/haproxy.log" | grep -qx 1 || fail "HAProxy was started more than once"
 [ "$(file_sha1 "$CERTS/a.test.pem")" = "$FP2" ] || fail "the renewed certificate is not on disk"
 expect_clean "after renewal"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the tests/haproxy scripts (sourced; bash). Each script runs
 # under tests/harness/with-pebble and gets from meson:
 #   HAP_MODULE   the built acme_haproxy.so
@@ -62,7 +63,8 @@ need() {
 # loudly instead of testing something else.
 make_config() {
     mkdir -p "$W/run" "$W/etc/acme" "$CERTS"
-    local uniq="hapt-$$-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+    local uniq
+    uniq="hapt-$$-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
     sed -E \
         -e '/^[[:space:]]*(log|user|group)[[:space:]]/d' \
         -e "s#/run/haproxy/admin.sock#$SOCK#" \
@@ -94,8 +96,8 @@ hap_start() {
     echo "---- start $(date +%T)" >> "$W/haproxy.log"
     "$HAPROXY" -f "$CFG" -db >> "$W/haproxy.log" 2>&1 &
     HAP_PID=$!
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         if [ -S "$SOCK" ] && "$PY" "$HAP_SRC/hapctl.py" "$SOCK" "show info" 2>/dev/null | grep -q '^Pid:'; then
             return 0
         fi

@@ -197,7 +197,10 @@ class Env:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, sig=signal.SIGTERM):
-        if not self.alive():
+        """Signal lighttpd's whole process group, also when the main process
+        is gone: a forked old generation (server.graceful-restart-bg) or
+        workers may outlive it."""
+        if self.proc is None:
             return
         try:
             os.killpg(self.proc.pid, sig)
@@ -206,8 +209,12 @@ class Env:
         try:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
+            pass
+        try:
             os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
 
     def run_log(self):
         """The error log written since the last start."""
