@@ -60,7 +60,7 @@ int main(int argc, char **argv)
         CHECK_OK(c, etest_manage1(e, *n, prefs, 2));
 
     if (!etest_drive(&h, e, all_installed, names, 120000, NULL)) {
-        itest_log("status: %s", acme_engine_status_json(e));
+        etest_dump_engine(e);
         fprintf(stderr, "engine_host: FAIL: not every certificate was installed in 120 s\n");
         return 1;
     }

@@ -494,6 +494,19 @@ void etest_dump_log(const etest_host *h, size_t n)
     fprintf(stderr, "---- end ----\n");
 }
 
+void etest_dump_engine(acme_engine *e)
+{
+    struct pollfd fds[256];
+    size_t n = 0;
+    int rc = acme_engine_fds(e, fds, 256, &n);
+    itest_log("engine: idle=%d timeout_ms=%d fds=%zu (rc %d) longest step %llu us",
+              acme_engine_idle(e), acme_engine_timeout_ms(e), n, rc,
+              (unsigned long long)acme_engine_longest_step_us(e));
+    for (size_t i = 0; rc == ACME_OK && i < n; i++)
+        itest_log("  fd %d events %#x", fds[i].fd, (unsigned)fds[i].events);
+    itest_log("status: %s", acme_engine_status_json(e));
+}
+
 json_t *etest_status(acme_engine *e, const char *id)
 {
     const char *s = acme_engine_status_json(e);

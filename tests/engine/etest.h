@@ -137,6 +137,8 @@ size_t etest_created_orders(const etest_host *h, size_t from, char ***urls);
 void etest_free_strings(char **v, size_t n);
 /* Print the last n log lines to stderr (on failure). */
 void etest_dump_log(const etest_host *h, size_t n);
+/* Log the engine's loop state: idle, timeout, descriptors (on failure). */
+void etest_dump_engine(acme_engine *e);
 
 /* acme_engine_status_json parsed; the entry for id (a new reference) or
  * NULL. Fails the test if the JSON is malformed. */

@@ -111,7 +111,7 @@ int main(int argc, char **argv)
         dump_events(ev);
         json_decref(ev);
         etest_dump_log(&h, 60);
-        itest_log("status: %s", acme_engine_status_json(e));
+        etest_dump_engine(e);
         CHECK_MSG(NULL, 0, "no renewal within 200 s of the first certificate (the stand-in serves "
                   "a window starting now from the certificate's 2nd renewalInfo GET on)");
     }

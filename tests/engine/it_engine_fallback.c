@@ -41,7 +41,7 @@ static int gave_up(etest_host *h, void *id)
 static void fail_with_state(etest_host *h, acme_engine *e, const char *what)
 {
     etest_dump_log(h, 80);
-    itest_log("status: %s", acme_engine_status_json(e));
+    etest_dump_engine(e);
     CHECK_MSG(NULL, 0, "%s", what);
 }
 

@@ -45,7 +45,7 @@ int main(void)
     double wall = etest_now() - t0;
     if (!ok) {
         etest_dump_log(&h, 80);
-        itest_log("status: %s", acme_engine_status_json(e));
+        etest_dump_engine(e);
     }
     CHECK_MSG(NULL, ok, "%zu of %d installed after %.1f s", h.install_count, COUNT, wall);
     etest_drive_stats idle;

@@ -59,7 +59,7 @@ int main(void)
         int rc = acme_engine_perform(e, -1);
         if (rc != ACME_OK || etest_install_count(&h, name) != 1) {
             etest_dump_log(&h, 60);
-            itest_log("status: %s", acme_engine_status_json(e));
+            etest_dump_engine(e);
         }
         CHECK_MSG(c, rc == ACME_OK, "issuance %d (%s): acme_engine_perform returned %d (%s); "
                   "last_error: %s", i, name, rc, acme_strerror(rc), etest_last_error(e, name));

@@ -53,7 +53,7 @@ static void run(etest_host *h, acme_engine *e, const char *name)
     CHECK_OK(NULL, etest_manage1(e, name, http, 1));
     if (!etest_drive(h, e, until_done, &w, 60000, &a)) {
         etest_dump_log(h, 60);
-        itest_log("status: %s", acme_engine_status_json(e));
+        etest_dump_engine(e);
         CHECK_MSG(NULL, 0, "%s not installed within 60 s (pending started %u, finished %u)", name,
                   h->pending_started, h->pending_finished);
     }

@@ -50,7 +50,7 @@ static const char *refuse_unknown(etest_host *h, acme_client *c, acme_engine *e,
               "the directory is known (engine.h: it fails here then)", BAD_PROFILE);
     if (!etest_drive(h, e, errored, (void *)name, 30000, NULL)) {
         etest_dump_log(h, 40);
-        itest_log("status: %s", acme_engine_status_json(e));
+        etest_dump_engine(e);
         CHECK_MSG(c, 0, "%s: no error within 30 s for unknown profile \"%s\"", name, BAD_PROFILE);
     }
     snprintf(msg, sizeof msg, "%s", etest_last_error(e, name));
@@ -157,7 +157,7 @@ int main(int argc, char **argv)
     size_t want = h.install_count + 2;
     if (!etest_drive(&h, e, etest_until_installs, &want, 90000, NULL)) {
         etest_dump_log(&h, 60);
-        itest_log("status: %s", acme_engine_status_json(e));
+        etest_dump_engine(e);
         CHECK_MSG(c, 0, "B: not both installed within 90 s");
     }
     etest_check_installed(&h, b1[0], b1, 1);
