@@ -79,7 +79,7 @@ int propagation_wait(dns01 *d, const dns01_record *r)
             return ACME_OK;
         }
         uint64_t now = dns_now_ms();
-        if (now >= deadline || deadline - now < d->propagation_interval_ms) {
+        if (now >= deadline) {
             size_t first = 0;
             while (st[first].done)
                 first++;
@@ -89,6 +89,8 @@ int propagation_wait(dns01 *d, const dns01_record *r)
                               st[first].seen,
                               pending > 1 ? " (and other servers are behind too)" : "");
         }
-        sleep_ms(d->propagation_interval_ms);
+        /* The last round falls on the deadline, not before it. */
+        uint64_t left = deadline - now;
+        sleep_ms(left < d->propagation_interval_ms ? left : d->propagation_interval_ms);
     }
 }
