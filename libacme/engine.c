@@ -43,6 +43,7 @@ typedef struct managed {
     int last_code;
     char *ari_id;             /* of the current certificate, for "replaces" */
     int has_valid;
+    int install_due;          /* stored, but the host's install failed: retry it */
 
     order_run *run;
     wait_kind wait;
@@ -285,8 +286,12 @@ static void plan_renewal(acme_engine *e, managed *m)
     schedule_at_wall(m, m->renew_at > now ? m->renew_at : now);
 }
 
-static int load_current(acme_engine *e, managed *m, int install)
+/* Load the stored certificate into m; with install, hand it to the host
+ * (*install_rc: the host's answer). */
+static int load_current(acme_engine *e, managed *m, int install, int *install_rc)
 {
+    if (install_rc)
+        *install_rc = ACME_OK;
     acme_client *c = e->c;
     acme_certificate *cert = NULL;
     int rc = certificate_load(c, m->id, &cert);
@@ -302,11 +307,14 @@ static int load_current(acme_engine *e, managed *m, int install)
         m->ari_id = NULL;
     m->has_valid = m->not_after > (int64_t)time(NULL);
     if (install && m->has_valid && c->host.install) {
+        result_reset(c);
         int irc = c->host.install(c->host_ud, cert);
         if (irc && irc != ACME_E_PENDING)
-            alog(c, ACME_LOG_WARNING, "engine: installing the stored certificate %s failed in the host (%s)",
-                 m->id, acme_strerror(irc));
+            alog(c, ACME_LOG_WARNING, "engine: installing the stored certificate %s failed in the host (%s)%s%s",
+                 m->id, acme_strerror(irc), c->last_error ? ": " : "", c->last_error ? c->last_error : "");
         /* A pending install of a stored certificate has nothing to wait for. */
+        if (install_rc)
+            *install_rc = irc == ACME_E_PENDING ? ACME_OK : irc;
     }
     certificate_free(cert);
     return ACME_OK;
@@ -351,17 +359,24 @@ static void finish_order(acme_engine *e, managed *m)
 {
     acme_client *c = e->c;
     int rc = order_result(m->run);
-    if (rc == ACME_OK || (rc == ACME_E_CALLBACK && load_current(e, m, 0) == ACME_OK && m->has_valid &&
+    if (rc == ACME_OK || (rc == ACME_E_CALLBACK && load_current(e, m, 0, NULL) == ACME_OK && m->has_valid &&
                           m->not_after > 0)) {
-        load_current(e, m, 0);
+        load_current(e, m, 0, NULL);
         m->failures = 0;
         m->state = M_VALID;
         set_error(m, rc, rc ? order_error(m->run) : NULL);
+        if (rc == ACME_E_CALLBACK) {
+            /* Stored, not installed (the host's server was down?): try the
+             * install again soon rather than at the next renewal. */
+            m->install_due = 1;
+            m->failures = 1;
+        }
         alog(c, ACME_LOG_INFO, "engine: %s issued in %llu ms", m->id,
              (unsigned long long)(now_ms() - m->run_started));
         /* look_at() plans the renewal (ARI or lifetime) next. */
         m->renew_at = 0;
-        m->next_ms = 0;
+        m->next_ms = m->install_due ? now_ms() + jitter_ms((uint64_t)e->opt.retry_min_s * 1000u, e->opt.jitter_percent)
+                                    : 0;
     } else {
         set_error(m, rc, order_error(m->run));
         m->failures++;
@@ -542,14 +557,40 @@ static void look_at(acme_engine *e, managed *m)
     }
     if (m->state == M_NEW) {
         /* At start: hand the host what is already stored and valid. */
-        load_current(e, m, 1);
+        int irc = ACME_OK;
+        load_current(e, m, 1, &irc);
+        if (irc) {
+            m->install_due = 1;
+            m->failures = 1;
+            set_error(m, ACME_E_CALLBACK, c->last_error ? c->last_error : acme_strerror(irc));
+        }
         m->state = m->has_valid ? M_VALID : M_WAITING;
         char until[32];
         if (m->has_valid)
             alog(c, ACME_LOG_INFO, "engine: %s has a valid stored certificate (until %s)", m->id,
                  fmt_utc(m->not_after, until));
         m->renew_at = 0;
-        m->next_ms = 0;
+        m->next_ms = m->install_due ? now_ms() + (uint64_t)e->opt.retry_min_s * 1000u : 0;
+    }
+    if (m->install_due && m->has_valid && !m->ari_busy && now_ms() >= m->next_ms) {
+        int irc = ACME_OK;
+        load_current(e, m, 1, &irc);
+        if (irc == ACME_OK) {
+            alog(c, ACME_LOG_INFO, "engine: %s installed on retry", m->id);
+            m->install_due = 0;
+            m->failures = 0;
+            set_error(m, ACME_OK, NULL);
+            m->renew_at = 0;
+            m->next_ms = 0;
+        } else {
+            m->failures++;
+            uint64_t wait = (uint64_t)e->opt.retry_min_s << (m->failures - 1 < 20 ? m->failures - 1 : 20);
+            if (wait > e->opt.retry_max_s)
+                wait = e->opt.retry_max_s;
+            set_error(m, ACME_E_CALLBACK, c->last_error ? c->last_error : acme_strerror(irc));
+            m->next_ms = now_ms() + jitter_ms(wait * 1000u, e->opt.jitter_percent);
+            return;
+        }
     }
     if (m->ari_busy) {
         if (m->ari_busy == 2)
