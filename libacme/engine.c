@@ -67,7 +67,14 @@ struct acme_engine {
     uint64_t dir_next_ms;
     char *status;
     uint64_t longest_step_us;
+    size_t next_look;         /* round-robin start for the step budget */
+    int over_budget;          /* the last step left certificates unvisited */
 };
+
+/* A step stops taking on more certificates after this much time; the rest
+ * go first in the next step (acme_engine_timeout_ms() is then 0). Durable
+ * writes (fsync) are what make a single order's turn cost milliseconds. */
+#define STEP_BUDGET_US 10000u
 
 static uint64_t jitter_ms(uint64_t base, unsigned percent)
 {
@@ -648,15 +655,26 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
 {
     if (!e)
         return ACME_E_INVALID_ARG;
+    e->over_budget = 0;
     uint64_t t0 = now_ms();
     struct timespec ts0;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     collect_work(e);
     http_async_step(e->http, on_http_done, e);
     drive_directory(e);
-    for (size_t i = 0; i < e->count; i++)
-        look_at(e, e->certs[i]);
     struct timespec ts1;
+    size_t n = e->count;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (e->next_look + k) % n;
+        look_at(e, e->certs[i]);
+        clock_gettime(CLOCK_MONOTONIC, &ts1);
+        uint64_t spent = (uint64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000u + (uint64_t)((ts1.tv_nsec - ts0.tv_nsec) / 1000);
+        if (spent > STEP_BUDGET_US && k + 1 < n) {
+            e->next_look = (i + 1) % n;
+            e->over_budget = 1;
+            break;
+        }
+    }
     clock_gettime(CLOCK_MONOTONIC, &ts1);
     uint64_t us = (uint64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000u + (uint64_t)((ts1.tv_nsec - ts0.tv_nsec) / 1000);
     if (us > e->longest_step_us)
@@ -685,6 +703,8 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
     if (!e)
         return -1;
     uint64_t now = now_ms();
+    if (e->over_budget)
+        return 0;
     long best = http_async_timeout_ms(e->http);
 #define CONSIDER(at) do { long d_ = (at) <= now ? 0 : (long)((at) - now); if (best < 0 || d_ < best) best = d_; } while (0)
     acme_client *c = e->c;

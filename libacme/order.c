@@ -316,7 +316,7 @@ static void history_record(order_run *r, const char *ident, acme_challenge_type 
     json_object_set_new(e, tn, json_integer(score));
     char *text = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(h);
-    if (text && store_put(c, HISTORY_REL, text, strlen(text), 0))
+    if (text && store_put(c, HISTORY_REL, text, strlen(text), ACME_STORAGE_NO_SYNC))
         result_reset(c); /* history is advice: losing it costs nothing but order */
     free(text);
 }
@@ -510,9 +510,8 @@ static order_want step_keygen(order_run *r)
                                          first_name(r), acme_strerror(r->job.rc)));
     r->cert_key = r->job.key;
     r->job.key = NULL;
-    int rc = save_state(r);
-    if (rc)
-        return order_fail(r, rc);
+    /* Saved with the order URL once the CA made the order: before that a
+     * crash loses only a key nobody has seen. */
     r->state = OS_NEW_ORDER;
     return OW_CONTINUE;
 }

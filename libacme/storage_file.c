@@ -297,7 +297,9 @@ static int sf_put(void *ud, const char *key, const void *data, size_t len, unsig
     storage_file *sf = ud;
     /* Every file is 0600, so ACME_STORAGE_SECRET needs no special path:
      * there is no mode a secret could be stored with by mistake. */
-    (void)flags;
+    /* NO_SYNC: advisory data may be lost in a crash, but never torn — the
+     * temp file + rename stays; only the waits for the disk go. */
+    int sync = !(flags & ACME_STORAGE_NO_SYNC);
     if (!sf || !key || !key_usable(key) || (!data && len))
         return ACME_E_INVALID_ARG;
     char *path = path_of(sf, key);
@@ -328,7 +330,7 @@ static int sf_put(void *ud, const char *key, const void *data, size_t len, unsig
         rc = fail(sf, "write", tmp, errno);
         goto out;
     }
-    if (fsync(fd) != 0) {
+    if (sync && fsync(fd) != 0) {
         rc = fail(sf, "fsync", tmp, errno);
         goto out;
     }
@@ -347,7 +349,7 @@ static int sf_put(void *ud, const char *key, const void *data, size_t len, unsig
     tmp = NULL; /* renamed: it is the value now */
     /* Readers already see the new value, but the rename may not survive a
      * crash: report it, since the caller cannot otherwise know. */
-    if (fsync_parent(path) != 0)
+    if (sync && fsync_parent(path) != 0)
         rc = fail(sf, "fsync directory of", path, errno);
 
 out:

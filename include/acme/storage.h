@@ -27,6 +27,10 @@ ACME_EXPORT int acme_buffer_append(acme_buffer *buf, const void *data, size_t le
 /* put() flag: the value is secret (a private key). Stored readable by the
  * owner only (0600 on disk); never logged. */
 #define ACME_STORAGE_SECRET 0x1u
+/* put() flag: advice only (e.g. which challenge type worked before): it may
+ * be lost in a crash, so the store need not wait for the disk. It must
+ * still never be torn. */
+#define ACME_STORAGE_NO_SYNC 0x2u
 
 typedef int (*acme_storage_list_cb)(void *cbdata, const char *key);
 

@@ -136,8 +136,8 @@ static int locate(dns01 *d, dns01_record *r)
 static int fill_record(dns01 *d, const acme_challenge *ch, dns01_record *r)
 {
     memset(r, 0, sizeof(*r));
-    if (acme_challenge_get_type(ch) != ACME_CHALLENGE_DNS_01)
-        return dns01_fail(d, ACME_E_UNSUPPORTED, "the dns01 module answers dns-01 only, not %s",
+    if (acme_challenge_get_type(ch) != ACME_CHALLENGE_DNS_01) /* the order tries another type */
+        return dns01_fail(d, ACME_E_DECLINED, "the dns01 module answers dns-01 only, not %s",
                           acme_challenge_type_name(acme_challenge_get_type(ch)));
     const char *name = acme_challenge_dns_name(ch);
     r->value = acme_challenge_dns_value(ch);
@@ -183,6 +183,8 @@ static int dns01_unpublish(void *instance, const acme_challenge *ch)
     dns01 *d = instance;
     dns01_record r;
     d->err[0] = '\0';
+    if (acme_challenge_get_type(ch) != ACME_CHALLENGE_DNS_01)
+        return ACME_OK; /* never published here */
     int rc = fill_record(d, ch, &r);
     if (rc)
         return rc;

@@ -197,7 +197,7 @@ static int add_server(dns01_ns *out, size_t max, size_t *count, const char *host
             return 0;
     if (*count >= max)
         return -1;
-    snprintf(out[*count].host, sizeof(out[*count].host), "%s", host);
+    snprintf(out[*count].host, sizeof(out[*count].host), "%.255s", host);
     out[*count].addr = *s;
     (*count)++;
     return 0;
