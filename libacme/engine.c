@@ -526,32 +526,40 @@ static void drive_ari(acme_engine *e, managed *m)
 static void drive_directory(acme_engine *e)
 {
     acme_client *c = e->c;
+    if (e->dir_busy == 1)
+        return; /* in flight */
+    if (e->dir_busy == 2) {
+        e->dir_busy = 0;
+        if (c->have_directory) {
+            /* An order fetched it meanwhile: nothing left to do. */
+            net_op_clear(&e->dir_op);
+            return;
+        }
+        result_reset(c);
+        if (net_op_next(c, &e->dir_op) == NET_HTTP) {
+            if (http_async_start(e->http, &e->dir_op.x, &e->dir_op) == ACME_OK)
+                e->dir_busy = 1;
+            return;
+        }
+        if (e->dir_op.rc) {
+            /* The CA is down at start-up: try again, without hammering it. */
+            alog(c, ACME_LOG_WARNING, "engine: directory: %s; retrying in 10 s",
+                 c->last_error ? c->last_error : acme_strerror(e->dir_op.rc));
+            e->dir_next_ms = now_ms() + 10000;
+            result_reset(c);
+        }
+        net_op_clear(&e->dir_op);
+        return;
+    }
     if (c->have_directory || now_ms() < e->dir_next_ms)
         return;
-    if (e->dir_busy == 0) {
-        net_op_clear(&e->dir_op);
-        if (net_op_directory(&e->dir_op, c))
-            return;
-        e->dir_busy = 1;
-    } else if (e->dir_busy == 1) {
+    if (net_op_directory(&e->dir_op, c))
         return;
-    } else {
-        e->dir_busy = 1;
-    }
     result_reset(c);
-    if (net_op_next(c, &e->dir_op) == NET_HTTP) {
-        if (http_async_start(e->http, &e->dir_op.x, &e->dir_op) != ACME_OK)
-            e->dir_busy = 0;
-        return;
-    }
-    if (e->dir_op.rc) {
-        /* The CA is down at start-up: try again, without hammering it. */
-        alog(c, ACME_LOG_WARNING, "engine: directory: %s; retrying in 10 s",
-             c->last_error ? c->last_error : acme_strerror(e->dir_op.rc));
-        e->dir_next_ms = now_ms() + 10000;
-        result_reset(c);
-    }
-    e->dir_busy = 0;
+    if (net_op_next(c, &e->dir_op) == NET_HTTP && http_async_start(e->http, &e->dir_op.x, &e->dir_op) == ACME_OK)
+        e->dir_busy = 1;
+    else
+        net_op_clear(&e->dir_op);
 }
 
 static void look_at(acme_engine *e, managed *m)
@@ -710,6 +718,11 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
     acme_client *c = e->c;
     if (!c->have_directory && !e->dir_busy)
         CONSIDER(e->dir_next_ms);
+    if (e->dir_busy == 2)
+        CONSIDER(now);
+    /* Certificates waiting for a free order slot are not due: a running
+     * order's own fd or timer wakes the step that frees one. */
+    int full = runs_in_flight(e) >= e->opt.max_orders;
     for (size_t i = 0; i < e->count; i++) {
         managed *m = e->certs[i];
         if (m->run) {
@@ -719,7 +732,7 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
                 CONSIDER(now);
         } else if (m->state == M_NEW || m->ari_busy == 2) {
             CONSIDER(now);
-        } else if (!m->ari_busy) {
+        } else if (!m->ari_busy && !(full && m->next_ms <= now)) {
             CONSIDER(m->next_ms);
         }
     }

@@ -302,18 +302,28 @@ static json_t *history_load(acme_client *c)
     return h ? h : json_object();
 }
 
+/* "*" holds the tally over every identifier at this CA: a name never seen
+ * before starts with what worked for this host's other names. */
+#define HISTORY_ALL "*"
+
+static void history_bump(json_t *h, const char *key, const char *type, int ok)
+{
+    json_t *e = json_object_get(h, key);
+    if (!json_is_object(e)) {
+        e = json_object();
+        json_object_set_new(h, key, e);
+    }
+    json_int_t score = json_integer_value(json_object_get(e, type)) + (ok ? 1 : -1);
+    json_object_set_new(e, type, json_integer(score));
+}
+
 static void history_record(order_run *r, const char *ident, acme_challenge_type t, int ok)
 {
     acme_client *c = r->c;
     json_t *h = history_load(c);
-    json_t *e = json_object_get(h, ident);
-    if (!json_is_object(e)) {
-        e = json_object();
-        json_object_set_new(h, ident, e);
-    }
     const char *tn = acme_challenge_type_name(t);
-    json_int_t score = json_integer_value(json_object_get(e, tn)) + (ok ? 1 : -1);
-    json_object_set_new(e, tn, json_integer(score));
+    history_bump(h, ident, tn, ok);
+    history_bump(h, HISTORY_ALL, tn, ok);
     char *text = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(h);
     if (text && store_put(c, HISTORY_REL, text, strlen(text), ACME_STORAGE_NO_SYNC))
@@ -323,8 +333,10 @@ static void history_record(order_run *r, const char *ident, acme_challenge_type 
 
 static size_t ranked_types(order_run *r, json_t *history, const char *ident, acme_challenge_type *out)
 {
-    return challenge_rank(r->prefs, r->pref_count, json_object_get(history, ident),
-                          json_object_get(r->failed, ident), out);
+    json_t *scores = json_object_get(history, ident);
+    if (!scores)
+        scores = json_object_get(history, HISTORY_ALL);
+    return challenge_rank(r->prefs, r->pref_count, scores, json_object_get(r->failed, ident), out);
 }
 
 /* ---- driving one network op, with retries for transient faults ---- */
@@ -472,6 +484,8 @@ static order_want step_account(order_run *r)
     return OW_CONTINUE;
 }
 
+static int profile_ok(order_run *r);
+
 static void job_keygen(work_job *j)
 {
     j->rc = key_generate(j->key_type, &j->key);
@@ -497,6 +511,10 @@ static order_want step_keygen(order_run *r)
             r->state = OS_NEW_ORDER;
             return OW_CONTINUE;
         }
+        /* An unknown profile fails before any work or any order. */
+        int prc = profile_ok(r);
+        if (prc)
+            return order_fail(r, prc);
         alog(c, ACME_LOG_INFO, "order for %s: generating the %s certificate key", first_name(r),
              acme_key_type_name(r->key_type));
         memset(&r->job, 0, sizeof(r->job));

@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,7 +33,6 @@
 /* '~' is not a key character, so neither the guard nor a temp file can
  * ever be mistaken for (or collide with) a key or a lock name. */
 #define GUARD_NAME "guard~"
-#define TMP_SUFFIX "~XXXXXX"
 #define ROOT_MAX 2048          /* leaves room for key + suffix in PATH_MAX */
 #define GUARD_WAIT_MS 5000     /* how long lock()/unlock() wait for the guard */
 #define LOCK_FILE_MAX 512
@@ -303,7 +303,7 @@ static int sf_put(void *ud, const char *key, const void *data, size_t len, unsig
     if (!sf || !key || !key_usable(key) || (!data && len))
         return ACME_E_INVALID_ARG;
     char *path = path_of(sf, key);
-    char *tmp = xasprintf("%s/%s" TMP_SUFFIX, sf->root, key);
+    char *tmp = xasprintf("%s/%s~%ld.XXXXXX", sf->root, key, (long)getpid());
     int rc = ACME_OK, fd = -1;
     if (!path || !tmp) {
         rc = ACME_E_NOMEM;
@@ -747,7 +747,7 @@ static int sf_lock(void *ud, const char *name, unsigned lease_seconds)
 
     held_lock *h = calloc(1, sizeof(*h));
     char *path = xasprintf("%s/" LOCK_DIR "/%s", sf->root, name);
-    char *tmp = xasprintf("%s/" LOCK_DIR "/%s" TMP_SUFFIX, sf->root, name);
+    char *tmp = xasprintf("%s/" LOCK_DIR "/%s~%ld.XXXXXX", sf->root, name, (long)getpid());
     int rc = ACME_OK, gfd = -1, fd = -1, have_guard = 0;
     if (!h || !path || !tmp || !(h->name = strdup(name))) {
         rc = ACME_E_NOMEM;
@@ -880,6 +880,33 @@ static int sf_unlock(void *ud, const char *name)
 
 /* ---- open / close ---- */
 
+/* ---- leftovers of writers that died ----
+ * A writer killed between creating its temp file and the rename leaves
+ * "<key>~<pid>.XXXXXX" behind. The value itself is intact (old or new);
+ * the temp file is only clutter, removed here when its writer is gone:
+ * dead on this host, or older than an hour (a writer on another host
+ * sharing the directory finishes in milliseconds). */
+#define STALE_TEMP_S 3600
+
+static int sweep_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    if (flag != FTW_F)
+        return 0;
+    const char *base = path + ftw->base;
+    const char *tilde = strrchr(base, '~');
+    if (!tilde || !strchr(tilde, '.'))
+        return 0;
+    char *end = NULL;
+    long pid = strtol(tilde + 1, &end, 10);
+    if (!end || *end != '.' || pid <= 0 || strlen(end) != 7)
+        return 0;
+    int dead = pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    int old = st->st_mtime + STALE_TEMP_S < time(NULL);
+    if (dead || old)
+        (void)unlink(path);
+    return 0;
+}
+
 int storage_file_open(const char *dir, void **ud)
 {
     if (!ud)
@@ -914,6 +941,7 @@ int storage_file_open(const char *dir, void **ud)
         storage_file_close(sf);
         return rc;
     }
+    (void)nftw(sf->root, sweep_one, 16, FTW_PHYS);
     *ud = sf;
     return ACME_OK;
 }
