@@ -76,9 +76,12 @@ verify_chain "$HOOK_LOG.installed.crt"
 json_check "$T/dns.stdout" 'sorted(j["certificates"][0]["names"]) == ["*.dns.example.com", "dns.example.com"]' "--json names"
 pass "dns-01 via the hook: begin then done with uacme's arguments, then install"
 
-# 2. The hook declines http-01: acmectl orders again with dns-01.
+# 2. The hook declines http-01: the order goes on with dns-01. A state
+# dir of its own: with the one above, the per-CA challenge history (dns-01
+# worked) would rightly put dns-01 first and http-01 would never be offered.
 : >"$HOOK_LOG"
-expect_status 0 "$T/decline" --challenge http-01,dns-01 --hook "$HOOK" --no-hook-install issue decline.example.com
+expect_status 0 "$T/decline" --state-dir "$T/state-decline" --agree-tos --challenge http-01,dns-01 \
+    --hook "$HOOK" --no-hook-install issue decline.example.com
 python3 - "$HOOK_LOG" <<'PY' || fail "hook calls after a decline wrong: $(cat "$HOOK_LOG")"
 import sys
 calls = [l.split(" ")[:3] for l in open(sys.argv[1]).read().splitlines() if not l.startswith("env ")]
@@ -87,7 +90,7 @@ assert calls == [["begin", "http-01", "decline.example.com"],
                  ["done", "dns-01", "decline.example.com"]], calls
 PY
 grep -q "declined http-01" "$T/decline.stderr" || fail "the decline was not reported"
-pass "a declined http-01 falls back to dns-01 with a new order; no done/failed for the declined one"
+pass "a declined http-01 falls back to dns-01 in the same order; no done/failed for the declined one"
 
 # 3. A uacme hook rejects "install": exit status 7, certificate stored.
 : >"$HOOK_LOG"
