@@ -107,3 +107,31 @@ ACME_EXPORT int acme_buffer_append(acme_buffer *buf, const void *data, size_t le
         return ACME_E_INVALID_ARG;
     return buf_append(buf, data, len);
 }
+
+ACME_EXPORT acme_buffer *acme_buffer_new(void)
+{
+    acme_buffer *b = calloc(1, sizeof(*b));
+    if (b) {
+        buf_init(b, 0);
+        b->secret = 1;
+    }
+    return b;
+}
+
+ACME_EXPORT void acme_buffer_free(acme_buffer *buf)
+{
+    if (!buf)
+        return;
+    buf_clear(buf);
+    free(buf);
+}
+
+ACME_EXPORT const char *acme_buffer_data(const acme_buffer *buf)
+{
+    return (buf && buf->data) ? buf->data : "";
+}
+
+ACME_EXPORT size_t acme_buffer_len(const acme_buffer *buf)
+{
+    return buf ? buf->len : 0;
+}

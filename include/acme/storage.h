@@ -24,6 +24,14 @@ typedef struct acme_buffer acme_buffer;
 /* Returns ACME_OK, ACME_E_NOMEM, or ACME_E_TOO_LARGE past the sink's cap. */
 ACME_EXPORT int acme_buffer_append(acme_buffer *buf, const void *data, size_t len);
 
+/* A buffer of the host's (or a module's) own, e.g. to read a value back
+ * with acme_module_host.storage_get. Treated as secret: zeroed on free. */
+ACME_EXPORT acme_buffer *acme_buffer_new(void);
+ACME_EXPORT void acme_buffer_free(acme_buffer *buf);
+/* The bytes so far, NUL-terminated for convenience ("" when empty). */
+ACME_EXPORT const char *acme_buffer_data(const acme_buffer *buf);
+ACME_EXPORT size_t acme_buffer_len(const acme_buffer *buf);
+
 /* put() flag: the value is secret (a private key). Stored readable by the
  * owner only (0600 on disk); never logged. */
 #define ACME_STORAGE_SECRET 0x1u
