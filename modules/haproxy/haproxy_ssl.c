@@ -45,7 +45,7 @@ static char *dup_printf(const char *fmt, ...)
 static int run_ok(hap *h, const char *cmd, const char *payload, hap_kind *kind_out)
 {
     char *reply;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     int rc = hap_run(h, cmd, payload, &reply, &kind);
     if (kind_out)
         *kind_out = kind;
@@ -64,7 +64,7 @@ static void run_quietly(hap *h, const char *cmd)
     memcpy(keep, h->err, sizeof(keep));
     int unreachable = h->unreachable;
     char *reply = NULL;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     if (hap_run(h, cmd, NULL, &reply, &kind) == ACME_OK && kind != HAP_OK && kind != HAP_NOT_FOUND) {
         char line[300];
         hap_reply_line(reply, line, sizeof(line));
@@ -107,7 +107,7 @@ static int prepare_transaction(hap *h, const char *path, int *known)
 {
     *known = 0;
     char *reply;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     int rc = hap_run(h, "show ssl cert", NULL, &reply, &kind);
     if (rc)
         return rc;
@@ -168,7 +168,7 @@ static int set_and_commit(hap *h, const char *path, const char *pem)
     char *abort_cmd = dup_printf("abort ssl cert %s", path);
     char *commit = dup_printf("commit ssl cert %s", path);
     char *reply = NULL;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     int rc = (cmd && abort_cmd && commit) ? ACME_OK : hap_fail(h, ACME_E_NOMEM, "out of memory");
     if (rc == ACME_OK)
         rc = hap_run(h, cmd, pem, &reply, &kind);
@@ -227,7 +227,7 @@ static int crt_list_has(hap *h, const char *list, const char *path, int *has)
     if (!cmd)
         return hap_fail(h, ACME_E_NOMEM, "out of memory");
     char *reply;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     int rc = hap_run(h, cmd, NULL, &reply, &kind);
     if (rc == ACME_OK) {
         if (reply[0] != '#') {
@@ -252,7 +252,7 @@ static int crt_list_remove(hap *h, const char *list, const char *path)
     if (!cmd)
         return hap_fail(h, ACME_E_NOMEM, "out of memory");
     char *reply;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     int rc = hap_run(h, cmd, NULL, &reply, &kind);
     free(cmd);
     if (rc)
@@ -329,7 +329,7 @@ static int alpn_remove(hap *h, const char *name)
     if (!cmd)
         return hap_fail(h, ACME_E_NOMEM, "out of memory");
     char *reply;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     rc = hap_run(h, cmd, NULL, &reply, &kind);
     if (rc == ACME_OK) {
         if (kind != HAP_OK && kind != HAP_NOT_FOUND)
@@ -360,7 +360,7 @@ int hap_alpn_publish(hap *h, const char *identifier, const char *cert_pem, const
     if (rc == ACME_OK)
         rc = prepare_transaction(h, name, &known);
     if (rc == ACME_OK) {
-        hap_kind kind;
+        hap_kind kind = HAP_OK;
         cmd = dup_printf("new ssl cert %s", name);
         rc = cmd ? run_ok(h, cmd, NULL, &kind) : hap_fail(h, ACME_E_NOMEM, "out of memory");
         if (rc && kind == HAP_EXISTS)
@@ -433,7 +433,7 @@ static char *served_sha1(hap *h, const char *path)
 {
     char *cmd = dup_printf("show ssl cert %s", path);
     char *reply = NULL, *fp = NULL;
-    hap_kind kind;
+    hap_kind kind = HAP_OK;
     if (cmd && hap_run(h, cmd, NULL, &reply, &kind) == ACME_OK) {
         FOR_LINES(reply, line, len)
         {
@@ -523,7 +523,7 @@ int hap_install(hap *h, const char *cert_id, const char *chain_pem, const char *
         /* Before anything is created: is the list there? */
         if ((rc = crt_list_has(h, list, path, &in_list)))
             goto out;
-        hap_kind kind;
+        hap_kind kind = HAP_OK;
         cmd = dup_printf("new ssl cert %s", path);
         if (!cmd || (rc = run_ok(h, cmd, NULL, &kind))) {
             if (!cmd)

@@ -58,7 +58,7 @@ static void assert_self_signed(gnutls_x509_crt_t crt)
 {
     gnutls_datum_t der = { NULL, 0 };
     assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &der), 0);
-    size_t hdr, inner_hdr;
+    size_t hdr = 0, inner_hdr = 0;
     assert_true(der_elem(der.data, der.size, &hdr) == der.size);
     size_t tbs_len = der_elem(der.data + hdr, der.size - hdr, &inner_hdr);
     assert_true(tbs_len > 0);
