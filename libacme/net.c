@@ -16,6 +16,7 @@
 enum {
     PH_START,
     PH_NONCE_SENT,
+    PH_SIGNING,
     PH_POST_SENT,
     PH_DIR_SENT,
     PH_DONE
@@ -177,6 +178,9 @@ int net_op_directory(net_op *op, acme_client *c)
 
 void net_op_clear(net_op *op)
 {
+    free(op->job.nonce);
+    free(op->job.jws);
+    op->job.nonce = op->job.jws = NULL;
     free(op->url);
     free(op->payload);
     exchange_clear(&op->x);
@@ -234,6 +238,30 @@ static int problem_code(const acme_problem *p)
     return ACME_E_PROBLEM;
 }
 
+static void job_sign(work_job *j)
+{
+    j->rc = jws_sign(j->sign_key, j->kid, j->nonce, j->url, j->payload, &j->jws);
+}
+
+/* RSA signatures cost milliseconds on a desktop and most of a second on a
+ * small CPU: they go to the worker. ECDSA and EdDSA are cheap. */
+static int slow_to_sign(const acme_key *k)
+{
+    acme_key_type t = key_get_type(k);
+    return t == ACME_KEY_RSA_2048 || t == ACME_KEY_RSA_3072 || t == ACME_KEY_RSA_4096;
+}
+
+static net_want post_signed(acme_client *c, net_op *op, int rc, char *jws)
+{
+    if (rc)
+        return op_done(op, client_fail(c, rc, "%s: could not sign the request (%s)", op->step, acme_strerror(rc)));
+    rc = exchange_set(&op->x, c->max_response, "POST", op->url, "application/jose+json", jws);
+    if (rc)
+        return op_done(op, rc);
+    op->phase = PH_POST_SENT;
+    return NET_HTTP;
+}
+
 static net_want post_send(acme_client *c, net_op *op)
 {
     if (!c->nonce) {
@@ -245,18 +273,22 @@ static net_want post_send(acme_client *c, net_op *op)
     }
     char *nonce = c->nonce;
     c->nonce = NULL;
+    const acme_key *key = op->key ? op->key : c->account_key;
+    const char *kid = op->key ? NULL : c->account_url;
+    if (slow_to_sign(key)) {
+        free(op->job.nonce);
+        free(op->job.jws);
+        op->job = (work_job){ .fn = job_sign, .sign_key = key, .kid = kid, .url = op->url,
+                              .payload = op->payload, .nonce = nonce };
+        op->phase = PH_SIGNING;
+        return NET_WORK;
+    }
     char *jws = NULL;
-    int rc = jws_sign(op->key ? op->key : c->account_key, op->key ? NULL : c->account_url, nonce,
-                      op->url, op->payload, &jws);
+    int rc = jws_sign(key, kid, nonce, op->url, op->payload, &jws);
     free(nonce);
-    if (rc)
-        return op_done(op, client_fail(c, rc, "%s: could not sign the request (%s)", op->step, acme_strerror(rc)));
-    rc = exchange_set(&op->x, c->max_response, "POST", op->url, "application/jose+json", jws);
+    net_want w = post_signed(c, op, rc, jws);
     free(jws);
-    if (rc)
-        return op_done(op, rc);
-    op->phase = PH_POST_SENT;
-    return NET_HTTP;
+    return w;
 }
 
 static net_want post_answer(acme_client *c, net_op *op)
@@ -420,6 +452,13 @@ net_want net_op_next(acme_client *c, net_op *op)
             return op_done(op, client_fail(c, ACME_E_PROTOCOL, "newNonce %s: no valid Replay-Nonce header (HTTP %d)",
                                            c->url_new_nonce, op->x.resp.status));
         return post_send(c, op);
+    case PH_SIGNING: {
+        net_want w = post_signed(c, op, op->job.rc, op->job.jws);
+        free(op->job.jws);
+        free(op->job.nonce);
+        op->job.jws = op->job.nonce = NULL;
+        return w;
+    }
     case PH_POST_SENT:
         if ((rc = exchange_result(c, &op->x)))
             return op_done(op, rc);
@@ -435,9 +474,15 @@ net_want net_op_next(acme_client *c, net_op *op)
 
 int net_op_run(acme_client *c, net_op *op)
 {
-    while (net_op_next(c, op) == NET_HTTP)
-        net_exchange_perform(c, &op->x);
-    return op->rc;
+    for (;;) {
+        net_want w = net_op_next(c, op);
+        if (w == NET_HTTP)
+            net_exchange_perform(c, &op->x);
+        else if (w == NET_WORK)
+            op->job.fn(&op->job);
+        else
+            return op->rc;
+    }
 }
 
 /* ---- blocking wrappers for the simple API ---- */

@@ -22,9 +22,27 @@ typedef struct http_exchange {
     int rc;              /* the transport's result once performed */
 } http_exchange;
 
+/* Slow work a step must not do itself (RSA key generation and signing,
+ * CSR signing). fn runs anywhere — a worker thread or in place — and
+ * touches only the job. */
+typedef struct work_job {
+    void (*fn)(struct work_job *job);
+    int key_type;                /* keygen: in (an acme_key_type) */
+    struct acme_key *key;        /* keygen: out; csr: in (borrowed) */
+    char **names;                /* csr: in (borrowed) */
+    size_t name_count;
+    char *csr;                   /* csr: out */
+    const struct acme_key *sign_key; /* sign: in (borrowed) */
+    const char *kid, *url, *payload; /* sign: in (borrowed) */
+    char *nonce;                 /* sign: in (owned) */
+    char *jws;                   /* sign: out */
+    int rc;
+} work_job;
+
 typedef enum net_want {
     NET_DONE = 0,        /* op->rc holds the result */
-    NET_HTTP = 1         /* perform op->x, then call the op again */
+    NET_HTTP = 1,        /* perform op->x, then call the op again */
+    NET_WORK = 2         /* run op->job (on a worker if you can), then call again */
 } net_want;
 
 typedef enum net_kind { NET_OP_POST, NET_OP_DIRECTORY } net_kind;
@@ -39,6 +57,7 @@ typedef struct net_op {
     int phase;
     int attempts;
     http_exchange x;
+    work_job job;        /* signing with a slow (RSA) key */
     json_t *json;        /* the answer, when want_json */
     int rc;
 } net_op;

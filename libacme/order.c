@@ -102,6 +102,7 @@ struct order_run {
     int op_active;
     int op_retries;
     int op_waiting;
+    int op_job;               /* the awaited job is the op's (signing), not r->job */
     work_job job;
     acme_certificate *cert;   /* while install is pending */
     int install_pending;
@@ -380,8 +381,14 @@ static order_want drive_op(order_run *r)
             return OW_CONTINUE;
         }
     }
-    if (net_op_next(c, &r->op) == NET_HTTP)
+    r->op_job = 0;
+    net_want nw = net_op_next(c, &r->op);
+    if (nw == NET_HTTP)
         return OW_HTTP;
+    if (nw == NET_WORK) {
+        r->op_job = 1;
+        return OW_WORK;
+    }
     long long ra = http_response_retry_after_ms(&r->op.x.resp);
     if (r->op.rc && ra >= 0)
         r->retry_after_s = (unsigned)((ra + 999) / 1000);
@@ -488,7 +495,7 @@ static int profile_ok(order_run *r);
 
 static void job_keygen(work_job *j)
 {
-    j->rc = key_generate(j->key_type, &j->key);
+    j->rc = key_generate((acme_key_type)j->key_type, &j->key);
 }
 
 static void job_csr(work_job *j)
@@ -519,7 +526,7 @@ static order_want step_keygen(order_run *r)
              acme_key_type_name(r->key_type));
         memset(&r->job, 0, sizeof(r->job));
         r->job.fn = job_keygen;
-        r->job.key_type = r->key_type;
+        r->job.key_type = (int)r->key_type;
         return OW_WORK;
     }
     r->job.fn = NULL;
@@ -1431,7 +1438,7 @@ order_want order_step(order_run *r)
 
 http_exchange *order_exchange(order_run *r) { return &r->op.x; }
 uint64_t order_wake_at(const order_run *r) { return r->wake_at; }
-work_job *order_job(order_run *r) { return &r->job; }
+work_job *order_job(order_run *r) { return r->op_job ? &r->op.job : &r->job; }
 int order_result(const order_run *r) { return r->rc; }
 const char *order_error(const order_run *r) { return r->error; }
 unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
@@ -1486,9 +1493,11 @@ int order_run_blocking(order_run *r)
                 sleep_ms(r->wake_at - now);
             break;
         }
-        case OW_WORK:
-            r->job.fn(&r->job);
+        case OW_WORK: {
+            work_job *j = order_job(r);
+            j->fn(j);
             break;
+        }
         case OW_EXTERNAL:
             /* Without an engine nobody can report completion later. */
             if (!r->rc)

@@ -18,17 +18,6 @@ typedef enum order_want {
     OW_DONE        /* finished: order_result() */
 } order_want;
 
-/* Slow work a step must not do itself. fn runs anywhere; it touches only
- * the job. */
-typedef struct work_job {
-    void (*fn)(struct work_job *job);
-    acme_key_type key_type;      /* keygen: in */
-    struct acme_key *key;        /* keygen: out; csr: in (borrowed) */
-    char **names;                /* csr: in (borrowed) */
-    size_t name_count;
-    char *csr;                   /* csr: out */
-    int rc;
-} work_job;
 
 typedef struct order_run order_run;
 

@@ -26,7 +26,7 @@ enum {
 #define MAX_CHALLENGES 3
 
 typedef struct acmectl_opts {
-    const char *command;         /* "issue", "renew", "revoke", "account" */
+    const char *command;         /* "issue", "renew", "revoke", "account", "run" */
     char **args;                 /* operands after the command */
     int arg_count;
 
@@ -43,6 +43,8 @@ typedef struct acmectl_opts {
     const char *webroot;
     const char *hook;
     int hook_install;            /* call "HOOK install ..." (default on) */
+    const char *dns_provider;    /* --dns-provider: a module for dns-01 */
+    const char *dns_config;      /* --dns-config: its key=value file */
 
     acme_key_type key_type;
     acme_key_type account_key_type;
@@ -57,6 +59,9 @@ typedef struct acmectl_opts {
 
     int json;
     int verbosity;               /* -1 quiet, 0 normal, 1 -v, 2 -vv */
+    int verbosity_given;         /* -v or -q on the command line */
+    const char *status_file;     /* run --status-file */
+    const char *not_for_run;     /* an option run does not take, if given */
     int force;                   /* renew --force */
     int reason;                  /* revoke --reason */
     const char *key_file;        /* revoke --key */
@@ -69,6 +74,12 @@ void bprintf(char *buf, size_t len, const char *fmt, ...) __attribute__((format(
 
 /* ---- progress.c: messages for a person, on stderr ---------------------- */
 void progress_init(int verbosity);
+/* For `run`: wall-clock time stamps, no "still waiting" ticker, and
+ * libacme's errors always shown (nobody prints them at the end).
+ * verbosity -2 shows errors only. */
+void progress_init_daemon(int verbosity);
+/* Change the verbosity later (run: log-level of the configuration). */
+void progress_set_verbosity(int verbosity);
 void progress_shutdown(void);
 /* One line with the time since start. level as libacme's. */
 void progress(acme_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -133,12 +144,62 @@ typedef struct chal_rec {
     char *ident, *ident_type, *token;
     char *auth;                    /* the hook's AUTH argument (uacme's) */
     char *key_auth, *http_path, *dns_name;
+    const acme_challenge *live;    /* libacme's object while published (modules need it) */
 } chal_rec;
 chal_rec *chal_rec_new(const acme_challenge *ch);
 void chal_rec_free(chal_rec *x);
 /* "HOOK method type ident token auth" with the ACMECTL_ and UACME_
  * environment; hook_run's result. */
 int chal_hook_run(const acmectl_opts *o, const char *method, const chal_rec *x);
+
+/* ---- modhost.c: a libacme module (acme_module_load) --------------------- */
+/* Each module gets an acme_client of its own (same CA and state
+ * directory: its storage and log), so that a call into it never touches
+ * the client that places orders, and can run on another thread. Calls
+ * into one module are serialized. */
+typedef struct modhost modhost;
+typedef struct modhost_params {
+    const char *label;             /* for messages: "[module haproxy]", "--dns-provider" */
+    const char *path;
+    const char *config;            /* "key=value" lines, or NULL */
+    const char *directory, *state_dir;
+    acme_log_level level;
+} modhost_params;
+/* Load and configure; -1 with the module's or libacme's reason in err. */
+int modhost_load(const modhost_params *p, modhost **out, char *err, size_t errlen);
+/* Stops the worker (a running call finishes first), frees. NULL is fine. */
+void modhost_free(modhost *mh);
+const char *modhost_label(const modhost *mh);
+const char *modhost_name(const modhost *mh);
+int modhost_handles(const modhost *mh, acme_challenge_type t);
+/* Whether the module has an install hook (worth calling). */
+int modhost_installs(const modhost *mh);
+/* Synchronous calls (any thread). ACME_OK, ACME_E_DECLINED, or a failure
+ * with the module's reason in why (one line). */
+enum { MODOP_PUBLISH, MODOP_UNPUBLISH, MODOP_INSTALL };
+int modhost_call(modhost *mh, int op, const void *object, char *why, size_t whylen);
+
+/* Asynchronous calls for an event loop: a thread per module runs them in
+ * order; each finished job is announced by one byte on notify_fd. */
+typedef struct modjob {
+    struct modjob *next;
+    modhost *mh;
+    int op;
+    const void *object;            /* the acme_challenge (valid until reported) */
+    int rc;
+    char why[600];
+} modjob;
+int modhost_start_worker(modhost *mh, int notify_fd);
+/* Queue a call; 0, or -1 (out of memory, no worker). */
+int modhost_queue(modhost *mh, int op, const void *object);
+/* Finished jobs, oldest first (free them with free()). */
+modjob *modhost_take_done(modhost *mh);
+/* What runs now ("" if nothing), for a shutdown message. */
+void modhost_running(modhost *mh, char *out, size_t len);
+/* Stop the worker: jobs not started are dropped and returned (oldest
+ * first, rc = ACME_E_STATE); a running one finishes (it is in the done
+ * list afterwards). */
+modjob *modhost_stop_worker(modhost *mh);
 
 /* ---- provision.c: who answers which challenge -------------------------- */
 typedef struct provision provision;
@@ -251,10 +312,98 @@ int issue_run(session *s, const issue_request *rq);
 /* The same with an explicit list of types (modified in place). */
 int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *types, size_t n);
 
+/* ---- runconf.c: the configuration file of `run` ----------------------------
+ * INI-like: [global], [module LABEL], [certificate LABEL]; "key = value";
+ * whole-line and " #" comments. Everything acmectl can check without the
+ * network is checked here; errors are "FILE:LINE: KEY: why". */
+typedef struct run_kv {
+    char *key, *value;
+    int line;
+} run_kv;
+
+typedef struct run_module {
+    char *label;
+    int line;                      /* of the [module] header */
+    char *path;
+    run_kv *kv;                    /* the module's own settings, in order */
+    size_t kv_count;
+} run_module;
+
+typedef struct run_cert {
+    char *label;                   /* may be NULL */
+    int line;
+    char *id;                      /* id =, else the label, else NULL (the first name) */
+    char **names;
+    size_t name_count;
+    int wildcard;                  /* a "*." name */
+    acme_key_type key_type;
+    int key_type_set;
+    acme_challenge_type challenges[MAX_CHALLENGES];
+    size_t challenge_count;        /* 0: the global list */
+    char *profile, *preferred_chain;
+} run_cert;
+
+typedef struct run_config {
+    char *file;
+    char *directory, *ca_file, *state_dir, *out_dir, *status_file, *bind;
+    char **contacts;
+    size_t contact_count;
+    int agree_tos;
+    char *eab_kid, *eab_hmac;
+    acme_key_type key_type, account_key_type;
+    acme_challenge_type challenges[MAX_CHALLENGES];
+    size_t challenge_count;
+    unsigned http_port, tls_port;  /* 0: that built-in responder is off */
+    int verbosity, verbosity_set;  /* log-level as progress's verbosity */
+    unsigned max_age, retry_min, retry_max;
+    char *profile, *preferred_chain;  /* defaults for the certificates */
+    run_module *modules;
+    size_t module_count;
+    run_cert *certs;
+    size_t cert_count;
+} run_config;
+
+/* Read and check path. 0, or -1 with the message in err. */
+int runconf_load(const char *path, run_config **out, char *err, size_t errlen);
+void runconf_free(run_config *cf);
+/* The module's settings as "key=value" lines (malloc'ed). */
+char *runconf_module_text(const run_module *m);
+/* The line to blame for a module's refusal: that of the first of its keys
+ * the message names, else the [module] line. */
+int runconf_module_line(const run_module *m, const char *message);
+
+/* ---- run_route.c: the host callbacks of `run` ------------------------------
+ * publish: the first module that handles the type (on its worker: the
+ * answer is ACME_E_PENDING), else the built-in responder of the type, else
+ * ACME_E_DECLINED. install: out-dir, then every module with an install
+ * hook (synchronously). */
+typedef struct router router;
+typedef struct router_params {
+    modhost **modules;
+    size_t module_count;
+    acme_responder *http, *alpn;   /* NULL: not running */
+    const char *out_dir;           /* NULL: none */
+} router_params;
+router *router_new(const router_params *p);
+void router_free(router *r);
+/* The engine to report asynchronous results to. */
+void router_bind_engine(router *r, acme_engine *e);
+int router_publish(void *ud, const acme_challenge *ch);
+int router_unpublish(void *ud, const acme_challenge *ch);
+int router_install(void *ud, const acme_certificate *cert);
+/* Whether something here answers type t. */
+int router_serves(const router *r, acme_challenge_type t);
+/* Module jobs that finished: record them and tell the engine. */
+void router_collect(router *r);
+/* Shutdown: stop the module workers (a running call finishes), then take
+ * down everything still published. Before acme_engine_free. */
+void router_shutdown(router *r);
+
 /* ---- commands -------------------------------------------------------------- */
 int cmd_issue(const acmectl_opts *o);
 int cmd_renew(const acmectl_opts *o);
 int cmd_revoke(const acmectl_opts *o);
 int cmd_account(const acmectl_opts *o);
+int cmd_run(const acmectl_opts *o);
 
 #endif

@@ -46,16 +46,16 @@ int cmd_issue(const acmectl_opts *o)
             }
         }
     }
-    /* A wildcard can only be validated by dns-01, which only a hook
-     * answers: say so before an order is placed. */
+    /* A wildcard can only be validated by dns-01, which only a DNS module
+     * or a hook answers: say so before an order is placed. */
     int dns_ok = 0;
     for (size_t i = 0; i < o->challenge_count; i++)
         dns_ok |= o->challenges[i] == ACME_CHALLENGE_DNS_01;
-    dns_ok = dns_ok && o->hook;
+    dns_ok = dns_ok && (o->dns_provider || o->hook);
     for (int i = 0; i < o->arg_count && !dns_ok; i++) {
         if (!strncmp(o->args[i], "*.", 2)) {
             bprintf(err, sizeof(err), "%s: a wildcard needs dns-01, which acmectl answers only through "
-                     "--hook (and --challenge must allow dns-01)", o->args[i]);
+                     "--dns-provider or --hook (and --challenge must allow dns-01)", o->args[i]);
             output_error(o, &res, EXIT_USAGE, ACME_E_INVALID_ARG, NULL, err);
             return EXIT_USAGE;
         }

@@ -18,6 +18,7 @@ static const char usage_text[] =
     "       acmectl [OPTIONS] renew [--force] [ID...]\n"
     "       acmectl [OPTIONS] revoke CERTFILE [--reason N] [--key KEYFILE]\n"
     "       acmectl [OPTIONS] account show|update|deactivate|rollover\n"
+    "       acmectl [-v|-q] [--status-file FILE] run CONFIG\n"
     "\n"
     "  -d, --directory URL        the CA's ACME directory (or $ACMECTL_DIRECTORY)\n"
     "      --ca-file FILE         trust only these roots for the ACME server\n"
@@ -30,6 +31,8 @@ static const char usage_text[] =
     "  -w, --webroot DIR          answer http-01 with files under DIR/.well-known/\n"
     "      --hook PROGRAM         publish/unpublish challenges, install certificates\n"
     "      --no-hook-install      do not call the hook with \"install\"\n"
+    "      --dns-provider MODULE  answer dns-01 with this libacme module (.so)\n"
+    "      --dns-config FILE      its settings (key = value lines)\n"
     "  -k, --key-type TYPE        certificate key: ec-256, ec-384, rsa-2048/3072/4096\n"
     "      --account-key-type T   new account key (also rollover): as above or ed25519\n"
     "      --contact URI          account contact (mailto:...), repeatable\n"
@@ -44,6 +47,7 @@ static const char usage_text[] =
     "      --reason N             revoke: 0-5 or a name (keyCompromise, superseded...)\n"
     "      --key FILE             revoke: sign with the certificate's key\n"
     "      --yes                  confirm account deactivate\n"
+    "      --status-file FILE     run: keep the engine's status (JSON) in FILE\n"
     "  -v, --verbose              more detail (repeatable); -q, --quiet: errors only\n"
     "  -h, --help, --version\n"
     "\n"
@@ -53,7 +57,8 @@ static const char usage_text[] =
 enum {
     OPT_CA_FILE = 256, OPT_HTTP_PORT, OPT_TLS_PORT, OPT_BIND, OPT_NO_HOOK_INSTALL,
     OPT_ACCOUNT_KEY_TYPE, OPT_CONTACT, OPT_AGREE_TOS, OPT_EAB_KID, OPT_EAB_HMAC,
-    OPT_PREFERRED_CHAIN, OPT_PROFILE, OPT_JSON, OPT_REASON, OPT_KEY, OPT_YES, OPT_HELP, OPT_VERSION, OPT_HOOK
+    OPT_PREFERRED_CHAIN, OPT_PROFILE, OPT_JSON, OPT_REASON, OPT_KEY, OPT_YES, OPT_HELP, OPT_VERSION, OPT_HOOK,
+    OPT_DNS_PROVIDER, OPT_DNS_CONFIG, OPT_STATUS_FILE
 };
 
 static const struct option long_opts[] = {
@@ -67,6 +72,9 @@ static const struct option long_opts[] = {
     {"webroot", required_argument, NULL, 'w'},
     {"hook", required_argument, NULL, OPT_HOOK},
     {"no-hook-install", no_argument, NULL, OPT_NO_HOOK_INSTALL},
+    {"dns-provider", required_argument, NULL, OPT_DNS_PROVIDER},
+    {"dns-config", required_argument, NULL, OPT_DNS_CONFIG},
+    {"status-file", required_argument, NULL, OPT_STATUS_FILE},
     {"key-type", required_argument, NULL, 'k'},
     {"account-key-type", required_argument, NULL, OPT_ACCOUNT_KEY_TYPE},
     {"contact", required_argument, NULL, OPT_CONTACT},
@@ -175,10 +183,16 @@ static int add_contact(const char *uri)
 
 static int parse(int argc, char **argv)
 {
-    int c;
+    int c, li;
     /* Leading '+' is not used: GNU permutation lets options follow the
      * command and names ("acmectl issue x.example --out /etc/x"). */
-    while ((c = getopt_long(argc, argv, "d:s:c:w:k:o:fvqh", long_opts, NULL)) != -1) {
+    while ((li = -1, c = getopt_long(argc, argv, "d:s:c:w:k:o:fvqh", long_opts, &li)) != -1) {
+        /* run takes its settings from its configuration file. */
+        if (c != 'v' && c != 'q' && c != OPT_STATUS_FILE && c != '?' && !O.not_for_run) {
+            static char shortopt[3] = "-";
+            shortopt[1] = (char)c;
+            O.not_for_run = li >= 0 ? long_opts[li].name : shortopt;
+        }
         switch (c) {
         case 'd': O.directory = optarg; break;
         case OPT_CA_FILE: O.ca_file = optarg; break;
@@ -205,6 +219,9 @@ static int parse(int argc, char **argv)
         case 'w': O.webroot = optarg; break;
         case OPT_HOOK: O.hook = optarg; break;
         case OPT_NO_HOOK_INSTALL: O.hook_install = 0; break;
+        case OPT_DNS_PROVIDER: O.dns_provider = optarg; break;
+        case OPT_DNS_CONFIG: O.dns_config = optarg; break;
+        case OPT_STATUS_FILE: O.status_file = optarg; break;
         case 'k':
             if (acme_key_type_from_name(optarg, &O.key_type) != ACME_OK || O.key_type == ACME_KEY_ED25519)
                 return bad("--key-type %s: give ec-256, ec-384, rsa-2048, rsa-3072 or rsa-4096", optarg);
@@ -232,8 +249,8 @@ static int parse(int argc, char **argv)
             break;
         case OPT_KEY: O.key_file = optarg; break;
         case OPT_YES: O.yes = 1; break;
-        case 'v': O.verbosity = O.verbosity < 0 ? 1 : O.verbosity + 1; break;
-        case 'q': O.verbosity = -1; break;
+        case 'v': O.verbosity = O.verbosity < 0 ? 1 : O.verbosity + 1; O.verbosity_given = 1; break;
+        case 'q': O.verbosity = -1; O.verbosity_given = 1; break;
         case 'h':
         case OPT_HELP:
             fputs(usage_text, stdout);
@@ -247,13 +264,32 @@ static int parse(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return bad("no command given: issue, renew, revoke or account%s", "");
+        return bad("no command given: issue, renew, revoke, account or run%s", "");
     O.command = argv[optind];
     O.args = argv + optind + 1;
     O.arg_count = argc - optind - 1;
     if (strcmp(O.command, "issue") && strcmp(O.command, "renew") && strcmp(O.command, "revoke") &&
-        strcmp(O.command, "account"))
-        return bad("unknown command \"%s\": issue, renew, revoke or account", O.command);
+        strcmp(O.command, "account") && strcmp(O.command, "run"))
+        return bad("unknown command \"%s\": issue, renew, revoke, account or run", O.command);
+    if (!strcmp(O.command, "run")) {
+        if (O.not_for_run) {
+            char m[200];
+            bprintf(m, sizeof(m), "%s%s", strncmp(O.not_for_run, "-", 1) ? "--" : "", O.not_for_run);
+            return bad("run takes its settings from the configuration file, not %s (only -v, -q and "
+                       "--status-file go on the command line)", m);
+        }
+        return 0;
+    }
+    if (O.status_file)
+        return bad("--status-file is for run%s", "");
+    if (O.dns_config && !O.dns_provider)
+        return bad("--dns-config goes with --dns-provider%s", "");
+    if (O.dns_provider && strcmp(O.command, "issue") && strcmp(O.command, "renew"))
+        return bad("--dns-provider is for issue and renew%s", "");
+    if (O.dns_provider && access(O.dns_provider, R_OK) != 0)
+        return bad("--dns-provider %s: not a readable file (give the module's path)", O.dns_provider);
+    if (O.dns_config && access(O.dns_config, R_OK) != 0)
+        return bad("--dns-config %s: not a readable file", O.dns_config);
     if (!O.directory)
         O.directory = getenv("ACMECTL_DIRECTORY");
     if (!O.directory || !*O.directory)
@@ -292,6 +328,13 @@ int main(int argc, char **argv)
         if (!O.json)
             fputs("Try acmectl --help.\n", stderr);
         return EXIT_USAGE;
+    }
+    if (!strcmp(O.command, "run")) {
+        /* A daemon: its own signal handling (cmd_run.c) and log style. */
+        progress_init_daemon(O.verbosity);
+        int code = cmd_run(&O);
+        progress_shutdown();
+        return code;
     }
     signals_start();
     progress_init(O.verbosity);

@@ -2,12 +2,17 @@
  * acmectl started, so a slow step shows where the time went. While a
  * blocking call (an order, a hook) is quiet for a while, a ticker thread
  * says how long it has been waiting and on what — a person watching a
- * terminal should never wonder whether it hung. */
+ * terminal should never wonder whether it hung.
+ *
+ * `run` is a daemon: its lines carry the wall-clock time (UTC) instead,
+ * there is no ticker (a daemon is quiet most of the time), and libacme's
+ * errors are shown as they happen. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "acmectl.h"
 
@@ -19,6 +24,7 @@ static struct {
     pthread_t ticker;
     int ticker_on, stop;
     int verbosity;
+    int daemon;
     uint64_t start_ms, last_ms, wait_since_ms;
     char last[256];          /* the last thing said: why we are waiting */
     char activity[256];      /* set explicitly while a hook runs */
@@ -35,6 +41,18 @@ static uint64_t mono_ms(void)
 static void emit(const char *tag, const char *msg)
 {
     uint64_t now = mono_ms();
+    if (P.daemon) {
+        struct timespec ts;
+        struct tm tm;
+        char when[32];
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+        fprintf(stderr, "%s.%03ldZ acmectl[%ld]: %s%s\n", when, ts.tv_nsec / 1000000L, (long)getpid(), tag, msg);
+        fflush(stderr);
+        P.last_ms = now;
+        return;
+    }
     uint64_t t = now - P.start_ms;
     fprintf(stderr, "[%4llu.%03llus] %s%s\n", (unsigned long long)(t / 1000),
             (unsigned long long)(t % 1000), tag, msg);
@@ -75,6 +93,20 @@ void progress_init(int verbosity)
         P.ticker_on = 1;
 }
 
+void progress_init_daemon(int verbosity)
+{
+    P.verbosity = verbosity;
+    P.daemon = 1;
+    P.start_ms = P.last_ms = P.wait_since_ms = mono_ms();
+}
+
+void progress_set_verbosity(int verbosity)
+{
+    pthread_mutex_lock(&P.mu);
+    P.verbosity = verbosity;
+    pthread_mutex_unlock(&P.mu);
+}
+
 void progress_shutdown(void)
 {
     if (!P.ticker_on)
@@ -89,6 +121,8 @@ void progress_shutdown(void)
 
 static int shown(acme_log_level level)
 {
+    if (P.verbosity < -1)
+        return level <= ACME_LOG_ERROR;
     if (P.verbosity < 0)
         return level <= ACME_LOG_WARNING;
     if (P.verbosity == 0)
@@ -122,7 +156,7 @@ void progress_lib_log(void *ud, acme_log_level level, const char *msg)
     /* libacme logs its first failure at ERROR and also keeps it as
      * acme_client_last_error(), which acmectl prints at the end with the
      * CA's problem: show it here only when asked for detail. */
-    if (level == ACME_LOG_ERROR && P.verbosity < 1) {
+    if (level == ACME_LOG_ERROR && P.verbosity < 1 && !P.daemon) {
         pthread_mutex_lock(&P.mu);
         bprintf(P.last, sizeof(P.last), "%s", msg);
         pthread_mutex_unlock(&P.mu);

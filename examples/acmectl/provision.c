@@ -4,8 +4,8 @@
  *   http-01      --webroot if given, else --hook if given, else the
  *                built-in responder on --http-port
  *   tls-alpn-01  --hook if given, else the built-in responder on --tls-port
- *   dns-01       --hook only (no DNS provider module yet); without a hook
- *                it is not offered
+ *   dns-01       the --dns-provider module if given, else --hook; without
+ *                either it is not offered
  *
  * Built-in responders run on their own threads (acme_issue blocks). For
  * `issue` they are bound before anything is sent, so a busy or privileged
@@ -15,9 +15,12 @@
  * --challenge order is used.
  *
  * A hook "declines" a challenge by exiting non-zero from `begin` (uacme's
- * convention). libacme has already chosen the challenge by then, so a
- * decline fails this order; issue.c then places a new one without the
- * declined type. */
+ * convention), a module by answering ACME_E_DECLINED: libacme then tries
+ * the next allowed type for the same authorization; issue.c places a new
+ * order without the declined type only if libacme gave up on this one.
+ *
+ * The --dns-provider module is called synchronously (acme_issue blocks
+ * anyway) through modhost.c, which gives it a client of its own. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -27,7 +30,7 @@
 
 #include "acmectl.h"
 
-typedef enum provider { P_NONE, P_BUILTIN, P_WEBROOT, P_HOOK } provider;
+typedef enum provider { P_NONE, P_BUILTIN, P_WEBROOT, P_HOOK, P_MODULE } provider;
 
 struct provision {
     pthread_mutex_t mu;                /* publish/unpublish vs. an interrupt */
@@ -39,6 +42,7 @@ struct provision {
     size_t order_count;
     int unusable[4];                   /* a responder that could not listen */
     acme_responder *http, *alpn;
+    modhost *dns;                      /* --dns-provider */
     unsigned declined;
     char failure[512];
 };
@@ -63,6 +67,35 @@ static int start_builtin(provision *p, acme_challenge_type t)
     return 0;
 }
 
+/* --dns-provider [--dns-config]: load it now, so that a bad setting
+ * costs no order. */
+static int load_dns_provider(provision *p, char *err, size_t errlen)
+{
+    const acmectl_opts *o = p->o;
+    char *text = NULL;
+    if (o->dns_config && !(text = file_read_all(o->dns_config, NULL))) {
+        bprintf(err, errlen, "--dns-config %s: %s", o->dns_config, strerror(errno));
+        return EXIT_USAGE;
+    }
+    char why[700];
+    modhost_params mp = {"--dns-provider", o->dns_provider, text, o->directory, o->state_dir,
+                         o->verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO};
+    int rc = modhost_load(&mp, &p->dns, why, sizeof(why));
+    free(text);
+    if (rc != 0) {
+        bprintf(err, errlen, "--dns-provider %s%s%s: %s", o->dns_provider, o->dns_config ? " with " : "",
+                o->dns_config ? o->dns_config : "", why);
+        return EXIT_USAGE;
+    }
+    if (!modhost_handles(p->dns, ACME_CHALLENGE_DNS_01)) {
+        bprintf(err, errlen, "--dns-provider %s: the module %s does not answer dns-01", o->dns_provider,
+                modhost_name(p->dns));
+        return EXIT_USAGE;
+    }
+    progress(ACME_LOG_INFO, "dns-01 through the module %s (%s)", modhost_name(p->dns), o->dns_provider);
+    return EXIT_OK;
+}
+
 int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -84,10 +117,17 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
             pv = o->hook ? P_HOOK : P_BUILTIN;
             break;
         case ACME_CHALLENGE_DNS_01:
-            if (o->hook)
+            if (o->dns_provider) {
+                int code = load_dns_provider(p, err, errlen);
+                if (code != EXIT_OK) {
+                    provision_stop(p);
+                    return code;
+                }
+                pv = P_MODULE;
+            } else if (o->hook) {
                 pv = P_HOOK;
-            else if (o->challenges_explicit) {
-                bprintf(err, errlen, "dns-01 needs --hook (acmectl has no DNS provider of its own yet)");
+            } else if (o->challenges_explicit) {
+                bprintf(err, errlen, "dns-01 needs --dns-provider (a DNS module, doc/dns01.md) or --hook");
                 provision_stop(p);
                 return EXIT_USAGE;
             }
@@ -135,6 +175,7 @@ void provision_stop(provision *p)
     /* free stops the thread and closes every connection. */
     acme_responder_free(p->http);
     acme_responder_free(p->alpn);
+    modhost_free(p->dns);
     while (p->published) {
         chal_rec *n = p->published->next;
         chal_rec_free(p->published);
@@ -220,6 +261,20 @@ static int publish_locked(provision *p, const acme_challenge *ch, chal_rec *x)
         progress(ACME_LOG_INFO, "wrote %s/.well-known/acme-challenge/%s", p->o->webroot, x->token);
         return ACME_OK;
     }
+    case P_MODULE: {
+        char why[600];
+        rc = modhost_call(p->dns, MODOP_PUBLISH, ch, why, sizeof(why));
+        if (rc == ACME_E_DECLINED) {
+            progress(ACME_LOG_INFO, "the DNS module declined %s for %s", tname(t), ident);
+            return decline(p, t);
+        }
+        if (rc != ACME_OK) {
+            bprintf(p->failure, sizeof(p->failure), "%s for %s: %s", tname(t), ident, why);
+            return rc;
+        }
+        x->live = ch;
+        return ACME_OK;
+    }
     case P_HOOK: {
         int st = chal_hook_run(p->o, "begin", x);
         if (st == 0)
@@ -271,6 +326,12 @@ static void take_down(provision *p, const chal_rec *x, const char *method)
     case P_WEBROOT:
         webroot_unpublish(p->o->webroot, x->token);
         break;
+    case P_MODULE: {
+        char why[600];
+        if (x->live && modhost_call(p->dns, MODOP_UNPUBLISH, x->live, why, sizeof(why)) != ACME_OK)
+            progress(ACME_LOG_WARNING, "the DNS module could not remove %s for %s: %s", tname(x->type), x->ident, why);
+        break;
+    }
     case P_HOOK: {
         int st = chal_hook_run(p->o, method, x);
         if (st != 0)

@@ -75,6 +75,15 @@ int main(void)
     acme_client_free(c2);
     itest_log("ok: rollover; the old key no longer finds %s", url);
 
+    /* Roll over again, to RSA: its signatures take the "slow work" path
+     * (a job, run in place by acme_issue, on the worker by the engine). */
+    CHECK_OK(c, acme_account_rollover(c, ACME_KEY_RSA_2048));
+    CHECK(c, itest_streq(acme_account_url(c), url));
+    const char *n3[] = {"rsa-account.example"};
+    itest_issue i3 = {.names = n3, .name_count = 1};
+    itest_issue_checked(c, &h, &i3);
+    itest_log("ok: an RSA account key signs orders (RS256)");
+
     /* Revoke #1 with the account key, #2 with the certificate's own key. */
     expect_valid(chain1);
     expect_valid(chain2);

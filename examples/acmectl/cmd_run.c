@@ -1,0 +1,535 @@
+/* acmectl run CONFIG: the daemon. Loads the modules and starts the
+ * built-in responders the configuration names, registers the account,
+ * hands every [certificate] to libacme's engine and drives it with a
+ * poll() loop until SIGTERM or SIGINT. SIGHUP reads the configuration
+ * again and restarts everything with it (a configuration that does not
+ * parse is refused and the running one kept); SIGUSR1 prints the engine's
+ * status on stderr; status-file gets it after every change.
+ *
+ * Threads: the loop runs the engine; the built-in responders run on their
+ * own threads (they must answer the CA's validators whatever the loop is
+ * doing: registering the account at start, or a module's synchronous
+ * install); each module has a worker for publish/unpublish (modhost.c).
+ * Signals are blocked in every thread and read from a signalfd in the
+ * loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "acmectl.h"
+
+typedef struct rund {
+    const acmectl_opts *o;
+    run_config *cf;
+    int sigfd;
+    int notify[2];                 /* module workers -> loop */
+    acme_client *c;
+    modhost **mods;
+    size_t mod_count;
+    acme_responder *http, *alpn;
+    router *rt;
+    acme_engine *e;
+    char *status;                  /* what status-file holds */
+    run_config *next;              /* SIGHUP: the configuration to restart with */
+    int stop;
+} rund;
+
+enum { ACT_NONE, ACT_STOP, ACT_RELOAD };
+
+static void config_error(const char *msg, int code)
+{
+    fprintf(stderr, "acmectl: error: %s\n", msg);
+    fprintf(stderr, "acmectl: exit status %d (%s)\n", code, exit_code_name(code));
+    fflush(stderr);
+}
+
+/* ---- signals --------------------------------------------------------------- */
+
+static void print_status(rund *d)
+{
+    const char *s = d->e ? acme_engine_status_json(d->e) : "[]";
+    progress(ACME_LOG_WARNING, "status (SIGUSR1) follows");
+    fprintf(stderr, "%s\n", s);
+    fflush(stderr);
+}
+
+static int handle_signals(rund *d)
+{
+    struct signalfd_siginfo si;
+    int act = ACT_NONE;
+    while (read(d->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        int sig = (int)si.ssi_signo;
+        if (sig == SIGTERM || sig == SIGINT) {
+            progress(ACME_LOG_INFO, "%s: shutting down", strsignal(sig));
+            act = ACT_STOP;
+        } else if (sig == SIGUSR1) {
+            print_status(d);
+        } else if (sig == SIGHUP && act == ACT_NONE) {
+            char err[700];
+            run_config *n = NULL;
+            if (runconf_load(d->cf->file, &n, err, sizeof(err)) != 0) {
+                progress(ACME_LOG_ERROR, "SIGHUP: %s; keeping the running configuration", err);
+                continue;
+            }
+            progress(ACME_LOG_INFO, "SIGHUP: %s read; restarting with it", d->cf->file);
+            runconf_free(d->next);
+            d->next = n;
+            act = ACT_RELOAD;
+        }
+    }
+    if (act == ACT_STOP) {
+        runconf_free(d->next);
+        d->next = NULL;
+    }
+    return act;
+}
+
+/* Sleep ms, or less if a signal asks for something. */
+static int wait_signals(rund *d, int ms)
+{
+    struct pollfd p = {d->sigfd, POLLIN, 0};
+    if (poll(&p, 1, ms) > 0)
+        return handle_signals(d);
+    return ACT_NONE;
+}
+
+/* ---- status-file ----------------------------------------------------------- */
+
+static int status_write(rund *d, int quiet_errors)
+{
+    const char *path = d->cf->status_file;
+    if (!path)
+        return 0;
+    const char *s = acme_engine_status_json(d->e);
+    if (!s || (d->status && !strcmp(d->status, s)))
+        return 0;
+    char *dcopy = strdup(path), *bcopy = strdup(path), *text = NULL;
+    int rc = -1;
+    if (dcopy && bcopy && asprintf(&text, "%s\n", s) >= 0)
+        rc = file_write_atomic(dirname(dcopy), basename(bcopy), text, strlen(text), 0644);
+    int e = errno;
+    if (rc == 0) {
+        free(d->status);
+        d->status = strdup(s);
+    } else if (!quiet_errors) {
+        progress(ACME_LOG_WARNING, "cannot write status-file %s: %s", path, strerror(e));
+    }
+    free(dcopy);
+    free(bcopy);
+    free(text);
+    errno = e;
+    return rc;
+}
+
+/* ---- set-up ---------------------------------------------------------------- */
+
+static int lock_state_dir(const char *dir)
+{
+    /* The lock lives as long as the process: a restart (SIGHUP) with the
+     * same directory keeps it. */
+    static char *locked;
+    char err[600];
+    if (locked && !strcmp(locked, dir))
+        return EXIT_OK;
+    if (mkdir_p(dir, 0700) != 0) {
+        bprintf(err, sizeof(err), "cannot create the state directory %s: %s", dir, strerror(errno));
+        config_error(err, EXIT_STORAGE);
+        return EXIT_STORAGE;
+    }
+    if (state_dir_lock(dir, err, sizeof(err)) != 0) {
+        config_error(err, EXIT_STORAGE);
+        return EXIT_STORAGE;
+    }
+    free(locked);
+    locked = strdup(dir);
+    return EXIT_OK;
+}
+
+static int load_modules(rund *d, acme_log_level level)
+{
+    run_config *cf = d->cf;
+    d->mods = calloc(cf->module_count ? cf->module_count : 1, sizeof(modhost *));
+    if (!d->mods)
+        return EXIT_INTERNAL;
+    for (size_t i = 0; i < cf->module_count; i++) {
+        run_module *m = &cf->modules[i];
+        char *text = runconf_module_text(m), err[700], label[200];
+        if (!text)
+            return EXIT_INTERNAL;
+        bprintf(label, sizeof(label), "%s", m->label);
+        modhost_params mp = {label, m->path, text, cf->directory, cf->state_dir, level};
+        int rc = modhost_load(&mp, &d->mods[i], err, sizeof(err));
+        free(text);
+        if (rc != 0) {
+            char msg[1000];
+            bprintf(msg, sizeof(msg), "%s:%d: [module %s]: %s", cf->file, runconf_module_line(m, err), m->label, err);
+            config_error(msg, EXIT_USAGE);
+            return EXIT_USAGE;
+        }
+        d->mod_count++;
+        if (modhost_start_worker(d->mods[i], d->notify[1]) != 0)
+            return EXIT_INTERNAL;
+        char types[64] = "";
+        static const acme_challenge_type all[] = {ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01,
+                                                  ACME_CHALLENGE_DNS_01};
+        for (size_t t = 0; t < 3; t++)
+            if (modhost_handles(d->mods[i], all[t])) {
+                size_t used = strlen(types);
+                bprintf(types + used, sizeof(types) - used, "%s%s", used ? ", " : "", acme_challenge_type_name(all[t]));
+            }
+        progress(ACME_LOG_INFO, "module %s (%s): answers %s%s", m->label, modhost_name(d->mods[i]),
+                 types[0] ? types : "no challenges", modhost_installs(d->mods[i]) ? "; installs certificates" : "");
+    }
+    return EXIT_OK;
+}
+
+static void start_responders(rund *d)
+{
+    acmectl_opts bo;
+    memset(&bo, 0, sizeof(bo));
+    bo.bind = d->cf->bind;
+    bo.http_port = d->cf->http_port;
+    bo.tls_port = d->cf->tls_port;
+    /* A port that cannot be bound drops the type with a warning (builtin.c). */
+    if (bo.http_port)
+        (void)builtin_start(&bo, ACME_CHALLENGE_HTTP_01, &d->http);
+    if (bo.tls_port)
+        (void)builtin_start(&bo, ACME_CHALLENGE_TLS_ALPN_01, &d->alpn);
+}
+
+/* The types of list that something here answers; the others are dropped
+ * with a warning when the configuration asked for them. */
+static size_t servable(rund *d, const acme_challenge_type *list, size_t n, int explicit_list, const char *who,
+                       acme_challenge_type *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (router_serves(d->rt, list[i])) {
+            out[k++] = list[i];
+            continue;
+        }
+        const char *t = acme_challenge_type_name(list[i]);
+        const char *how = list[i] == ACME_CHALLENGE_HTTP_01 ? "no module answers it and http-port is not set or "
+                                                              "cannot be bound"
+                          : list[i] == ACME_CHALLENGE_TLS_ALPN_01 ? "no module answers it and tls-port is not set or "
+                                                                    "cannot be bound"
+                                                                  : "no module answers it";
+        progress(explicit_list ? ACME_LOG_WARNING : ACME_LOG_DEBUG, "%s: %s dropped from the challenge list: %s", who,
+                 t, how);
+    }
+    return k;
+}
+
+static int manage_all(rund *d)
+{
+    run_config *cf = d->cf;
+    static const acme_challenge_type defaults[] = {ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01,
+                                                   ACME_CHALLENGE_DNS_01};
+    const acme_challenge_type *glist = cf->challenge_count ? cf->challenges : defaults;
+    size_t gn = cf->challenge_count ? cf->challenge_count : 3;
+    for (size_t i = 0; i < cf->cert_count; i++) {
+        run_cert *rc = &cf->certs[i];
+        char who[300], msg[800];
+        bprintf(who, sizeof(who), "%s:%d: [certificate %s]", cf->file, rc->line, rc->id ? rc->id : rc->names[0]);
+        acme_challenge_type types[MAX_CHALLENGES];
+        size_t n = rc->challenge_count ? servable(d, rc->challenges, rc->challenge_count, 1, who, types)
+                                       : servable(d, glist, gn, cf->challenge_count > 0, who, types);
+        int dns = 0;
+        for (size_t k = 0; k < n; k++)
+            dns |= types[k] == ACME_CHALLENGE_DNS_01;
+        if (n == 0 || (rc->wildcard && !dns)) {
+            bprintf(msg, sizeof(msg), "%s: %s", who,
+                    n == 0 ? "challenge: none of its challenge types can be answered here (see the warnings above): "
+                             "set http-port or tls-port, or add a [module] that answers one"
+                           : "names: a wildcard needs dns-01, and nothing here answers dns-01: add a [module] "
+                             "for it (doc/dns01.md)");
+            config_error(msg, EXIT_CHALLENGE);
+            return EXIT_CHALLENGE;
+        }
+        acme_issue_params ip;
+        memset(&ip, 0, sizeof(ip));
+        ip.size = sizeof(ip);
+        ip.names = (const char *const *)rc->names;
+        ip.name_count = rc->name_count;
+        ip.key_type = rc->key_type_set ? rc->key_type : cf->key_type;
+        ip.challenges = types;
+        ip.challenge_count = n;
+        ip.preferred_chain = rc->preferred_chain ? rc->preferred_chain : cf->preferred_chain;
+        ip.profile = rc->profile ? rc->profile : cf->profile;
+        ip.cert_id = rc->id;
+        int lrc = acme_engine_manage(d->e, &ip);
+        if (lrc != ACME_OK) {
+            int code = exit_code_for(lrc, d->c, "issue");
+            if (lrc == ACME_E_UNSUPPORTED && ip.profile && strstr(acme_client_last_error(d->c), "profile"))
+                code = EXIT_CA_REFUSED;
+            bprintf(msg, sizeof(msg), "%s: the engine refused it", who);
+            output_error(d->o, NULL, code, lrc, d->c, msg);
+            return code;
+        }
+        progress(ACME_LOG_INFO, "managing %s: %s%s", rc->id ? rc->id : rc->names[0], rc->names[0],
+                 rc->name_count > 1 ? " and more" : "");
+    }
+    return EXIT_OK;
+}
+
+/* Register (or find) the account. A CA that cannot be reached is tried
+ * again with back-off: a daemon outlives outages. */
+static int account(rund *d, int *act)
+{
+    run_config *cf = d->cf;
+    acme_account_params ap;
+    memset(&ap, 0, sizeof(ap));
+    ap.size = sizeof(ap);
+    ap.contacts = (const char *const *)cf->contacts;
+    ap.contact_count = cf->contact_count;
+    ap.agree_tos = cf->agree_tos;
+    ap.eab_kid = cf->eab_kid;
+    ap.eab_hmac_key = cf->eab_hmac;
+    unsigned wait_s = 5;
+    for (;;) {
+        int rc = acme_account_register(d->c, &ap);
+        if (rc == ACME_OK) {
+            progress(ACME_LOG_INFO, "account %s", acme_account_url(d->c));
+            return EXIT_OK;
+        }
+        int code = exit_code_for(rc, d->c, "account");
+        if (code != EXIT_NETWORK) {
+            output_error(d->o, NULL, code, rc, d->c, NULL);
+            return code;
+        }
+        progress(ACME_LOG_WARNING, "the CA cannot be reached (%s); trying again in %u s",
+                 acme_client_last_error(d->c), wait_s);
+        if ((*act = wait_signals(d, (int)wait_s * 1000)) != ACT_NONE)
+            return EXIT_OK;
+        wait_s = wait_s * 2 > 300 ? 300 : wait_s * 2;
+    }
+}
+
+static int setup(rund *d, int *act)
+{
+    run_config *cf = d->cf;
+    const acmectl_opts *o = d->o;
+    int verbosity = o->verbosity_given ? o->verbosity : cf->verbosity_set ? cf->verbosity : 0;
+    progress_set_verbosity(verbosity);
+    acme_log_level level = verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO;
+    char err[700];
+    if (!cf->state_dir && !(cf->state_dir = state_dir_default())) {
+        config_error("no state directory: give state-dir in [global] (neither root nor $HOME set)", EXIT_USAGE);
+        return EXIT_USAGE;
+    }
+    if (o->status_file) {
+        free(cf->status_file);
+        cf->status_file = strdup(o->status_file);
+    }
+    int code = lock_state_dir(cf->state_dir);
+    if (code != EXIT_OK)
+        return code;
+    if (cf->out_dir && (mkdir_p(cf->out_dir, 0755) != 0 || access(cf->out_dir, W_OK | X_OK) != 0)) {
+        bprintf(err, sizeof(err), "%s: out-dir %s: %s", cf->file, cf->out_dir, strerror(errno));
+        config_error(err, EXIT_STORAGE);
+        return EXIT_STORAGE;
+    }
+    if (pipe2(d->notify, O_CLOEXEC | O_NONBLOCK) != 0)
+        return EXIT_INTERNAL;
+
+    int rc = acme_client_new(cf->directory, &d->c);
+    if (rc != ACME_OK) {
+        bprintf(err, sizeof(err), "%s: directory %s: %s", cf->file, cf->directory, acme_strerror(rc));
+        config_error(err, rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE);
+        return rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
+    }
+    if ((code = load_modules(d, level)) != EXIT_OK)
+        return code;
+    start_responders(d);
+    router_params rp = {d->mods, d->mod_count, d->http, d->alpn, cf->out_dir};
+    if (!(d->rt = router_new(&rp)))
+        return EXIT_INTERNAL;
+    acme_host_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.size = sizeof(cb);
+    cb.publish = router_publish;
+    cb.unpublish = router_unpublish;
+    cb.install = router_install;
+    cb.log = progress_lib_log;
+    acme_client_set_host(d->c, &cb, d->rt);
+    acme_client_set_log_level(d->c, level);
+    if ((rc = acme_client_set_storage_dir(d->c, cf->state_dir)) != ACME_OK) {
+        output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
+        return EXIT_STORAGE;
+    }
+    if (cf->ca_file)
+        acme_client_set_ca_file(d->c, cf->ca_file);
+    acme_client_set_account_key_type(d->c, cf->account_key_type);
+
+    acme_engine_options eo;
+    memset(&eo, 0, sizeof(eo));
+    eo.size = sizeof(eo);
+    eo.max_age_s = cf->max_age;
+    eo.retry_min_s = cf->retry_min;
+    eo.retry_max_s = cf->retry_max;
+    /* The engine before the account: a certificate it cannot serve is a
+     * configuration error worth reporting before anything is sent. */
+    if ((rc = acme_engine_new(d->c, &eo, &d->e)) != ACME_OK) {
+        output_error(o, NULL, EXIT_INTERNAL, rc, d->c, NULL);
+        return EXIT_INTERNAL;
+    }
+    router_bind_engine(d->rt, d->e);
+    if ((code = account(d, act)) != EXIT_OK || *act != ACT_NONE)
+        return code;
+    if ((code = manage_all(d)) != EXIT_OK)
+        return code;
+    if (status_write(d, 1) != 0) {
+        bprintf(err, sizeof(err), "%s: status-file %s: %s", cf->file, cf->status_file, strerror(errno));
+        config_error(err, EXIT_STORAGE);
+        return EXIT_STORAGE;
+    }
+    return EXIT_OK;
+}
+
+static void teardown(rund *d)
+{
+    if (d->rt)
+        router_shutdown(d->rt);
+    /* In-flight orders stay on disk (order.json): the next start resumes them. */
+    acme_engine_free(d->e);
+    for (size_t i = 0; i < d->mod_count; i++)
+        modhost_free(d->mods[i]);
+    free(d->mods);
+    acme_responder_free(d->http);
+    acme_responder_free(d->alpn);
+    router_free(d->rt);
+    acme_client_free(d->c);
+    if (d->notify[0] >= 0) {
+        close(d->notify[0]);
+        close(d->notify[1]);
+    }
+    free(d->status);
+}
+
+/* ---- the loop -------------------------------------------------------------- */
+
+static int loop(rund *d)
+{
+    size_t cap = 64;
+    struct pollfd *fds = malloc(cap * sizeof(*fds));
+    if (!fds)
+        return ACT_STOP;
+    progress(ACME_LOG_INFO, "running (pid %ld)", (long)getpid());
+    for (;;) {
+        size_t n = 0;
+        while (acme_engine_fds(d->e, fds + 2, cap - 2, &n) == ACME_E_INVALID_ARG) {
+            struct pollfd *g = realloc(fds, (n + 2 + 16) * sizeof(*fds));
+            if (!g) {
+                free(fds);
+                return ACT_STOP;
+            }
+            fds = g;
+            cap = n + 2 + 16;
+        }
+        fds[0] = (struct pollfd){d->sigfd, POLLIN, 0};
+        fds[1] = (struct pollfd){d->notify[0], POLLIN, 0};
+        int timeout = acme_engine_timeout_ms(d->e);
+        if (poll(fds, n + 2, timeout) < 0 && errno != EINTR) {
+            progress(ACME_LOG_ERROR, "poll: %s", strerror(errno));
+            free(fds);
+            return ACT_STOP;
+        }
+        if (fds[0].revents) {
+            int act = handle_signals(d);
+            if (act != ACT_NONE) {
+                free(fds);
+                return act;
+            }
+        }
+        if (fds[1].revents) {
+            char buf[64];
+            while (read(d->notify[0], buf, sizeof(buf)) > 0) {
+            }
+        }
+        router_collect(d->rt);
+        acme_engine_step(d->e);
+        status_write(d, 0);
+    }
+}
+
+/* One life of the daemon with one configuration. Returns an exit code;
+ * *started says whether it got as far as the loop. */
+static int run_once(rund *d, int *started)
+{
+    *started = 0;
+    int act = ACT_NONE;
+    int code = setup(d, &act);
+    if (code == EXIT_OK && act == ACT_NONE) {
+        *started = 1;
+        act = loop(d);
+    }
+    teardown(d);
+    if (act == ACT_STOP)
+        progress(ACME_LOG_INFO, "stopped");
+    return code;
+}
+
+int cmd_run(const acmectl_opts *o)
+{
+    if (o->arg_count != 1) {
+        config_error("run needs one argument: the configuration file (acmectl run /etc/acmectl/run.conf)", EXIT_USAGE);
+        return EXIT_USAGE;
+    }
+    /* Before any thread exists, so that every thread inherits it. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (sigfd < 0) {
+        config_error("signalfd failed", EXIT_INTERNAL);
+        return EXIT_INTERNAL;
+    }
+    char err[700];
+    run_config *cf = NULL, *prev = NULL;
+    if (runconf_load(o->args[0], &cf, err, sizeof(err)) != 0) {
+        config_error(err, EXIT_USAGE);
+        close(sigfd);
+        return EXIT_USAGE;
+    }
+    int code;
+    for (;;) {
+        rund d;
+        memset(&d, 0, sizeof(d));
+        d.o = o;
+        d.cf = cf;
+        d.sigfd = sigfd;
+        d.notify[0] = d.notify[1] = -1;
+        int started;
+        code = run_once(&d, &started);
+        if (d.next) {
+            runconf_free(prev);
+            prev = cf;
+            cf = d.next;
+            continue;
+        }
+        if (!started && code != EXIT_OK && prev) {
+            progress(ACME_LOG_ERROR, "the configuration read on SIGHUP could not be started (exit status %d); "
+                     "going back to the previous one", code);
+            runconf_free(cf);
+            cf = prev;
+            prev = NULL;
+            continue;
+        }
+        break;
+    }
+    runconf_free(cf);
+    runconf_free(prev);
+    close(sigfd);
+    return code;
+}
