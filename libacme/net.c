@@ -364,7 +364,9 @@ static int adopt_directory(acme_client *c, json_t *dir)
     if (!rc) rc = dir_url(c, dir, "revokeCert", 0, &rv);
     if (!rc) rc = dir_url(c, dir, "keyChange", 0, &kc);
     if (!rc) rc = dir_url(c, dir, "renewalInfo", 0, &ri);
-    if (rc) {
+    /* Two fetches may race (the engine's and an order's): the first one
+     * to arrive is the directory; later ones change nothing. */
+    if (rc || c->have_directory) {
         free(nn); free(na); free(no); free(rv); free(kc); free(ri);
         return rc;
     }

@@ -37,6 +37,8 @@ typedef struct rund {
     router *rt;
     acme_engine *e;
     char *status;                  /* what status-file holds */
+    acme_challenge_type (*types)[MAX_CHALLENGES];  /* per certificate: what is answered here */
+    size_t *type_count;
     run_config *next;              /* SIGHUP: the configuration to restart with */
     int stop;
 } rund;
@@ -55,7 +57,7 @@ static void config_error(const char *msg, int code)
 static void print_status(rund *d)
 {
     const char *s = d->e ? acme_engine_status_json(d->e) : "[]";
-    progress(ACME_LOG_WARNING, "status (SIGUSR1) follows");
+    progress(ACME_LOG_INFO, "status (SIGUSR1) follows");
     fprintf(stderr, "%s\n", s);
     fflush(stderr);
 }
@@ -227,20 +229,34 @@ static size_t servable(rund *d, const acme_challenge_type *list, size_t n, int e
     return k;
 }
 
-static int manage_all(rund *d)
+/* Which types each certificate can use here; a certificate left with none
+ * (or a wildcard without dns-01) is a configuration error, found before
+ * anything is sent. */
+static int plan(rund *d)
 {
     run_config *cf = d->cf;
     static const acme_challenge_type defaults[] = {ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01,
                                                    ACME_CHALLENGE_DNS_01};
-    const acme_challenge_type *glist = cf->challenge_count ? cf->challenges : defaults;
-    size_t gn = cf->challenge_count ? cf->challenge_count : 3;
+    acme_challenge_type glist[MAX_CHALLENGES];
+    char who[300], msg[800];
+    bprintf(who, sizeof(who), "%s: [global]", cf->file);
+    size_t gn = cf->challenge_count ? servable(d, cf->challenges, cf->challenge_count, 1, who, glist)
+                                    : servable(d, defaults, 3, 0, who, glist);
+    d->types = calloc(cf->cert_count, sizeof(*d->types));
+    d->type_count = calloc(cf->cert_count, sizeof(size_t));
+    if (!d->types || !d->type_count)
+        return EXIT_INTERNAL;
     for (size_t i = 0; i < cf->cert_count; i++) {
         run_cert *rc = &cf->certs[i];
-        char who[300], msg[800];
-        bprintf(who, sizeof(who), "%s:%d: [certificate %s]", cf->file, rc->line, rc->id ? rc->id : rc->names[0]);
-        acme_challenge_type types[MAX_CHALLENGES];
-        size_t n = rc->challenge_count ? servable(d, rc->challenges, rc->challenge_count, 1, who, types)
-                                       : servable(d, glist, gn, cf->challenge_count > 0, who, types);
+        bprintf(who, sizeof(who), "%s:%d: [certificate%s%s]", cf->file, rc->line, rc->label ? " " : "",
+                rc->label ? rc->label : "");
+        acme_challenge_type *types = d->types[i];
+        size_t n = gn;
+        if (rc->challenge_count)
+            n = servable(d, rc->challenges, rc->challenge_count, 1, who, types);
+        else
+            memcpy(types, glist, sizeof(glist));
+        d->type_count[i] = n;
         int dns = 0;
         for (size_t k = 0; k < n; k++)
             dns |= types[k] == ACME_CHALLENGE_DNS_01;
@@ -253,14 +269,23 @@ static int manage_all(rund *d)
             config_error(msg, EXIT_CHALLENGE);
             return EXIT_CHALLENGE;
         }
+    }
+    return EXIT_OK;
+}
+
+static int manage_all(rund *d)
+{
+    run_config *cf = d->cf;
+    for (size_t i = 0; i < cf->cert_count; i++) {
+        run_cert *rc = &cf->certs[i];
         acme_issue_params ip;
         memset(&ip, 0, sizeof(ip));
         ip.size = sizeof(ip);
         ip.names = (const char *const *)rc->names;
         ip.name_count = rc->name_count;
         ip.key_type = rc->key_type_set ? rc->key_type : cf->key_type;
-        ip.challenges = types;
-        ip.challenge_count = n;
+        ip.challenges = d->types[i];
+        ip.challenge_count = d->type_count[i];
         ip.preferred_chain = rc->preferred_chain ? rc->preferred_chain : cf->preferred_chain;
         ip.profile = rc->profile ? rc->profile : cf->profile;
         ip.cert_id = rc->id;
@@ -269,12 +294,12 @@ static int manage_all(rund *d)
             int code = exit_code_for(lrc, d->c, "issue");
             if (lrc == ACME_E_UNSUPPORTED && ip.profile && strstr(acme_client_last_error(d->c), "profile"))
                 code = EXIT_CA_REFUSED;
-            bprintf(msg, sizeof(msg), "%s: the engine refused it", who);
+            char msg[400];
+            bprintf(msg, sizeof(msg), "%s:%d: [certificate%s%s]: the engine refused it", cf->file, rc->line,
+                    rc->label ? " " : "", rc->label ? rc->label : "");
             output_error(d->o, NULL, code, lrc, d->c, msg);
             return code;
         }
-        progress(ACME_LOG_INFO, "managing %s: %s%s", rc->id ? rc->id : rc->names[0], rc->names[0],
-                 rc->name_count > 1 ? " and more" : "");
     }
     return EXIT_OK;
 }
@@ -381,6 +406,8 @@ static int setup(rund *d, int *act)
         return EXIT_INTERNAL;
     }
     router_bind_engine(d->rt, d->e);
+    if ((code = plan(d)) != EXIT_OK)
+        return code;
     if ((code = account(d, act)) != EXIT_OK || *act != ACT_NONE)
         return code;
     if ((code = manage_all(d)) != EXIT_OK)
@@ -411,6 +438,8 @@ static void teardown(rund *d)
         close(d->notify[1]);
     }
     free(d->status);
+    free(d->types);
+    free(d->type_count);
 }
 
 /* ---- the loop -------------------------------------------------------------- */

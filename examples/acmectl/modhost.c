@@ -45,6 +45,10 @@ struct modhost {
 static void on_log(void *ud, acme_log_level level, const char *msg)
 {
     (void)ud;
+    /* libacme logs a module's failure ("module NAME: publish failed: ...")
+     * as it returns it; the caller reports it with its context. */
+    if (level == ACME_LOG_ERROR && !strncmp(msg, "module ", 7))
+        return;
     progress_lib_log(NULL, level, msg);
 }
 

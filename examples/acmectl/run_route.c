@@ -287,7 +287,11 @@ int router_install(void *ud, const acme_certificate *cert)
     const char *id = acme_certificate_id(cert);
     char until[32];
     format_time(acme_certificate_not_after(cert), until, sizeof(until));
-    progress(ACME_LOG_INFO, "%s: installing the certificate valid until %s", id, until);
+    int someone = r->p.out_dir != NULL;
+    for (size_t i = 0; i < r->p.module_count; i++)
+        someone |= modhost_installs(r->p.modules[i]);
+    progress(someone ? ACME_LOG_INFO : ACME_LOG_DEBUG, "%s: %s the certificate valid until %s", id,
+             someone ? "installing" : "nothing installs (no out-dir, no module with an install hook)", until);
     int rc = ACME_OK;
     if (r->p.out_dir)
         rc = write_out(r->p.out_dir, cert);
