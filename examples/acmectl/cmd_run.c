@@ -162,11 +162,10 @@ static int load_modules(rund *d, acme_log_level level)
         return EXIT_INTERNAL;
     for (size_t i = 0; i < cf->module_count; i++) {
         run_module *m = &cf->modules[i];
-        char *text = runconf_module_text(m), err[700], label[200];
+        char *text = runconf_module_text(m), err[700];
         if (!text)
             return EXIT_INTERNAL;
-        bprintf(label, sizeof(label), "%s", m->label);
-        modhost_params mp = {label, m->path, text, cf->directory, cf->state_dir, level};
+        modhost_params mp = {m->label, m->path, text, cf->directory, cf->state_dir, level};
         int rc = modhost_load(&mp, &d->mods[i], err, sizeof(err));
         free(text);
         if (rc != 0) {
@@ -223,7 +222,7 @@ static size_t servable(rund *d, const acme_challenge_type *list, size_t n, int e
                           : list[i] == ACME_CHALLENGE_TLS_ALPN_01 ? "no module answers it and tls-port is not set or "
                                                                     "cannot be bound"
                                                                   : "no module answers it";
-        progress(explicit_list ? ACME_LOG_WARNING : ACME_LOG_DEBUG, "%s: %s dropped from the challenge list: %s", who,
+        progress(explicit_list ? ACME_LOG_WARNING : ACME_LOG_INFO, "%s: %s dropped from the challenge list: %s", who,
                  t, how);
     }
     return k;
@@ -237,7 +236,7 @@ static int plan(rund *d)
     run_config *cf = d->cf;
     static const acme_challenge_type defaults[] = {ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01,
                                                    ACME_CHALLENGE_DNS_01};
-    acme_challenge_type glist[MAX_CHALLENGES];
+    acme_challenge_type glist[MAX_CHALLENGES] = {ACME_CHALLENGE_NONE};
     char who[300], msg[800];
     bprintf(who, sizeof(who), "%s: [global]", cf->file);
     size_t gn = cf->challenge_count ? servable(d, cf->challenges, cf->challenge_count, 1, who, glist)
@@ -408,15 +407,17 @@ static int setup(rund *d, int *act)
     router_bind_engine(d->rt, d->e);
     if ((code = plan(d)) != EXIT_OK)
         return code;
-    if ((code = account(d, act)) != EXIT_OK || *act != ACT_NONE)
-        return code;
-    if ((code = manage_all(d)) != EXIT_OK)
-        return code;
+    /* The status file must be writable before anything is sent. */
     if (status_write(d, 1) != 0) {
         bprintf(err, sizeof(err), "%s: status-file %s: %s", cf->file, cf->status_file, strerror(errno));
         config_error(err, EXIT_STORAGE);
         return EXIT_STORAGE;
     }
+    if ((code = account(d, act)) != EXIT_OK || *act != ACT_NONE)
+        return code;
+    if ((code = manage_all(d)) != EXIT_OK)
+        return code;
+    status_write(d, 0);
     return EXIT_OK;
 }
 

@@ -39,7 +39,7 @@ json_check "$T/unreach.stdout" 'j["error"]["code"] == "network"' "network error 
 pass "unreachable CA: exit 4"
 
 expect_status 1 "$T/dnsnohook" --challenge dns-01 issue x.example.com
-grep -q "needs --hook" "$T/dnsnohook.stderr" || fail "dns-01 without a hook not explained"
+grep -Eq "needs --dns-provider .* or --hook" "$T/dnsnohook.stderr" || fail "dns-01 without a DNS provider or hook not explained"
 expect_status 1 "$T/wild" issue '*.wild.example.com'
 grep -q "wildcard needs dns-01" "$T/wild.stderr" || fail "a wildcard without a hook is not explained"
 expect_status 1 "$T/badchal" --challenge smtp-01 issue x.example.com

@@ -131,4 +131,14 @@ challenge = http-01
 names = a.example.com
 EOF
 expect_bad 3 "$CONF:12: [certificate]: challenge: none of its challenge types can be answered here"
+
+# 9. A status file that cannot be written: storage, before the account.
+run_global "$CONF" <<EOF
+http-port = $ACME_TEST_HTTP_PORT
+status-file = $T/no/such/dir/status.json
+[certificate]
+names = a.example.com
+EOF
+expect_bad 5 "$CONF: status-file $T/no/such/dir/status.json: No such file or directory"
+if ls "$STATE"/*/account/account.json >/dev/null 2>&1; then fail "an account was created"; fi
 echo "run_config: PASS"
