@@ -2,13 +2,13 @@
  * key is documented in doc/dns01.md. An unknown key, a repeated key or a
  * key of another back end is refused, so a typo never goes unnoticed. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "dns01.h"
+#include "modcfg.h"
 
 enum scope { ANY_BACKEND = -1 };
 
@@ -41,60 +41,19 @@ static const key_def keys_known[] = {
 
 static const char *const backend_names[] = {"rfc2136", "acme-dns", "hook"};
 
-typedef struct cfg {
-    const char *const *keys;
-    const char *const *values;
-    size_t n;
-    char *err;
-    size_t errlen;
-} cfg;
 
-static int bad(cfg *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(cfg *c, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->err, c->errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
 
-static const char *get(const cfg *c, const char *key)
-{
-    for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->keys[i], key))
-            return c->values[i];
-    return NULL;
-}
 
-static int get_uint(cfg *c, const char *key, unsigned min, unsigned max, unsigned def,
-                    unsigned *out)
-{
-    const char *v = get(c, key);
-    if (!v) {
-        *out = def;
-        return ACME_OK;
-    }
-    char *end;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (!*v || *end || errno || *v == '-' || *v == '+' || n < min || n > max)
-        return bad(c, ACME_E_INVALID_ARG, "%s=%s: want a whole number from %u to %u", key, v, min,
-                   max);
-    *out = (unsigned)n;
-    return ACME_OK;
-}
-
-static int get_server(cfg *c, const char *key, const char *v, unsigned port, dns_server *out)
+static int get_server(modcfg *c, const char *key, const char *v, unsigned port, dns_server *out)
 {
     const char *why = NULL;
     if (dns_server_parse(v, port, out, &why) != 0)
-        return bad(c, ACME_E_INVALID_ARG, "%s=%s: not host[:port] (%s)", key, v, why);
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "%s=%s: not host[:port] (%s)", key, v, why);
     return ACME_OK;
 }
 
 /* The first "nameserver" of /etc/resolv.conf. */
-static int system_resolver(cfg *c, dns_server *out)
+static int system_resolver(modcfg *c, dns_server *out)
 {
     FILE *f = fopen("/etc/resolv.conf", "r");
     char line[512];
@@ -111,18 +70,18 @@ static int system_resolver(cfg *c, dns_server *out)
     if (f)
         fclose(f);
     if (rc != 0)
-        return bad(c, ACME_E_INVALID_ARG, "resolver: not set and /etc/resolv.conf names no usable "
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "resolver: not set and /etc/resolv.conf names no usable "
                    "nameserver; set resolver=host[:port]");
     return ACME_OK;
 }
 
 /* Secret from a file: the base64 text alone, or a BIND/Knot key file
  * (the value after "secret"). */
-static int read_secret_file(cfg *c, const char *path, char **out)
+static int read_secret_file(modcfg *c, const char *path, char **out)
 {
     FILE *f = fopen(path, "r");
     if (!f)
-        return bad(c, ACME_E_INVALID_ARG, "tsig-secret-file=%s: cannot open it: %s", path,
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-secret-file=%s: cannot open it: %s", path,
                    strerror(errno));
     char buf[4097];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -131,7 +90,7 @@ static int read_secret_file(cfg *c, const char *path, char **out)
     buf[n] = '\0';
     int rc = ACME_OK;
     if (toolong) {
-        rc = bad(c, ACME_E_INVALID_ARG, "tsig-secret-file=%s: larger than 4 KiB", path);
+        rc = modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-secret-file=%s: larger than 4 KiB", path);
         goto out;
     }
     /* The keyword "secret" at a word start, followed by ':' (Knot) or a
@@ -152,7 +111,7 @@ static int read_secret_file(cfg *c, const char *path, char **out)
     size_t len = strcspn(s, kw ? "\";\r\n" : "");
     char *v = strndup(s, len);
     if (!v) {
-        rc = bad(c, ACME_E_NOMEM, "out of memory");
+        rc = modcfg_bad(c, ACME_E_NOMEM, "out of memory");
         goto out;
     }
     *out = v;
@@ -165,27 +124,27 @@ out:
     return rc;
 }
 
-static int configure_tsig(dns01 *d, cfg *c)
+static int configure_tsig(dns01 *d, modcfg *c)
 {
-    const char *name = get(c, "tsig-key-name");
-    const char *alg_text = get(c, "tsig-algorithm");
-    const char *secret = get(c, "tsig-secret");
-    const char *file = get(c, "tsig-secret-file");
+    const char *name = modcfg_get(c, "tsig-key-name");
+    const char *alg_text = modcfg_get(c, "tsig-algorithm");
+    const char *secret = modcfg_get(c, "tsig-secret");
+    const char *file = modcfg_get(c, "tsig-secret-file");
     if (secret && file)
-        return bad(c, ACME_E_INVALID_ARG, "tsig-secret and tsig-secret-file: give one, not both");
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-secret and tsig-secret-file: give one, not both");
     if (!name && !secret && !file) {
         if (alg_text)
-            return bad(c, ACME_E_INVALID_ARG, "tsig-algorithm without tsig-key-name");
+            return modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-algorithm without tsig-key-name");
         return ACME_OK;
     }
     if (!name)
-        return bad(c, ACME_E_INVALID_ARG, "tsig-key-name: required with a TSIG secret");
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-key-name: required with a TSIG secret");
     if (!secret && !file)
-        return bad(c, ACME_E_INVALID_ARG, "tsig-secret or tsig-secret-file: required with "
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-secret or tsig-secret-file: required with "
                    "tsig-key-name");
     tsig_alg alg = TSIG_HMAC_SHA256;
     if (alg_text && tsig_alg_parse(alg_text, &alg) != 0)
-        return bad(c, ACME_E_INVALID_ARG, "tsig-algorithm=%s: want hmac-sha256 or hmac-sha512",
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-algorithm=%s: want hmac-sha256 or hmac-sha512",
                    alg_text);
     char *from_file = NULL;
     if (file) {
@@ -202,24 +161,24 @@ static int configure_tsig(dns01 *d, cfg *c)
         free(from_file);
     }
     if (rc != 0)
-        return bad(c, ACME_E_INVALID_ARG, "%s: %s", why && strstr(why, "key name") ? "tsig-key-name"
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "%s: %s", why && strstr(why, "key name") ? "tsig-key-name"
                    : file ? "tsig-secret-file" : "tsig-secret", why ? why : "unusable");
     d->have_tsig = 1;
     return ACME_OK;
 }
 
-static int configure_nameservers(dns01 *d, cfg *c)
+static int configure_nameservers(dns01 *d, modcfg *c)
 {
-    const char *list = get(c, "nameservers");
+    const char *list = modcfg_get(c, "nameservers");
     if (!list)
         return ACME_OK;
     char *copy = strdup(list), *save = NULL;
     if (!copy)
-        return bad(c, ACME_E_NOMEM, "out of memory");
+        return modcfg_bad(c, ACME_E_NOMEM, "out of memory");
     int rc = ACME_OK;
     for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
         if (d->nameserver_count == DNS01_MAX_NS) {
-            rc = bad(c, ACME_E_INVALID_ARG, "nameservers: more than %d", DNS01_MAX_NS);
+            rc = modcfg_bad(c, ACME_E_INVALID_ARG, "nameservers: more than %d", DNS01_MAX_NS);
             break;
         }
         if ((rc = get_server(c, "nameservers", tok, d->nameserver_port,
@@ -229,23 +188,23 @@ static int configure_nameservers(dns01 *d, cfg *c)
     }
     free(copy);
     if (rc == ACME_OK && d->nameserver_count == 0)
-        rc = bad(c, ACME_E_INVALID_ARG, "nameservers: empty list");
+        rc = modcfg_bad(c, ACME_E_INVALID_ARG, "nameservers: empty list");
     return rc;
 }
 
 int dns01_configure(dns01 *d, const char *const *keys, const char *const *values, size_t n,
                     char *err, size_t errlen)
 {
-    cfg c = {keys, values, n, err, errlen};
-    const char *backend = get(&c, "backend");
+    modcfg c = {keys, values, n, err, errlen};
+    const char *backend = modcfg_get(&c, "backend");
     if (!backend)
-        return bad(&c, ACME_E_INVALID_ARG, "backend: required (rfc2136, acme-dns or hook)");
+        return modcfg_bad(&c, ACME_E_INVALID_ARG, "backend: required (rfc2136, acme-dns or hook)");
     int kind = -1;
     for (int i = 0; i < 3; i++)
         if (!strcmp(backend, backend_names[i]))
             kind = i;
     if (kind < 0)
-        return bad(&c, ACME_E_INVALID_ARG, "backend=%s: want rfc2136, acme-dns or hook", backend);
+        return modcfg_bad(&c, ACME_E_INVALID_ARG, "backend=%s: want rfc2136, acme-dns or hook", backend);
     d->kind = (dns01_backend_kind)kind;
     d->backend = kind == DNS01_RFC2136 ? &dns01_backend_rfc2136
                  : kind == DNS01_ACMEDNS ? &dns01_backend_acmedns : &dns01_backend_hook;
@@ -256,64 +215,64 @@ int dns01_configure(dns01 *d, const char *const *keys, const char *const *values
             if (!strcmp(keys[i], keys_known[k].key))
                 def = &keys_known[k];
         if (!def)
-            return bad(&c, ACME_E_INVALID_ARG, "%s: unknown key", keys[i]);
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "%s: unknown key", keys[i]);
         if (def->scope != ANY_BACKEND && def->scope != kind)
-            return bad(&c, ACME_E_INVALID_ARG, "%s: a key of backend %s, not of %s", keys[i],
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "%s: a key of backend %s, not of %s", keys[i],
                        backend_names[def->scope], backend);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(keys[i], keys[j]))
-                return bad(&c, ACME_E_INVALID_ARG, "%s: given twice", keys[i]);
+                return modcfg_bad(&c, ACME_E_INVALID_ARG, "%s: given twice", keys[i]);
     }
 
     int rc;
     unsigned u;
-    if ((rc = get_uint(&c, "nameserver-port", 1, 65535, 53, &d->nameserver_port)) ||
-        (rc = get_uint(&c, "dns-timeout", 100, 60000, 3000, &d->query_timeout_ms)) ||
-        (rc = get_uint(&c, "propagation-timeout", 0, 86400, 120, &d->propagation_timeout_s)) ||
-        (rc = get_uint(&c, "propagation-interval", 50, 600000, 2000, &d->propagation_interval_ms)) ||
-        (rc = get_uint(&c, "ttl", 0, 604800, 60, &u)) ||
-        (rc = get_uint(&c, "http-timeout", 1, 600, 30, &d->http_timeout_s)) ||
-        (rc = get_uint(&c, "hook-timeout", 1, 3600, 120, &d->hook_timeout_s)))
+    if ((rc = modcfg_uint(&c, "nameserver-port", 1, 65535, 53, &d->nameserver_port)) ||
+        (rc = modcfg_uint(&c, "dns-timeout", 100, 60000, 3000, &d->query_timeout_ms)) ||
+        (rc = modcfg_uint(&c, "propagation-timeout", 0, 86400, 120, &d->propagation_timeout_s)) ||
+        (rc = modcfg_uint(&c, "propagation-interval", 50, 600000, 2000, &d->propagation_interval_ms)) ||
+        (rc = modcfg_uint(&c, "ttl", 0, 604800, 60, &u)) ||
+        (rc = modcfg_uint(&c, "http-timeout", 1, 600, 30, &d->http_timeout_s)) ||
+        (rc = modcfg_uint(&c, "hook-timeout", 1, 3600, 120, &d->hook_timeout_s)))
         return rc;
     d->ttl = u;
 
     const char *v;
-    if ((v = get(&c, "resolver")) ? (rc = get_server(&c, "resolver", v, 53, &d->resolver))
+    if ((v = modcfg_get(&c, "resolver")) ? (rc = get_server(&c, "resolver", v, 53, &d->resolver))
                                   : (rc = system_resolver(&c, &d->resolver)))
         return rc;
     if ((rc = configure_nameservers(d, &c)))
         return rc;
-    if ((v = get(&c, "zone"))) {
+    if ((v = modcfg_get(&c, "zone"))) {
         if (dns_name_from_text(&d->zone, v) != 0 || dns_name_is_root(&d->zone))
-            return bad(&c, ACME_E_INVALID_ARG, "zone=%s: not a domain name", v);
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "zone=%s: not a domain name", v);
         d->have_zone = 1;
     }
 
     switch (d->kind) {
     case DNS01_RFC2136:
-        if (!(v = get(&c, "server")))
-            return bad(&c, ACME_E_INVALID_ARG, "server: required for backend rfc2136 (the primary "
+        if (!(v = modcfg_get(&c, "server")))
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "server: required for backend rfc2136 (the primary "
                        "server, host[:port])");
         if ((rc = get_server(&c, "server", v, 53, &d->primary)))
             return rc;
         d->have_primary = 1;
         return configure_tsig(d, &c);
     case DNS01_ACMEDNS:
-        if (!(v = get(&c, "api-url")))
-            return bad(&c, ACME_E_INVALID_ARG, "api-url: required for backend acme-dns");
+        if (!(v = modcfg_get(&c, "api-url")))
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "api-url: required for backend acme-dns");
         if (strncasecmp(v, "https://", 8) != 0 || !v[8])
-            return bad(&c, ACME_E_INSECURE, "api-url=%s: must be an https:// URL (the API key "
+            return modcfg_bad(&c, ACME_E_INSECURE, "api-url=%s: must be an https:// URL (the API key "
                        "travels in it)", v);
         if (!(d->api_url = strdup(v)))
-            return bad(&c, ACME_E_NOMEM, "out of memory");
-        if ((v = get(&c, "ca-file")) && !(d->ca_file = strdup(v)))
-            return bad(&c, ACME_E_NOMEM, "out of memory");
+            return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
+        if ((v = modcfg_get(&c, "ca-file")) && !(d->ca_file = strdup(v)))
+            return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
         return ACME_OK;
     case DNS01_HOOK:
-        if (!(v = get(&c, "command")) || !*v)
-            return bad(&c, ACME_E_INVALID_ARG, "command: required for backend hook");
+        if (!(v = modcfg_get(&c, "command")) || !*v)
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "command: required for backend hook");
         if (!(d->command = strdup(v)))
-            return bad(&c, ACME_E_NOMEM, "out of memory");
+            return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
         return ACME_OK;
     }
     return ACME_OK;

@@ -14,12 +14,12 @@
  *   cert-mode         mode of certificate files (0600)
  *   cert-path.<id>    the file of one certificate id, if not cert-dir/<id>.pem */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "haproxy.h"
+#include "modcfg.h"
 
 #define PATH_PREFIX "cert-path."
 
@@ -28,49 +28,25 @@ static const char *const keys_known[] = {
     "crt-list-options", "cert-mode",
 };
 
-typedef struct cfg {
-    const char *const *keys;
-    const char *const *values;
-    size_t n;
-    char *err;
-    size_t errlen;
-} cfg;
 
-static int bad(cfg *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int bad(cfg *c, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->err, c->errlen, fmt, ap);
-    va_end(ap);
-    return code;
-}
-
-static const char *get(const cfg *c, const char *key)
-{
-    for (size_t i = 0; i < c->n; i++)
-        if (!strcmp(c->keys[i], key))
-            return c->values[i];
-    return NULL;
-}
 
 /* A path that goes on HAProxy's command line: one word. must_abs: it is
  * also written on disk by us, so it must not depend on our cwd. */
-static int get_path(cfg *c, const char *key, int must_abs, char **out)
+static int get_path(modcfg *c, const char *key, int must_abs, char **out)
 {
-    const char *v = get(c, key);
+    const char *v = modcfg_get(c, key);
     *out = NULL;
     if (!v)
         return ACME_OK;
     if (!*v)
-        return bad(c, ACME_E_INVALID_ARG, "%s: empty", key);
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "%s: empty", key);
     if (!hap_word_ok(v))
-        return bad(c, ACME_E_INVALID_ARG, "%s: \"%s\" has a space, tab, quote, '#', ';' or '\\'; HAProxy's "
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "%s: \"%s\" has a space, tab, quote, '#', ';' or '\\'; HAProxy's "
                    "command line cannot carry it", key, v);
     if (must_abs && v[0] != '/')
-        return bad(c, ACME_E_INVALID_ARG, "%s: \"%s\" is not an absolute path", key, v);
+        return modcfg_bad(c, ACME_E_INVALID_ARG, "%s: \"%s\" is not an absolute path", key, v);
     if (!(*out = strdup(v)))
-        return bad(c, ACME_E_NOMEM, "out of memory");
+        return modcfg_bad(c, ACME_E_NOMEM, "out of memory");
     return ACME_OK;
 }
 
@@ -84,7 +60,7 @@ static void strip_slashes(char *p)
 int hap_configure(hap *h, const char *const *keys, const char *const *values, size_t n, char *err,
                   size_t errlen)
 {
-    cfg c = {.keys = keys, .values = values, .n = n, .err = err, .errlen = errlen};
+    modcfg c = {.keys = keys, .values = values, .n = n, .err = err, .errlen = errlen};
     int rc;
     size_t npaths = 0;
     for (size_t i = 0; i < n; i++) {
@@ -96,30 +72,30 @@ int hap_configure(hap *h, const char *const *keys, const char *const *values, si
             npaths++;
         }
         if (!known)
-            return bad(&c, ACME_E_INVALID_ARG, "%s: unknown key (see doc/haproxy.md)", keys[i]);
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "%s: unknown key (see doc/haproxy.md)", keys[i]);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(keys[i], keys[j]))
-                return bad(&c, ACME_E_INVALID_ARG, "%s: given twice", keys[i]);
+                return modcfg_bad(&c, ACME_E_INVALID_ARG, "%s: given twice", keys[i]);
     }
 
     /* The socket is only ever connect()ed, never sent as a word. */
-    const char *sock = get(&c, "socket");
+    const char *sock = modcfg_get(&c, "socket");
     if (!sock || !*sock)
-        return bad(&c, ACME_E_INVALID_ARG, "socket: missing (the path of HAProxy's admin socket, from a "
+        return modcfg_bad(&c, ACME_E_INVALID_ARG, "socket: missing (the path of HAProxy's admin socket, from a "
                    "`stats socket <path> level admin` line)");
     if (strlen(sock) >= 108)
-        return bad(&c, ACME_E_INVALID_ARG, "socket: longer than a Unix socket path can be (107 bytes)");
+        return modcfg_bad(&c, ACME_E_INVALID_ARG, "socket: longer than a Unix socket path can be (107 bytes)");
     if (!(h->socket_path = strdup(sock)))
-        return bad(&c, ACME_E_NOMEM, "out of memory");
+        return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
 
     unsigned timeout = 3000;
-    const char *t = get(&c, "timeout");
+    const char *t = modcfg_get(&c, "timeout");
     if (t) {
         char *end;
         errno = 0;
         unsigned long v = strtoul(t, &end, 10);
         if (errno || end == t || *end || v < 100 || v > 60000)
-            return bad(&c, ACME_E_INVALID_ARG, "timeout: \"%s\" is not a number of milliseconds in "
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "timeout: \"%s\" is not a number of milliseconds in "
                        "100..60000", t);
         timeout = (unsigned)v;
     }
@@ -132,37 +108,37 @@ int hap_configure(hap *h, const char *const *keys, const char *const *values, si
         (rc = get_path(&c, "crt-dir", 1, &h->crt_dir)))
         return rc;
     if (h->crt_list && h->crt_dir)
-        return bad(&c, ACME_E_INVALID_ARG, "crt-dir: give crt-list or crt-dir, not both");
+        return modcfg_bad(&c, ACME_E_INVALID_ARG, "crt-dir: give crt-list or crt-dir, not both");
     if (h->crt_dir)
         strip_slashes(h->crt_dir); /* HAProxy names the list without the slash */
     if (h->cert_dir)
         strip_slashes(h->cert_dir);
     if (!h->cert_dir && h->crt_dir && !(h->cert_dir = strdup(h->crt_dir)))
-        return bad(&c, ACME_E_NOMEM, "out of memory");
+        return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
     if (!h->cert_dir)
-        return bad(&c, ACME_E_INVALID_ARG, "cert-dir: missing (the directory where certificate files "
+        return modcfg_bad(&c, ACME_E_INVALID_ARG, "cert-dir: missing (the directory where certificate files "
                    "<cert-id>.pem are written), or give crt-dir");
     if (!h->alpn_prefix && !(h->alpn_prefix = strdup("/acme-tls-alpn-01/")))
-        return bad(&c, ACME_E_NOMEM, "out of memory");
+        return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
 
-    const char *opts = get(&c, "crt-list-options");
+    const char *opts = modcfg_get(&c, "crt-list-options");
     if (opts && *opts) {
         size_t len = strlen(opts);
         if (opts[0] != '[' || opts[len - 1] != ']' || strpbrk(opts, "\r\n"))
-            return bad(&c, ACME_E_INVALID_ARG, "crt-list-options: \"%s\" is not one \"[...]\" block of "
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "crt-list-options: \"%s\" is not one \"[...]\" block of "
                        "crt-list options", opts);
         if (!(h->crt_list_options = strdup(opts)))
-            return bad(&c, ACME_E_NOMEM, "out of memory");
+            return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
     }
 
     h->cert_mode = 0600;
-    const char *mode = get(&c, "cert-mode");
+    const char *mode = modcfg_get(&c, "cert-mode");
     if (mode) {
         char *end;
         errno = 0;
         unsigned long v = strtoul(mode, &end, 8);
         if (errno || end == mode || *end || (v & ~0640ul) || !(v & 0400))
-            return bad(&c, ACME_E_INVALID_ARG, "cert-mode: \"%s\" must be octal, owner-readable, and give "
+            return modcfg_bad(&c, ACME_E_INVALID_ARG, "cert-mode: \"%s\" must be octal, owner-readable, and give "
                        "nothing to others (0600, 0640, 0400, 0440); the files hold private keys", mode);
         h->cert_mode = (unsigned)v;
     }
@@ -170,18 +146,18 @@ int hap_configure(hap *h, const char *const *keys, const char *const *values, si
     if (npaths) {
         h->paths = calloc(npaths, sizeof(*h->paths));
         if (!h->paths)
-            return bad(&c, ACME_E_NOMEM, "out of memory");
+            return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
             if (strncmp(keys[i], PATH_PREFIX, strlen(PATH_PREFIX)) != 0)
                 continue;
             const char *id = keys[i] + strlen(PATH_PREFIX);
             if (!*id)
-                return bad(&c, ACME_E_INVALID_ARG, "%s: no certificate id after \"" PATH_PREFIX "\"", keys[i]);
+                return modcfg_bad(&c, ACME_E_INVALID_ARG, "%s: no certificate id after \"" PATH_PREFIX "\"", keys[i]);
             hap_cert_path *p = &h->paths[h->path_count++];
             if ((rc = get_path(&c, keys[i], 1, &p->path)))
                 return rc;
             if (!(p->id = strdup(id)))
-                return bad(&c, ACME_E_NOMEM, "out of memory");
+                return modcfg_bad(&c, ACME_E_NOMEM, "out of memory");
         }
     }
 
