@@ -25,11 +25,8 @@
 #include "dns01.h"
 #include "resolve.h"
 
-/* Reading stored credentials back needs a buffer the module owns
- * (acme_buffer_new & co.); meson defines DNS01_HAVE_BUFFER_API when the
- * libacme headers have it. Without it module.c refuses backend=acme-dns at
- * create(), and this back end is a stub. */
-#ifdef DNS01_HAVE_BUFFER_API
+/* Stored credentials are read back through a buffer the module owns
+ * (acme_buffer_new & co.). */
 
 #define MAX_BODY (64 * 1024)
 
@@ -412,32 +409,3 @@ const dns01_backend dns01_backend_acmedns = {
     .add = acmedns_add,
     .del = acmedns_del,
 };
-
-#else /* !DNS01_HAVE_BUFFER_API */
-
-static int unavailable(dns01 *d)
-{
-    return dns01_fail(d, ACME_E_UNSUPPORTED, "acme-dns: this libacme cannot give a module its "
-                      "stored data back (no acme_buffer_new)");
-}
-
-static int stub_prepare(dns01 *d, dns01_record *r)
-{
-    (void)r;
-    return unavailable(d);
-}
-
-static int stub_change(dns01 *d, const dns01_record *r)
-{
-    (void)r;
-    return unavailable(d);
-}
-
-const dns01_backend dns01_backend_acmedns = {
-    .name = "acme-dns",
-    .prepare = stub_prepare,
-    .add = stub_change,
-    .del = stub_change,
-};
-
-#endif

@@ -252,15 +252,6 @@ static int dns01_create(const acme_module_host *host, const char *const *keys,
         snprintf(err, errlen, "backend=acme-dns: the host gives the module no storage");
         rc = ACME_E_UNSUPPORTED;
     }
-#ifndef DNS01_HAVE_BUFFER_API
-    if (rc == ACME_OK && d->kind == DNS01_ACMEDNS) {
-        /* The credentials could be stored but never read back. */
-        snprintf(err, errlen, "backend=acme-dns: this module was built against a libacme whose "
-                 "modules cannot read their storage (no acme_buffer_new); rebuild it against a "
-                 "newer libacme");
-        rc = ACME_E_UNSUPPORTED;
-    }
-#endif
     if (rc != ACME_OK) {
         dns01_config_free(d);
         free(d);

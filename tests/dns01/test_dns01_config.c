@@ -131,17 +131,10 @@ static void good_configurations(void **state)
     assert_null(ops->last_error(inst));
     destroy(inst);
 
-#ifdef DNS01_HAVE_BUFFER_API
     assert_int_equal(CREATE(&inst, err, "backend=acme-dns", "api-url=https://127.0.0.1:4443/",
                             "ca-file=/dev/null", "resolver=127.0.0.1"),
                      ACME_OK);
     destroy(inst);
-#else
-    /* Without module storage reads the credentials could never be reused. */
-    expect_refusal(CREATE(&inst, err, "backend=acme-dns", "api-url=https://127.0.0.1:4443/",
-                          "resolver=127.0.0.1"),
-                   ACME_E_UNSUPPORTED, err, "acme_buffer_new");
-#endif
     assert_int_equal(CREATE(&inst, err, "backend=hook", "command=/bin/true", "hook-timeout=5",
                             "resolver=[::1]:53"),
                      ACME_OK);
