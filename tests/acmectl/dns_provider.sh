@@ -71,7 +71,11 @@ pass "a wildcard and its base name through --dns-provider (hook back end), no --
 : >"$HOOK_LOG"
 expect_status 0 "$T/renew" --dns-provider "$DNS01_MODULE" --dns-config "$DNSCONF" --json renew --force
 json_check "$T/renew.stdout" 'j["certificates"][0]["renewed"] is True' "renewed"
-[ "$(grep -c '^add ' "$HOOK_LOG")" = 2 ] || fail "renew did not publish through the module: $(cat "$HOOK_LOG")"
+# At least one: Pebble may hand back an authorization that is still valid
+# (seen under ASan's slower timing), and a valid one needs no challenge.
+adds=$(grep -c '^add ' "$HOOK_LOG" || true)
+[ "$adds" -ge 1 ] || fail "renew did not publish through the module: $(cat "$HOOK_LOG")"
+[ "$(grep -c '^del ' "$HOOK_LOG" || true)" = "$adds" ] || fail "renew: every add needs its del: $(cat "$HOOK_LOG")"
 pass "renew --force through --dns-provider"
 
 # 3. Usage errors, before anything is sent.
