@@ -261,10 +261,20 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
 
 /* ---- scheduling ---- */
 
+/* Milliseconds from now until the wall-clock second `when` begins (0 if
+ * past). Whole-second time() would wake up to a second late. */
+static uint64_t ms_until_wall(int64_t when)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now_ms_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t at = when * 1000;
+    return at > now_ms_wall ? (uint64_t)(at - now_ms_wall) : 0;
+}
+
 static void schedule_at_wall(managed *m, int64_t when)
 {
-    int64_t now = (int64_t)time(NULL);
-    m->next_ms = now_ms() + (when > now ? (uint64_t)(when - now) * 1000u : 0);
+    m->next_ms = now_ms() + ms_until_wall(when);
 }
 
 /* The host's own limit on a certificate's age wins over later advice. */
@@ -510,8 +520,7 @@ static void drive_ari(acme_engine *e, managed *m)
                 m->renew_at = now;
         }
         free(why);
-        int64_t now = (int64_t)time(NULL);
-        uint64_t until = m->renew_at > now ? (uint64_t)(m->renew_at - now) * 1000u : 0;
+        uint64_t until = ms_until_wall(m->renew_at);
         m->next_ms = now_ms() + (until < recheck ? until : recheck);
         if (until == 0)
             m->next_ms = now_ms();
@@ -626,7 +635,7 @@ static void look_at(acme_engine *e, managed *m)
             plan_renewal(e, m);
             if (now_ms() < m->next_ms)
                 return;
-        } else if (m->renew_at > (int64_t)time(NULL)) {
+        } else if (ms_until_wall(m->renew_at) > 0) {
             /* Woken to re-check: ARI may have moved the window. */
             if (ari) {
                 drive_ari(e, m);
