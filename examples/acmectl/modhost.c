@@ -36,7 +36,7 @@ struct modhost {
     pthread_t thread;
     pthread_mutex_t qmu;
     pthread_cond_t qcv;
-    modjob *todo, *done;           /* oldest first */
+    modjob *queued, *done;           /* oldest first */
     modjob *running;
     int stop;
     int notify_fd;
@@ -195,12 +195,12 @@ static void *worker(void *arg)
     modhost *mh = arg;
     pthread_mutex_lock(&mh->qmu);
     for (;;) {
-        while (!mh->todo && !mh->stop)
+        while (!mh->queued && !mh->stop)
             pthread_cond_wait(&mh->qcv, &mh->qmu);
         if (mh->stop)
             break;
-        modjob *j = mh->todo;
-        mh->todo = j->next;
+        modjob *j = mh->queued;
+        mh->queued = j->next;
         mh->running = j;
         pthread_mutex_unlock(&mh->qmu);
         j->rc = modhost_call(mh, j->op, j->object, j->why, sizeof(j->why));
@@ -238,7 +238,7 @@ int modhost_queue(modhost *mh, int op, const void *object)
     j->op = op;
     j->object = object;
     pthread_mutex_lock(&mh->qmu);
-    append(&mh->todo, j);
+    append(&mh->queued, j);
     pthread_cond_signal(&mh->qcv);
     pthread_mutex_unlock(&mh->qmu);
     return 0;
@@ -269,8 +269,8 @@ modjob *modhost_stop_worker(modhost *mh)
         return NULL;
     pthread_mutex_lock(&mh->qmu);
     mh->stop = 1;
-    modjob *left = mh->todo;
-    mh->todo = NULL;
+    modjob *left = mh->queued;
+    mh->queued = NULL;
     pthread_cond_signal(&mh->qcv);
     pthread_mutex_unlock(&mh->qmu);
     pthread_join(mh->thread, NULL);

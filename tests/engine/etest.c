@@ -210,7 +210,6 @@ void etest_host_clear(etest_host *h)
 acme_client *etest_client_at(etest_host *h, const char *state_dir, const char *directory_url,
                              const char *ca_file)
 {
-    acme_client *c = NULL;
     acme_host_callbacks cb = {
         .size = sizeof cb,
         .publish = cb_publish,
@@ -218,13 +217,7 @@ acme_client *etest_client_at(etest_host *h, const char *state_dir, const char *d
         .install = cb_install,
         .log = cb_log,
     };
-    CHECK_OK(NULL, acme_client_new(directory_url, &c));
-    CHECK_OK(c, acme_client_set_host(c, &cb, h));
-    CHECK_OK(c, acme_client_set_ca_file(c, ca_file));
-    CHECK_OK(c, acme_client_set_storage_dir(c, state_dir));
-    const char *dbg = getenv("ITEST_DEBUG");
-    CHECK_OK(c, acme_client_set_log_level(c, dbg && *dbg == '1' ? ACME_LOG_DEBUG : ACME_LOG_INFO));
-    return c;
+    return itest_client_with(&cb, h, state_dir, directory_url, ca_file);
 }
 
 acme_client *etest_client(etest_host *h, const char *state_dir)

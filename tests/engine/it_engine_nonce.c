@@ -11,32 +11,12 @@
 
 #define COUNT 20
 
-/* The test proves nothing unless Pebble was rejecting nonces: it says so
- * in its log at start-up. */
-static void expect_nonce_faults_on(void)
-{
-    const char *log = getenv("ACME_TEST_PEBBLE_LOG");
-    char line[512];
-    int found = 0;
-    if (!log || !*log) {
-        itest_log("ACME_TEST_PEBBLE_LOG not set: cannot confirm nonce rejection is on");
-        return;
-    }
-    FILE *f = fopen(log, "r");
-    CHECK_MSG(NULL, f != NULL, "cannot read %s", log);
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, "reject 50% of good nonces") != NULL;
-    fclose(f);
-    CHECK_MSG(NULL, found, "Pebble does not say it rejects 50%% of nonces: "
-              "run with --env PEBBLE_WFE_NONCEREJECT=50");
-}
-
 int main(void)
 {
     static const acme_challenge_type http[] = {ACME_CHALLENGE_HTTP_01};
     itest_init("it_engine_nonce");
     etest_watchdog(540);
-    expect_nonce_faults_on();
+    itest_expect_nonce_rejection();
 
     acme_responder_set set;
     itest_responders_start(&set, 1, 0);

@@ -4,34 +4,13 @@
 #include <stdio.h>
 #include "itest.h"
 
-/* The test proves nothing if Pebble was not rejecting nonces: it says so
- * in its log at start-up (the harness names the log; Pebble does not log
- * each rejection). */
-static void expect_nonce_faults_on(void)
-{
-    const char *log = getenv("ACME_TEST_PEBBLE_LOG");
-    char line[512];
-    int found = 0;
-    if (!log || !*log) {
-        itest_log("ACME_TEST_PEBBLE_LOG not set: cannot confirm nonce rejection is on");
-        return;
-    }
-    FILE *f = fopen(log, "r");
-    CHECK_MSG(NULL, f != NULL, "cannot read %s", log);
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, "reject 50% of good nonces") != NULL;
-    fclose(f);
-    CHECK_MSG(NULL, found, "Pebble does not say it rejects 50%% of nonces: "
-              "run with --env PEBBLE_WFE_NONCEREJECT=50");
-}
-
 int main(void)
 {
     itest_init("it_nonce");
     itest_host h;
     itest_host_init(&h);
     char *dir = itest_fresh_dir("nonce");
-    expect_nonce_faults_on();
+    itest_expect_nonce_rejection();
     acme_client *c = itest_client(&h, dir);
     /* Retries are logged at debug level; counted below for information. */
     CHECK_OK(c, acme_client_set_log_level(c, ACME_LOG_DEBUG));

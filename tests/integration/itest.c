@@ -475,10 +475,23 @@ void itest_host_clear(itest_host *h)
     h->txt_count = 0;
 }
 
+acme_client *itest_client_with(const acme_host_callbacks *cb, void *ud, const char *state_dir,
+                               const char *directory_url, const char *ca_file)
+{
+    acme_client *c = NULL;
+    CHECK_OK(NULL, acme_client_new(directory_url, &c));
+    CHECK(NULL, c != NULL);
+    CHECK_OK(c, acme_client_set_host(c, cb, ud));
+    CHECK_OK(c, acme_client_set_ca_file(c, ca_file));
+    CHECK_OK(c, acme_client_set_storage_dir(c, state_dir));
+    const char *dbg = getenv("ITEST_DEBUG");
+    CHECK_OK(c, acme_client_set_log_level(c, dbg && *dbg == '1' ? ACME_LOG_DEBUG : ACME_LOG_INFO));
+    return c;
+}
+
 acme_client *itest_client_at(itest_host *h, const char *state_dir,
                              const char *directory_url, const char *ca_file)
 {
-    acme_client *c = NULL;
     acme_host_callbacks cb = {
         .size = sizeof cb,
         .publish = cb_publish,
@@ -486,14 +499,7 @@ acme_client *itest_client_at(itest_host *h, const char *state_dir,
         .install = cb_install,
         .log = cb_log,
     };
-    CHECK_OK(NULL, acme_client_new(directory_url, &c));
-    CHECK(NULL, c != NULL);
-    CHECK_OK(c, acme_client_set_host(c, &cb, h));
-    CHECK_OK(c, acme_client_set_ca_file(c, ca_file));
-    CHECK_OK(c, acme_client_set_storage_dir(c, state_dir));
-    const char *dbg = getenv("ITEST_DEBUG");
-    CHECK_OK(c, acme_client_set_log_level(c, dbg && *dbg == '1' ? ACME_LOG_DEBUG : ACME_LOG_INFO));
-    return c;
+    return itest_client_with(&cb, h, state_dir, directory_url, ca_file);
 }
 
 acme_client *itest_client(itest_host *h, const char *state_dir)
@@ -1060,4 +1066,25 @@ void itest_copy_tree(const char *from, const char *to)
     copy_to = to;
     if (nftw(from, copy_entry, 16, FTW_PHYS) != 0)
         die("cannot copy %s: %s", from, strerror(errno));
+}
+
+/* A nonce-fault test proves nothing unless Pebble was rejecting nonces: it
+ * says so in its log at start-up (the harness names the log; Pebble does
+ * not log each rejection). */
+void itest_expect_nonce_rejection(void)
+{
+    const char *log = getenv("ACME_TEST_PEBBLE_LOG");
+    char line[512];
+    int found = 0;
+    if (!log || !*log) {
+        itest_log("ACME_TEST_PEBBLE_LOG not set: cannot confirm nonce rejection is on");
+        return;
+    }
+    FILE *f = fopen(log, "r");
+    CHECK_MSG(NULL, f != NULL, "cannot read %s", log);
+    while (!found && fgets(line, sizeof line, f))
+        found = strstr(line, "reject 50% of good nonces") != NULL;
+    fclose(f);
+    CHECK_MSG(NULL, found, "Pebble does not say it rejects 50%% of nonces: "
+              "run with --env PEBBLE_WFE_NONCEREJECT=50");
 }

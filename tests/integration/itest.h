@@ -91,6 +91,12 @@ void itest_host_clear(itest_host *h);
  * ITEST_DEBUG=1 in the environment turns on debug logging. */
 acme_client *itest_client(itest_host *h, const char *state_dir);
 /* Same, for any directory URL and CA file (the fault server). */
+/* A client with the given callbacks, trust, storage and log level (the
+ * shared part of itest_client_at and the engine tests' etest_client_at). */
+acme_client *itest_client_with(const acme_host_callbacks *cb, void *ud, const char *state_dir,
+                               const char *directory_url, const char *ca_file);
+/* Fail unless Pebble's log says it rejects 50 % of nonces. */
+void itest_expect_nonce_rejection(void);
 acme_client *itest_client_at(itest_host *h, const char *state_dir,
                              const char *directory_url, const char *ca_file);
 
