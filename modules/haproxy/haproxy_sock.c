@@ -292,11 +292,14 @@ int hap_reply_has_line(const char *reply, const char *line)
     for (const char *p = reply; p && *p;) {
         const char *eol = strchr(p, '\n');
         size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        /* Step past the whole line before trimming: advancing by the
+         * trimmed length left a last line of "...\r" forever on its CR. */
+        const char *next = eol ? eol + 1 : p + len;
         if (len && p[len - 1] == '\r')
             len--;
         if (len == n && !memcmp(p, line, n))
             return 1;
-        p = eol ? eol + 1 : p + len;
+        p = next;
     }
     return 0;
 }

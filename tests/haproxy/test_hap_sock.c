@@ -390,6 +390,60 @@ static void test_fake_close_without_reply(void **state)
     fake_stop(&f);
 }
 
+/* A reply whose last line ends in a bare CR (no LF after it). HAProxy
+ * itself always ends lines with LF, so only the fake server can send
+ * this; the line walker once advanced by the CR-trimmed length there and
+ * spun forever at 100 % CPU. An alarm turns such a hang into a failure. */
+static void on_hang(int sig)
+{
+    (void)sig;
+    static const char msg[] = "reply parsing did not finish within its alarm: an endless loop\n";
+    ssize_t w = write(2, msg, sizeof(msg) - 1);
+    (void)w;
+    _exit(1);
+}
+
+static void test_reply_bare_cr_ends(void **state)
+{
+    (void)state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_hang;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    alarm(10); /* the whole case takes milliseconds, even under valgrind */
+
+    /* The helpers on their own: a trailing CR is a line end like CRLF. */
+    assert_true(hap_reply_has_line("Committing /x.\nSuccess!\r", "Success!"));
+    assert_false(hap_reply_has_line("Committing /x.\nFailure\r", "Success!"));
+    assert_false(hap_reply_has_line("\r", "Success!"));
+    assert_false(hap_reply_has_line("\r\r\r", ""));
+    assert_true(hap_reply_has_line("a\r\n\r", ""));
+    assert_int_equal(hap_classify("Committing /x.\nSuccess!\r"), HAP_OK);
+    assert_int_equal(hap_classify("something odd\r"), HAP_ERROR);
+
+    /* The same through the socket client, as the module sees it. */
+    static const char *tails[] = { "Committing /x/a.pem.\nSuccess!\r", "Can't commit /x/a.pem!\r" };
+    static const hap_kind kinds[] = { HAP_OK, HAP_ERROR };
+    for (size_t i = 0; i < 2; i++) {
+        fake f;
+        fake_start(&f, FAKE_REPLY, tails[i]);
+        char *reply = NULL, err[512];
+        int reached;
+        assert_int_equal(cmd(f.path, 3000, "commit ssl cert /x/a.pem", NULL, &reply, &reached, err,
+                             sizeof(err)), ACME_OK);
+        assert_string_equal(reply, tails[i]);
+        assert_int_equal(hap_classify(reply), kinds[i]);
+        char line[128];
+        hap_reply_line(reply, line, sizeof(line));
+        assert_null(strchr(line, '\r'));
+        free(reply);
+        fake_stop(&f);
+    }
+    alarm(0);
+    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+}
+
 static void test_missing_socket(void **state)
 {
     (void)state;
@@ -1125,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_fake_nul_in_reply),
         cmocka_unit_test(test_fake_silent_times_out),
         cmocka_unit_test(test_fake_close_without_reply),
+        cmocka_unit_test(test_reply_bare_cr_ends),
         cmocka_unit_test(test_missing_socket),
         cmocka_unit_test(test_stale_socket),
         cmocka_unit_test(test_permission_denied),
