@@ -131,10 +131,13 @@ int acme_responder_add_tlsalpn01(acme_responder *r, const char *identifier,
 
 static int alpn_init(acme_responder *r)
 {
-    /* The system's default priorities (TLS 1.2 and 1.3 on any current
-     * gnutls), parsed once per responder instead of once per handshake. */
+    /* The system's default priorities (so its policy on ciphers and
+     * curves still applies), with the versions narrowed to TLS 1.2 and
+     * 1.3: the defaults still allow 1.0 and 1.1, which RFC 8737 validators
+     * never need. Parsed once per responder, not once per handshake. */
     gnutls_priority_t prio;
-    if (gnutls_priority_init(&prio, NULL, NULL) < 0)
+    if (gnutls_priority_init2(&prio, "-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2", NULL,
+                              GNUTLS_PRIORITY_INIT_DEF_APPEND) < 0)
         return ACME_E_CRYPTO;
     r->proto_ctx = prio;
     return ACME_OK;

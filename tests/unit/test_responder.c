@@ -1076,6 +1076,47 @@ static void alpn_refusals(void **state)
     acme_responder_free(r);
 }
 
+/* TLS 1.2 and 1.3 only, whatever the system's default priorities allow:
+ * a validator never needs less, and RFC 8737 asks for 1.2 at least. */
+static void alpn_old_tls_refused(void **state)
+{
+    alpn_fixture *f = *state;
+    acme_responder *r = alpn_responder(f, 0, 0);
+    assert_int_equal(acme_responder_start_thread(r), ACME_OK);
+    unsigned port = acme_responder_port(r);
+    static const char *old[] = { "NORMAL:-VERS-ALL:+VERS-TLS1.1", "NORMAL:-VERS-ALL:+VERS-TLS1.0",
+                                 "NORMAL:-VERS-ALL:+VERS-TLS1.1:+VERS-TLS1.0" };
+    for (size_t i = 0; i < sizeof(old) / sizeof(old[0]); i++) {
+        /* The client must really be able to offer the old version, or
+         * this case would pass for the wrong reason. */
+        gnutls_priority_t prio;
+        assert_int_equal(gnutls_priority_init(&prio, old[i], NULL), 0);
+        gnutls_priority_deinit(prio);
+        tls_job j = { .port = port, .sni = "a.example", .alpn = "acme-tls/1", .priority = old[i] };
+        tls_job_main(&j);
+        if (j.hs == 0)
+            print_error("%s: handshake completed with version %d\n", old[i], j.version);
+        assert_true(j.hs < 0);
+        assert_int_equal(j.peer.size, 0); /* no certificate shown either */
+        tls_job_clean(&j);
+    }
+    static const struct {
+        const char *prio;
+        int version;
+    } ok[] = { { "NORMAL:-VERS-ALL:+VERS-TLS1.2", GNUTLS_TLS1_2 },
+               { "NORMAL:-VERS-ALL:+VERS-TLS1.3", GNUTLS_TLS1_3 },
+               /* an old client that also offers 1.2 gets 1.2 */
+               { "NORMAL:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.1:+VERS-TLS1.0", GNUTLS_TLS1_2 } };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        tls_job j = { .port = port, .sni = "a.example", .alpn = "acme-tls/1", .priority = ok[i].prio };
+        tls_job_main(&j);
+        assert_validated(&j, &f->a);
+        assert_int_equal(j.version, ok[i].version);
+        tls_job_clean(&j);
+    }
+    acme_responder_free(r);
+}
+
 static void alpn_ip_identifiers(void **state)
 {
     alpn_fixture *f = *state;
@@ -1332,6 +1373,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(alpn_tls13_no_tickets, alpn_setup, alpn_teardown),
         cmocka_unit_test_setup_teardown(alpn_tls12_and_no_resumption, alpn_setup, alpn_teardown),
         cmocka_unit_test_setup_teardown(alpn_refusals, alpn_setup, alpn_teardown),
+        cmocka_unit_test_setup_teardown(alpn_old_tls_refused, alpn_setup, alpn_teardown),
         cmocka_unit_test_setup_teardown(alpn_ip_identifiers, alpn_setup, alpn_teardown),
         cmocka_unit_test_setup_teardown(alpn_bound_queues_not_drops, alpn_setup, alpn_teardown),
         cmocka_unit_test_setup_teardown(nonblocking_slow_peers, alpn_setup, alpn_teardown),
