@@ -9,7 +9,8 @@ harness's Pebble. It:
     Pebble builds every URL it hands out (and checks every JWS "url")
     against the stand-in's address: the client only ever talks to us;
   * adds "renewalInfo" to Pebble's directory, and "meta.profiles" when the
-    control file has "profiles";
+    control file has "profiles" and Pebble lists none (a newer Pebble
+    lists its own; those stay, as they are the only ones it accepts);
   * answers GET <renewalInfo>/<certID> itself with a suggestedWindow and a
     Retry-After header ("retry_after", seconds). The window: the control
     file's "windows"[certID] if any; else, with "near_window", for the
@@ -26,7 +27,9 @@ harness's Pebble. It:
   * appends one JSON line per request to --events:
       {"t": <unix time>, "method", "path", "kind", "status",
        "cert_id"?, "replaces"?, "profile"?, "identifiers"?, "problem"?}
-    kind: directory | renewalInfo | newOrder | other.
+    kind: directory | renewalInfo | newOrder | other; the first line,
+    {"kind": "upstream", "profiles": [names] or null}, says which profiles
+    Pebble itself lists.
 
 The control file (JSON) is re-read on every request, so the test changes
 behaviour by replacing it (atomically, by rename):
@@ -81,12 +84,20 @@ class Upstream:
         if status != 200:
             raise SystemExit(f"upstream directory answered {status}")
         d = json.loads(body)
+        # A current Pebble lists its own profiles; they are the only ones it
+        # accepts, so the stand-in must not advertise others in front of it.
+        self.profiles = (d.get("meta") or {}).get("profiles") or None
         self.new_order_path = urllib.parse.urlsplit(d["newOrder"]).path
         self.new_nonce_path = urllib.parse.urlsplit(d["newNonce"]).path
 
     def request(self, method, path, headers, body):
         # One connection per request: simple, and Pebble is on loopback.
         conn = http.client.HTTPSConnection(self.host, self.port, context=self.ctx, timeout=30)
+        # RFC 8555 section 6.1: every request carries a User-Agent, and newer
+        # Pebble refuses one without. The client's own is forwarded as is;
+        # the stand-in's own requests (directory, nonce) name the stand-in.
+        if not any(k.lower() == "user-agent" for k in headers):
+            headers = dict(headers, **{"User-Agent": "libacme-test-ari-standin"})
         try:
             conn.request(method, path, body=body, headers=headers)
             r = conn.getresponse()
@@ -200,7 +211,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command == "GET" and path == self.st.upstream.dir_path and status == 200:
             d = json.loads(rbody)
             d["renewalInfo"] = base + "/renewal-info"
-            if "profiles" in ctl:
+            if "profiles" in ctl and not self.st.upstream.profiles:
                 d.setdefault("meta", {})["profiles"] = ctl["profiles"]
             rbody = json.dumps(d, indent=2).encode()
             self.st.event({"method": "GET", "path": path, "kind": "directory", "status": status})
@@ -314,6 +325,8 @@ def main():
     upstream = Upstream(args.upstream, args.upstream_ca)
     srv = Server(("127.0.0.1", 0), Handler)
     srv.state = State(args, upstream)
+    srv.state.event({"kind": "upstream",
+                     "profiles": sorted(upstream.profiles) if upstream.profiles else None})
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.cert, args.key)
     srv.tls = ctx
