@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "history.h"
 #include "order.h"
 #include "storage_file.h"
 
@@ -41,6 +42,7 @@ typedef struct authz_slot {
     char *url;
     char *status;            /* as last seen */
     char *ident;             /* "name" or "*.name" (history/fallback key) */
+    long name_idx;           /* the ordered name it is bound to, -1 before the fetch */
     acme_challenge *ch;      /* the challenge we answer, if any */
     unsigned offered;        /* bit per acme_challenge_type the CA offered */
     int published;
@@ -120,6 +122,32 @@ static int is_ip(const char *name)
 static const char *first_name(const order_run *r)
 {
     return r->name_count ? r->names[0] : "?";
+}
+
+/* "a.example, *.b.example" for sentences. malloc'ed (may be NULL). */
+static char *names_list(const order_run *r)
+{
+    acme_buf b;
+    buf_init(&b, 0);
+    for (size_t i = 0; i < r->name_count; i++) {
+        buf_append_str(&b, i ? ", " : "");
+        buf_append_str(&b, r->names[i]);
+    }
+    return buf_steal(&b, NULL);
+}
+
+/* Refuse what the CA sent about identifiers: say what it was, what was
+ * ordered, and whose fault it is. shown is the CA's text (cut short here;
+ * client_fail escapes its control characters). */
+static int refuse_ident(order_run *r, const char *what, const char *shown, const char *why)
+{
+    char *ex = text_excerpt(shown, 120), *ordered = names_list(r);
+    int rc = client_fail(r->c, ACME_E_PROTOCOL, "%s%s%s%s %s (ordered: %s); refusing the order before any challenge "
+                         "reached the host — the CA is at fault, report it to the CA", what, shown ? " \"" : "",
+                         shown ? (ex ? ex : "?") : "", shown ? "\"" : "", why, ordered ? ordered : "?");
+    free(ex);
+    free(ordered);
+    return rc;
 }
 
 static char *state_rel(const order_run *r)
@@ -286,58 +314,19 @@ static int load_state(order_run *r)
     return rc;
 }
 
-/* ---- challenge history (per CA): which types worked for a name ---- */
+/* ---- challenge history (per CA, history.c): which types worked for a name ---- */
 
-#define HISTORY_REL "history/challenges.json"
-
-static json_t *history_load(acme_client *c)
+static void history_note(order_run *r, const char *ident, acme_challenge_type t, int ok)
 {
-    acme_buf b;
-    buf_init(&b, 4 * 1024 * 1024);
-    json_t *h = NULL;
-    if (store_get(c, HISTORY_REL, &b) == ACME_OK)
-        h = json_parse_object(b.data, b.len);
-    else
-        result_reset(c);
-    buf_clear(&b);
-    return h ? h : json_object();
+    history_record(r->c, ident, acme_challenge_type_name(t), ok);
 }
 
-/* "*" holds the tally over every identifier at this CA: a name never seen
- * before starts with what worked for this host's other names. */
-#define HISTORY_ALL "*"
-
-static void history_bump(json_t *h, const char *key, const char *type, int ok)
+static size_t ranked_types(order_run *r, const char *ident, acme_challenge_type *out)
 {
-    json_t *e = json_object_get(h, key);
-    if (!json_is_object(e)) {
-        e = json_object();
-        json_object_set_new(h, key, e);
-    }
-    json_int_t score = json_integer_value(json_object_get(e, type)) + (ok ? 1 : -1);
-    json_object_set_new(e, type, json_integer(score));
-}
-
-static void history_record(order_run *r, const char *ident, acme_challenge_type t, int ok)
-{
-    acme_client *c = r->c;
-    json_t *h = history_load(c);
-    const char *tn = acme_challenge_type_name(t);
-    history_bump(h, ident, tn, ok);
-    history_bump(h, HISTORY_ALL, tn, ok);
-    char *text = json_dumps(h, JSON_COMPACT | JSON_SORT_KEYS);
-    json_decref(h);
-    if (text && store_put(c, HISTORY_REL, text, strlen(text), ACME_STORAGE_NO_SYNC))
-        result_reset(c); /* history is advice: losing it costs nothing but order */
-    free(text);
-}
-
-static size_t ranked_types(order_run *r, json_t *history, const char *ident, acme_challenge_type *out)
-{
-    json_t *scores = json_object_get(history, ident);
-    if (!scores)
-        scores = json_object_get(history, HISTORY_ALL);
-    return challenge_rank(r->prefs, r->pref_count, scores, json_object_get(r->failed, ident), out);
+    json_t *scores = history_scores(r->c, ident);
+    size_t n = challenge_rank(r->prefs, r->pref_count, scores, json_object_get(r->failed, ident), out);
+    json_decref(scores);
+    return n;
 }
 
 /* ---- driving one network op, with retries for transient faults ---- */
@@ -373,6 +362,7 @@ static order_want drive_op(order_run *r)
         int rc = r->op.kind == NET_OP_DIRECTORY
                      ? net_op_directory(&again, c)
                      : net_op_post(&again, c, r->op.step, r->op.url, r->op.payload, r->op.key, r->op.want_json);
+        again.soft_problem = r->op.soft_problem;
         net_op_clear(&r->op);
         r->op = again;
         if (rc) {
@@ -389,9 +379,9 @@ static order_want drive_op(order_run *r)
         r->op_job = 1;
         return OW_WORK;
     }
-    long long ra = http_response_retry_after_ms(&r->op.x.resp);
+    long long ra = http_response_retry_after_ms(&r->op.x.resp); /* at most 30 days */
     if (r->op.rc && ra >= 0)
-        r->retry_after_s = (unsigned)((ra + 999) / 1000);
+        r->retry_after_s = http_response_retry_after_s(&r->op.x.resp);
     if (r->op.rc && transient(&r->op) && r->op_retries < MAX_OP_RETRIES &&
         (ra < 0 || ra <= 30000)) {
         uint64_t wait = ra >= 0 ? (uint64_t)ra : 1000ull << r->op_retries;
@@ -572,7 +562,27 @@ static int take_order(order_run *r, json_t *order)
     json_t *auths = json_object_get(order, "authorizations");
     if (!fin || !json_is_array(auths) || json_array_size(auths) == 0)
         return client_fail(c, ACME_E_PROTOCOL, "order %s lacks finalize or authorizations", r->order_url);
-    int rc = net_url_ok(c, "finalize", fin);
+    /* At most one authorization per ordered identifier (RFC 8555 §7.1.3):
+     * each one may cost a host callback, a DNS update or a hook run. */
+    if (json_array_size(auths) > r->name_count) {
+        char *what = xasprintf("order %s lists %zu authorizations for %zu ordered identifier(s);", r->order_url,
+                               json_array_size(auths), r->name_count);
+        int rc = refuse_ident(r, what ? what : "order", NULL, "a CA owes at most one per identifier");
+        free(what);
+        return rc;
+    }
+    const char *why = NULL;
+    int rc = order_identifiers_match((const char *const *)r->names, r->name_count, order, &why);
+    if (rc == ACME_E_PROTOCOL) {
+        char *got = json_dumps(json_object_get(order, "identifiers"), JSON_COMPACT | JSON_ENCODE_ANY);
+        char *what = xasprintf("order %s: the CA's identifiers", r->order_url);
+        rc = refuse_ident(r, what ? what : "order", got ? got : "?", why);
+        free(what);
+        free(got);
+    }
+    if (rc)
+        return rc;
+    rc = net_url_ok(c, "finalize", fin);
     if (rc)
         return rc;
     free_slots(r);
@@ -588,6 +598,7 @@ static int take_order(order_run *r, json_t *order)
             return rc;
         if (!(r->authz[i].url = strdup(u)))
             return ACME_E_NOMEM;
+        r->authz[i].name_idx = -1;
     }
     return ACME_OK;
 }
@@ -615,6 +626,9 @@ static order_want step_new_order(order_run *r)
         free(text);
         if (rc)
             return order_fail(r, rc);
+        /* A refusal of "replaces" is answered below by ordering without
+         * it: a warning, not an error line. */
+        r->op.soft_problem = r->replaces != NULL;
     }
     order_want w = drive_op(r);
     if (w != OW_CONTINUE)
@@ -708,9 +722,7 @@ static int choose_challenge(order_run *r, authz_slot *s, json_t *authz)
     for (size_t i = 0; i < json_array_size(chals); i++)
         s->offered |= 1u << challenge_type_from_name(json_str(json_array_get(chals, i), "type"));
     acme_challenge_type ranked[MAX_PREFS];
-    json_t *history = history_load(c);
-    size_t n = ranked_types(r, history, s->ident, ranked);
-    json_decref(history);
+    size_t n = ranked_types(r, s->ident, ranked);
     for (size_t p = 0; p < n; p++)
         for (size_t i = 0; i < json_array_size(chals); i++) {
             json_t *ch = json_array_get(chals, i);
@@ -747,6 +759,46 @@ static int set_str(char **dst, const char *src)
     return *dst ? ACME_OK : ACME_E_NOMEM;
 }
 
+/* Bind an authorization to the ordered name it is for, or refuse the
+ * order: a CA must not make us publish, hook or serve a name we did not
+ * order (RFC 8555 §7.1.4: one authorization per ordered identifier). On
+ * success the authorization's identifier is rewritten to our spelling of
+ * the name, so the host sees exactly what it asked for. */
+static int bind_authz(order_run *r, authz_slot *s, json_t *authz)
+{
+    unsigned char *taken = calloc(r->name_count, 1);
+    if (!taken)
+        return ACME_E_NOMEM;
+    for (size_t i = 0; i < r->authz_count; i++)
+        if (&r->authz[i] != s && r->authz[i].name_idx >= 0)
+            taken[r->authz[i].name_idx] = 1;
+    size_t idx = 0;
+    const char *why = NULL;
+    s->name_idx = -1;
+    int rc = authz_matches_order((const char *const *)r->names, r->name_count, taken, authz, &idx, &why);
+    free(taken);
+    if (rc == ACME_E_PROTOCOL) {
+        json_t *id = json_object_get(authz, "identifier");
+        const char *type = json_str(id, "type"), *value = json_str(id, "value");
+        char *what = xasprintf("authorization %.200s%s", s->url, type && value ? ": the CA's identifier" : "");
+        char *shown = type && value ? xasprintf("%s %s%s", type, value,
+                                               json_is_true(json_object_get(authz, "wildcard")) ? " (wildcard)" : "")
+                                    : NULL;
+        rc = refuse_ident(r, what ? what : "authorization", shown, why);
+        free(what);
+        free(shown);
+        return rc;
+    }
+    if (rc)
+        return rc;
+    const char *name = r->names[idx];
+    json_t *id = json_object_get(authz, "identifier");
+    if (json_object_set_new(id, "value", json_string(strncmp(name, "*.", 2) == 0 ? name + 2 : name)))
+        return ACME_E_NOMEM;
+    s->name_idx = (long)idx;
+    return ACME_OK;
+}
+
 static order_want step_fetch_authz(order_run *r)
 {
     acme_client *c = r->c;
@@ -772,14 +824,15 @@ static order_want step_fetch_authz(order_run *r)
     int rc = op_rc(r);
     json_t *authz = r->op.json;
     const char *st = json_str(authz, "status");
-    const char *idv = json_str(json_object_get(authz, "identifier"), "value");
-    if (!rc && !idv)
-        rc = client_fail(c, ACME_E_PROTOCOL, "authorization %s has no identifier", s->url);
+    /* Seen pending, it is deactivated in cleanup even when refused below. */
+    if (!rc)
+        rc = set_str(&s->status, st);
+    if (!rc)
+        rc = bind_authz(r, s, authz);
     if (!rc) {
-        char *ident = json_is_true(json_object_get(authz, "wildcard")) ? xasprintf("*.%s", idv) : strdup(idv);
         free(s->ident);
-        s->ident = ident;
-        rc = ident ? set_str(&s->status, st) : ACME_E_NOMEM;
+        s->ident = strdup(r->names[s->name_idx]);
+        rc = s->ident ? ACME_OK : ACME_E_NOMEM;
     }
     if (!rc && st && strcmp(st, "valid") == 0)
         alog(c, ACME_LOG_INFO, "authorization for %s is already valid", s->ident);
@@ -957,13 +1010,11 @@ static order_want challenge_failed(order_run *r, authz_slot *s, json_t *authz, c
         json_object_set_new(r->failed, s->ident, arr);
     }
     json_array_append_new(arr, json_string(acme_challenge_type_name(s->ch->type)));
-    history_record(r, s->ident, s->ch->type, 0);
+    history_note(r, s->ident, s->ch->type, 0);
 
     /* Is there another allowed, offered type left for this identifier? */
     acme_challenge_type ranked[MAX_PREFS];
-    json_t *history = history_load(c);
-    size_t n = ranked_types(r, history, s->ident, ranked);
-    json_decref(history);
+    size_t n = ranked_types(r, s->ident, ranked);
     int more = 0;
     for (size_t i = 0; i < n && !more; i++)
         more = (s->offered >> ranked[i]) & 1u;
@@ -1031,16 +1082,33 @@ static order_want step_poll_authz(order_run *r)
     }
     json_t *authz = r->op.json;
     r->op.json = NULL;
+    /* Read before the op (and its response) is cleared. */
+    long long ra = http_response_retry_after_ms(&r->op.x.resp);
     net_op_clear(&r->op);
     const char *st = json_str(authz, "status");
+    json_t *id = json_object_get(authz, "identifier");
+    if (s->name_idx < 0 || !ident_is_name(json_str(id, "type"), json_str(id, "value"),
+                                          json_is_true(json_object_get(authz, "wildcard")), 0,
+                                          r->names[s->name_idx])) {
+        /* The same URL now names another identifier: nothing it says can be trusted. */
+        char *what = xasprintf("authorization %.200s, polled, names another identifier than it did; it", s->url);
+        json_decref(authz);
+        int rc = refuse_ident(r, what ? what : "authorization", NULL, "is not the one we answered");
+        free(what);
+        return order_fail(r, rc);
+    }
     if (st && (strcmp(st, "pending") == 0 || strcmp(st, "processing") == 0)) {
         /* Pebble and real CAs often finish within milliseconds; a fixed
          * 1 s or 5 s sleep is most of other clients' wall time. Start
          * short, grow, honour Retry-After, stop at the poll limit. */
-        long long ra = http_response_retry_after_ms(&r->op.x.resp);
         uint64_t wait = ra >= 0 ? (uint64_t)ra : s->poll_delay;
         uint64_t now = now_ms();
         json_decref(authz);
+        if (now + wait > s->poll_deadline && ra >= 0)
+            return order_fail(r, client_fail(c, ACME_E_TIMEOUT, "%s for %s: the CA is still validating and asks to "
+                                             "come back in %llu s, past the poll limit (%u ms); try again later",
+                                             acme_challenge_type_name(s->ch->type), s->ident,
+                                             (unsigned long long)((wait + 999) / 1000), c->poll_limit_ms));
         if (now + wait > s->poll_deadline)
             return order_fail(r, client_fail(c, ACME_E_TIMEOUT, "%s for %s: the CA is still validating after %u ms "
                                              "(poll limit); raise it or try again later",
@@ -1054,7 +1122,7 @@ static order_want step_poll_authz(order_run *r)
         set_str(&s->status, st);
         s->ch->validated = 1;
         alog(c, ACME_LOG_INFO, "%s for %s: valid", acme_challenge_type_name(s->ch->type), s->ident);
-        history_record(r, s->ident, s->ch->type, 1);
+        history_note(r, s->ident, s->ch->type, 1);
         json_decref(authz);
         r->cursor++;
         r->wake_at = 0;
@@ -1174,14 +1242,26 @@ static order_want step_poll_order(order_run *r)
         /* cursor counts the polls: 50 ms, doubling to 3.2 s. */
         uint64_t delay = 50ull << (r->cursor < 6 ? r->cursor : 6);
         uint64_t wait = ra >= 0 ? (uint64_t)ra : delay;
+        /* st points into the answer, which the clear below frees: one of
+         * three known words, so keep our own. */
+        const char *status = strcmp(st, "processing") == 0 ? "processing"
+                           : strcmp(st, "ready") == 0      ? "ready"
+                                                           : "pending";
         r->cursor++;
         net_op_clear(&r->op);
+        st = NULL;
         if (!r->order_deadline)
             r->order_deadline = now_ms() + c->poll_limit_ms;
-        if (now_ms() + wait > r->order_deadline)
+        if (now_ms() + wait > r->order_deadline) {
+            if (ra >= 0)
+                return order_fail(r, client_fail(c, ACME_E_TIMEOUT, "order %s for %s is still \"%s\" and the CA "
+                                                 "asks to come back in %llu s, past the poll limit (%u ms); try again "
+                                                 "later", r->order_url, first_name(r), status,
+                                                 (unsigned long long)((wait + 999) / 1000), c->poll_limit_ms));
             return order_fail(r, client_fail(c, ACME_E_TIMEOUT, "order %s for %s is still \"%s\" after the poll "
-                                             "limit (%u ms); try again later", r->order_url, first_name(r), st,
+                                             "limit (%u ms); try again later", r->order_url, first_name(r), status,
                                              c->poll_limit_ms));
+        }
         r->wake_at = now_ms() + wait;
         return OW_TIME;
     }
@@ -1232,13 +1312,20 @@ static int check_chain(order_run *r, const char *url, const acme_http_response *
     if (cert_matches_key(resp->body.data, resp->body.len, r->cert_key))
         rc = client_fail(c, ACME_E_KEY_MISMATCH, "certificate download %s: the certificate is not for our key; "
                          "nothing was installed — report this to the CA", url);
-    for (size_t i = 0; !rc && i < r->name_count; i++) {
-        int found = 0;
-        for (size_t j = 0; j < ci->name_count && !found; j++)
-            found = ascii_casecmp(ci->names[j], r->names[i]) == 0;
-        if (!found)
+    /* Exactly the names ordered: one more would put a name on this host's
+     * certificate that nobody here asked for (and the host serves it). */
+    const char *missing = NULL, *extra = NULL;
+    if (!rc && cert_names_match((const char *const *)r->names, r->name_count, ci->names, ci->name_count, &missing,
+                                &extra)) {
+        char *ex = text_excerpt(extra, 120);
+        if (missing)
             rc = client_fail(c, ACME_E_PROTOCOL, "certificate download %s: the certificate does not name %s; "
-                             "nothing was installed", url, r->names[i]);
+                             "nothing was installed or stored — the CA is at fault, report it to the CA", url, missing);
+        else
+            rc = client_fail(c, ACME_E_PROTOCOL, "certificate download %s: the certificate also names \"%s\", "
+                             "which was not ordered; nothing was installed or stored — the CA is at fault, report "
+                             "it to the CA", url, ex ? ex : "?");
+        free(ex);
     }
     cert_info_free(ci);
     return rc;
