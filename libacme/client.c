@@ -93,10 +93,15 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
     result_reset(c);
     void *ud = NULL;
     int rc = storage_file_open(dir, &ud);
-    if (rc)
-        return client_fail(c, rc, "storage: cannot use %s as the state directory (%s)%s%s; "
-                    "check that it is a writable directory",
-                    dir, acme_strerror(rc), ud ? ": " : "", ud ? storage_file_last_error(ud) : "");
+    if (rc) {
+        /* The file storage's own sentence says what to fix (an unsafe
+         * directory, a missing parent...); the generic hint is the fallback. */
+        const char *why = storage_file_open_error();
+        if (*why)
+            return client_fail(c, rc, "storage: cannot use %s as the state directory: %s", dir, why);
+        return client_fail(c, rc, "storage: cannot use %s as the state directory (%s); "
+                    "check that it is a writable directory", dir, acme_strerror(rc));
+    }
     if (c->file_storage)
         storage_file_close(c->file_storage);
     c->file_storage = ud;

@@ -22,8 +22,17 @@ extern const acme_storage_ops storage_file_ops;
 
 /* Create (0700, mkdir -p) or open the directory. *ud is passed to
  * storage_file_ops. ACME_E_STORAGE if it cannot be created or exists but is
- * not a directory; ACME_E_INVALID_ARG for an empty or overlong path. */
+ * not a directory, or when it is not safe: not owned by the effective uid,
+ * writable by group or others, or below a directory that is not owned by
+ * root or us or is group/other-writable without the sticky bit (ssh's
+ * StrictModes). ACME_E_INVALID_ARG for an empty or overlong path.
+ * Below the root nothing is followed: a symbolic link met by any operation,
+ * or a file or directory owned by another uid, is ACME_E_STORAGE with a
+ * sentence in storage_file_last_error. */
 int storage_file_open(const char *dir, void **ud);
+/* Why the last storage_file_open on this thread failed, as a sentence that
+ * says what to fix; "" if it did not (or failed only for memory). */
+const char *storage_file_open_error(void);
 /* Releases any lock this handle still holds, then frees it. */
 void storage_file_close(void *ud);
 /* 1 if key is a well-formed storage key (see include/acme/storage.h),

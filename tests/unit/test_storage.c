@@ -1,6 +1,7 @@
 /* Tests for the directory storage: keys, round trips, modes, atomic
- * replacement under failure, listing, and leased locks. Everything happens
- * in a fresh directory under /tmp that is removed afterwards. */
+ * replacement under failure, listing, leased locks, and a hostile tree
+ * (planted links, foreign owners, unsafe modes). Everything happens in a
+ * fresh directory under /tmp that is removed afterwards. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include <acme/client.h>
 #include <acme/error.h>
 
 #include "buf.h"
@@ -456,6 +458,262 @@ static void test_list(void **state)
     assert_int_equal(storage_file_ops.unlock(f->st, "abc"), ACME_OK);
 }
 
+/* ---- a hostile tree ----
+ * The store is often root's, in a directory somebody else could have
+ * prepared. Nothing below the root may be followed or trusted unless it is
+ * ours: these plant what an attacker would. Each store lives in
+ * <fixture>/store, each victim in <fixture>/outside. */
+
+typedef struct hostile {
+    char store[128], outside[128], victim[160];
+    void *st;
+} hostile;
+
+static void file_put(const char *path, const char *text)
+{
+    int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+}
+
+static char *file_get(const char *path)
+{
+    static char text[256];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return NULL;
+    ssize_t n = read(fd, text, sizeof(text) - 1);
+    close(fd);
+    text[n > 0 ? n : 0] = '\0';
+    return text;
+}
+
+static void hostile_open(const fixture *f, hostile *h)
+{
+    snprintf(h->store, sizeof(h->store), "%s/store", f->dir);
+    snprintf(h->outside, sizeof(h->outside), "%s/outside", f->dir);
+    snprintf(h->victim, sizeof(h->victim), "%s/victim", h->outside);
+    assert_int_equal(mkdir(h->outside, 0700), 0);
+    file_put(h->victim, "victim's own content\n");
+    assert_int_equal(storage_file_open(h->store, &h->st), ACME_OK);
+}
+
+static void plant(const hostile *h, const char *rel, const char *target)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "%s/%s", h->store, rel);
+    assert_int_equal(symlink(target, path), 0);
+}
+
+static void assert_refused(const hostile *h, int rc, const char *what)
+{
+    const char *msg = storage_file_last_error(h->st);
+    print_message("%s: %s\n", what, msg);
+    assert_int_equal(rc, ACME_E_STORAGE);
+    assert_non_null(strstr(msg, "symbolic link"));
+    assert_non_null(strstr(msg, "remove it"));
+    assert_string_equal(file_get(h->victim), "victim's own content\n");
+}
+
+static void test_hostile_lock_links(void **state)
+{
+    fixture *f = *state;
+    hostile h;
+    hostile_open(f, &h);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/.locks", h.store);
+    assert_int_equal(mkdir(path, 0700), 0);
+
+    /* A lock file planted as a link to a victim: neither truncated, nor
+     * locked, nor replaced. */
+    plant(&h, ".locks/acct", h.victim);
+    assert_refused(&h, storage_file_ops.lock(h.st, "acct", 60), "lock file link");
+    snprintf(path, sizeof(path), "%s/.locks/acct", h.store);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+
+    /* The guard planted as a link, to an existing file and to a name that
+     * does not exist yet (O_CREAT must not create it). The lock above
+     * made a real guard: replace it. */
+    snprintf(path, sizeof(path), "%s/.locks/guard~", h.store);
+    assert_int_equal(unlink(path), 0);
+    plant(&h, ".locks/guard~", h.victim);
+    assert_refused(&h, storage_file_ops.lock(h.st, "other", 60), "guard link");
+    snprintf(path, sizeof(path), "%s/.locks/guard~", h.store);
+    assert_int_equal(unlink(path), 0);
+    char fresh[200];
+    snprintf(fresh, sizeof(fresh), "%s/created-by-libacme", h.outside);
+    plant(&h, ".locks/guard~", fresh);
+    assert_refused(&h, storage_file_ops.lock(h.st, "other", 60), "guard link to a new name");
+    assert_int_not_equal(access(fresh, F_OK), 0);
+
+    /* The whole lock directory as a link. */
+    storage_file_close(h.st);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(unlink(strcat(strcpy(fresh, h.store), "/.locks/acct")), 0);
+    snprintf(path, sizeof(path), "%s/.locks", h.store);
+    assert_int_equal(rmdir(path), 0);
+    plant(&h, ".locks", h.outside);
+    assert_int_equal(storage_file_open(h.store, &h.st), ACME_OK);
+    assert_refused(&h, storage_file_ops.lock(h.st, "acct", 60), "lock directory link");
+    assert_int_equal(count_entries(h.outside), 1); /* the victim only */
+    storage_file_close(h.st);
+}
+
+static void test_hostile_key_links(void **state)
+{
+    fixture *f = *state;
+    hostile h;
+    hostile_open(f, &h);
+    acme_buf b;
+    buf_init(&b, 0);
+
+    /* A key file that is a link: get refuses rather than read the victim. */
+    assert_int_equal(put_str(h.st, "acct/url", "u"), ACME_OK);
+    plant(&h, "acct/key.pem", h.victim);
+    assert_refused(&h, storage_file_ops.get(h.st, "acct/key.pem", &b), "key link, get");
+    assert_int_equal(b.len, 0);
+    /* put replaces the link itself (rename never follows): the victim is
+     * untouched and the key is a file of ours again. */
+    assert_int_equal(put_str(h.st, "acct/key.pem", "new key"), ACME_OK);
+    assert_string_equal(file_get(h.victim), "victim's own content\n");
+    char path[256];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/acct/key.pem", h.store);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_value(h.st, "acct/key.pem", "new key");
+
+    /* A directory on the way that is a link: nothing is read, written,
+     * listed or removed through it. */
+    file_put(strcat(strcpy(path, h.outside), "/cert.json"), "theirs");
+    plant(&h, "certs", h.outside);
+    assert_refused(&h, storage_file_ops.get(h.st, "certs/cert.json", &b), "dir link, get");
+    assert_refused(&h, put_str(h.st, "certs/cert.json", "x"), "dir link, put");
+    assert_refused(&h, put_str(h.st, "certs/new/cert.json", "x"), "dir link, put below");
+    assert_refused(&h, storage_file_ops.remove(h.st, "certs/cert.json"), "dir link, remove");
+    assert_string_equal(file_get(path), "theirs");
+    assert_int_equal(count_entries(h.outside), 2);
+    static const char *const keys[] = { "acct/key.pem", "acct/url" };
+    expect_list(h.st, "", 2, keys);
+    buf_clear(&b);
+    storage_file_close(h.st);
+}
+
+/* A file or directory below the root that belongs to another uid. */
+static void test_hostile_foreign_files(void **state)
+{
+    if (geteuid() != 0) {
+        print_message("skipped: needs root to chown a file to another uid (CI runs this as root)\n");
+        skip();
+    }
+    fixture *f = *state;
+    hostile h;
+    hostile_open(f, &h);
+    char path[256];
+    assert_int_equal(put_str(h.st, "acct/key.pem", "k"), ACME_OK);
+    snprintf(path, sizeof(path), "%s/acct/key.pem", h.store);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    acme_buf b;
+    buf_init(&b, 0);
+    assert_int_equal(storage_file_ops.get(h.st, "acct/key.pem", &b), ACME_E_STORAGE);
+    const char *msg = storage_file_last_error(h.st);
+    print_message("foreign file: %s\n", msg);
+    assert_non_null(strstr(msg, "owned by uid 65534, not you (uid 0)"));
+    assert_non_null(strstr(msg, "chown 0"));
+    assert_int_equal(put_str(h.st, "acct/url", "u"), ACME_OK);
+    snprintf(path, sizeof(path), "%s/acct", h.store);
+    assert_int_equal(chown(path, 65534, 65534), 0);
+    assert_int_equal(put_str(h.st, "acct/url", "v"), ACME_E_STORAGE);
+    assert_non_null(strstr(storage_file_last_error(h.st), "owned by uid 65534"));
+    buf_clear(&b);
+    storage_file_close(h.st);
+}
+
+/* ---- an unsafe root ---- */
+
+static void expect_open_refused(const char *dir, const char *needle1, const char *needle2)
+{
+    void *st = (void *)0x1;
+    assert_int_equal(storage_file_open(dir, &st), ACME_E_STORAGE);
+    assert_null(st);
+    const char *msg = storage_file_open_error();
+    print_message("%s: %s\n", dir, msg);
+    assert_non_null(strstr(msg, needle1));
+    assert_non_null(strstr(msg, needle2));
+}
+
+static void test_unsafe_root_modes(void **state)
+{
+    fixture *f = *state;
+    char root[128], parent[128];
+    snprintf(root, sizeof(root), "%s/state", f->dir);
+    assert_int_equal(mkdir(root, 0700), 0);
+    assert_int_equal(chmod(root, 0777), 0);
+    expect_open_refused(root, "is writable by group/others (mode 0777)", "chmod go-w");
+    /* Sticky does not make a world-writable root safe: anyone could still
+     * plant new names in it. */
+    assert_int_equal(chmod(root, 01777), 0);
+    expect_open_refused(root, "writable by group/others (mode 1777)", "chmod go-w");
+    assert_int_equal(chmod(root, 0770), 0);
+    expect_open_refused(root, "writable by group/others (mode 0770)", "chmod go-w");
+    assert_int_equal(chmod(root, 0700), 0);
+    void *st;
+    assert_int_equal(storage_file_open(root, &st), ACME_OK);
+    storage_file_close(st);
+
+    /* A parent writable by others could swap the whole store... */
+    snprintf(parent, sizeof(parent), "%s/shared", f->dir);
+    snprintf(root, sizeof(root), "%s/shared/state", f->dir);
+    assert_int_equal(mkdir(parent, 0700), 0);
+    assert_int_equal(chmod(parent, 0777), 0);
+    expect_open_refused(root, "above it is writable by group/others (mode 0777)", "chmod go-w");
+    /* ...even one met through a link on the way. */
+    char via[128], through[160];
+    snprintf(via, sizeof(via), "%s/via", f->dir);
+    assert_int_equal(symlink(parent, via), 0);
+    snprintf(through, sizeof(through), "%s/state", via);
+    expect_open_refused(through, "above it is writable by group/others", "chmod go-w");
+    /* ...unless it is sticky, like /tmp. */
+    assert_int_equal(chmod(parent, 01777), 0);
+    assert_int_equal(storage_file_open(root, &st), ACME_OK);
+    storage_file_close(st);
+
+    /* The sentence reaches the host through acme_client_last_error. */
+    assert_int_equal(chmod(root, 0707), 0);
+    acme_client *c;
+    assert_int_equal(acme_client_new("https://127.0.0.1:1/dir", &c), ACME_OK);
+    assert_int_equal(acme_client_set_storage_dir(c, root), ACME_E_STORAGE);
+    print_message("client: %s\n", acme_client_last_error(c));
+    assert_non_null(strstr(acme_client_last_error(c), "chmod go-w"));
+    acme_client_free(c);
+}
+
+static void test_unsafe_root_owner(void **state)
+{
+    if (geteuid() != 0) {
+        print_message("skipped: needs root to chown the state directory to another uid "
+                      "(CI runs this as root)\n");
+        skip();
+    }
+    fixture *f = *state;
+    char root[128], parent[128];
+    snprintf(root, sizeof(root), "%s/state", f->dir);
+    assert_int_equal(mkdir(root, 0700), 0);
+    assert_int_equal(chown(root, 65534, 65534), 0);
+    expect_open_refused(root, "is owned by uid 65534, not you (uid 0)", "chown 0");
+    assert_int_equal(chown(root, 0, 0), 0);
+    /* A parent owned by somebody else (not root, not us) could be
+     * replaced by them. */
+    snprintf(parent, sizeof(parent), "%s/theirs", f->dir);
+    snprintf(root, sizeof(root), "%s/theirs/state", f->dir);
+    assert_int_equal(mkdir(parent, 0755), 0);
+    assert_int_equal(chown(parent, 65534, 65534), 0);
+    expect_open_refused(root, "above it is owned by uid 65534, neither root nor you", "chown root");
+}
+
 /* ---- locks ---- */
 
 static void lock_path(const fixture *f, const char *name, char *out, size_t n)
@@ -683,6 +941,11 @@ int main(void)
         T(test_atomic_parent_is_file),
         T(test_atomic_short_write),
         T(test_list),
+        T(test_hostile_lock_links),
+        T(test_hostile_key_links),
+        T(test_hostile_foreign_files),
+        T(test_unsafe_root_modes),
+        T(test_unsafe_root_owner),
         T(test_lock_contention),
         T(test_lock_expired_takeover),
         T(test_lock_dead_holder),
