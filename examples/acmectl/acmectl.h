@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <acme/acme.h>
 #include <acme/responder.h>
 
@@ -88,6 +89,21 @@ void progress_lib_log(void *ud, acme_log_level level, const char *msg);
 /* What the program is blocked on now, for the "still waiting" line;
  * NULL clears it (the last message is used then). */
 void progress_activity(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Text from the CA or the network (problem details, identifiers, URLs,
+ * contacts, a module's reason) may carry terminal controls: an ESC
+ * sequence that rewrites the screen, a newline that forges a line of our
+ * own. Every line acmectl prints for a person goes through these, which
+ * write C0 controls and DEL as \xHH, as libacme's log lines do
+ * (backslashes stay as they are: text that spells "\x1b" is harmless).
+ * --json output is escaped by the JSON encoder instead. */
+/* Escape into out (always NUL-terminated, cut before an escape that does
+ * not fit); returns the length written. */
+size_t text_escape(const char *in, char *out, size_t outlen);
+/* Escaped copy (malloc'ed), NULL without memory. */
+char *text_escape_dup(const char *in);
+/* Format, escape the whole line, write it and a newline. */
+void print_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- names.c: identifiers given on the command line -------------------- */
 /* 0 if name is a DNS name (optionally "*.") or an IP address; otherwise -1
@@ -267,6 +283,9 @@ void output_success(const acmectl_opts *o, const result *r);
  * explanation, printed before the library's. */
 void output_error(const acmectl_opts *o, const result *r, int exit_code, int rc,
                   const acme_client *c, const char *extra);
+/* lib with libacme's API advice (agree_tos, eab_kid, acme_cert_load())
+ * replaced by acmectl's options; lib itself or buf. */
+const char *acmectl_wording(const char *lib, char *buf, size_t len);
 /* "2026-11-23T15:04:05Z" */
 void format_time(int64_t t, char *buf, size_t len);
 
@@ -279,7 +298,7 @@ typedef struct session {
     result_cert *current;          /* where install records (NULL: a new entry) */
     int install_failed;            /* the hook's install step failed */
     int out_failed;                /* writing --out failed */
-    char install_error[600];
+    char install_error[1024];
 } session;
 
 enum { SESSION_NO_CHALLENGES, SESSION_CHALLENGES_NOW, SESSION_CHALLENGES_LAZY };

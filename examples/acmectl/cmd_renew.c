@@ -80,7 +80,7 @@ static void record_failure(session *s, result_cert *rc, int code, int lrc)
     /* In words now, on stderr; --json gets the whole run at the end. */
     acmectl_opts words = *s->o;
     words.json = 0;
-    fprintf(stderr, "acmectl: renewing %s failed:\n", rc->id ? rc->id : "?");
+    print_line(stderr, "acmectl: renewing %s failed:", rc->id ? rc->id : "?");
     output_error(&words, NULL, code, lrc, s->c, extra);
 }
 

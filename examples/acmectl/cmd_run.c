@@ -47,8 +47,9 @@ enum { ACT_NONE, ACT_STOP, ACT_RELOAD };
 
 static void config_error(const char *msg, int code)
 {
-    fprintf(stderr, "acmectl: error: %s\n", msg);
-    fprintf(stderr, "acmectl: exit status %d (%s)\n", code, exit_code_name(code));
+    /* msg may quote a module's reason (a DNS or HTTP answer): escaped. */
+    print_line(stderr, "acmectl: error: %s", msg);
+    print_line(stderr, "acmectl: exit status %d (%s)", code, exit_code_name(code));
     fflush(stderr);
 }
 

@@ -3,12 +3,14 @@
  * exists, so a typo costs nothing at the CA. See acmectl(1). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "acmectl.h"
@@ -38,7 +40,10 @@ static const char usage_text[] =
     "      --contact URI          account contact (mailto:...), repeatable\n"
     "      --agree-tos            agree to the CA's terms of service\n"
     "      --eab-kid KID          external account binding key id\n"
-    "      --eab-hmac-key KEY     external account binding HMAC key (base64url)\n"
+    "      --eab-hmac-key-file F  external account binding HMAC key (base64url), read\n"
+    "                             from F (or $ACMECTL_EAB_HMAC_KEY)\n"
+    "      --eab-hmac-key KEY     the same on the command line: visible to every local\n"
+    "                             user (ps); prefer the file or the variable\n"
     "      --preferred-chain CN   prefer the chain whose root/issuer has this name\n"
     "      --profile NAME         ask the CA for this certificate profile\n"
     "  -o, --out DIR              write DIR/ID.crt (chain) and DIR/ID.key (0600)\n"
@@ -58,7 +63,7 @@ enum {
     OPT_CA_FILE = 256, OPT_HTTP_PORT, OPT_TLS_PORT, OPT_BIND, OPT_NO_HOOK_INSTALL,
     OPT_ACCOUNT_KEY_TYPE, OPT_CONTACT, OPT_AGREE_TOS, OPT_EAB_KID, OPT_EAB_HMAC,
     OPT_PREFERRED_CHAIN, OPT_PROFILE, OPT_JSON, OPT_REASON, OPT_KEY, OPT_YES, OPT_HELP, OPT_VERSION, OPT_HOOK,
-    OPT_DNS_PROVIDER, OPT_DNS_CONFIG, OPT_STATUS_FILE
+    OPT_DNS_PROVIDER, OPT_DNS_CONFIG, OPT_STATUS_FILE, OPT_EAB_HMAC_FILE
 };
 
 static const struct option long_opts[] = {
@@ -81,6 +86,7 @@ static const struct option long_opts[] = {
     {"agree-tos", no_argument, NULL, OPT_AGREE_TOS},
     {"eab-kid", required_argument, NULL, OPT_EAB_KID},
     {"eab-hmac-key", required_argument, NULL, OPT_EAB_HMAC},
+    {"eab-hmac-key-file", required_argument, NULL, OPT_EAB_HMAC_FILE},
     {"preferred-chain", required_argument, NULL, OPT_PREFERRED_CHAIN},
     {"profile", required_argument, NULL, OPT_PROFILE},
     {"out", required_argument, NULL, 'o'},
@@ -103,6 +109,79 @@ static int bad(const char *fmt, const char *arg)
 {
     bprintf(usage_msg, sizeof(usage_msg), fmt, arg);
     return -1;
+}
+
+/* The EAB HMAC key: a copy of ours (wiped at exit), wherever it came
+ * from. Where it came from decides the warnings. */
+static char *eab_key;
+static const char *eab_file;      /* --eab-hmac-key-file */
+static int eab_on_cmdline;        /* --eab-hmac-key */
+static char eab_warning[700];     /* said once the progress lines are set up */
+
+static void wipe_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static int set_eab_key(const char *v)
+{
+    wipe_free(eab_key);
+    /* Leading and trailing white space (a file's newline) is not part of
+     * a base64url key. */
+    while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r')
+        v++;
+    size_t n = strlen(v);
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t' || v[n - 1] == '\n' || v[n - 1] == '\r'))
+        n--;
+    eab_key = strndup(v, n);
+    return eab_key ? 0 : -1;
+}
+
+/* --eab-hmac-key-file: the key alone in a file (a trailing newline is
+ * fine). The buffer is wiped; a file others can read is worth a warning. */
+static int read_eab_file(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        bprintf(usage_msg, sizeof(usage_msg), "--eab-hmac-key-file %s: %s (give the file holding the CA's "
+                "HMAC key)", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    char buf[4097];
+    ssize_t got = 0, r = 0;
+    memset(&st, 0, sizeof(st));
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return bad("--eab-hmac-key-file %s: not a regular file", path);
+    }
+    while ((size_t)got < sizeof(buf) - 1 && (r = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+        got += r;
+    close(fd);
+    int rc = 0;
+    if (r < 0) {
+        bprintf(usage_msg, sizeof(usage_msg), "--eab-hmac-key-file %s: %s", path, strerror(errno));
+        rc = -1;
+    }
+    else if ((size_t)got == sizeof(buf) - 1)
+        rc = bad("--eab-hmac-key-file %s: larger than 4 KiB; it should hold only the base64url key", path);
+    else {
+        buf[got] = '\0';
+        if (strlen(buf) != (size_t)got)
+            rc = bad("--eab-hmac-key-file %s: not a text file (it holds a NUL byte)", path);
+        else if (set_eab_key(buf))
+            rc = bad("out of memory%s", "");
+        else if (!*eab_key)
+            rc = bad("--eab-hmac-key-file %s: empty", path);
+    }
+    explicit_bzero(buf, sizeof(buf));
+    if (!rc && (st.st_mode & (S_IRGRP | S_IROTH)))
+        bprintf(eab_warning, sizeof(eab_warning), "--eab-hmac-key-file %s can be read by group or others "
+                "(mode %04o); chmod 600 %s", path, (unsigned)(st.st_mode & 07777), path);
+    return rc;
 }
 
 static int parse_port(const char *s, unsigned *out)
@@ -237,7 +316,15 @@ static int parse(int argc, char **argv)
             break;
         case OPT_AGREE_TOS: O.agree_tos = 1; break;
         case OPT_EAB_KID: O.eab_kid = optarg; break;
-        case OPT_EAB_HMAC: O.eab_hmac = optarg; break;
+        case OPT_EAB_HMAC:
+            if (set_eab_key(optarg))
+                return bad("out of memory%s", "");
+            /* Shortens the time the key is readable in /proc/PID/cmdline
+             * (it does not close it: hence the warning). */
+            explicit_bzero(optarg, strlen(optarg));
+            eab_on_cmdline = 1;
+            break;
+        case OPT_EAB_HMAC_FILE: eab_file = optarg; break;
         case OPT_PREFERRED_CHAIN: O.preferred_chain = optarg; break;
         case OPT_PROFILE: O.profile = optarg; break;
         case 'o': O.out_dir = optarg; break;
@@ -296,8 +383,29 @@ static int parse(int argc, char **argv)
         return bad("no ACME directory: give --directory URL or set ACMECTL_DIRECTORY%s", "");
     if (strncasecmp(O.directory, "https://", 8) != 0)
         return bad("--directory %s: the ACME directory must be an https:// URL", O.directory);
+    /* The HMAC key: --eab-hmac-key-file or --eab-hmac-key (not both), else
+     * $ACMECTL_EAB_HMAC_KEY when --eab-kid is given. The variable is
+     * taken out of the environment so that no hook inherits it. */
+    const char *env_key = getenv("ACMECTL_EAB_HMAC_KEY");
+    if (eab_file && eab_on_cmdline)
+        return bad("--eab-hmac-key-file and --eab-hmac-key: give one of them%s", "");
+    if (eab_file && read_eab_file(eab_file))
+        return -1;
+    if (env_key) {
+        if (!eab_key && O.eab_kid && set_eab_key(env_key))
+            return bad("out of memory%s", "");
+        explicit_bzero((char *)env_key, strlen(env_key));
+        unsetenv("ACMECTL_EAB_HMAC_KEY");
+    }
+    if (eab_on_cmdline)
+        bprintf(eab_warning, sizeof(eab_warning), "--eab-hmac-key puts the key on the command line, where "
+                "every local user can read it (ps, /proc/PID/cmdline); use --eab-hmac-key-file FILE or "
+                "ACMECTL_EAB_HMAC_KEY instead");
+    O.eab_hmac = eab_key && *eab_key ? eab_key : NULL;
     if (!O.eab_kid != !O.eab_hmac)
-        return bad("--eab-kid and --eab-hmac-key go together%s", "");
+        return bad(O.eab_kid ? "--eab-kid needs the HMAC key: give --eab-hmac-key-file FILE (or set "
+                               "ACMECTL_EAB_HMAC_KEY)%s"
+                             : "--eab-hmac-key-file and --eab-hmac-key go with --eab-kid KID%s", "");
     if (O.hook && access(O.hook, X_OK) != 0)
         return bad("--hook %s: not an executable file (give a path)", O.hook);
     if (!O.state_dir) {
@@ -338,6 +446,8 @@ int main(int argc, char **argv)
     }
     signals_start();
     progress_init(O.verbosity);
+    if (eab_warning[0])
+        progress(ACME_LOG_WARNING, "%s", eab_warning);
     int code;
     if (!strcmp(O.command, "issue"))
         code = cmd_issue(&O);
@@ -348,5 +458,6 @@ int main(int argc, char **argv)
     else
         code = cmd_account(&O);
     progress_shutdown();
+    wipe_free(eab_key);
     return code;
 }

@@ -193,6 +193,19 @@ static void print_json(json_t *o)
 {
     char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     if (text) {
+        /* The encoder escapes every C0 control but passes DEL through; a
+         * raw 0x7f can only sit inside a string, where \u007f means the
+         * same. */
+        for (char *d = strchr(text, 0x7f); d; d = strchr(d + 1, 0x7f)) {
+            size_t at = (size_t)(d - text), len = strlen(text);
+            char *g = realloc(text, len + 6);
+            if (!g)
+                break;
+            text = g;
+            memmove(text + at + 6, text + at + 1, len - at);
+            memcpy(text + at, "\\u007f", 6);
+            d = text + at + 5;
+        }
         fputs(text, stdout);
         fputc('\n', stdout);
         free(text);
@@ -215,28 +228,38 @@ void output_success(const acmectl_opts *o, const result *r)
         const result_cert *c = &r->certs[i];
         char na[32];
         format_time(c->not_after, na, sizeof(na));
-        printf("%s: %s [", c->id ? c->id : "?",
-               c->error ? "FAILED" : c->renewed ? "issued" : "not due");
+        /* One line, built whole, so that print_line escapes all of it. */
+        size_t len = 64 + strlen(na) + (c->id ? strlen(c->id) : 1) + (c->issuer ? strlen(c->issuer) : 0);
         for (size_t j = 0; j < c->name_count; j++)
-            printf("%s%s", j ? " " : "", c->names[j]);
-        printf("], valid until %s", na);
-        if (c->issuer && *c->issuer)
-            printf(", issuer \"%s\"", c->issuer);
-        putchar('\n');
-        if (c->chain_file)
-            printf("  chain: %s\n  key:   %s\n", c->chain_file, c->key_file ? c->key_file : "?");
+            len += strlen(c->names[j]) + 1;
+        char *names = calloc(1, len);
+        for (size_t j = 0; names && j < c->name_count; j++) {
+            if (j)
+                strcat(names, " ");
+            strcat(names, c->names[j]);
+        }
+        print_line(stdout, "%s: %s [%s], valid until %s%s%s%s", c->id ? c->id : "?",
+                   c->error ? "FAILED" : c->renewed ? "issued" : "not due", names ? names : "?", na,
+                   c->issuer && *c->issuer ? ", issuer \"" : "", c->issuer && *c->issuer ? c->issuer : "",
+                   c->issuer && *c->issuer ? "\"" : "");
+        free(names);
+        if (c->chain_file) {
+            print_line(stdout, "  chain: %s", c->chain_file);
+            print_line(stdout, "  key:   %s", c->key_file ? c->key_file : "?");
+        }
         if (c->error)
-            printf("  error: %s\n", c->error);
+            print_line(stdout, "  error: %s", c->error);
     }
     if (r->account_url) {
-        printf("account: %s\nstatus: %s\n", r->account_url, r->account_status ? r->account_status : "?");
+        print_line(stdout, "account: %s", r->account_url);
+        print_line(stdout, "status: %s", r->account_status ? r->account_status : "?");
         for (size_t i = 0; i < r->contact_count; i++)
-            printf("contact: %s\n", r->contacts[i]);
+            print_line(stdout, "contact: %s", r->contacts[i]);
         if (r->thumbprint)
-            printf("key thumbprint: %s\n", r->thumbprint);
+            print_line(stdout, "key thumbprint: %s", r->thumbprint);
     }
     if (r->message)
-        printf("%s\n", r->message);
+        print_line(stdout, "%s", r->message);
     fflush(stdout);
 }
 
@@ -248,29 +271,92 @@ static void print_problem(const acme_problem *p, const char *indent)
     if (st)
         bprintf(status, sizeof(status), " (HTTP %d)", st);
     if (it && iv)
-        fprintf(stderr, "acmectl: %sfor %s %s: %s%s: %s\n", indent, it, iv, acme_problem_type(p), status,
-                acme_problem_detail(p));
+        print_line(stderr, "acmectl: %sfor %s %s: %s%s: %s", indent, it, iv, acme_problem_type(p), status,
+                   acme_problem_detail(p));
     else
-        fprintf(stderr, "acmectl: %sCA problem: %s%s: %s\n", indent, acme_problem_type(p), status,
-                acme_problem_detail(p));
+        print_line(stderr, "acmectl: %sCA problem: %s%s: %s", indent, acme_problem_type(p), status,
+                   acme_problem_detail(p));
     for (size_t i = 0; i < acme_problem_subproblem_count(p); i++)
         print_problem(acme_problem_subproblem(p, i), "  ");
+}
+
+/* libacme's sentences name its own API (agree_tos, eab_kid,
+ * acme_cert_load()); a person at acmectl's command line needs acmectl's
+ * options instead. Library log lines are matched by their advice (they
+ * carry no code); the final error is recognized by its code in
+ * account_sentence() below. */
+static const struct { const char *lib, *tool; } wording[] = {
+    {"read them and set agree_tos", "read them, then run again with --agree-tos"},
+    {"pass eab_kid and eab_hmac_key", "give --eab-kid KID with --eab-hmac-key-file FILE (or set "
+                                      "ACMECTL_EAB_HMAC_KEY)"},
+    {"install it again with acme_cert_load()", "acmectl run retries the install; by hand: "
+                                               "acmectl renew --force ID"},
+    {"eab_hmac_key is not base64url", "the EAB HMAC key (--eab-hmac-key-file, ACMECTL_EAB_HMAC_KEY or "
+                                      "--eab-hmac-key) is not base64url"},
+    {"(acme_client_set_ca_file)", "(--ca-file, or ca-file in the configuration of run)"},
+};
+
+const char *acmectl_wording(const char *lib, char *buf, size_t len)
+{
+    if (!lib)
+        return lib;
+    for (size_t i = 0; i < sizeof(wording) / sizeof(wording[0]); i++) {
+        const char *at = strstr(lib, wording[i].lib);
+        if (at) {
+            bprintf(buf, len, "%.*s%s%s", (int)(at - lib), lib, wording[i].tool, at + strlen(wording[i].lib));
+            return buf;
+        }
+    }
+    return lib;
+}
+
+/* acmectl's own sentence for an account failure the person fixes with
+ * acmectl's options, or NULL. */
+static const char *account_sentence(int rc, const acme_client *c, char *buf, size_t len)
+{
+    const acme_problem *p = c ? acme_client_problem(c) : NULL;
+    if (rc == ACME_E_TOS_REQUIRED) {
+        /* The directory is loaded by now: asking for the terms fetches nothing. */
+        const char *terms = c ? acme_directory_terms((acme_client *)c) : NULL;
+        bprintf(buf, len, "the CA's terms of service%s%s%s must be agreed to before an account is created: "
+                "read them, then run again with --agree-tos", terms ? " (" : "", terms ? terms : "",
+                terms ? ")" : "");
+        return buf;
+    }
+    if (rc == ACME_E_EAB_REQUIRED || ((rc == ACME_E_PROBLEM || rc == ACME_E_ORDER_FAILED) &&
+                                      problem_is(p, "externalAccountRequired"))) {
+        bprintf(buf, len, "this CA requires external account binding for a new account: get a key id and an "
+                "HMAC key from the CA, then give --eab-kid KID with --eab-hmac-key-file FILE (or set "
+                "ACMECTL_EAB_HMAC_KEY)");
+        return buf;
+    }
+    return NULL;
 }
 
 void output_error(const acmectl_opts *o, const result *r, int exit_code, int rc,
                   const acme_client *c, const char *extra)
 {
+    char own[800], reworded[1200];
     const char *lib = c ? acme_client_last_error(c) : "";
     const acme_problem *p = c ? acme_client_problem(c) : NULL;
+    const char *sentence = account_sentence(rc, c, own, sizeof(own));
+    if (sentence)
+        lib = sentence;
+    else if (rc == ACME_E_CALLBACK && extra && *extra)
+        /* acmectl is the host: its own explanation of what its callback
+         * did (the hook, --out) is the whole story. */
+        lib = "";
+    else
+        lib = acmectl_wording(lib, reworded, sizeof(reworded));
     if (extra && *extra)
-        fprintf(stderr, "acmectl: error: %s\n", extra);
+        print_line(stderr, "acmectl: error: %s", extra);
     if (lib && *lib && (!extra || strcmp(extra, lib) != 0))
-        fprintf(stderr, "acmectl: %s%s\n", extra && *extra ? "" : "error: ", lib);
+        print_line(stderr, "acmectl: %s%s", extra && *extra ? "" : "error: ", lib);
     if ((!extra || !*extra) && (!lib || !*lib))
-        fprintf(stderr, "acmectl: error: %s\n", acme_strerror(rc));
+        print_line(stderr, "acmectl: error: %s", acme_strerror(rc));
     if (p)
         print_problem(p, "");
-    fprintf(stderr, "acmectl: exit status %d (%s)\n", exit_code, exit_code_name(exit_code));
+    print_line(stderr, "acmectl: exit status %d (%s)", exit_code, exit_code_name(exit_code));
     fflush(stderr);
     if (!o || !o->json || !r)
         return;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,9 +38,12 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-/* Caller holds P.mu. */
-static void emit(const char *tag, const char *msg)
+/* Caller holds P.mu. msg may carry the CA's words: escaped here, the one
+ * place every progress line passes. */
+static void emit(const char *tag, const char *raw)
 {
+    char *esc = text_escape_dup(raw);
+    const char *msg = esc ? esc : "(out of memory)";
     uint64_t now = mono_ms();
     if (P.daemon) {
         struct timespec ts;
@@ -51,6 +55,7 @@ static void emit(const char *tag, const char *msg)
         fprintf(stderr, "%s.%03ldZ acmectl[%ld]: %s%s\n", when, ts.tv_nsec / 1000000L, (long)getpid(), tag, msg);
         fflush(stderr);
         P.last_ms = now;
+        free(esc);
         return;
     }
     uint64_t t = now - P.start_ms;
@@ -58,6 +63,7 @@ static void emit(const char *tag, const char *msg)
             (unsigned long long)(t % 1000), tag, msg);
     fflush(stderr);
     P.last_ms = now;
+    free(esc);
 }
 
 static void *ticker(void *arg)
@@ -150,9 +156,11 @@ void progress(acme_log_level level, const char *fmt, ...)
     say(level, msg);
 }
 
-void progress_lib_log(void *ud, acme_log_level level, const char *msg)
+void progress_lib_log(void *ud, acme_log_level level, const char *libmsg)
 {
     (void)ud;
+    char buf[1200];
+    const char *msg = acmectl_wording(libmsg, buf, sizeof(buf));
     /* libacme logs its first failure at ERROR and also keeps it as
      * acme_client_last_error(), which acmectl prints at the end with the
      * CA's problem: show it here only when asked for detail. */
@@ -186,4 +194,62 @@ void progress_activity(const char *fmt, ...)
         P.activity[0] = '\0';
     }
     pthread_mutex_unlock(&P.mu);
+}
+
+/* ---- text from elsewhere, made safe for a terminal --------------------- */
+
+/* The escaped form of one byte, or NULL when it stands for itself. */
+static const char *escape_of(unsigned char ch, char buf[5])
+{
+    if (ch >= 0x20 && ch != 0x7f)
+        return NULL;
+    /* One form for all, the one libacme's log lines use. */
+    snprintf(buf, 5, "\\x%02x", ch);
+    return buf;
+}
+
+size_t text_escape(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    if (!outlen)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)(in ? in : ""); *p; p++) {
+        char tmp[5];
+        const char *e = escape_of(*p, tmp);
+        size_t n = e ? strlen(e) : 1;
+        /* Never half an escape: a cut "\x1" would read as something else. */
+        if (o + n >= outlen)
+            break;
+        if (e)
+            memcpy(out + o, e, n);
+        else
+            out[o] = (char)*p;
+        o += n;
+    }
+    out[o] = '\0';
+    return o;
+}
+
+char *text_escape_dup(const char *in)
+{
+    size_t len = strlen(in ? in : "");
+    char *out = malloc(len * 4 + 1);
+    if (out)
+        text_escape(in, out, len * 4 + 1);
+    return out;
+}
+
+void print_line(FILE *f, const char *fmt, ...)
+{
+    char *raw = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vasprintf(&raw, fmt, ap);
+    va_end(ap);
+    char *esc = n >= 0 ? text_escape_dup(raw) : NULL;
+    fputs(esc ? esc : "acmectl: (out of memory)", f);
+    fputc('\n', f);
+    free(esc);
+    if (n >= 0)
+        free(raw);
 }

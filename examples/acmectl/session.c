@@ -75,8 +75,8 @@ static int write_out(session *s, result_cert *rc, const acme_certificate *cert)
     if (file_write_atomic(dir, key, kp, strlen(kp), 0600) != 0 ||
         file_write_atomic(dir, crt, cp, strlen(cp), 0644) != 0) {
         bprintf(s->install_error, sizeof(s->install_error),
-                 "writing %s/%s or %s: %s; the certificate is stored in the state directory",
-                 dir, key, crt, strerror(errno));
+                 "writing %s/%s or %s: %s; the certificate is stored in the state directory: fix --out, "
+                 "then write it again with `acmectl renew --force %s`", dir, key, crt, strerror(errno), id);
         s->out_failed = 1;
         return ACME_E_STORAGE;
     }
@@ -154,9 +154,10 @@ static int hook_install(session *s, result_cert *rc, const acme_certificate *cer
                      o->hook, st - 256);
         else
             bprintf(s->install_error, sizeof(s->install_error),
-                     "the hook %s failed to install %s (exit status %d); the certificate is stored%s "
-                     "(a hook written for uacme rejects \"install\": use --no-hook-install)",
-                     o->hook, id, st, rc->chain_file ? " and in --out" : "");
+                     "the hook %s failed to install %s (exit status %d); the certificate is stored%s: "
+                     "fix the hook, then install it again with `acmectl renew --force %s` (a hook written "
+                     "for uacme rejects \"install\": use --no-hook-install)",
+                     o->hook, id, st, rc->chain_file ? " and in --out" : "", id);
         s->install_failed = 1;
         return ACME_E_CALLBACK;
     }
