@@ -124,6 +124,12 @@ int state_dir_lock(const char *dir, char *err, size_t errlen);
  * 0 or -1 with errno. */
 int file_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                       unsigned mode);
+/* The same in the directory open as dfd; name is never followed. */
+int file_write_atomic_at(int dfd, const char *name, const void *data, size_t len, unsigned mode);
+/* <dir>/<id>.key (0600) and <dir>/<id>.crt (0644) from cert, replaced as a
+ * pair: on failure both old files are as they were. 0, or -1 with errno
+ * and a sentence in err (modules/common/pairfile.h). */
+int file_write_pair(const char *dir, const char *id, const acme_certificate *cert, char *err, size_t errlen);
 /* Read a whole file (NUL-terminated, malloc'ed). NULL with errno. */
 char *file_read_all(const char *path, size_t *len);
 

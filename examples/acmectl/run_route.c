@@ -263,18 +263,17 @@ void router_shutdown(router *r)
 
 /* ---- install ------------------------------------------------------------- */
 
-/* out-dir: <id>.key first, then <id>.crt, as --out does. */
+/* out-dir: <id>.key and <id>.crt replaced as a pair, as --out does. */
 static int write_out(const char *dir, const acme_certificate *cert)
 {
     const char *id = acme_certificate_id(cert);
     char crt[512], key[512];
     bprintf(crt, sizeof(crt), "%s.crt", id);
     bprintf(key, sizeof(key), "%s.key", id);
-    const char *kp = acme_certificate_key_pem(cert), *cp = acme_certificate_chain_pem(cert);
-    if (file_write_atomic(dir, key, kp, strlen(kp), 0600) != 0 ||
-        file_write_atomic(dir, crt, cp, strlen(cp), 0644) != 0) {
-        progress(ACME_LOG_ERROR, "%s: writing %s/%s or %s failed: %s; it is stored in the state directory",
-                 id, dir, key, crt, strerror(errno));
+    char why[700];
+    if (file_write_pair(dir, id, cert, why, sizeof(why)) != 0) {
+        progress(ACME_LOG_ERROR, "%s: out-dir: %s; the new certificate is stored in the state directory",
+                 id, why);
         return ACME_E_STORAGE;
     }
     progress(ACME_LOG_INFO, "%s: wrote %s/%s and %s/%s", id, dir, crt, dir, key);

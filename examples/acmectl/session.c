@@ -63,20 +63,20 @@ void session_fill_cert(result_cert *rc, const acme_certificate *cert)
     rc->issuer = strdup(iss ? iss : "");
 }
 
-/* --out: <dir>/<id>.key first, then <id>.crt, so that whoever sees the
- * new chain finds the key that goes with it already in place. */
+/* --out: <dir>/<id>.key and <id>.crt, replaced as a pair (file_write_pair):
+ * a failure (a full disk) leaves the old pair, never a new key beside the
+ * old chain. */
 static int write_out(session *s, result_cert *rc, const acme_certificate *cert)
 {
     const char *dir = s->o->out_dir, *id = acme_certificate_id(cert);
     char crt[512], key[512];
     bprintf(crt, sizeof(crt), "%s.crt", id);
     bprintf(key, sizeof(key), "%s.key", id);
-    const char *kp = acme_certificate_key_pem(cert), *cp = acme_certificate_chain_pem(cert);
-    if (file_write_atomic(dir, key, kp, strlen(kp), 0600) != 0 ||
-        file_write_atomic(dir, crt, cp, strlen(cp), 0644) != 0) {
+    char why[700];
+    if (file_write_pair(dir, id, cert, why, sizeof(why)) != 0) {
         bprintf(s->install_error, sizeof(s->install_error),
-                 "writing %s/%s or %s: %s; the certificate is stored in the state directory: fix --out, "
-                 "then write it again with `acmectl renew --force %s`", dir, key, crt, strerror(errno), id);
+                 "--out: %s; the new certificate is stored in the state directory: fix --out, "
+                 "then write it again with `acmectl renew --force %s`", why, id);
         s->out_failed = 1;
         return ACME_E_STORAGE;
     }

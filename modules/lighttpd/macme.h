@@ -77,7 +77,9 @@ int macme_file_equals(const char *path, const char *data, size_t len);
 int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode, int durable,
                        char *err, size_t errlen);
 /* Put a chain and key where cert's files are, unless they already hold
- * exactly that (*changed = 0). The key (or a pemfile holding it) is 0600. */
+ * exactly that (*changed = 0). The key (or a pemfile holding it) is 0600.
+ * With ssl.privkey the two files are replaced as a pair (pairfile.h): on
+ * failure both are as they were. */
 int macme_install_files(const macme_cert *cert, const char *chain_pem, const char *key_pem,
                         int *changed, char *err, size_t errlen);
 /* A self-signed P-256 certificate for cert's names, so that lighttpd can

@@ -2,6 +2,7 @@
  * self-signed placeholder, and putting a certificate where ssl.pemfile /
  * ssl.privkey point. */
 #include "macme.h"
+#include "pairfile.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -196,11 +197,12 @@ int macme_install_files(const macme_cert *cert, const char *chain_pem, const cha
         size_t cl = strlen(chain_pem), kl = strlen(key_pem);
         if (macme_file_equals(cert->pemfile, chain_pem, cl) && macme_file_equals(cert->privkey, key_pem, kl))
             return 0;
-        /* Key first: lighttpd reads both only at (re)start, and a new key
-         * with the old certificate is the shorter-lived mismatch (the next
-         * start repairs it from storage either way). */
-        if (macme_write_atomic(cert->privkey, key_pem, kl, 0600, 1, err, errlen) ||
-            macme_write_atomic(cert->pemfile, chain_pem, cl, 0644, 1, err, errlen))
+        /* As a pair (modules/common/pairfile.c, shared with acmectl): both
+         * new files are written and fsync'ed before either is renamed into
+         * place, so a full disk leaves the old key and certificate, never a
+         * new key beside the old certificate (lighttpd would refuse to
+         * start with that). */
+        if (pairfile_write(cert->privkey, key_pem, kl, cert->pemfile, chain_pem, cl, 0644, err, errlen))
             return -1;
         *changed = 1;
         return 0;
@@ -215,6 +217,7 @@ int macme_install_files(const macme_cert *cert, const char *chain_pem, const cha
         if (!rc)
             *changed = 1;
     }
+    explicit_bzero(both, len); /* it holds the key */
     free(both);
     return rc;
 }
@@ -228,6 +231,9 @@ static char *datum_str(gnutls_datum_t *d)
         memcpy(s, d->data, d->size);
         s[d->size] = '\0';
     }
+    /* The placeholder's key passes through here. */
+    if (d->data)
+        explicit_bzero(d->data, d->size);
     gnutls_free(d->data);
     d->data = NULL;
     return s;
