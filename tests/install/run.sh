@@ -10,6 +10,12 @@
 # 3. Compile tests/install/consumer.c with $CC and nothing but
 #    `pkg-config --cflags --libs libacme` (PKG_CONFIG_PATH and
 #    PKG_CONFIG_SYSROOT_DIR pointing into the tree), strict C11, -Werror.
+#    pkg-config --cflags must carry nothing but the include directory (no
+#    gnutls/p11-kit flags); --static --libs must still name the libraries.
+#    Every exported function has an installed man page that man renders,
+#    and every example of doc/ and the man pages compiles (and, if it is a
+#    program, links) against the installed tree (tests/doc/check-man.py
+#    --extract).
 # 4. Run it under tests/harness/with-pebble with LD_LIBRARY_PATH pointing
 #    into the tree; it must obtain a certificate for consumer.example, and
 #    the chain it wrote must name consumer.example (checked with openssl or
@@ -30,8 +36,8 @@ cc=${CC:-cc}
 step() { printf '\n== install test: %s\n' "$*"; }
 die() { printf 'install test: FAIL: %s\n' "$*" >&2; exit 1; }
 
-for tool in pkg-config readelf; do
-    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install pkg-config binutils)"
+for tool in pkg-config readelf perl; do
+    command -v "$tool" >/dev/null 2>&1 || die "$tool not found (apt-get install pkg-config binutils perl)"
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/libacme-install-test.XXXXXX")
@@ -96,6 +102,65 @@ $cc -std=c11 -Wall -Wextra -Wpedantic -Werror "${san[@]}" -o "$tmp/consumer" \
     die "consumer.c does not compile against the installed headers with $cc"
 readelf -d "$tmp/consumer" | grep -q 'NEEDED.*\[libacme\.so\.1\]' ||
     die "consumer does not record NEEDED libacme.so.1"
+
+step "pkg-config --cflags carries no dependency's flags"
+# No public header includes gnutls, jansson or libcurl: a consumer must not
+# get their include paths (gnutls brings p11-kit's) in its compile line.
+for flag in $cflags; do
+    [ "$flag" = "-I$dest$includedir" ] ||
+        die "pkg-config --cflags libacme has '$flag'; only -I$includedir belongs there (no public header includes gnutls/p11-kit/jansson/curl): keep them in Requires.internal / Libs.private"
+done
+case " $cflags " in *gnutls*|*p11-kit*) die "pkg-config --cflags libacme names gnutls or p11-kit: $cflags" ;; esac
+static_libs=$(pkg-config --static --libs libacme)
+for lib in -lgnutls -ljansson -lcurl; do
+    case " $static_libs " in *" $lib "*) ;; *) die "pkg-config --static --libs libacme lacks $lib, so static linking breaks: $static_libs" ;; esac
+done
+echo "cflags: $cflags; static libs include gnutls, jansson, curl"
+
+step "every exported function has an installed man page"
+man3=$(find "$dest" -type d -path '*/man/man3' | head -n 1)
+[ -n "$man3" ] || die "no man/man3 directory installed under $dest"
+[ -f "$man3/libacme.3" ] || die "libacme.3 is not installed in $man3"
+[ -f "${man3%/man3}/man1/acmectl.1" ] || die "acmectl.1 is not installed in ${man3%/man3}/man1"
+funcs=$(perl -0777 -ne 's{/\*.*?\*/}{ }gs; s{^[ \t]*#[^\n]*}{}mg; while (/\bACME_EXPORT\b[^;{}()]*?\b([A-Za-z_]\w*)\s*\(/g) { print "$1\n" }' \
+    "$dest$includedir"/acme/*.h | sort -u)
+nfunc=0
+for f in $funcs; do
+    [ -f "$man3/$f.3" ] || die "no installed man page $man3/$f.3 for the exported function $f"
+    nfunc=$((nfunc + 1))
+done
+if command -v man >/dev/null 2>&1; then
+    # Through man itself, so the ".so" aliases of grouped pages resolve as
+    # a user's `man acme_challenge_token` would.
+    for f in $funcs; do
+        out=$(MANWIDTH=80 man -M "${man3%/man3}" -P cat 3 "$f" 2>&1) ||
+            die "man 3 $f fails from the installed tree: $out"
+        printf '%s\n' "$out" | grep -q "$f" || die "man 3 $f does not mention $f"
+    done
+    echo "$nfunc functions: each has a page, and man renders it from $man3"
+else
+    echo "$nfunc functions: each has a page in $man3 (man not installed: not rendered)"
+fi
+
+step "every example in doc/ and the man pages compiles against the installed tree"
+command -v python3 >/dev/null 2>&1 || die "python3 not found (apt-get install python3)"
+python3 "$src/tests/doc/check-man.py" "$src" --extract "$tmp/examples" || die "extracting the examples failed"
+nex=0
+while read -r file kind; do
+    obj=$tmp/examples/${file%.c}
+    if [ "$kind" = main ]; then
+        # shellcheck disable=SC2086
+        $cc -std=c11 -Wall -Wextra -Wpedantic -Werror "${san[@]}" -o "$obj" "$tmp/examples/$file" $cflags $libs ||
+            die "$(head -n 1 "$tmp/examples/$file") does not compile and link against the installed tree"
+    else
+        # shellcheck disable=SC2086
+        $cc -std=c11 -Wall -Wextra -Wpedantic -Werror "${san[@]}" -fPIC -c -o "$obj.o" "$tmp/examples/$file" $cflags ||
+            die "$(head -n 1 "$tmp/examples/$file") does not compile against the installed tree"
+    fi
+    nex=$((nex + 1))
+done <"$tmp/examples/examples.list"
+[ "$nex" -gt 0 ] || die "no examples found"
+echo "$nex examples compile against the installed headers (programs also link)"
 
 # Only the installed tree (meson test would point it at the build tree).
 export LD_LIBRARY_PATH=$dest$libdir
