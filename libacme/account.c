@@ -195,9 +195,12 @@ int account_load_local(acme_client *c)
         return rc;
     acme_buf b;
     buf_init(&b, 64 * 1024);
-    /* key-next.pem means an interrupted rollover: settle it (rare, blocking). */
+    /* key-next.pem means an interrupted rollover: settle it (rare, blocking).
+     * Only its presence matters here, but what was read is a private key. */
+    b.secret = 1;
     rc = store_get(c, NEXT_KEY_REL, &b);
     buf_clear(&b);
+    b.secret = 0;
     if (rc == ACME_OK)
         return account_ensure(c);
     result_reset(c);

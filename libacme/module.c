@@ -1,6 +1,7 @@
 /* Loading modules (challenge providers, installers) by path; see
  * include/acme/module.h. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,7 +100,7 @@ static int parse_config(const char *text, char ***keys, char ***values, size_t *
             (*values)[*n] = strndup(vs, (size_t)(e - vs));
             if (!(*keys)[*n] || !(*values)[*n]) {
                 free((*keys)[*n]);
-                free((*values)[*n]);
+                secure_free_str((*values)[*n]);
                 return ACME_E_NOMEM;
             }
             (*n)++;
@@ -142,33 +143,70 @@ ACME_EXPORT int acme_module_load(acme_client *c, const char *path, const char *c
     if (!m)
         return ACME_E_NOMEM;
     m->client = c;
-    char **keys = NULL, **values = NULL;
+    char **keys = NULL, **values = NULL, *real = NULL;
     size_t n = 0, bad_line = 0;
     int rc;
+    /* A module is code run with the host's privileges: load exactly the
+     * file named. dlopen() would look a bare name up in its own search
+     * path (LD_LIBRARY_PATH, the cache, the system directories), and a
+     * relative path depends on the working directory at this moment, so
+     * a bare name is refused and the path is resolved once, here. */
+    if (!strchr(path, '/')) {
+        rc = client_fail(c, ACME_E_INVALID_ARG, "module %s: give the module's path (e.g. ./%s or an absolute "
+                         "path): a bare name would be searched for in the dynamic linker's path", path, path);
+        goto out;
+    }
+    real = realpath(path, NULL);
+    if (!real) {
+        int e = errno;
+        rc = e == ENOMEM ? ACME_E_NOMEM
+                         : client_fail(c, ACME_E_INVALID_ARG, "module %s: %s", path, strerror(e));
+        goto out;
+    }
     /* RTLD_LOCAL: two modules may carry helpers with the same names. */
-    m->handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    m->handle = dlopen(real, RTLD_NOW | RTLD_LOCAL);
     if (!m->handle) {
         const char *why = dlerror();
-        rc = client_fail(c, ACME_E_INVALID_ARG, "module %s: cannot load it: %s", path, why ? why : "?");
+        rc = client_fail(c, ACME_E_INVALID_ARG, "module %s: cannot load it: %s", real, why ? why : "?");
         goto out;
     }
     acme_module_entry_fn entry;
     /* POSIX blesses this cast for dlsym results. */
     *(void **)&entry = dlsym(m->handle, ACME_MODULE_ENTRY);
     if (!entry) {
-        rc = client_fail(c, ACME_E_INVALID_ARG, "module %s: no %s symbol; is it a libacme module?", path,
+        rc = client_fail(c, ACME_E_INVALID_ARG, "module %s: no %s symbol; is it a libacme module?", real,
                          ACME_MODULE_ENTRY);
         goto out;
     }
     m->ops = entry(ACME_MODULE_ABI_VERSION);
-    if (!m->ops || m->ops->size < offsetof(acme_module_ops, last_error) || m->ops->abi_version != ACME_MODULE_ABI_VERSION) {
-        rc = client_fail(c, ACME_E_UNSUPPORTED, "module %s: built for module ABI %u, this libacme speaks %u; "
-                         "rebuild the module", path, m->ops ? m->ops->abi_version : 0u, ACME_MODULE_ABI_VERSION);
+    /* Nothing but size is read before size says the member is there. */
+    if (!m->ops) {
+        rc = client_fail(c, ACME_E_UNSUPPORTED, "module %s: the module does not support module ABI %u, the "
+                         "one this libacme supports (its %s returned no table); rebuild the module against "
+                         "this libacme", real, ACME_MODULE_ABI_VERSION, ACME_MODULE_ENTRY);
+        goto out;
+    }
+    if (m->ops->size < offsetof(acme_module_ops, abi_version) + sizeof(m->ops->abi_version)) {
+        rc = client_fail(c, ACME_E_UNSUPPORTED, "module %s: its operations table is %zu bytes, too small to "
+                         "say which module ABI it was built for; rebuild the module against this libacme "
+                         "(module ABI %u)", real, m->ops->size, ACME_MODULE_ABI_VERSION);
+        goto out;
+    }
+    if (m->ops->abi_version != ACME_MODULE_ABI_VERSION) {
+        rc = client_fail(c, ACME_E_UNSUPPORTED, "module %s: the module asked for module ABI %u; this libacme "
+                         "supports module ABI %u only; rebuild the module against this libacme", real,
+                         m->ops->abi_version, ACME_MODULE_ABI_VERSION);
+        goto out;
+    }
+    if (m->ops->size < offsetof(acme_module_ops, last_error)) {
+        rc = client_fail(c, ACME_E_UNSUPPORTED, "module %s: its operations table is %zu bytes, smaller than "
+                         "module ABI %u's (at least %zu); rebuild the module against this libacme", real,
+                         m->ops->size, ACME_MODULE_ABI_VERSION, offsetof(acme_module_ops, last_error));
         goto out;
     }
     memcpy(&m->table, m->ops, m->ops->size < sizeof(m->table) ? m->ops->size : sizeof(m->table));
     if (!name_ok(m->table.name) || !m->table.create) {
-        rc = client_fail(c, ACME_E_UNSUPPORTED, "module %s: bad name or no create()", path);
+        rc = client_fail(c, ACME_E_UNSUPPORTED, "module %s: bad name or no create()", real);
         goto out;
     }
     if (!(m->name = strdup(m->table.name))) {
@@ -196,8 +234,9 @@ ACME_EXPORT int acme_module_load(acme_client *c, const char *path, const char *c
         m->instance = NULL;
         goto out;
     }
-    alog(c, ACME_LOG_INFO, "module %s loaded from %s", m->name, path);
+    alog(c, ACME_LOG_INFO, "module %s loaded from %s", m->name, real);
 out:
+    free(real);
     free_config(keys, values, n);
     if (rc) {
         acme_module_free(m);

@@ -168,6 +168,7 @@ static int load_modules(rund *d, acme_log_level level)
             return EXIT_INTERNAL;
         modhost_params mp = {m->label, m->path, text, cf->directory, cf->state_dir, level};
         int rc = modhost_load(&mp, &d->mods[i], err, sizeof(err));
+        explicit_bzero(text, strlen(text)); /* the module's secrets */
         free(text);
         if (rc != 0) {
             char msg[1000];

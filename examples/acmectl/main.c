@@ -373,8 +373,19 @@ static int parse(int argc, char **argv)
         return bad("--dns-config goes with --dns-provider%s", "");
     if (O.dns_provider && strcmp(O.command, "issue") && strcmp(O.command, "renew"))
         return bad("--dns-provider is for issue and renew%s", "");
-    if (O.dns_provider && access(O.dns_provider, R_OK) != 0)
-        return bad("--dns-provider %s: not a readable file (give the module's path)", O.dns_provider);
+    if (O.dns_provider) {
+        /* Resolved once, here: libacme loads exactly the file checked, and
+         * never a name dlopen() would look up in its own search path. */
+        if (!strchr(O.dns_provider, '/'))
+            return bad("--dns-provider %s: give the module's path (an absolute path, or ./NAME for one in "
+                       "the working directory)", O.dns_provider);
+        char *real = realpath(O.dns_provider, NULL);
+        if (!real || access(real, R_OK) != 0) {
+            free(real);
+            return bad("--dns-provider %s: not a readable file (give the module's path)", O.dns_provider);
+        }
+        O.dns_provider = real; /* lives as long as the process */
+    }
     if (O.dns_config && access(O.dns_config, R_OK) != 0)
         return bad("--dns-config %s: not a readable file", O.dns_config);
     if (!O.directory)

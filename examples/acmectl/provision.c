@@ -73,7 +73,8 @@ static int load_dns_provider(provision *p, char *err, size_t errlen)
 {
     const acmectl_opts *o = p->o;
     char *text = NULL;
-    if (o->dns_config && !(text = file_read_all(o->dns_config, NULL))) {
+    size_t text_len = 0;
+    if (o->dns_config && !(text = file_read_all(o->dns_config, &text_len))) {
         bprintf(err, errlen, "--dns-config %s: %s", o->dns_config, strerror(errno));
         return EXIT_USAGE;
     }
@@ -81,7 +82,11 @@ static int load_dns_provider(provision *p, char *err, size_t errlen)
     modhost_params mp = {"--dns-provider", o->dns_provider, text, o->directory, o->state_dir,
                          o->verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO};
     int rc = modhost_load(&mp, &p->dns, why, sizeof(why));
-    free(text);
+    if (text) {
+        /* --dns-config holds the TSIG secret or the like. */
+        explicit_bzero(text, text_len);
+        free(text);
+    }
     if (rc != 0) {
         bprintf(err, errlen, "--dns-provider %s%s%s: %s", o->dns_provider, o->dns_config ? " with " : "",
                 o->dns_config ? o->dns_config : "", why);

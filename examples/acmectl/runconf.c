@@ -60,9 +60,18 @@ static char *trim(char *s)
 
 /* ---- values ---------------------------------------------------------------- */
 
+/* Zero then free: for values that may be secrets. */
+static void wipe_str(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
 static int set_str(parser *p, const char *key, char **dst, const char *v)
 {
-    free(*dst);
+    wipe_str(*dst);
     if (!(*dst = strdup(v)))
         return fail(p, key, "out of memory");
     return 0;
@@ -309,9 +318,20 @@ static int module_key(parser *p, const char *k, const char *v)
     if (!strcmp(k, "path")) {
         if (m->path)
             return fail(p, k, "given twice in this section");
-        if (access(v, R_OK) != 0)
-            return fail(p, k, "%s: %s", v, strerror(errno));
-        return set_str(p, k, &m->path, v);
+        /* Resolved once, here: what is checked is what libacme loads, not
+         * whatever dlopen() would find for the name (doc/modules.md). */
+        if (!strchr(v, '/'))
+            return fail(p, k, "\"%s\": give the module's path (an absolute path, or ./%s): a bare name "
+                        "would be searched for in the dynamic linker's path", v, v);
+        char *real = realpath(v, NULL);
+        if (!real || access(real, R_OK) != 0) {
+            int e = errno;
+            free(real);
+            return fail(p, k, "%s: %s", v, strerror(e));
+        }
+        free(m->path);
+        m->path = real;
+        return 0;
     }
     for (size_t i = 0; i < m->kv_count; i++)
         if (!strcmp(m->kv[i].key, k))
@@ -321,8 +341,11 @@ static int module_key(parser *p, const char *k, const char *v)
         return fail(p, k, "out of memory");
     m->kv = n;
     n[m->kv_count] = (run_kv){strdup(k), strdup(v), p->line};
-    if (!n[m->kv_count].key || !n[m->kv_count].value)
+    if (!n[m->kv_count].key || !n[m->kv_count].value) {
+        free(n[m->kv_count].key);
+        wipe_str(n[m->kv_count].value);
         return fail(p, k, "out of memory");
+    }
     m->kv_count++;
     return 0;
 }
@@ -497,12 +520,14 @@ int runconf_load(const char *path, run_config **out, char *err, size_t errlen)
     }
     if (strlen(text) != len) {
         bprintf(err, errlen, "%s: not a text file (it holds a NUL byte)", path);
+        explicit_bzero(text, len);
         free(text);
         return -1;
     }
     run_config *cf = calloc(1, sizeof(*cf));
     if (!cf || !(cf->file = strdup(path))) {
         free(cf);
+        explicit_bzero(text, len);
         free(text);
         bprintf(err, errlen, "out of memory");
         return -1;
@@ -512,6 +537,9 @@ int runconf_load(const char *path, run_config **out, char *err, size_t errlen)
     forget_seen(&p);
     if (!rc)
         rc = check_whole(&p);
+    /* The file may hold secrets (eab-hmac-key, a module's TSIG secret or
+     * password); the parser cut it into pieces, so wipe by length. */
+    explicit_bzero(text, len);
     free(text);
     if (rc) {
         runconf_free(cf);
@@ -534,7 +562,7 @@ void runconf_free(run_config *cf)
     free(cf->bind);
     free_words(cf->contacts, cf->contact_count);
     free(cf->eab_kid);
-    free(cf->eab_hmac);
+    wipe_str(cf->eab_hmac);
     free(cf->profile);
     free(cf->preferred_chain);
     for (size_t i = 0; i < cf->module_count; i++) {
@@ -543,7 +571,7 @@ void runconf_free(run_config *cf)
         free(m->path);
         for (size_t j = 0; j < m->kv_count; j++) {
             free(m->kv[j].key);
-            free(m->kv[j].value);
+            wipe_str(m->kv[j].value); /* a TSIG secret, a password */
         }
         free(m->kv);
     }

@@ -243,11 +243,27 @@ static int post(dns01 *d, const char *path, const creds *c, const char *json, lo
         *resp = b.data;
         b.data = NULL;
     }
-    free(b.data);
-    /* The headers held the API key. */
+    if (b.data) {
+        /* /register answers with the password. */
+        volatile char *bv = b.data;
+        for (size_t i = 0; i < b.len; i++)
+            bv[i] = 0;
+        free(b.data);
+    }
+    /* The headers held the API key and user: our buffers, and libcurl's
+     * copies in the list (curl_slist_append duplicates each string, and
+     * curl_slist_free_all frees them as they are). */
     volatile char *v = key_hdr;
     for (size_t i = 0; i < sizeof(key_hdr); i++)
         v[i] = 0;
+    v = user_hdr;
+    for (size_t i = 0; i < sizeof(user_hdr); i++)
+        v[i] = 0;
+    for (struct curl_slist *l = hdrs; l; l = l->next) {
+        volatile char *h = l->data;
+        while (h && *h)
+            *h++ = 0;
+    }
     curl_slist_free_all(hdrs);
     curl_easy_cleanup(h);
     return rc;

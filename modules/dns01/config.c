@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "dns01.h"
 #include "modcfg.h"
@@ -77,12 +78,19 @@ static int system_resolver(modcfg *c, dns_server *out)
 
 /* Secret from a file: the base64 text alone, or a BIND/Knot key file
  * (the value after "secret"). */
-static int read_secret_file(modcfg *c, const char *path, char **out)
+static int read_secret_file(dns01 *d, modcfg *c, const char *path, char **out)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return modcfg_bad(c, ACME_E_INVALID_ARG, "tsig-secret-file=%s: cannot open it: %s", path,
                    strerror(errno));
+    /* Whoever reads the file can sign updates to the zone. Not refused
+     * (a group of admins may share it on purpose), but said. */
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)))
+        dns01_log(d, ACME_LOG_WARNING, "tsig-secret-file=%s can be read by group or others (mode %04o): "
+                  "anyone who reads it can change the zone; chmod 600 %s", path,
+                  (unsigned)(st.st_mode & 07777), path);
     char buf[4097];
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
     int toolong = !feof(f);
@@ -148,7 +156,7 @@ static int configure_tsig(dns01 *d, modcfg *c)
                    alg_text);
     char *from_file = NULL;
     if (file) {
-        int rc = read_secret_file(c, file, &from_file);
+        int rc = read_secret_file(d, c, file, &from_file);
         if (rc)
             return rc;
     }

@@ -704,6 +704,8 @@ int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_lev
         if (macme_placeholder(ct, &chain, &key, err, errlen) ||
             macme_install_files(ct, chain, key, &changed, err, errlen)) {
             free(chain);
+            if (key)
+                explicit_bzero(key, strlen(key));
             free(key);
             acme_client_free(c);
             return -1;

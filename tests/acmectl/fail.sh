@@ -51,6 +51,31 @@ expect_status 1 "$T/nocmd" frobnicate
 expect_status 1 "$T/twice" issue x.example.com X.example.com
 pass "usage errors exit 1"
 
+# libacme's sentences name its API (agree_tos, eab_kid, acme_cert_load());
+# acmectl must name its own options instead.
+expect_status 2 "$T/notos" --state-dir "$T/state-notos" --json account update
+grep -q "terms of service (.\+) must be agreed to before an account is created: read them, then run again with --agree-tos" \
+    "$T/notos.stderr" || fail "the missing --agree-tos is not said in acmectl's words: $(cat "$T/notos.stderr")"
+if grep -q "agree_tos" "$T/notos.stderr" "$T/notos.stdout"; then fail "libacme's agree_tos reached acmectl's user"; fi
+json_check "$T/notos.stdout" '"--agree-tos" in j["error"]["message"]' "--json: --agree-tos named"
+cat >"$T/noinstall-hook" <<'SH'
+#!/bin/sh
+# dns-01 through challtestsrv; "install" fails, as a uacme hook's would.
+case "$1" in
+begin) [ "$2" = dns-01 ] || exit 1
+       curl -sS --fail -X POST -d "{\"host\":\"_acme-challenge.$3.\",\"value\":\"$5\"}" "$ACME_TEST_CHALLTESTSRV/set-txt" >/dev/null ;;
+done|failed) curl -sS --fail -X POST -d "{\"host\":\"_acme-challenge.$3.\"}" "$ACME_TEST_CHALLTESTSRV/clear-txt" >/dev/null ;;
+*) exit 1 ;;
+esac
+SH
+chmod +x "$T/noinstall-hook"
+expect_status 7 "$T/inst" --agree-tos --challenge dns-01 --hook "$T/noinstall-hook" --json issue inst.example.com
+grep -qF 'install it again with `acmectl renew --force inst.example.com`' "$T/inst.stderr" ||
+    fail "the failed install does not name acmectl renew --force: $(cat "$T/inst.stderr")"
+if grep -q "acme_cert_load" "$T/inst.stderr" "$T/inst.stdout"; then fail "libacme's acme_cert_load() reached acmectl's user"; fi
+json_check "$T/inst.stdout" '"acmectl renew --force inst.example.com" in j["error"]["message"]' "--json: renew --force named"
+pass "terms not agreed, install failed: acmectl's options named, not libacme's API"
+
 # A profile the CA does not offer is the CA refusing (6), and no order is
 # placed. Pebble 2.4 offers none; a newer Pebble lists some (among them
 # "shortlived"), so the name asked for is one no CA lists.

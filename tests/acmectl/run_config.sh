@@ -91,6 +91,12 @@ run_global "$CONF" <<'EOF'
 path = /nonexistent/acme_dns01.so
 EOF
 expect_bad 1 "$CONF:12: path: /nonexistent/acme_dns01.so: No such file or directory"
+# A bare name would be dlopen()'s to look up: refused, not searched for.
+run_global "$CONF" <<'EOF'
+[module dns]
+path = acme_dns01.so
+EOF
+expect_bad 1 "$CONF:12: path: \"acme_dns01.so\": give the module's path (an absolute path, or ./acme_dns01.so): a bare name would be searched for in the dynamic linker's path"
 
 # 6. Missing directory, missing file, options that belong in the file.
 printf '[global]\nhttp-port = 80\n[certificate]\nnames = a.example.com\n' >"$CONF"

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <acme/acme.h>
@@ -20,6 +21,7 @@ const acme_module_ops *acme_module_entry(unsigned host_abi_version);
 typedef struct fake_host {
     int logs;
     char last_log[1024];
+    char warnings[2048];   /* every warning, one per line */
 } fake_host;
 
 static int no_get(void *ud, const char *key, acme_buffer *out)
@@ -40,6 +42,10 @@ static void on_log(void *ud, acme_log_level level, const char *msg)
     fake_host *h = ud;
     h->logs++;
     snprintf(h->last_log, sizeof(h->last_log), "%s", msg);
+    if (level == ACME_LOG_WARNING) {
+        size_t used = strlen(h->warnings);
+        snprintf(h->warnings + used, sizeof(h->warnings) - used, "%s\n", msg);
+    }
 }
 
 static fake_host fh;
@@ -258,6 +264,43 @@ static void secret_files(void **state)
     rmdir(dir);
 }
 
+/* A TSIG secret file others can read: a warning that names the file and
+ * the fix; none for 0600. */
+static void secret_file_permissions(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_dns01_config.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256], opt[300], err[512], want[1024];
+    snprintf(path, sizeof(path), "%s/tsig.key", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f, "bGliYWNtZSBkbnMwMSBUU0lHIGZpeHR1cmUga2V5ISE=\n");
+    fclose(f);
+    snprintf(opt, sizeof(opt), "tsig-secret-file=%s", path);
+    static const struct { unsigned mode; int warned; } cases[] = {
+        {0600, 0}, {0400, 0}, {0644, 1}, {0640, 1}, {0604, 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(chmod(path, cases[i].mode), 0);
+        fh.warnings[0] = '\0';
+        void *inst;
+        int rc = CREATE(&inst, err, "backend=rfc2136", "server=127.0.0.1", "resolver=127.0.0.1",
+                        "tsig-key-name=acme-update", opt);
+        if (rc)
+            fail_msg("mode %04o: %s", cases[i].mode, err);
+        destroy(inst);
+        snprintf(want, sizeof(want), "tsig-secret-file=%s can be read by group or others (mode %04o): anyone "
+                 "who reads it can change the zone; chmod 600 %s\n", path, cases[i].mode, path);
+        if (cases[i].warned && !strstr(fh.warnings, want))
+            fail_msg("mode %04o: no warning \"%s\" in \"%s\"", cases[i].mode, want, fh.warnings);
+        if (!cases[i].warned && strstr(fh.warnings, "tsig-secret-file"))
+            fail_msg("mode %04o: warned anyway: %s", cases[i].mode, fh.warnings);
+    }
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +308,7 @@ int main(void)
         cmocka_unit_test(good_configurations),
         cmocka_unit_test(refusals_name_the_key),
         cmocka_unit_test(secret_files),
+        cmocka_unit_test(secret_file_permissions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
