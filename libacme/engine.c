@@ -16,6 +16,7 @@
 #include "http_async.h"
 #include "internal.h"
 #include "order.h"
+#include "timerq.h"
 #include "worker.h"
 
 #define MAX_STEPS_PER_RUN 64
@@ -29,6 +30,19 @@ typedef enum mstate {
 } mstate;
 
 typedef enum wait_kind { W_NONE, W_HTTP, W_TIME, W_WORK, W_EXTERNAL } wait_kind;
+
+/* Why a certificate is out of the timer queue although it has work: it
+ * waits for a free order slot (max_orders) or for the directory (which
+ * says whether the CA speaks ARI). A parked certificate costs nothing per
+ * step; the event it waits for puts it back. */
+typedef enum park_kind { P_NONE, P_SLOT, P_DIRECTORY } park_kind;
+
+/* What an HTTP exchange's cookie points at, so a completion finds its
+ * owner without a search. */
+typedef enum tag_kind { T_RUN, T_ARI, T_DIRECTORY } tag_kind;
+typedef struct wake_tag {
+    tag_kind kind;
+} wake_tag;
 
 typedef struct managed {
     char *id;
@@ -53,7 +67,24 @@ typedef struct managed {
     http_exchange ari;        /* renewalInfo GET in flight */
     int ari_busy;
     int removed;
+
+    /* Scheduling (see the "scheduling" section): every certificate with
+     * work is either in the timer queue, parked, or waiting for an event
+     * (HTTP, worker, host) that re-queues it. */
+    sched_node due;
+    size_t pos;               /* index in e->certs */
+    size_t run_pos;           /* index in e->running while m->run */
+    park_kind parked;
+    struct managed *park_next, *park_prev;
+    int slot_granted;         /* unparked for a free slot: pass it on if unused */
+    uint64_t seen_step;       /* the step that last looked at it */
+    wake_tag run_tag, ari_tag;
 } managed;
+
+typedef struct park_list {
+    managed *head, *tail;
+    size_t n;
+} park_list;
 
 struct acme_engine {
     acme_client *c;
@@ -67,8 +98,17 @@ struct acme_engine {
     uint64_t dir_next_ms;
     char *status;
     uint64_t longest_step_us;
-    size_t next_look;         /* round-robin start for the step budget */
-    int over_budget;          /* the last step left certificates unvisited */
+    int over_budget;          /* the last step left due certificates unvisited */
+
+    /* Scheduling: nothing here is walked per step. */
+    sched queue;              /* certificates by when they next need a look */
+    park_list wait_slot, wait_directory;
+    managed **running;        /* certificates with an order in flight */
+    size_t running_n;
+    size_t new_n, ari_n;      /* in state M_NEW; with an ARI GET in flight */
+    json_t *index;            /* id -> position in certs (an integer) */
+    uint64_t step_no;
+    wake_tag dir_tag;
 };
 
 /* A step stops taking on more certificates after this much time; the rest
@@ -94,6 +134,93 @@ static void set_error(managed *m, int code, const char *msg)
     m->last_code = code;
 }
 
+/* ---- scheduling primitives ---- */
+
+#define MANAGED_OF(ptr, member) ((managed *)(void *)((char *)(ptr) - offsetof(managed, member)))
+
+static void queue_at(acme_engine *e, managed *m, uint64_t due)
+{
+    if (m->parked)
+        return;
+    /* Without room in the heap the certificate would be lost from the
+     * schedule: retry at the next step, where sched_set tries again. */
+    if (sched_set(&e->queue, &m->due, due) != ACME_OK)
+        e->over_budget = 1;
+}
+
+static void queue_now(acme_engine *e, managed *m)
+{
+    queue_at(e, m, now_ms());
+}
+
+static void park(acme_engine *e, managed *m, park_kind why)
+{
+    if (m->parked)
+        return;
+    park_list *l = why == P_SLOT ? &e->wait_slot : &e->wait_directory;
+    sched_remove(&e->queue, &m->due);
+    m->parked = why;
+    m->park_next = NULL;
+    m->park_prev = l->tail;
+    if (l->tail)
+        l->tail->park_next = m;
+    else
+        l->head = m;
+    l->tail = m;
+    l->n++;
+}
+
+static void unpark(acme_engine *e, managed *m)
+{
+    if (!m->parked)
+        return;
+    park_list *l = m->parked == P_SLOT ? &e->wait_slot : &e->wait_directory;
+    if (m->park_prev)
+        m->park_prev->park_next = m->park_next;
+    else
+        l->head = m->park_next;
+    if (m->park_next)
+        m->park_next->park_prev = m->park_prev;
+    else
+        l->tail = m->park_prev;
+    m->park_next = m->park_prev = NULL;
+    m->parked = P_NONE;
+    l->n--;
+}
+
+/* A slot freed: the certificate that waited longest gets it. */
+static void grant_slot(acme_engine *e)
+{
+    managed *m = e->wait_slot.head;
+    if (!m || e->running_n >= e->opt.max_orders)
+        return;
+    unpark(e, m);
+    m->slot_granted = 1;
+    queue_now(e, m);
+}
+
+static void set_running(acme_engine *e, managed *m, int on)
+{
+    if (on) {
+        m->run_pos = e->running_n;
+        e->running[e->running_n++] = m;
+        return;
+    }
+    managed *last = e->running[--e->running_n];
+    e->running[m->run_pos] = last;
+    last->run_pos = m->run_pos;
+    grant_slot(e);
+}
+
+static void set_ari_busy(acme_engine *e, managed *m, int v)
+{
+    if (!m->ari_busy && v)
+        e->ari_n++;
+    else if (m->ari_busy && !v)
+        e->ari_n--;
+    m->ari_busy = v;
+}
+
 /* ---- life cycle ---- */
 
 ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts, acme_engine **out)
@@ -111,6 +238,7 @@ ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts,
     if (!e)
         return ACME_E_NOMEM;
     e->c = c;
+    e->dir_tag.kind = T_DIRECTORY;
     /* Copy what the host's version of the struct has; the rest stays 0. */
     if (opts)
         memcpy(&e->opt, opts, opts->size < sizeof(e->opt) ? opts->size : sizeof(e->opt));
@@ -125,6 +253,12 @@ ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts,
         e->opt.recheck_s = 21600;
     if (!e->opt.jitter_percent)
         e->opt.jitter_percent = 5;
+    e->running = calloc(e->opt.max_orders, sizeof(*e->running));
+    e->index = json_object();
+    if (!e->running || !e->index) {
+        acme_engine_free(e);
+        return ACME_E_NOMEM;
+    }
     if ((rc = http_async_new(c, &e->http)) || (rc = worker_new(&e->work))) {
         acme_engine_free(e);
         return client_fail(c, rc, "engine: could not start (%s)", acme_strerror(rc));
@@ -138,18 +272,19 @@ static void stop_run(acme_engine *e, managed *m)
 {
     if (!m->run)
         return;
-    http_async_cancel(e->http, m);
+    http_async_cancel(e->http, &m->run_tag);
     worker_cancel(e->work, m);
     order_free(m->run);
     m->run = NULL;
     m->wait = W_NONE;
+    set_running(e, m, 0);
 }
 
 static void managed_free(acme_engine *e, managed *m)
 {
     stop_run(e, m);
     if (m->ari_busy)
-        http_async_cancel(e->http, &m->ari);
+        http_async_cancel(e->http, &m->ari_tag);
     free(m->ari.url);
     free(m->ari.body);
     http_response_clear(&m->ari.resp);
@@ -169,8 +304,11 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
     for (size_t i = 0; i < e->count; i++)
         managed_free(e, e->certs[i]);
     free(e->certs);
+    sched_free(&e->queue);
+    free(e->running);
+    json_decref(e->index);
     if (e->dir_busy)
-        http_async_cancel(e->http, &e->dir_op);
+        http_async_cancel(e->http, &e->dir_tag);
     net_op_clear(&e->dir_op);
     worker_free(e->work);
     http_async_free(e->http);
@@ -180,12 +318,14 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
 
 /* ---- declaring certificates ---- */
 
+/* By id, through a hash (jansson's object: already a dependency, O(1)). */
 static managed *find(acme_engine *e, const char *id)
 {
-    for (size_t i = 0; i < e->count; i++)
-        if (!e->certs[i]->removed && strcmp(e->certs[i]->id, id) == 0)
-            return e->certs[i];
-    return NULL;
+    json_t *at = json_object_get(e->index, id);
+    if (!json_is_integer(at))
+        return NULL;
+    managed *m = e->certs[json_integer_value(at)];
+    return m->removed ? NULL : m;
 }
 
 ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
@@ -220,6 +360,8 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
         m->params = params;
         free(id);
         m->next_ms = 0;
+        if (!m->run && !m->ari_busy)
+            queue_now(e, m);
         return ACME_OK;
     }
     m = calloc(1, sizeof(*m));
@@ -236,7 +378,19 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
     m->id = id;
     m->params = params;
     http_response_init(&m->ari.resp, 0);
+    sched_node_init(&m->due);
+    m->run_tag.kind = T_RUN;
+    m->ari_tag.kind = T_ARI;
+    if (json_object_set_new(e->index, id, json_integer((json_int_t)e->count))) {
+        free(id);
+        json_decref(params);
+        free(m);
+        return ACME_E_NOMEM;
+    }
+    m->pos = e->count;
     e->certs[e->count++] = m;
+    e->new_n++;
+    queue_now(e, m);
     alog(c, ACME_LOG_INFO, "engine: managing %s", id);
     return ACME_OK;
 }
@@ -250,12 +404,20 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
         return ACME_E_NOT_FOUND;
     /* Stopping a run mid-way leaves its saved state: a later manage() of
      * the same id resumes it. */
-    for (size_t i = 0; i < e->count; i++)
-        if (e->certs[i] == m) {
-            managed_free(e, m);
-            e->certs[i] = e->certs[--e->count];
-            break;
-        }
+    size_t i = m->pos;
+    sched_remove(&e->queue, &m->due);
+    unpark(e, m);
+    if (m->state == M_NEW)
+        e->new_n--;
+    if (m->ari_busy)
+        e->ari_n--;
+    json_object_del(e->index, m->id);
+    managed_free(e, m);
+    e->certs[i] = e->certs[--e->count];
+    if (i < e->count) {
+        e->certs[i]->pos = i;
+        json_object_set_new(e->index, e->certs[i]->id, json_integer((json_int_t)i));
+    }
     return ACME_OK;
 }
 
@@ -364,6 +526,7 @@ static void start_order(acme_engine *e, managed *m)
     }
     if (m->ari_id && c->url_renewal_info && m->has_valid)
         order_set_replaces(m->run, m->ari_id);
+    set_running(e, m, 1);
     m->state = M_ORDERING;
     m->wait = W_NONE;
     m->ready = 1;
@@ -411,15 +574,8 @@ static void finish_order(acme_engine *e, managed *m)
     order_free(m->run);
     m->run = NULL;
     m->wait = W_NONE;
+    set_running(e, m, 0);
     result_reset(c);
-}
-
-static size_t runs_in_flight(const acme_engine *e)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < e->count; i++)
-        n += e->certs[i]->run != NULL;
-    return n;
 }
 
 /* ---- driving ---- */
@@ -427,17 +583,17 @@ static size_t runs_in_flight(const acme_engine *e)
 static void on_http_done(void *ud, void *cookie)
 {
     acme_engine *e = ud;
-    if (cookie == &e->dir_op) {
+    wake_tag *t = cookie;
+    if (t->kind == T_DIRECTORY) {
         e->dir_busy = 2;
         return;
     }
-    for (size_t i = 0; i < e->count; i++) {
-        managed *m = e->certs[i];
-        if (cookie == m && m->wait == W_HTTP)
-            m->ready = 1;
-        else if (cookie == &m->ari)
-            m->ari_busy = 2;
-    }
+    managed *m = t->kind == T_RUN ? MANAGED_OF(t, run_tag) : MANAGED_OF(t, ari_tag);
+    if (t->kind == T_RUN && m->wait == W_HTTP)
+        m->ready = 1;
+    else if (t->kind == T_ARI)
+        m->ari_busy = 2;
+    queue_now(e, m);
 }
 
 static void drive_run(acme_engine *e, managed *m)
@@ -456,7 +612,7 @@ static void drive_run(acme_engine *e, managed *m)
             continue;
         case OW_HTTP:
             m->wait = W_HTTP;
-            if (http_async_start(e->http, order_exchange(m->run), m) != ACME_OK) {
+            if (http_async_start(e->http, order_exchange(m->run), &m->run_tag) != ACME_OK) {
                 order_exchange(m->run)->rc = ACME_E_NOMEM;
                 m->ready = 1;
             }
@@ -494,7 +650,7 @@ static void drive_ari(acme_engine *e, managed *m)
     if (m->ari_busy == 1)
         return;
     if (m->ari_busy == 2) {
-        m->ari_busy = 0;
+        set_ari_busy(e, m, 0);
         int64_t start = 0, end = 0;
         unsigned ra = 0;
         char *why = NULL;
@@ -528,8 +684,8 @@ static void drive_ari(acme_engine *e, managed *m)
         return;
     }
     if (ari_prepare(&m->ari, c->max_response, c->url_renewal_info, m->ari_id) == ACME_OK &&
-        http_async_start(e->http, &m->ari, &m->ari) == ACME_OK)
-        m->ari_busy = 1;
+        http_async_start(e->http, &m->ari, &m->ari_tag) == ACME_OK)
+        set_ari_busy(e, m, 1);
 }
 
 static void drive_directory(acme_engine *e)
@@ -546,7 +702,7 @@ static void drive_directory(acme_engine *e)
         }
         result_reset(c);
         if (net_op_next(c, &e->dir_op) == NET_HTTP) {
-            if (http_async_start(e->http, &e->dir_op.x, &e->dir_op) == ACME_OK)
+            if (http_async_start(e->http, &e->dir_op.x, &e->dir_tag) == ACME_OK)
                 e->dir_busy = 1;
             return;
         }
@@ -565,7 +721,7 @@ static void drive_directory(acme_engine *e)
     if (net_op_directory(&e->dir_op, c))
         return;
     result_reset(c);
-    if (net_op_next(c, &e->dir_op) == NET_HTTP && http_async_start(e->http, &e->dir_op.x, &e->dir_op) == ACME_OK)
+    if (net_op_next(c, &e->dir_op) == NET_HTTP && http_async_start(e->http, &e->dir_op.x, &e->dir_tag) == ACME_OK)
         e->dir_busy = 1;
     else
         net_op_clear(&e->dir_op);
@@ -589,6 +745,7 @@ static void look_at(acme_engine *e, managed *m)
             set_error(m, ACME_E_CALLBACK, c->last_error ? c->last_error : acme_strerror(irc));
         }
         m->state = m->has_valid ? M_VALID : M_WAITING;
+        e->new_n--;
         char until[32];
         if (m->has_valid)
             alog(c, ACME_LOG_INFO, "engine: %s has a valid stored certificate (until %s)", m->id,
@@ -626,8 +783,11 @@ static void look_at(acme_engine *e, managed *m)
     if (m->has_valid && (m->state == M_VALID || m->state == M_FAILED)) {
         int ari = c->url_renewal_info && m->ari_id;
         if (m->renew_at == 0) {
-            if (!c->have_directory)
-                return; /* the directory says whether the CA speaks ARI */
+            if (!c->have_directory) {
+                /* The directory says whether the CA speaks ARI. */
+                park(e, m, P_DIRECTORY);
+                return;
+            }
             if (ari) {
                 drive_ari(e, m);
                 return;
@@ -645,8 +805,10 @@ static void look_at(acme_engine *e, managed *m)
             return;
         }
     }
-    if (runs_in_flight(e) >= e->opt.max_orders)
+    if (e->running_n >= e->opt.max_orders) {
+        park(e, m, P_SLOT);
         return;
+    }
     start_order(e, m);
     if (m->run) {
         result_reset(c);
@@ -659,13 +821,49 @@ static void collect_work(acme_engine *e)
     void *done[64];
     size_t n;
     while ((n = worker_collect(e->work, done, 64)) > 0) {
-        for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < e->count; j++)
-                if (e->certs[j] == done[i] && e->certs[j]->wait == W_WORK)
-                    e->certs[j]->ready = 1;
+        /* The cookie is the certificate; a cancelled run's jobs are never
+         * collected (worker_cancel drops them). */
+        for (size_t i = 0; i < n; i++) {
+            managed *m = done[i];
+            if (m->wait == W_WORK) {
+                m->ready = 1;
+                queue_now(e, m);
+            }
+        }
         if (n < 64)
             break;
     }
+}
+
+/* Where m goes after a look: back in the queue at the time it next needs
+ * one, or nowhere while it waits for an event that re-queues it (an HTTP
+ * completion, a worker result, acme_engine_done) or sits parked. */
+static void reschedule(acme_engine *e, managed *m)
+{
+    if (m->parked)
+        return;
+    uint64_t now = now_ms();
+    if (m->run) {
+        if (m->wait == W_TIME)
+            queue_at(e, m, order_wake_at(m->run));
+        else if (m->ready || m->wait == W_NONE)
+            queue_at(e, m, now);
+        else
+            sched_remove(&e->queue, &m->due);
+    } else if (m->state == M_NEW || m->ari_busy == 2) {
+        queue_at(e, m, now);
+    } else if (m->ari_busy) {
+        sched_remove(&e->queue, &m->due);
+    } else {
+        queue_at(e, m, m->next_ms);
+    }
+}
+
+static uint64_t us_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000u + (uint64_t)((t1.tv_nsec - t0->tv_nsec) / 1000);
 }
 
 ACME_EXPORT int acme_engine_step(acme_engine *e)
@@ -673,30 +871,42 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
     if (!e)
         return ACME_E_INVALID_ARG;
     e->over_budget = 0;
-    uint64_t t0 = now_ms();
+    e->step_no++;
     struct timespec ts0;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     collect_work(e);
     http_async_step(e->http, on_http_done, e);
     drive_directory(e);
-    struct timespec ts1;
-    size_t n = e->count;
-    for (size_t k = 0; k < n; k++) {
-        size_t i = (e->next_look + k) % n;
-        look_at(e, e->certs[i]);
-        clock_gettime(CLOCK_MONOTONIC, &ts1);
-        uint64_t spent = (uint64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000u + (uint64_t)((ts1.tv_nsec - ts0.tv_nsec) / 1000);
-        if (spent > STEP_BUDGET_US && k + 1 < n) {
-            e->next_look = (i + 1) % n;
+    if (e->c->have_directory)
+        while (e->wait_directory.head) {
+            managed *m = e->wait_directory.head;
+            unpark(e, m);
+            queue_now(e, m);
+        }
+    /* Only what is due, earliest first; each certificate at most once per
+     * step, and no new one after the budget (the rest is still due, so
+     * acme_engine_timeout_ms() says 0). */
+    uint64_t now = now_ms();
+    sched_node *top;
+    while ((top = sched_top(&e->queue)) != NULL && top->due <= now) {
+        managed *m = MANAGED_OF(top, due);
+        if (m->seen_step == e->step_no || us_since(&ts0) > STEP_BUDGET_US) {
             e->over_budget = 1;
             break;
         }
+        m->seen_step = e->step_no;
+        sched_remove(&e->queue, &m->due);
+        int granted = m->slot_granted;
+        m->slot_granted = 0;
+        look_at(e, m);
+        reschedule(e, m);
+        /* A slot handed to a certificate that did not order goes on. */
+        if (granted && !m->run)
+            grant_slot(e);
     }
-    clock_gettime(CLOCK_MONOTONIC, &ts1);
-    uint64_t us = (uint64_t)(ts1.tv_sec - ts0.tv_sec) * 1000000u + (uint64_t)((ts1.tv_nsec - ts0.tv_nsec) / 1000);
+    uint64_t us = us_since(&ts0);
     if (us > e->longest_step_us)
         e->longest_step_us = us;
-    (void)t0;
     return ACME_OK;
 }
 
@@ -727,24 +937,13 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
     acme_client *c = e->c;
     if (!c->have_directory && !e->dir_busy)
         CONSIDER(e->dir_next_ms);
-    if (e->dir_busy == 2)
+    if (e->dir_busy == 2 || (c->have_directory && e->wait_directory.head))
         CONSIDER(now);
-    /* Certificates waiting for a free order slot are not due: a running
-     * order's own fd or timer wakes the step that frees one. */
-    int full = runs_in_flight(e) >= e->opt.max_orders;
-    for (size_t i = 0; i < e->count; i++) {
-        managed *m = e->certs[i];
-        if (m->run) {
-            if (m->wait == W_TIME)
-                CONSIDER(order_wake_at(m->run));
-            else if (m->ready || m->wait == W_NONE)
-                CONSIDER(now);
-        } else if (m->state == M_NEW || m->ari_busy == 2) {
-            CONSIDER(now);
-        } else if (!m->ari_busy && !(full && m->next_ms <= now)) {
-            CONSIDER(m->next_ms);
-        }
-    }
+    /* The earliest certificate in the queue; parked ones and those waiting
+     * for an event are not in it (their event wakes the loop: an fd). */
+    sched_node *top = sched_top(&e->queue);
+    if (top)
+        CONSIDER(top->due);
 #undef CONSIDER
     /* poll() takes an int; a day is far enough to look ahead. */
     if (best > 86400000L)
@@ -756,14 +955,7 @@ ACME_EXPORT int acme_engine_idle(const acme_engine *e)
 {
     if (!e)
         return 1;
-    if (e->dir_busy)
-        return 0;
-    for (size_t i = 0; i < e->count; i++) {
-        const managed *m = e->certs[i];
-        if (m->run || m->ari_busy || m->state == M_NEW)
-            return 0;
-    }
-    return 1;
+    return !e->dir_busy && !e->running_n && !e->ari_n && !e->new_n;
 }
 
 static int all_valid(const acme_engine *e, int *code)
@@ -830,11 +1022,14 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
 {
     if (!e || !object)
         return ACME_E_INVALID_ARG;
-    for (size_t i = 0; i < e->count; i++) {
-        managed *m = e->certs[i];
-        if (m->run && order_external_done(m->run, object, result)) {
-            if (m->wait == W_EXTERNAL)
+    /* Only runs can wait for the host: at most max_orders to ask. */
+    for (size_t i = 0; i < e->running_n; i++) {
+        managed *m = e->running[i];
+        if (order_external_done(m->run, object, result)) {
+            if (m->wait == W_EXTERNAL) {
                 m->ready = 1;
+                queue_now(e, m);
+            }
             return ACME_OK;
         }
     }
