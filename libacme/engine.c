@@ -71,7 +71,7 @@ typedef struct managed {
     /* Scheduling (see the "scheduling" section): every certificate with
      * work is either in the timer queue, parked, or waiting for an event
      * (HTTP, worker, host) that re-queues it. */
-    sched_node due;
+    timerq_node due;
     size_t pos;               /* index in e->certs */
     size_t run_pos;           /* index in e->running while m->run */
     park_kind parked;
@@ -101,7 +101,7 @@ struct acme_engine {
     int over_budget;          /* the last step left due certificates unvisited */
 
     /* Scheduling: nothing here is walked per step. */
-    sched queue;              /* certificates by when they next need a look */
+    timerq queue;              /* certificates by when they next need a look */
     park_list wait_slot, wait_directory;
     managed **running;        /* certificates with an order in flight */
     size_t running_n;
@@ -143,8 +143,8 @@ static void queue_at(acme_engine *e, managed *m, uint64_t due)
     if (m->parked)
         return;
     /* Without room in the heap the certificate would be lost from the
-     * schedule: retry at the next step, where sched_set tries again. */
-    if (sched_set(&e->queue, &m->due, due) != ACME_OK)
+     * schedule: retry at the next step, where timerq_set tries again. */
+    if (timerq_set(&e->queue, &m->due, due) != ACME_OK)
         e->over_budget = 1;
 }
 
@@ -158,7 +158,7 @@ static void park(acme_engine *e, managed *m, park_kind why)
     if (m->parked)
         return;
     park_list *l = why == P_SLOT ? &e->wait_slot : &e->wait_directory;
-    sched_remove(&e->queue, &m->due);
+    timerq_remove(&e->queue, &m->due);
     m->parked = why;
     m->park_next = NULL;
     m->park_prev = l->tail;
@@ -304,7 +304,7 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
     for (size_t i = 0; i < e->count; i++)
         managed_free(e, e->certs[i]);
     free(e->certs);
-    sched_free(&e->queue);
+    timerq_free(&e->queue);
     free(e->running);
     json_decref(e->index);
     if (e->dir_busy)
@@ -378,7 +378,7 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
     m->id = id;
     m->params = params;
     http_response_init(&m->ari.resp, 0);
-    sched_node_init(&m->due);
+    timerq_node_init(&m->due);
     m->run_tag.kind = T_RUN;
     m->ari_tag.kind = T_ARI;
     if (json_object_set_new(e->index, id, json_integer((json_int_t)e->count))) {
@@ -405,7 +405,7 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
     /* Stopping a run mid-way leaves its saved state: a later manage() of
      * the same id resumes it. */
     size_t i = m->pos;
-    sched_remove(&e->queue, &m->due);
+    timerq_remove(&e->queue, &m->due);
     unpark(e, m);
     if (m->state == M_NEW)
         e->new_n--;
@@ -849,11 +849,11 @@ static void reschedule(acme_engine *e, managed *m)
         else if (m->ready || m->wait == W_NONE)
             queue_at(e, m, now);
         else
-            sched_remove(&e->queue, &m->due);
+            timerq_remove(&e->queue, &m->due);
     } else if (m->state == M_NEW || m->ari_busy == 2) {
         queue_at(e, m, now);
     } else if (m->ari_busy) {
-        sched_remove(&e->queue, &m->due);
+        timerq_remove(&e->queue, &m->due);
     } else {
         queue_at(e, m, m->next_ms);
     }
@@ -887,15 +887,15 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
      * step, and no new one after the budget (the rest is still due, so
      * acme_engine_timeout_ms() says 0). */
     uint64_t now = now_ms();
-    sched_node *top;
-    while ((top = sched_top(&e->queue)) != NULL && top->due <= now) {
+    timerq_node *top;
+    while ((top = timerq_top(&e->queue)) != NULL && top->due <= now) {
         managed *m = MANAGED_OF(top, due);
         if (m->seen_step == e->step_no || us_since(&ts0) > STEP_BUDGET_US) {
             e->over_budget = 1;
             break;
         }
         m->seen_step = e->step_no;
-        sched_remove(&e->queue, &m->due);
+        timerq_remove(&e->queue, &m->due);
         int granted = m->slot_granted;
         m->slot_granted = 0;
         look_at(e, m);
@@ -941,7 +941,7 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
         CONSIDER(now);
     /* The earliest certificate in the queue; parked ones and those waiting
      * for an event are not in it (their event wakes the loop: an fd). */
-    sched_node *top = sched_top(&e->queue);
+    timerq_node *top = timerq_top(&e->queue);
     if (top)
         CONSIDER(top->due);
 #undef CONSIDER

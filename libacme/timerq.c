@@ -4,21 +4,21 @@
 #include <acme/error.h>
 #include "timerq.h"
 
-void sched_node_init(sched_node *nd)
+void timerq_node_init(timerq_node *nd)
 {
     nd->due = 0;
-    nd->pos = SCHED_NOT_QUEUED;
+    nd->pos = TIMERQ_NOT_QUEUED;
 }
 
-static void place(sched *s, size_t i, sched_node *nd)
+static void place(timerq *s, size_t i, timerq_node *nd)
 {
     s->heap[i] = nd;
     nd->pos = i;
 }
 
-static void sift_up(sched *s, size_t i)
+static void sift_up(timerq *s, size_t i)
 {
-    sched_node *nd = s->heap[i];
+    timerq_node *nd = s->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
         if (s->heap[parent]->due <= nd->due)
@@ -29,9 +29,9 @@ static void sift_up(sched *s, size_t i)
     place(s, i, nd);
 }
 
-static void sift_down(sched *s, size_t i)
+static void sift_down(timerq *s, size_t i)
 {
-    sched_node *nd = s->heap[i];
+    timerq_node *nd = s->heap[i];
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, best = i;
         uint64_t best_due = nd->due;
@@ -47,9 +47,9 @@ static void sift_down(sched *s, size_t i)
     place(s, i, nd);
 }
 
-int sched_set(sched *s, sched_node *nd, uint64_t due)
+int timerq_set(timerq *s, timerq_node *nd, uint64_t due)
 {
-    if (nd->pos != SCHED_NOT_QUEUED) {
+    if (nd->pos != TIMERQ_NOT_QUEUED) {
         uint64_t old = nd->due;
         nd->due = due;
         if (due < old)
@@ -60,7 +60,7 @@ int sched_set(sched *s, sched_node *nd, uint64_t due)
     }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 64;
-        sched_node **grown = realloc(s->heap, cap * sizeof(*grown));
+        timerq_node **grown = realloc(s->heap, cap * sizeof(*grown));
         if (!grown)
             return ACME_E_NOMEM;
         s->heap = grown;
@@ -72,13 +72,13 @@ int sched_set(sched *s, sched_node *nd, uint64_t due)
     return ACME_OK;
 }
 
-void sched_remove(sched *s, sched_node *nd)
+void timerq_remove(timerq *s, timerq_node *nd)
 {
     size_t i = nd->pos;
-    if (i == SCHED_NOT_QUEUED)
+    if (i == TIMERQ_NOT_QUEUED)
         return;
-    nd->pos = SCHED_NOT_QUEUED;
-    sched_node *last = s->heap[--s->n];
+    nd->pos = TIMERQ_NOT_QUEUED;
+    timerq_node *last = s->heap[--s->n];
     if (i == s->n)
         return;
     place(s, i, last);
@@ -89,15 +89,15 @@ void sched_remove(sched *s, sched_node *nd)
         sift_down(s, i);
 }
 
-sched_node *sched_top(const sched *s)
+timerq_node *timerq_top(const timerq *s)
 {
     return s->n ? s->heap[0] : NULL;
 }
 
-void sched_free(sched *s)
+void timerq_free(timerq *s)
 {
     for (size_t i = 0; i < s->n; i++)
-        s->heap[i]->pos = SCHED_NOT_QUEUED;
+        s->heap[i]->pos = TIMERQ_NOT_QUEUED;
     free(s->heap);
     s->heap = NULL;
     s->n = s->cap = 0;

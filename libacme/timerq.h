@@ -10,26 +10,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SCHED_NOT_QUEUED SIZE_MAX
+#define TIMERQ_NOT_QUEUED SIZE_MAX
 
-typedef struct sched_node {
+typedef struct timerq_node {
     uint64_t due;   /* when the owner wants to run (monotonic ms) */
-    size_t pos;     /* index in the heap, SCHED_NOT_QUEUED when not queued */
-} sched_node;
+    size_t pos;     /* index in the heap, TIMERQ_NOT_QUEUED when not queued */
+} timerq_node;
 
-typedef struct sched {
-    sched_node **heap;
+typedef struct timerq {
+    timerq_node **heap;
     size_t n, cap;
-} sched;
+} timerq;
 
-void sched_node_init(sched_node *nd);
+void timerq_node_init(timerq_node *nd);
 /* Queue nd at due, or move it there if it is queued. ACME_E_NOMEM when
  * the heap cannot grow (nd is then not queued). */
-int sched_set(sched *s, sched_node *nd, uint64_t due);
+int timerq_set(timerq *s, timerq_node *nd, uint64_t due);
 /* Take nd out; nothing if it is not queued. */
-void sched_remove(sched *s, sched_node *nd);
+void timerq_remove(timerq *s, timerq_node *nd);
 /* The earliest node, or NULL. */
-sched_node *sched_top(const sched *s);
-void sched_free(sched *s);
+timerq_node *timerq_top(const timerq *s);
+void timerq_free(timerq *s);
 
 #endif

@@ -24,12 +24,12 @@ static uint64_t rnd(void)
     return rng_state;
 }
 
-static void check_invariants(const sched *s, sched_node *nodes)
+static void check_invariants(const timerq *s, timerq_node *nodes)
 {
-    const sched_node *best = NULL;
+    const timerq_node *best = NULL;
     size_t queued = 0;
     for (size_t i = 0; i < NODES; i++) {
-        if (nodes[i].pos == SCHED_NOT_QUEUED)
+        if (nodes[i].pos == TIMERQ_NOT_QUEUED)
             continue;
         queued++;
         assert_true(nodes[i].pos < s->n);
@@ -39,32 +39,32 @@ static void check_invariants(const sched *s, sched_node *nodes)
     }
     assert_int_equal(queued, s->n);
     if (best)
-        assert_int_equal(sched_top(s)->due, best->due);
+        assert_int_equal(timerq_top(s)->due, best->due);
     else
-        assert_null(sched_top(s));
+        assert_null(timerq_top(s));
 }
 
 static void random_operations_keep_the_heap(void **state)
 {
     (void)state;
-    sched s = {0};
-    sched_node nodes[NODES];
+    timerq s = {0};
+    timerq_node nodes[NODES];
     for (size_t i = 0; i < NODES; i++)
-        sched_node_init(&nodes[i]);
+        timerq_node_init(&nodes[i]);
     for (int op = 0; op < OPS; op++) {
-        sched_node *nd = &nodes[rnd() % NODES];
+        timerq_node *nd = &nodes[rnd() % NODES];
         switch (rnd() % 4) {
         case 0:
         case 1: /* insert or move, often to an equal time */
-            assert_int_equal(sched_set(&s, nd, rnd() % 1000), ACME_OK);
+            assert_int_equal(timerq_set(&s, nd, rnd() % 1000), ACME_OK);
             break;
         case 2:
-            sched_remove(&s, nd);
+            timerq_remove(&s, nd);
             break;
         case 3: { /* pop the top */
-            sched_node *top = sched_top(&s);
+            timerq_node *top = timerq_top(&s);
             if (top)
-                sched_remove(&s, top);
+                timerq_remove(&s, top);
             break;
         }
         }
@@ -74,34 +74,34 @@ static void random_operations_keep_the_heap(void **state)
     check_invariants(&s, nodes);
     /* Drain: non-decreasing. */
     uint64_t last = 0;
-    sched_node *top;
-    while ((top = sched_top(&s)) != NULL) {
+    timerq_node *top;
+    while ((top = timerq_top(&s)) != NULL) {
         assert_true(top->due >= last);
         last = top->due;
-        sched_remove(&s, top);
-        assert_int_equal(top->pos, SCHED_NOT_QUEUED);
+        timerq_remove(&s, top);
+        assert_int_equal(top->pos, TIMERQ_NOT_QUEUED);
     }
-    sched_free(&s);
+    timerq_free(&s);
 }
 
 static void removing_an_unqueued_node_is_harmless(void **state)
 {
     (void)state;
-    sched s = {0};
-    sched_node a, b;
-    sched_node_init(&a);
-    sched_node_init(&b);
-    sched_remove(&s, &a);
-    assert_int_equal(sched_set(&s, &a, 5), ACME_OK);
-    assert_int_equal(sched_set(&s, &b, 3), ACME_OK);
-    assert_ptr_equal(sched_top(&s), &b);
-    assert_int_equal(sched_set(&s, &b, 9), ACME_OK); /* moved later */
-    assert_ptr_equal(sched_top(&s), &a);
-    sched_remove(&s, &a);
-    sched_remove(&s, &a);
-    assert_ptr_equal(sched_top(&s), &b);
-    sched_free(&s);
-    assert_int_equal(b.pos, SCHED_NOT_QUEUED);
+    timerq s = {0};
+    timerq_node a, b;
+    timerq_node_init(&a);
+    timerq_node_init(&b);
+    timerq_remove(&s, &a);
+    assert_int_equal(timerq_set(&s, &a, 5), ACME_OK);
+    assert_int_equal(timerq_set(&s, &b, 3), ACME_OK);
+    assert_ptr_equal(timerq_top(&s), &b);
+    assert_int_equal(timerq_set(&s, &b, 9), ACME_OK); /* moved later */
+    assert_ptr_equal(timerq_top(&s), &a);
+    timerq_remove(&s, &a);
+    timerq_remove(&s, &a);
+    assert_ptr_equal(timerq_top(&s), &b);
+    timerq_free(&s);
+    assert_int_equal(b.pos, TIMERQ_NOT_QUEUED);
 }
 
 int main(void)
