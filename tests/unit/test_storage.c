@@ -169,6 +169,10 @@ static void test_invalid_keys_rejected(void **state)
     fixture *f = *state;
     static const char *const bad[] = { "../x", "/x", "a//b", "a/./b", "", "..", "x/",
                                        "../../etc/passwd", ".locks/a", ".locks" };
+    /* /tmp/x may exist for reasons of its own: only its appearance counts. */
+    char sibling[128];
+    snprintf(sibling, sizeof(sibling), "%s/../x", f->dir);
+    int had_sibling = access(sibling, F_OK) == 0;
     acme_buf b;
     buf_init(&b, 0);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -182,9 +186,8 @@ static void test_invalid_keys_rejected(void **state)
     /* Nothing was written anywhere: the root is still empty, and no "x"
      * appeared next to it. */
     assert_int_equal(count_entries(f->dir), 0);
-    char sibling[128];
-    snprintf(sibling, sizeof(sibling), "%s/../x", f->dir);
-    assert_int_not_equal(access(sibling, F_OK), 0);
+    if (!had_sibling)
+        assert_int_not_equal(access(sibling, F_OK), 0);
 }
 
 /* ---- values ---- */
