@@ -35,6 +35,7 @@ typedef struct alpn_conn {
     gnutls_session_t session;
     rio_entry *cert;       /* the credentials this handshake uses (a reference) */
     int handshake_done;
+    int hello_seen;        /* a whole ClientHello arrived (the engine's head deadline) */
 } alpn_conn;
 
 /* ---- names --------------------------------------------------------------- */
@@ -156,6 +157,7 @@ static void alpn_destroy(acme_responder *r)
 static int on_client_hello(gnutls_session_t session)
 {
     alpn_conn *a = gnutls_session_get_ptr(session);
+    a->hello_seen = 1;
 
     /* GNUTLS_ALPN_MANDATORY already refuses a mismatch; a client offering
      * no ALPN at all must be refused too. */
@@ -237,6 +239,9 @@ static int alpn_io(acme_responder *r, rio_conn *c)
     if (!a->handshake_done) {
         for (int tries = 0;; tries++) {
             ret = gnutls_handshake(a->session);
+            /* Past the ClientHello the peer is a real client, not an idle
+             * connection: from here only the overall deadline applies. */
+            c->head_done = a->hello_seen;
             if (ret == GNUTLS_E_SUCCESS)
                 break;
             if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {

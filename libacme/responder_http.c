@@ -2,9 +2,15 @@
  * protocol on top of it.
  *
  * Shape of the engine: one listening socket, at most max_conns accepted
- * connections, each with a hard deadline from its accept. When all slots
- * are taken the listening socket simply leaves the poll set, so further
+ * connections, each with a hard deadline from its accept and a shorter one
+ * for its request head / ClientHello (validators send at once; a peer
+ * that connects and says nothing is not one). When all slots are taken, a
+ * new connection evicts the oldest one that is idle (has sent no complete
+ * head although we looked, and is past a short grace) or only lingering;
+ * when none is, the listening socket leaves the poll set, so further
  * validators wait in the kernel's accept queue instead of being refused.
+ * One address (an IPv6 /64) holds at most max_per_src slots, so idle
+ * connections from a few hosts cannot fill them all.
  * One step = one zero-timeout poll over everything + as much work as can
  * be done without waiting. The thread mode is only a poll() loop that calls
  * the same step. */
@@ -43,10 +49,24 @@
 /* Out of descriptors or memory: stop accepting a moment rather than spin
  * on a listening socket that stays readable. */
 #define RIO_ACCEPT_PAUSE_MS 100
+/* A connection that has sent no complete head is evicted only once it is
+ * this old: the request or ClientHello follows the connection within
+ * microseconds from a remote validator, but a client on a loaded host
+ * may be some milliseconds late with it, and must not lose its slot to
+ * the next newcomer for that. Short, because while every slot is held by
+ * idle connections younger than this, newcomers wait in the queue. */
+#define RIO_EVICT_GRACE_MS 100
 /* A step stops taking on new work after this long (see run_step). */
 #define RIO_STEP_BUDGET_MS 10
 
 #define RIO_DEFAULT_TIMEOUT_MS 10000u
+/* Validators send the request or ClientHello with the connection; 2 s is
+ * room for a slow path and retransmissions, and short enough that idle
+ * connections do not pile up. */
+#define RIO_DEFAULT_HEAD_MS 2000u
+/* Validators use distinct addresses (3-6 perspectives); a few retries
+ * from one of them fit too. */
+#define RIO_DEFAULT_PER_SRC 8u
 #define RIO_DEFAULT_MAX_HEADER 8192u
 #define RIO_MAX_CONNS_LIMIT 4096u
 #define RIO_MIN_HEADER 256u
@@ -194,6 +214,23 @@ static unsigned bound_port(int fd)
  * Connections
  * ====================================================================== */
 
+/* The peer's address as the per-address cap counts it: IPv4 as a mapped
+ * IPv6 address, IPv6 by its /64 (one host usually owns a whole /64, so
+ * counting single addresses would not cap it at all). */
+static void source_key(const struct sockaddr_storage *ss, unsigned char key[16])
+{
+    memset(key, 0, 16);
+    if (ss->ss_family == AF_INET) {
+        key[10] = key[11] = 0xff;
+        memcpy(key + 12, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const unsigned char *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+        static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+        /* a mapped IPv4 peer on a dual-stack socket is one IPv4 address */
+        memcpy(key, a, memcmp(a, mapped, 12) == 0 ? 16 : 8);
+    }
+}
+
 static void conn_release_state(acme_responder *r, rio_conn *c)
 {
     if (c->state)
@@ -255,14 +292,62 @@ static void conn_after_io(acme_responder *r, rio_conn *c, int rc, uint64_t now)
     c->dead = 1;
 }
 
+static void conn_io(acme_responder *r, rio_conn *c, uint64_t now)
+{
+    c->tried = 1;
+    conn_after_io(r, c, r->proto->io(r, c), now);
+}
+
 static uint64_t conn_end(const rio_conn *c)
 {
-    return c->lingering ? c->linger_end : c->deadline;
+    if (c->lingering)
+        return c->linger_end;
+    return c->head_done ? c->deadline : c->head_end;
+}
+
+/* An idle candidate for eviction: no complete head although we looked. */
+static int conn_idle(const rio_conn *c)
+{
+    return !c->dead && !c->lingering && !c->head_done && c->tried;
+}
+
+/* How readily c gives its slot to a newcomer: 0 never (a request or
+ * handshake in progress, not looked at yet: its bytes may be waiting
+ * unread, or idle but younger than the grace), 1 an idle peer, 2 an
+ * answered connection only lingering for the peer's close. */
+static int evict_rank(const rio_conn *c, uint64_t now)
+{
+    if (c->dead)
+        return 0;
+    if (c->lingering)
+        return 2;
+    return conn_idle(c) && now - c->accepted >= RIO_EVICT_GRACE_MS ? 1 : 0;
+}
+
+/* The connection to evict: the best rank, the oldest within it; from
+ * source src only if src is given. -1 if none may go. */
+static ssize_t evict_pick(const acme_responder *r, const unsigned char *src, uint64_t now)
+{
+    ssize_t best = -1;
+    int best_rank = 0;
+    for (size_t i = 0; i < r->nconns; i++) {
+        const rio_conn *c = &r->conns[i];
+        if (src && memcmp(c->src, src, sizeof(c->src)) != 0)
+            continue;
+        int rank = evict_rank(c, now);
+        if (rank > best_rank || (rank && rank == best_rank && c->serial < r->conns[best].serial)) {
+            best = (ssize_t)i;
+            best_rank = rank;
+        }
+    }
+    return best;
 }
 
 static int accepting(const acme_responder *r, uint64_t now)
 {
-    return r->nconns < r->max_conns && now >= r->accept_pause_until;
+    if (now < r->accept_pause_until)
+        return 0;
+    return r->nconns < r->max_conns || evict_pick(r, NULL, now) >= 0;
 }
 
 static int over_budget(uint64_t start)
@@ -270,16 +355,59 @@ static int over_budget(uint64_t start)
     return now_ms() - start >= RIO_STEP_BUDGET_MS;
 }
 
+/* Give slot i up for a newcomer. A lingering connection was answered:
+ * read what it sent first, so the close does not turn into a RST that
+ * could destroy the answer the peer has not read yet. */
+static void conn_evict(acme_responder *r, size_t i)
+{
+    if (r->conns[i].lingering)
+        conn_drain(&r->conns[i]);
+    conn_close(r, i);
+}
+
+/* Make room for a connection from src, or say it must be refused (0). */
+static int make_room(acme_responder *r, const unsigned char *src, uint64_t now)
+{
+    size_t same = 0;
+    for (size_t i = 0; i < r->nconns; i++)
+        same += !r->conns[i].dead && memcmp(r->conns[i].src, src, sizeof(r->conns[i].src)) == 0;
+    ssize_t victim = -1;
+    if (same >= r->max_per_src) {
+        /* This address is at its cap: it may only replace one of its own
+         * idle connections (a validator retrying after a stall). */
+        if ((victim = evict_pick(r, src, now)) < 0)
+            return 0;
+    } else if (r->nconns >= r->max_conns) {
+        reap(r); /* slots freed by this step's own work come first */
+        if (r->nconns >= r->max_conns && (victim = evict_pick(r, NULL, now)) < 0)
+            return 0;
+    }
+    if (victim >= 0)
+        conn_evict(r, (size_t)victim);
+    return 1;
+}
+
 static void accept_some(acme_responder *r, uint64_t now, uint64_t start)
 {
     for (int k = 0; k < RIO_ACCEPT_PER_STEP && accepting(r, now); k++) {
-        int fd = accept4(r->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
+        int fd = accept4(r->listen_fd, (struct sockaddr *)&ss, &sslen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
                 continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 r->accept_pause_until = now + RIO_ACCEPT_PAUSE_MS;
             return; /* EAGAIN: queue empty */
+        }
+        unsigned char src[16];
+        source_key(&ss, src);
+        if (!make_room(r, src, now)) {
+            /* Over its address's cap with nothing of its own to replace:
+             * refused now rather than left to hold the accept queue. */
+            close(fd);
+            continue;
         }
         /* Handshake flights and responses are small: do not let Nagle
          * hold a segment back waiting for a delayed ACK. */
@@ -290,7 +418,11 @@ static void accept_some(acme_responder *r, uint64_t now, uint64_t start)
         memset(c, 0, sizeof(*c));
         c->fd = fd;
         c->want = POLLIN;
+        c->serial = r->next_serial++;
+        c->accepted = now;
         c->deadline = now + r->timeout_ms;
+        c->head_end = now + r->head_ms;
+        memcpy(c->src, src, sizeof(c->src));
         if (r->proto->open(r, c) != ACME_OK) {
             close(fd);
             continue;
@@ -300,7 +432,7 @@ static void accept_some(acme_responder *r, uint64_t now, uint64_t start)
          * try at once rather than after another round of poll — unless
          * this step has used its time; then the next poll reports it. */
         if (!over_budget(start))
-            conn_after_io(r, c, r->proto->io(r, c), now);
+            conn_io(r, c, now);
     }
 }
 
@@ -336,17 +468,28 @@ static int run_step(acme_responder *r)
         rio_conn *c = &r->conns[i];
         if (now >= conn_end(c)) {
             /* The deadline is absolute: a slow peer never keeps a slot
-             * past it, whatever it is in the middle of. */
-            c->dead = 1;
+             * past it, whatever it is in the middle of. The head
+             * deadline is the peer's to meet too, but bytes already
+             * waiting when it passes (we were busy) are still read. */
+            if (c->lingering || c->head_done || now >= c->deadline || !p[i + 1].revents) {
+                c->dead = 1;
+                continue;
+            }
+        }
+        if (!p[i + 1].revents) {
+            /* Looked at after accept and nothing there: an idle peer,
+             * even if its accept came when the step had no time left to
+             * try a read. */
+            c->tried = 1;
             continue;
         }
-        if (!p[i + 1].revents || spent)
+        if (spent)
             continue;
         if (c->lingering) {
             if (conn_drain(c) != RIO_MORE)
                 c->dead = 1;
         } else {
-            conn_after_io(r, c, r->proto->io(r, c), now);
+            conn_io(r, c, now);
         }
         if (over_budget(start)) {
             spent = 1;
@@ -391,6 +534,13 @@ static int next_timeout(const acme_responder *r, uint64_t now)
     }
     if (r->nconns < r->max_conns && r->accept_pause_until > now && r->accept_pause_until < next)
         next = r->accept_pause_until;
+    /* Full: the listening socket is back in the set once an idle
+     * connection outgrows its grace, so wake up then. */
+    for (size_t i = 0; r->nconns >= r->max_conns && i < r->nconns; i++) {
+        uint64_t t = r->conns[i].accepted + RIO_EVICT_GRACE_MS;
+        if (conn_idle(&r->conns[i]) && t > now && t < next)
+            next = t;
+    }
     if (next == UINT64_MAX)
         return -1;
     if (next <= now)
@@ -423,6 +573,7 @@ int acme_responder_new(acme_responder_kind kind, const acme_responder_options *o
         memcpy(&o, opts, opts->size < sizeof(o) ? opts->size : sizeof(o));
     }
     if (o.port > 65535 || o.max_connections > RIO_MAX_CONNS_LIMIT ||
+        o.max_per_address > RIO_MAX_CONNS_LIMIT ||
         (o.max_header_bytes && o.max_header_bytes < RIO_MIN_HEADER))
         return ACME_E_INVALID_ARG;
 
@@ -436,6 +587,10 @@ int acme_responder_new(acme_responder_kind kind, const acme_responder_options *o
     r->max_conns = o.max_connections ? o.max_connections : proto->default_max_connections;
     r->timeout_ms = o.timeout_ms ? o.timeout_ms : RIO_DEFAULT_TIMEOUT_MS;
     r->max_header = o.max_header_bytes ? o.max_header_bytes : RIO_DEFAULT_MAX_HEADER;
+    r->head_ms = o.head_timeout_ms ? o.head_timeout_ms : RIO_DEFAULT_HEAD_MS;
+    if (r->head_ms > r->timeout_ms)
+        r->head_ms = r->timeout_ms;
+    r->max_per_src = o.max_per_address ? o.max_per_address : RIO_DEFAULT_PER_SRC;
     atomic_init(&r->thread_on, 0);
     atomic_init(&r->thread_stop, 0);
     if (pthread_mutex_init(&r->lock, NULL) != 0) {
@@ -988,6 +1143,7 @@ static int http_io(acme_responder *r, rio_conn *c)
                 return RIO_MORE;
             }
         }
+        c->head_done = 1;
         if (http_answer(r, h, status, &q) != ACME_OK)
             return RIO_DROP;
     }

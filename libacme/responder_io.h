@@ -1,5 +1,7 @@
 /* The engine shared by the two challenge responders: listening socket,
- * bounded connection slots, per-connection deadlines, lingering close, the
+ * bounded connection slots (the oldest idle connection gives way to a new
+ * one; a per-address cap), per-connection deadlines (a short one for the
+ * request head / ClientHello), lingering close, the
  * table of published items, the non-blocking step and the thread that
  * loops over it. A protocol (http-01, tls-alpn-01) plugs in a small table
  * of functions and only ever sees one connection at a time.
@@ -30,6 +32,13 @@ typedef struct rio_conn {
     int dead;              /* to be closed at the end of this step */
     uint64_t deadline;     /* accept time + timeout: the hard end, never extended */
     uint64_t linger_end;
+    uint64_t serial;       /* accept order: the oldest idle connection is evicted first */
+    uint64_t accepted;     /* when (an idle connection is not evicted at once) */
+    uint64_t head_end;     /* accept + head timeout: the request head or ClientHello
+                            * must be in by then (validators send at once) */
+    int head_done;         /* set by the protocol once that head / ClientHello is complete */
+    int tried;             /* the protocol's io has looked at the socket at least once */
+    unsigned char src[16]; /* the peer's address as the per-address cap counts it */
     void *state;           /* the protocol's */
 } rio_conn;
 
@@ -70,9 +79,12 @@ struct acme_responder {
     unsigned max_conns;
     unsigned timeout_ms;
     unsigned max_header;
+    unsigned head_ms;             /* time from accept to a complete head / ClientHello */
+    unsigned max_per_src;         /* live connections from one address */
 
     int listen_fd;
     uint64_t accept_pause_until;  /* after EMFILE & co.: do not spin on accept */
+    uint64_t next_serial;         /* for rio_conn.serial */
     rio_conn *conns;              /* dense, nconns in use */
     size_t nconns;
     size_t cursor;                /* where the next step starts serving */

@@ -15,10 +15,17 @@
  * come from one thread at a time.
  *
  * Validators connect from several places at once (3–6 near-simultaneous
- * connections): concurrency is bounded by max_connections; connections
- * above the bound wait in the kernel's accept queue, they are not dropped.
- * Every connection lives at most timeout_ms from accept, whatever the peer
- * does. */
+ * connections) and send their request or ClientHello at once. Concurrency
+ * is bounded by max_connections. When every slot is taken, a new
+ * connection takes the slot of the oldest idle one (a peer that has not
+ * sent a complete request head / ClientHello, or one already answered
+ * that only waits for the peer to close); when no slot can be freed that
+ * way, new connections wait in the kernel's accept queue, they are not
+ * dropped. One address (for IPv6, one /64) holds at most max_per_address
+ * connections: above that, a new connection from it replaces its own
+ * oldest idle one, or is closed at once. A connection must send its
+ * complete request head / ClientHello within head_timeout_ms of accept,
+ * and lives at most timeout_ms from accept, whatever the peer does. */
 #ifndef ACME_RESPONDER_H
 #define ACME_RESPONDER_H
 
@@ -52,6 +59,14 @@ typedef struct acme_responder_options {
     unsigned timeout_ms;       /* life of one connection from accept (default 10000) */
     unsigned max_header_bytes; /* http-01: request line + headers, >= 256
                                 * (default 8192); more is answered with 431 */
+    /* Fields added later: a host compiled with an older, smaller struct
+     * gets their defaults. */
+    unsigned max_per_address;  /* connections at once from one address (an IPv6
+                                * /64 counts as one address), at most 4096;
+                                * default 8 */
+    unsigned head_timeout_ms;  /* time from accept to a complete request head
+                                * (http-01) or ClientHello (tls-alpn-01);
+                                * default 2000, never more than timeout_ms */
 } acme_responder_options;
 
 /* Bind and listen now (so a busy port fails here, not later). opts may be
@@ -115,9 +130,10 @@ ACME_EXPORT int acme_responder_stop_thread(acme_responder *r);
 /* Drop acme_responder_publish / acme_responder_unpublish into
  * acme_host_callbacks.publish / .unpublish with ud = a pointer to this set
  * (which must outlive the client's use of it). Either member may be NULL:
- * a challenge whose type has no responder here fails with
- * ACME_E_UNSUPPORTED (dns-01 always does: publish it yourself and call
- * these for the others). */
+ * publishing a challenge whose type has no responder here is declined
+ * (ACME_E_DECLINED), so the order goes on with another type the CA
+ * offers; dns-01 always is (publish it yourself and call these for the
+ * others). Unpublishing such a challenge returns ACME_E_UNSUPPORTED. */
 typedef struct acme_responder_set {
     size_t size;                 /* sizeof(acme_responder_set) */
     acme_responder *http01;      /* ACME_RESPONDER_HTTP01 or NULL */
