@@ -15,6 +15,11 @@ int modcfg_bad(modcfg *c, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->err, c->errlen, fmt, ap);
     va_end(ap);
+    /* The sentence quotes values as given; a CR, LF or escape inside one
+     * must not break the "one line" the module ABI promises. */
+    for (char *p = c->err; c->errlen && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
     return code;
 }
 

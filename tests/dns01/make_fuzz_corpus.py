@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Write the seed corpus of tests/fuzz/fuzz_dns_parse.c into
-tests/dns01/fuzz-corpus/: real knotd answers (captured on loopback) and a
+tests/fuzz/corpus/dns_parse/: real knotd answers (captured on loopback) and a
 few hand-made hostile messages. Run under with-knot:
 
-    tests/dns01/with-knot -- tests/dns01/make_fuzz_corpus.py tests/dns01/fuzz-corpus
+    tests/dns01/with-knot -- tests/dns01/make_fuzz_corpus.py tests/fuzz/corpus/dns_parse
 
 The files are committed; this script says where they came from. Three
 more seeds are the TSIG fixtures of tsig_fixtures.h as binary files
