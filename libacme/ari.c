@@ -94,9 +94,7 @@ int ari_parse(const http_exchange *x, int64_t *start, int64_t *end, unsigned *re
 {
     *why = NULL;
     *retry_after_s = 0;
-    long long ra = http_response_retry_after_ms(&x->resp);
-    if (ra > 0)
-        *retry_after_s = (unsigned)((ra + 999) / 1000);
+    *retry_after_s = http_response_retry_after_s(&x->resp);
     if (x->resp.status != 200) {
         *why = xasprintf("renewalInfo %s answered HTTP %d", x->req.url, x->resp.status);
         return ACME_E_HTTP;

@@ -2,6 +2,7 @@
  * authorization and the account key, and the accessors the host reads it
  * with. The token guard lives here: a token that is not strict base64url
  * never reaches a callback, where it could become a file name or a URL. */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,6 +56,144 @@ void challenge_free(acme_challenge *ch)
     free(ch);
 }
 
+/* ---- identifier binding ----
+ *
+ * What the CA sends back about identifiers (an authorization's, the
+ * order's echo, the issued certificate's names) must be exactly what was
+ * ordered: identifiers become file names, DNS names, hook arguments and
+ * TLS server names on the host. */
+
+/* Same IP address (any textual form), or -1 when either is not one. */
+static int ip_same(const char *a, const char *b)
+{
+    unsigned char x[16], y[16];
+    int fa = inet_pton(AF_INET, a, x) == 1 ? AF_INET : inet_pton(AF_INET6, a, x) == 1 ? AF_INET6 : 0;
+    int fb = inet_pton(AF_INET, b, y) == 1 ? AF_INET : inet_pton(AF_INET6, b, y) == 1 ? AF_INET6 : 0;
+    if (!fa || !fb)
+        return -1;
+    return fa == fb && memcmp(x, y, fa == AF_INET ? 4 : 16) == 0;
+}
+
+static int is_ip_text(const char *s)
+{
+    return ip_same(s, s) == 1;
+}
+
+int ident_value_safe(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (!n || n > 253)
+        return 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+        if (*p < 0x21 || *p >= 0x7f || strchr("/\\\"'`$;&|<>()", *p))
+            return 0;
+    return 1;
+}
+
+int ident_is_name(const char *type, const char *value, int wildcard, int order_form, const char *name)
+{
+    if (!type || !value || !name || !ident_value_safe(value))
+        return 0;
+    if (is_ip_text(name))
+        return ascii_casecmp(type, "ip") == 0 && !wildcard && ip_same(value, name) == 1;
+    if (ascii_casecmp(type, "dns") != 0)
+        return 0;
+    int name_wild = strncmp(name, "*.", 2) == 0;
+    if (order_form)
+        return ascii_casecmp(value, name) == 0;
+    /* RFC 8555 §7.1.4: a wildcard's authorization has the base name and
+     * "wildcard": true; any other authorization has no "*." and no flag. */
+    if (name_wild != (wildcard != 0) || strncmp(value, "*.", 2) == 0)
+        return 0;
+    return ascii_casecmp(value, name_wild ? name + 2 : name) == 0;
+}
+
+int authz_matches_order(const char *const *names, size_t n, const unsigned char *taken, json_t *authz,
+                        size_t *index, const char **why)
+{
+    json_t *id = json_object_get(authz, "identifier");
+    const char *type = json_str(id, "type"), *value = json_str(id, "value");
+    json_t *wild = json_object_get(authz, "wildcard");
+    *why = NULL;
+    if (!json_is_object(id) || !type || !value) {
+        *why = "has no identifier (type and value)";
+        return ACME_E_PROTOCOL;
+    }
+    if (wild && !json_is_boolean(wild)) {
+        *why = "comes with a \"wildcard\" member that is not a boolean";
+        return ACME_E_PROTOCOL;
+    }
+    if (!ident_value_safe(value)) {
+        *why = "cannot be a DNS name or IP address";
+        return ACME_E_PROTOCOL;
+    }
+    int w = json_is_true(wild);
+    for (size_t i = 0; i < n; i++) {
+        if (!ident_is_name(type, value, w, 0, names[i]))
+            continue;
+        if (taken && taken[i]) {
+            *why = "is covered by another authorization of the order already";
+            return ACME_E_PROTOCOL;
+        }
+        *index = i;
+        return ACME_OK;
+    }
+    *why = "was not ordered";
+    return ACME_E_PROTOCOL;
+}
+
+int order_identifiers_match(const char *const *names, size_t n, json_t *order, const char **why)
+{
+    json_t *ids = json_object_get(order, "identifiers");
+    *why = NULL;
+    if (!ids)
+        return ACME_OK; /* nothing echoed; the authorizations are still checked one by one */
+    if (!json_is_array(ids) || json_array_size(ids) != n) {
+        *why = "do not match: not as many as were ordered";
+        return ACME_E_PROTOCOL;
+    }
+    unsigned char *seen = calloc(n ? n : 1, 1);
+    if (!seen)
+        return ACME_E_NOMEM;
+    int rc = ACME_OK;
+    for (size_t k = 0; k < n && !rc; k++) {
+        json_t *id = json_array_get(ids, k);
+        const char *type = json_str(id, "type"), *value = json_str(id, "value");
+        size_t i = 0;
+        while (i < n && (seen[i] || !ident_is_name(type, value, 0, 1, names[i])))
+            i++;
+        if (i == n) {
+            *why = "do not match: one was not ordered, or is listed twice";
+            rc = ACME_E_PROTOCOL;
+        } else {
+            seen[i] = 1;
+        }
+    }
+    free(seen);
+    return rc;
+}
+
+int cert_names_match(const char *const *names, size_t n, char *const *sans, size_t m, const char **missing,
+                     const char **extra)
+{
+    *missing = *extra = NULL;
+    for (size_t i = 0; i < n && !*missing; i++) {
+        size_t j = 0;
+        while (j < m && !(ip_same(sans[j], names[i]) == 1 || ascii_casecmp(sans[j], names[i]) == 0))
+            j++;
+        if (j == m)
+            *missing = names[i];
+    }
+    for (size_t j = 0; j < m && !*extra; j++) {
+        size_t i = 0;
+        while (i < n && !(ip_same(sans[j], names[i]) == 1 || ascii_casecmp(sans[j], names[i]) == 0))
+            i++;
+        if (i == n)
+            *extra = sans[j];
+    }
+    return *missing || *extra ? ACME_E_PROTOCOL : ACME_OK;
+}
+
 int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challenge **out)
 {
     *out = NULL;
@@ -67,6 +206,16 @@ int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challeng
     if (!id_type || !id_value || !type || !url)
         return client_fail(c, ACME_E_PROTOCOL, "authorization: the CA sent an authorization or challenge "
                     "without identifier/type/url");
+    /* The order driver has bound the identifier to a name we ordered;
+     * this is the last guard for anyone else who hands us an authorization. */
+    if (!ident_value_safe(id_value) || (ascii_casecmp(id_type, "dns") != 0 && ascii_casecmp(id_type, "ip") != 0)) {
+        char *shown = text_excerpt(id_value, 80);
+        int rc = client_fail(c, ACME_E_PROTOCOL, "authorization: the CA sent the identifier %s \"%s\", which "
+                             "cannot be a DNS name or IP address; refusing to hand it to the host — the CA is at "
+                             "fault, report it to the CA", id_type, shown ? shown : "?");
+        free(shown);
+        return rc;
+    }
     if (!b64url_is_token(token, MAX_TOKEN_LEN))
         return client_fail(c, ACME_E_BAD_TOKEN, "authorization for %s: the CA sent a %s token that is not "
                     "strict base64url; refusing to hand it to the host (it could become a path). "

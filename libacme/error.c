@@ -188,23 +188,44 @@ void result_reset(acme_client *c)
     c->problem = NULL;
 }
 
-int client_fail(acme_client *c, int code, const char *fmt, ...)
+/* The sentence often quotes the CA (problem detail, identifiers, URLs):
+ * control characters are escaped before anyone sees it, so the last error
+ * is one line, like the log. */
+static int fail_v(acme_client *c, acme_log_level first_level, int code, const char *fmt, va_list ap)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    char *msg = NULL;
-    if (vasprintf(&msg, fmt, ap) < 0)
-        msg = NULL;
-    va_end(ap);
+    char *raw = NULL;
+    if (vasprintf(&raw, fmt, ap) < 0)
+        raw = NULL;
+    char *msg = raw && has_controls(raw) ? escape_controls(raw) : raw;
+    if (msg != raw)
+        free(raw);
     /* The first failure explains best; later ones (cleanup) only log. */
     if (!c->last_error) {
         c->last_error = msg;
-        alog(c, ACME_LOG_ERROR, "%s", msg ? msg : acme_strerror(code));
+        alog(c, first_level, "%s", msg ? msg : acme_strerror(code));
     } else {
         alog(c, ACME_LOG_WARNING, "%s", msg ? msg : acme_strerror(code));
         free(msg);
     }
     return code;
+}
+
+int client_fail(acme_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = fail_v(c, ACME_LOG_ERROR, code, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int client_fail_soft(acme_client *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = fail_v(c, ACME_LOG_WARNING, code, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void keep_problem(acme_client *c, acme_problem *p)

@@ -37,8 +37,11 @@ const char *http_response_header(const acme_http_response *r, const char *name);
 int http_response_links(const acme_http_response *r, const char *rel,
                         char ***urls, size_t *count);
 void http_links_free(char **urls, size_t count);
-/* Retry-After (delta-seconds or HTTP-date) in milliseconds from now;
- * -1 when absent or unparsable. */
+/* Retry-After (delta-seconds or HTTP-date) in milliseconds from now,
+ * clamped to 30 days; -1 when absent or unparsable (a negative number is
+ * unparsable). */
 long long http_response_retry_after_ms(const acme_http_response *r);
+/* The same in whole seconds, rounded up; 0 when absent or unparsable. */
+unsigned http_response_retry_after_s(const acme_http_response *r);
 
 #endif

@@ -550,9 +550,12 @@ static int parse_http_date(const char *s, time_t now, time_t *out)
     return 0;
 }
 
-/* The largest wait we report; far beyond anything a client would honour,
- * and small enough that the arithmetic below cannot overflow. */
-#define RETRY_AFTER_MAX_S (LLONG_MAX / 1000)
+/* The largest wait we report: 30 days. Longer answers (4294967296,
+ * 99999999999999999999, a date in 2100) are clamped here, at the parse,
+ * so every caller's arithmetic — milliseconds in a uint64_t, seconds
+ * rounded up into an unsigned — stays far from overflow. A CA that means
+ * "not for months" is still told apart from "soon". */
+#define RETRY_AFTER_MAX_S (30LL * 24 * 3600)
 
 long long http_response_retry_after_ms(const acme_http_response *r)
 {
@@ -564,13 +567,14 @@ long long http_response_retry_after_ms(const acme_http_response *r)
         long long secs = 0;
         const char *p = v;
         for (; is_digit(*p); p++) {
-            if (secs > (RETRY_AFTER_MAX_S - 9) / 10)
-                secs = RETRY_AFTER_MAX_S; /* saturate; keep scanning to validate */
-            else
-                secs = secs * 10 + (*p - '0');
+            secs = secs * 10 + (*p - '0');
+            if (secs > RETRY_AFTER_MAX_S)
+                secs = RETRY_AFTER_MAX_S + 1; /* clamp; keep scanning to validate */
         }
         if (*p)
             return -1;
+        if (secs > RETRY_AFTER_MAX_S)
+            secs = RETRY_AFTER_MAX_S;
         return secs * 1000;
     }
 
@@ -584,4 +588,11 @@ long long http_response_retry_after_ms(const acme_http_response *r)
     if (diff > RETRY_AFTER_MAX_S)
         diff = RETRY_AFTER_MAX_S;
     return diff * 1000;
+}
+
+unsigned http_response_retry_after_s(const acme_http_response *r)
+{
+    long long ms = http_response_retry_after_ms(r);
+    /* ms is at most 30 days: the sum and the quotient fit an unsigned. */
+    return ms > 0 ? (unsigned)((ms + 999) / 1000) : 0;
 }

@@ -86,6 +86,9 @@ struct acme_client {
 void result_reset(acme_client *c);
 /* Record "what failed and what to do", log it, return code. */
 int client_fail(acme_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The same, logged as a warning: for a failure the caller expects to
+ * recover from (a CA refusing "replaces"). */
+int client_fail_soft(acme_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Keep a problem as the client's last problem (takes ownership). */
 void keep_problem(acme_client *c, acme_problem *p);
 void alog(acme_client *c, acme_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -162,6 +165,31 @@ size_t challenge_rank(const acme_challenge_type *prefs, size_t n, json_t *scores
                       acme_challenge_type *out);
 /* "<token>.<thumbprint>" */
 char *key_authorization(const char *token, const char *thumbprint);
+/* Identifier binding: what the CA says about identifiers must be what was
+ * ordered. names are the ordered names ("*.x" for a wildcard, IPs as text).
+ * 1 if value could be a DNS name or IP address we ordered: 1..253 printable
+ * ASCII bytes, none of / \ " ' ` $ ; & | < > ( ) or space. */
+int ident_value_safe(const char *value);
+/* 1 if the CA's identifier (type "dns"/"ip", any case; value; the
+ * authorization's wildcard flag) names the ordered name. order_form: value
+ * as in the order's "identifiers" ("*.x" for a wildcard, no flag); else
+ * as in an authorization (the base name, "wildcard": true). IP addresses
+ * compare by value, names case-insensitively. */
+int ident_is_name(const char *type, const char *value, int wildcard, int order_form, const char *name);
+/* Which ordered name an authorization (its JSON object) is for: ACME_OK
+ * and *index; ACME_E_PROTOCOL and *why (static text to follow the
+ * identifier: "was not ordered"...) when the identifier is missing,
+ * malformed, not ordered, or one whose taken[] entry is set (NULL: none). */
+int authz_matches_order(const char *const *names, size_t n, const unsigned char *taken, json_t *authz,
+                        size_t *index, const char **why);
+/* The order object's "identifiers" (if present) are exactly the names,
+ * each once: ACME_OK, else ACME_E_PROTOCOL and *why. */
+int order_identifiers_match(const char *const *names, size_t n, json_t *order, const char **why);
+/* The certificate's names (SANs as text) are exactly the ordered ones:
+ * ACME_OK; else ACME_E_PROTOCOL with *missing (an ordered name it lacks)
+ * or *extra (a name that was not ordered) pointing into the arguments. */
+int cert_names_match(const char *const *names, size_t n, char *const *sans, size_t m, const char **missing,
+                     const char **extra);
 
 /* ---- certificates (certificate.c) ---- */
 struct acme_certificate {

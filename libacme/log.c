@@ -1,4 +1,7 @@
-/* Logging through the host's callback, one line at a time. */
+/* Logging through the host's callback, one line at a time. Lines carry
+ * text from the CA (problem details, identifiers, URLs); host.h promises
+ * one line with no newline, so control characters are escaped here, the
+ * one place every line passes. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -13,5 +16,12 @@ void alog(acme_client *c, acme_log_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
-    c->host.log(c->host_ud, level, line);
+    if (!has_controls(line)) {
+        c->host.log(c->host_ud, level, line);
+        return;
+    }
+    char *safe = escape_controls(line);
+    /* Out of memory: the line without its last resort is still a line. */
+    c->host.log(c->host_ud, level, safe ? safe : "(a log line with control characters was dropped: out of memory)");
+    free(safe);
 }

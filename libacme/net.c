@@ -310,8 +310,8 @@ static net_want post_answer(acme_client *c, net_op *op)
         const char *hint = problem_hint(p);
         int rc = problem_code(p);
         keep_problem(c, p);
-        rc = client_fail(c, rc, "%s: the CA refused (HTTP %d) %s; %s", op->step, resp->status,
-                         desc ? desc : "", hint);
+        rc = (op->soft_problem ? client_fail_soft : client_fail)(c, rc, "%s: the CA refused (HTTP %d) %s; %s",
+                                                                 op->step, resp->status, desc ? desc : "", hint);
         free(desc);
         return op_done(op, rc);
     }

@@ -59,6 +59,7 @@ typedef struct net_op {
     http_exchange x;
     work_job job;        /* signing with a slow (RSA) key */
     json_t *json;        /* the answer, when want_json */
+    int soft_problem;    /* the caller recovers from a problem answer: log it as a warning */
     int rc;
 } net_op;
 

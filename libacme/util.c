@@ -84,3 +84,68 @@ const char *fmt_utc(int64_t t, char buf[32])
         snprintf(buf, 32, "%lld", (long long)t);
     return buf;
 }
+
+/* The byte at s[i] starts a character escape_controls() escapes; *len is
+ * how many bytes it spans. */
+static int control_at(const unsigned char *s, size_t *len)
+{
+    *len = 1;
+    if (s[0] < 0x20 || s[0] == 0x7f)
+        return 1;
+    if (s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f) {
+        *len = 2;
+        return 1;
+    }
+    return 0;
+}
+
+int has_controls(const char *s)
+{
+    size_t n;
+    for (const unsigned char *p = (const unsigned char *)s; p && *p; p++)
+        if (control_at(p, &n))
+            return 1;
+    return 0;
+}
+
+char *escape_controls(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s);
+    if (len > (SIZE_MAX - 1) / 4)
+        return NULL;
+    char *out = malloc(len * 4 + 1), *o = out;
+    if (!out)
+        return NULL;
+    static const char hex[] = "0123456789abcdef";
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n;
+        if (control_at(p, &n)) {
+            for (size_t i = 0; i < n; i++) {
+                *o++ = '\\';
+                *o++ = 'x';
+                *o++ = hex[p[i] >> 4];
+                *o++ = hex[p[i] & 15];
+            }
+            p += n;
+        } else {
+            *o++ = (char)*p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+char *text_excerpt(const char *s, size_t max)
+{
+    if (!s)
+        return strdup("(none)");
+    size_t len = strlen(s);
+    if (len <= max)
+        return strdup(s);
+    /* Back up to the start of a UTF-8 character. */
+    while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+        max--;
+    return xasprintf("%.*s... (%zu bytes)", (int)max, s, len);
+}

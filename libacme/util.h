@@ -21,5 +21,15 @@ const char *fmt_utc(int64_t t, char buf[32]);
 /* Case-insensitive ASCII compare of n bytes / whole strings. */
 int ascii_casecmp(const char *a, const char *b);
 int ascii_ncasecmp(const char *a, const char *b, size_t n);
+/* Text from the CA made safe for one log line: C0 controls, DEL and the
+ * UTF-8 form of C1 controls (U+0080..U+009F) become "\xNN" (one escape per
+ * byte), so a CA cannot end a line or send a terminal escape through us.
+ * Everything else is kept. malloc'ed; NULL on NULL or out of memory. */
+char *escape_controls(const char *s);
+/* 1 if s holds a byte escape_controls() would escape. */
+int has_controls(const char *s);
+/* At most max bytes of s for a message ("..." appended when cut; never
+ * cuts inside a UTF-8 sequence). malloc'ed; "(none)" for NULL. */
+char *text_excerpt(const char *s, size_t max);
 
 #endif

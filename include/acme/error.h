@@ -47,7 +47,11 @@ typedef enum acme_code {
 ACME_EXPORT const char *acme_strerror(int code);
 
 /* An ACME problem document (RFC 8555 §6.7, RFC 7807). Owned by whatever
- * returned it; valid until that owner's next call. */
+ * returned it; valid until that owner's next call. The strings are the
+ * CA's text as sent: they may hold newlines, terminal escapes or other
+ * control characters, so escape them before printing. (The sentence of
+ * acme_client_last_error() and every log line already have C0 controls,
+ * DEL and C1 controls escaped as "\xNN".) */
 typedef struct acme_problem acme_problem;
 
 ACME_EXPORT const char *acme_problem_type(const acme_problem *p);   /* full URN, e.g. "urn:ietf:params:acme:error:badNonce" */

@@ -176,6 +176,193 @@ static void ranking_follows_history(void **state)
     json_decref(tie);
 }
 
+
+/* ---- identifier binding (issue 10 #2) ---- */
+
+static json_t *authz_ident(const char *type, const char *value, int wildcard)
+{
+    json_t *a = json_pack("{s:{s:s,s:s},s:s}", "identifier", "type", type, "value", value, "status", "pending");
+    if (wildcard)
+        json_object_set_new(a, "wildcard", json_true());
+    return a;
+}
+
+static void ident_matching_rules(void **state)
+{
+    (void)state;
+    /* Names case-insensitively, with the type. */
+    assert_true(ident_is_name("dns", "A.Example", 0, 0, "a.example"));
+    assert_true(ident_is_name("DNS", "a.example", 0, 0, "a.example"));
+    assert_false(ident_is_name("ip", "a.example", 0, 0, "a.example"));
+    assert_false(ident_is_name("email", "a.example", 0, 0, "a.example"));
+    assert_false(ident_is_name("dns", "a.example.", 0, 0, "a.example"));
+    assert_false(ident_is_name("dns", "b.example", 0, 0, "a.example"));
+    /* Wildcards: an authorization has the base name and the flag... */
+    assert_true(ident_is_name("dns", "w.example", 1, 0, "*.w.example"));
+    assert_false(ident_is_name("dns", "w.example", 0, 0, "*.w.example"));
+    assert_false(ident_is_name("dns", "*.w.example", 0, 0, "*.w.example"));
+    assert_false(ident_is_name("dns", "*.w.example", 1, 0, "*.w.example"));
+    assert_false(ident_is_name("dns", "w.example", 1, 0, "w.example"));
+    /* ...the order's echo has "*." and no flag. */
+    assert_true(ident_is_name("dns", "*.w.example", 0, 1, "*.w.example"));
+    assert_false(ident_is_name("dns", "w.example", 0, 1, "*.w.example"));
+    /* IP addresses by value, in any textual form; never as DNS. */
+    assert_true(ident_is_name("ip", "127.0.0.1", 0, 0, "127.0.0.1"));
+    assert_true(ident_is_name("ip", "0:0::1", 0, 0, "::1"));
+    assert_true(ident_is_name("ip", "2001:DB8::1", 0, 0, "2001:db8:0::1"));
+    assert_false(ident_is_name("dns", "127.0.0.1", 0, 0, "127.0.0.1"));
+    assert_false(ident_is_name("ip", "127.0.0.2", 0, 0, "127.0.0.1"));
+    assert_false(ident_is_name("ip", "::ffff:127.0.0.1", 0, 0, "127.0.0.1"));
+    assert_false(ident_is_name("ip", "127.0.0.1", 1, 0, "127.0.0.1"));
+    /* Values that must never reach a host, whatever was ordered. */
+    char *long_name = calloc(4001, 1);
+    memset(long_name, 'a', 4000);
+    const char *bad[] = { "", "../../etc/passwd", "a.example\nb.example", "$(touch x).example", "\x1b[31ma.example",
+                          "a b.example", "a.example\r", "a\x7f.example", "a;b.example", "a`b`.example", long_name };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_false(ident_value_safe(bad[i]));
+        assert_false(ident_is_name("dns", bad[i], 0, 0, bad[i]));
+    }
+    free(long_name);
+    assert_false(ident_is_name(NULL, "a.example", 0, 0, "a.example"));
+    assert_false(ident_is_name("dns", NULL, 0, 0, "a.example"));
+    assert_true(ident_value_safe("_a-b.example"));
+    assert_true(ident_value_safe("2001:db8::1"));
+}
+
+static void authz_bound_to_order(void **state)
+{
+    (void)state;
+    const char *const names[] = { "a.example", "*.w.example", "192.0.2.7" };
+    size_t idx = 99;
+    const char *why = NULL;
+    json_t *a = authz_ident("dns", "A.EXAMPLE", 0);
+    assert_int_equal(authz_matches_order(names, 3, NULL, a, &idx, &why), ACME_OK);
+    assert_int_equal(idx, 0);
+    assert_null(why);
+    /* Each ordered identifier once: a second authorization for it is refused. */
+    unsigned char taken[3] = { 1, 0, 0 };
+    assert_int_equal(authz_matches_order(names, 3, taken, a, &idx, &why), ACME_E_PROTOCOL);
+    assert_non_null(strstr(why, "another authorization"));
+    json_decref(a);
+    a = authz_ident("dns", "w.example", 1);
+    assert_int_equal(authz_matches_order(names, 3, taken, a, &idx, &why), ACME_OK);
+    assert_int_equal(idx, 1);
+    json_decref(a);
+    a = authz_ident("ip", "192.0.2.7", 0);
+    assert_int_equal(authz_matches_order(names, 3, taken, a, &idx, &why), ACME_OK);
+    assert_int_equal(idx, 2);
+    json_decref(a);
+    /* Not ordered; the wildcard flag missing; the base name with a flag. */
+    const struct { const char *type, *value; int wild; const char *why; } refused[] = {
+        { "dns", "evil.example", 0, "was not ordered" },
+        { "dns", "w.example", 0, "was not ordered" },
+        { "dns", "a.example", 1, "was not ordered" },
+        { "dns", "*.w.example", 1, "was not ordered" },
+        { "dns", "192.0.2.7", 0, "was not ordered" },
+        { "email", "a.example", 0, "was not ordered" },
+        { "dns", "../a.example", 0, "cannot be a DNS name" },
+        { "dns", "a.example\n", 0, "cannot be a DNS name" },
+        { "dns", "", 0, "cannot be a DNS name" },
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        a = authz_ident(refused[i].type, refused[i].value, refused[i].wild);
+        why = NULL;
+        assert_int_equal(authz_matches_order(names, 3, NULL, a, &idx, &why), ACME_E_PROTOCOL);
+        assert_non_null(why);
+        assert_non_null(strstr(why, refused[i].why));
+        json_decref(a);
+    }
+    /* No identifier, or a malformed one. */
+    a = json_pack("{s:s}", "status", "pending");
+    assert_int_equal(authz_matches_order(names, 3, NULL, a, &idx, &why), ACME_E_PROTOCOL);
+    assert_non_null(strstr(why, "no identifier"));
+    json_decref(a);
+    a = json_pack("{s:{s:s,s:i}}", "identifier", "type", "dns", "value", 7);
+    assert_int_equal(authz_matches_order(names, 3, NULL, a, &idx, &why), ACME_E_PROTOCOL);
+    json_decref(a);
+    a = json_pack("{s:{s:s,s:s},s:s}", "identifier", "type", "dns", "value", "w.example", "wildcard", "yes");
+    assert_int_equal(authz_matches_order(names, 3, NULL, a, &idx, &why), ACME_E_PROTOCOL);
+    assert_non_null(strstr(why, "boolean"));
+    json_decref(a);
+}
+
+static void order_echo_checked(void **state)
+{
+    (void)state;
+    const char *const names[] = { "a.example", "*.w.example" };
+    const char *why = NULL;
+    json_t *o = json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "identifiers", "type", "dns", "value", "*.W.example",
+                          "type", "dns", "value", "a.example");
+    assert_int_equal(order_identifiers_match(names, 2, o, &why), ACME_OK);
+    json_decref(o);
+    o = json_pack("{s:s}", "status", "pending"); /* no echo: nothing to check here */
+    assert_int_equal(order_identifiers_match(names, 2, o, &why), ACME_OK);
+    json_decref(o);
+    json_t *bad[] = {
+        json_pack("{s:[{s:s,s:s}]}", "identifiers", "type", "dns", "value", "a.example"),
+        json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "identifiers", "type", "dns", "value", "a.example", "type", "dns",
+                  "value", "a.example"),
+        json_pack("{s:[{s:s,s:s},{s:s,s:s}]}", "identifiers", "type", "dns", "value", "a.example", "type", "dns",
+                  "value", "evil.example"),
+        json_pack("{s:[{s:s,s:s},{s:s,s:s},{s:s,s:s}]}", "identifiers", "type", "dns", "value", "a.example",
+                  "type", "dns", "value", "*.w.example", "type", "dns", "value", "evil.example"),
+        json_pack("{s:s}", "identifiers", "a.example"),
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        assert_int_equal(order_identifiers_match(names, 2, bad[i], &why), ACME_E_PROTOCOL);
+        assert_non_null(why);
+        json_decref(bad[i]);
+    }
+}
+
+static void cert_names_exact(void **state)
+{
+    (void)state;
+    const char *const names[] = { "a.example", "*.w.example", "::1" };
+    char *good[] = { "*.W.example", "0:0::1", "A.example" };
+    char *extra[] = { "a.example", "*.w.example", "::1", "evil.example" };
+    char *missing[] = { "a.example", "::1" };
+    const char *m = NULL, *x = NULL;
+    assert_int_equal(cert_names_match(names, 3, good, 3, &m, &x), ACME_OK);
+    assert_null(m);
+    assert_null(x);
+    assert_int_equal(cert_names_match(names, 3, extra, 4, &m, &x), ACME_E_PROTOCOL);
+    assert_null(m);
+    assert_string_equal(x, "evil.example");
+    assert_int_equal(cert_names_match(names, 3, missing, 2, &m, &x), ACME_E_PROTOCOL);
+    assert_string_equal(m, "*.w.example");
+    assert_int_equal(cert_names_match(names, 3, NULL, 0, &m, &x), ACME_E_PROTOCOL);
+    assert_string_equal(m, "a.example");
+}
+
+/* challenge_prepare is the last guard: an unsafe identifier never becomes
+ * a challenge (a path, a DNS name, a TLS server name). */
+static void unsafe_identifiers_refused(void **state)
+{
+    (void)state;
+    acme_client *c = client_with_key();
+    const char *token = "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA";
+    const char *bad[] = { "", "../../etc/passwd", "a\nb.example", "$(id).example", "\x1b[2Ja.example" };
+    const char *types[] = { "http-01", "dns-01", "tls-alpn-01" };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        for (size_t t = 0; t < 3; t++) {
+            json_t *a = authz_json(bad[i], 0, types[t], token);
+            acme_challenge *ch = (acme_challenge *)0x1;
+            assert_int_equal(challenge_prepare(c, a, json_array_get(json_object_get(a, "challenges"), 0), &ch),
+                             ACME_E_PROTOCOL);
+            assert_null(ch);
+            const char *err = acme_client_last_error(c);
+            assert_non_null(strstr(err, "the CA is at fault"));
+            for (const char *p = err; *p; p++)
+                assert_true((unsigned char)*p >= 0x20 && *p != 0x7f);
+            result_reset(c);
+            json_decref(a);
+        }
+    acme_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,6 +374,11 @@ int main(void)
         cmocka_unit_test(unsafe_tokens_refused),
         cmocka_unit_test(type_names),
         cmocka_unit_test(ranking_follows_history),
+        cmocka_unit_test(ident_matching_rules),
+        cmocka_unit_test(authz_bound_to_order),
+        cmocka_unit_test(order_echo_checked),
+        cmocka_unit_test(cert_names_exact),
+        cmocka_unit_test(unsafe_identifiers_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

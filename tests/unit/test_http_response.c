@@ -245,8 +245,16 @@ static void test_retry_after(void **state)
     assert_int_equal(retry_after("12s"), -1);
     assert_int_equal(retry_after("soon"), -1);
     assert_int_equal(retry_after(""), -1);
-    /* Absurd values saturate instead of overflowing. */
-    assert_true(retry_after("99999999999999999999999999") > 0);
+    /* Absurd values are clamped to 30 days at the parse (issue 10 #8):
+     * 4294967296 s used to become 0 after the cast to unsigned. */
+    const long long max_ms = 30LL * 24 * 3600 * 1000;
+    assert_true(retry_after("99999999999999999999999999") == max_ms);
+    assert_true(retry_after("99999999999999999999") == max_ms);
+    assert_true(retry_after("4294967296") == max_ms);
+    assert_true(retry_after("2592000") == max_ms);
+    assert_true(retry_after("2591999") == max_ms - 1000);
+    assert_int_equal(retry_after("-5"), -1);
+    assert_int_equal(retry_after("-99999999999999999999"), -1);
 
     /* Past dates in all three HTTP-date forms mean "now". */
     assert_int_equal(retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), 0);
@@ -259,12 +267,14 @@ static void test_retry_after(void **state)
     long long ms = retry_after(d);
     assert_true(ms >= 98000 && ms <= 100000);
 
-    /* A far date: checks the whole conversion, not just "positive". */
-    ms = retry_after("Fri, 01 Jan 2100 00:00:00 GMT");
-    long long want = (4102444800LL - (long long)time(NULL)) * 1000;
+    /* A date 20 days ahead: checks the whole conversion, not just "positive". */
+    imf_date(now + 20 * 86400, d, sizeof(d));
+    ms = retry_after(d);
+    long long want = (now + 20 * 86400 - (long long)time(NULL)) * 1000;
     assert_true(ms >= want - 2000 && ms <= want + 2000);
-    ms = retry_after("Fri Jan  1 00:00:00 2100");
-    assert_true(ms >= want - 2000 && ms <= want + 2000);
+    /* A far date is clamped like a far delay. */
+    assert_true(retry_after("Fri, 01 Jan 2100 00:00:00 GMT") == max_ms);
+    assert_true(retry_after("Fri Jan  1 00:00:00 2100") == max_ms);
 
     assert_int_equal(retry_after("Sun, 06 Nov 1994 08:49:37 PST"), -1);
     assert_int_equal(retry_after("Sun, 32 Nov 1994 08:49:37 GMT"), -1);
@@ -272,6 +282,23 @@ static void test_retry_after(void **state)
     assert_int_equal(retry_after("Sun, 06 Nov 1994 25:49:37 GMT"), -1);
     assert_int_equal(retry_after("Sun, 06 Nov 1994 08:49:37 GMT x"), -1);
     assert_int_equal(retry_after("Sun, 6 Nov 1994 08:49:37 GMT"), -1);
+
+    /* Whole seconds, rounded up, for the callers that keep seconds: the
+     * clamp keeps the sum and the quotient inside an unsigned. */
+    acme_http_response r;
+    const struct { const char *v; unsigned s; } secs[] = {
+        { "4294967296", 2592000u }, { "99999999999999999999", 2592000u }, { "7", 7u },
+        { "0", 0u }, { "-1", 0u }, { "soon", 0u }, { "Fri, 01 Jan 2100 00:00:00 GMT", 2592000u },
+    };
+    for (size_t i = 0; i < sizeof(secs) / sizeof(secs[0]); i++) {
+        http_response_init(&r, 0);
+        add(&r, "Retry-After", secs[i].v);
+        assert_int_equal(http_response_retry_after_s(&r), secs[i].s);
+        http_response_clear(&r);
+    }
+    http_response_init(&r, 0);
+    assert_int_equal(http_response_retry_after_s(&r), 0);
+    http_response_clear(&r);
 }
 
 /* ------------------------------------------------------------------ */

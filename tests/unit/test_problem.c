@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -93,6 +94,105 @@ static void ca_ids_differ(void **state)
     free(d);
 }
 
+
+/* ---- CA text in sentences and log lines (issue 10 #7) ---- */
+
+typedef struct log_rec {
+    char lines[8][2048];
+    int levels[8];
+    int n;
+} log_rec;
+
+static void rec_log(void *ud, acme_log_level level, const char *msg)
+{
+    log_rec *r = ud;
+    if (r->n < 8) {
+        snprintf(r->lines[r->n], sizeof(r->lines[0]), "%s", msg);
+        r->levels[r->n++] = (int)level;
+    }
+}
+
+static void assert_no_controls(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        assert_true(*p >= 0x20 && *p != 0x7f);
+        assert_false(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+    }
+}
+
+static void escape_rules(void **state)
+{
+    (void)state;
+    char *e = escape_controls("a\nb\r\tc\x1b[2J\x7f\xc2\x9b" "d \xc3\xa9 ok");
+    assert_string_equal(e, "a\\x0ab\\x0d\\x09c\\x1b[2J\\x7f\\xc2\\x9bd \xc3\xa9 ok");
+    free(e);
+    e = escape_controls("plain text, \\ kept");
+    assert_string_equal(e, "plain text, \\ kept");
+    free(e);
+    assert_null(escape_controls(NULL));
+    assert_true(has_controls("x\ny"));
+    assert_true(has_controls("\xc2\x85"));
+    assert_false(has_controls("caf\xc3\xa9"));
+    assert_false(has_controls(NULL));
+    char *x = text_excerpt("abcdef", 3);
+    assert_string_equal(x, "abc... (6 bytes)");
+    free(x);
+    x = text_excerpt("ab\xc3\xa9", 3); /* never half a character */
+    assert_string_equal(x, "ab... (4 bytes)");
+    free(x);
+    x = text_excerpt("abc", 3);
+    assert_string_equal(x, "abc");
+    free(x);
+}
+
+static void sentence_and_log_are_one_line(void **state)
+{
+    (void)state;
+    acme_client *c = NULL;
+    log_rec r = { .n = 0 };
+    assert_int_equal(acme_client_new("https://ca.example/dir", &c), ACME_OK);
+    acme_host_callbacks cb = { .size = sizeof(cb), .log = rec_log };
+    assert_int_equal(acme_client_set_host(c, &cb, &r), ACME_OK);
+    assert_int_equal(acme_client_set_log_level(c, ACME_LOG_DEBUG), ACME_OK);
+    const char *detail = "bad\nINFO forged line\x1b[2J\x7f";
+    assert_int_equal(client_fail(c, ACME_E_PROBLEM, "newOrder: the CA refused: %s", detail), ACME_E_PROBLEM);
+    assert_string_equal(acme_client_last_error(c), "newOrder: the CA refused: bad\\x0aINFO forged line\\x1b[2J\\x7f");
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.levels[0], ACME_LOG_ERROR);
+    assert_string_equal(r.lines[0], acme_client_last_error(c));
+    /* A later failure only logs, escaped too; a plain alog as well. */
+    client_fail(c, ACME_E_NETWORK, "cleanup: %s", "x\r\ny");
+    alog(c, ACME_LOG_INFO, "order %s is %s", "https://ca.example/o/1\n", "\x1b]0;title\x07");
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.levels[1], ACME_LOG_WARNING);
+    assert_string_equal(r.lines[1], "cleanup: x\\x0d\\x0ay");
+    assert_string_equal(r.lines[2], "order https://ca.example/o/1\\x0a is \\x1b]0;title\\x07");
+    for (int i = 0; i < r.n; i++)
+        assert_no_controls(r.lines[i]);
+    /* The soft form records the same sentence and logs it as a warning. */
+    result_reset(c);
+    assert_int_equal(client_fail_soft(c, ACME_E_PROBLEM, "refused\n%s", "replaces"), ACME_E_PROBLEM);
+    assert_string_equal(acme_client_last_error(c), "refused\\x0areplaces");
+    assert_int_equal(r.levels[3], ACME_LOG_WARNING);
+    acme_client_free(c);
+}
+
+/* The accessors give the CA's text as sent (documented: a host printing
+ * them escapes them itself); problem_describe too, as the sentence is
+ * escaped where it is made. */
+static void problem_accessors_raw(void **state)
+{
+    (void)state;
+    const char *doc = "{\"type\":\"urn:ietf:params:acme:error:malformed\",\"detail\":\"a\\nb\\u001b[1m\","
+                      "\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+                      "\"identifier\":{\"type\":\"dns\",\"value\":\"x\\ny\"}}]}";
+    acme_problem *p = problem_parse(doc, strlen(doc));
+    assert_non_null(p);
+    assert_string_equal(acme_problem_detail(p), "a\nb\x1b[1m");
+    assert_string_equal(acme_problem_identifier_value(acme_problem_subproblem(p, 0)), "x\ny");
+    problem_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -101,6 +201,9 @@ int main(void)
         cmocka_unit_test(strerror_covers_codes),
         cmocka_unit_test(client_result),
         cmocka_unit_test(ca_ids_differ),
+        cmocka_unit_test(escape_rules),
+        cmocka_unit_test(sentence_and_log_are_one_line),
+        cmocka_unit_test(problem_accessors_raw),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
