@@ -5,7 +5,7 @@
  * tsig-secret-file names a file; so that the fuzzer controls its
  * contents instead of probing the file system, the target writes the
  * value of a "tsig-secret-file" line ("\n" for a line break) to a private
- * unlinked file and passes that file's name instead. The resolver is stubbed (no_network.c):
+ * in-memory file and passes that file's name instead. The resolver is stubbed (no_network.c):
  * server=ns.example fails as "does not resolve", never as a query.
  *
  * Promises checked: a refusal leaves one non-empty line; an accepted
@@ -14,6 +14,7 @@
  * https api-url for acme-dns and a command for hook. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "dns01.h"
@@ -21,19 +22,17 @@
 
 #define T "fuzz_dns01_config"
 
-/* The file behind tsig-secret-file: made once, unlinked at once (nothing
- * is left in /tmp however the run ends), reached as /proc/self/fd/N. */
+/* The file behind tsig-secret-file: an anonymous in-memory file (nothing
+ * touches the disk or is left behind), reached as /proc/self/fd/N. */
 static char secret_path[64];
 static int secret_fd = -1;
 
 static const char *secret_file(const char *contents)
 {
     if (secret_fd < 0) {
-        char tmpl[] = "/tmp/fuzz-dns01-secret-XXXXXX";
-        secret_fd = mkstemp(tmpl);
+        secret_fd = memfd_create("fuzz-dns01-secret", 0);
         if (secret_fd < 0)
             abort();
-        unlink(tmpl);
         snprintf(secret_path, sizeof(secret_path), "/proc/self/fd/%d", secret_fd);
     }
     /* The stored form of a key file: one line per "\n" escape. */
@@ -47,7 +46,7 @@ static const char *secret_file(const char *contents)
             buf[n++] = *p;
         }
     }
-    if (ftruncate(secret_fd, 0) != 0 || pwrite(secret_fd, buf, n, 0) != (ssize_t)n)
+    if (ftruncate(secret_fd, (off_t)n) != 0 || pwrite(secret_fd, buf, n, 0) != (ssize_t)n)
         abort();
     return secret_path;
 }
