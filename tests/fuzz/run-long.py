@@ -11,7 +11,8 @@ passes; so when the machine is busy every target still gets the same
 share. CPU time (not wall time) is what is measured: the process's own
 utime + stime. New inputs go to WORK/TARGET/corpus (the committed corpus
 tests/fuzz/corpus/TARGET is read, never written); crashes, leaks and
-timeouts to WORK/TARGET/ as libFuzzer names them. At the end it prints,
+timeouts to WORK/TARGET/ as libFuzzer names them. tests/fuzz/TARGET.dict,
+where there is one, is passed as the libFuzzer dictionary. At the end it prints,
 per target: CPU seconds, executions (libFuzzer's final stats, summed over
 slices), slices, and the artifacts found.
 """
@@ -69,7 +70,10 @@ def main():
         cmd = ["nice", "-n", "19", os.path.join(a.build, "tests", "fuzz", "fuzz_" + n),
                f"-timeout={a.timeout}", "-rss_limit_mb=2048", "-print_final_stats=1",
                f"-max_total_time={int(max(60, deadline - time.time()))}",
-               f"-artifact_prefix={d}/", os.path.join(d, "corpus"), os.path.join(HERE, "corpus", n)]
+               f"-artifact_prefix={d}/"]
+        if os.path.exists(os.path.join(HERE, n + ".dict")):
+            cmd.append("-dict=" + os.path.join(HERE, n + ".dict"))
+        cmd += [os.path.join(d, "corpus"), os.path.join(HERE, "corpus", n)]
         p = subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT)
         running[n] = (p, log, 0.0)
         st[n]["slices"] += 1
