@@ -138,6 +138,15 @@ static int prepare_transaction(hap *h, const char *path, int *known)
     free(reply);
     if (!open_tx)
         return ACME_OK;
+    /* The name goes back on the command line: a reply that is not one
+     * word there (a CR, a ';' would start another command) is not used. */
+    if (!hap_word_ok(open_tx)) {
+        rc = hap_fail(h, ACME_E_CALLBACK, "HAProxy's `show ssl cert` names an open transaction that is not one "
+                      "word (\"%.200s\"); abort it by hand (`abort ssl cert <name>`), then install again",
+                      open_tx);
+        free(open_tx);
+        return rc;
+    }
     if (strcmp(open_tx, path) != 0 && !ours(h, open_tx)) {
         rc = hap_fail(h, ACME_E_CALLBACK, "HAProxy has an open certificate transaction for %s, not made by "
                       "this module (a `set ssl cert` without commit): commit or abort it (`abort ssl cert %s`), "

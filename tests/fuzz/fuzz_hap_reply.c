@@ -30,15 +30,15 @@ int __wrap_hap_command(const hap_sock *s, const char *cmd, const char *payload, 
                        char *err, size_t errlen)
 {
     (void)s;
-    FUZZ_CHECK(T, !strpbrk(cmd, "\r\n"), "a command of more than one line");
-    FUZZ_CHECK(T, !payload || !strstr(payload, "\n\n"), "an empty line inside a payload");
-    *reply = NULL;
-    *reached = 0;
     static int verbose = -1;
     if (verbose < 0)
         verbose = getenv("FUZZ_VERBOSE") != NULL;
     if (verbose)
         fprintf(stderr, "%s: command `%s`%s\n", T, cmd, payload ? " with a payload" : "");
+    FUZZ_CHECK(T, !strpbrk(cmd, "\r\n"), "a command of more than one line");
+    FUZZ_CHECK(T, !payload || !strstr(payload, "\n\n"), "an empty line inside a payload");
+    *reply = NULL;
+    *reached = 0;
     const uint8_t *p;
     size_t n;
     if (!fuzz_next_piece(&replies, &p, &n)) {
