@@ -793,7 +793,8 @@ static int bind_authz(order_run *r, authz_slot *s, json_t *authz)
         return rc;
     const char *name = r->names[idx];
     json_t *id = json_object_get(authz, "identifier");
-    if (json_object_set_new(id, "value", json_string(strncmp(name, "*.", 2) == 0 ? name + 2 : name)))
+    if (json_object_set_new(id, "value", json_string(strncmp(name, "*.", 2) == 0 ? name + 2 : name)) ||
+        json_object_set_new(id, "type", json_string(is_ip(name) ? "ip" : "dns")))
         return ACME_E_NOMEM;
     s->name_idx = (long)idx;
     return ACME_OK;
