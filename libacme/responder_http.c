@@ -9,8 +9,9 @@
  * head although we looked, and is past a short grace) or only lingering;
  * when none is, the listening socket leaves the poll set, so further
  * validators wait in the kernel's accept queue instead of being refused.
- * One address (an IPv6 /64) holds at most max_per_src slots, so idle
- * connections from a few hosts cannot fill them all.
+ * When the slots are full, an address (an IPv6 /64) holding max_per_src
+ * of them may only replace its own idle ones (see make_room), so idle
+ * connections from a few hosts cannot keep validators out.
  * One step = one zero-timeout poll over everything + as much work as can
  * be done without waiting. The thread mode is only a poll() loop that calls
  * the same step. */
@@ -365,25 +366,29 @@ static void conn_evict(acme_responder *r, size_t i)
     conn_close(r, i);
 }
 
-/* Make room for a connection from src, or say it must be refused (0). */
+/* Make room for a connection from src, or say it must be refused (0).
+ *
+ * The per-address cap only decides who gives way when every slot is
+ * taken: a CA validating many orders at once may well do so from one
+ * address (a host with 16 orders in flight sees 16 connections from the
+ * same validator), so while slots are free every address gets one. When
+ * they are full, an address at its cap may only replace one of its own
+ * idle connections; any other address takes the oldest idle slot. Idle
+ * connections from a few hosts thus never keep a validator out, and a
+ * host flooding from one address cannot take a slot from anyone else. */
 static int make_room(acme_responder *r, const unsigned char *src, uint64_t now)
 {
+    if (r->nconns >= r->max_conns)
+        reap(r); /* slots freed by this step's own work come first */
+    if (r->nconns < r->max_conns)
+        return 1;
     size_t same = 0;
     for (size_t i = 0; i < r->nconns; i++)
         same += !r->conns[i].dead && memcmp(r->conns[i].src, src, sizeof(r->conns[i].src)) == 0;
-    ssize_t victim = -1;
-    if (same >= r->max_per_src) {
-        /* This address is at its cap: it may only replace one of its own
-         * idle connections (a validator retrying after a stall). */
-        if ((victim = evict_pick(r, src, now)) < 0)
-            return 0;
-    } else if (r->nconns >= r->max_conns) {
-        reap(r); /* slots freed by this step's own work come first */
-        if (r->nconns >= r->max_conns && (victim = evict_pick(r, NULL, now)) < 0)
-            return 0;
-    }
-    if (victim >= 0)
-        conn_evict(r, (size_t)victim);
+    ssize_t victim = evict_pick(r, same >= r->max_per_src ? src : NULL, now);
+    if (victim < 0)
+        return 0;
+    conn_evict(r, (size_t)victim);
     return 1;
 }
 

@@ -21,9 +21,11 @@
  * sent a complete request head / ClientHello, or one already answered
  * that only waits for the peer to close); when no slot can be freed that
  * way, new connections wait in the kernel's accept queue, they are not
- * dropped. One address (for IPv6, one /64) holds at most max_per_address
- * connections: above that, a new connection from it replaces its own
- * oldest idle one, or is closed at once. A connection must send its
+ * dropped. While every slot is taken, an address (for IPv6, one /64)
+ * that holds max_per_address of them may only replace its own oldest idle
+ * one, else its new connection is closed at once; while slots are free,
+ * any address gets one (a CA may validate many orders from one address).
+ * A connection must send its
  * complete request head / ClientHello within head_timeout_ms of accept,
  * and lives at most timeout_ms from accept, whatever the peer does. */
 #ifndef ACME_RESPONDER_H
