@@ -299,12 +299,13 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
 {
     if (!e)
         return;
-    /* Runs first: their exchanges and jobs must be gone before the
-     * multi handle and the worker are. */
+    /* The queue points into the certificates: empty it before they go.
+     * Runs next: their exchanges and jobs must be gone before the multi
+     * handle and the worker are. */
+    timerq_free(&e->queue);
     for (size_t i = 0; i < e->count; i++)
         managed_free(e, e->certs[i]);
     free(e->certs);
-    timerq_free(&e->queue);
     free(e->running);
     json_decref(e->index);
     if (e->dir_busy)
