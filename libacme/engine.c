@@ -109,6 +109,7 @@ struct acme_engine {
     json_t *index;            /* id -> position in certs (an integer) */
     uint64_t step_no;
     wake_tag dir_tag;
+    int freeing;              /* acme_engine_free: no more scheduling */
 };
 
 /* A step stops taking on more certificates after this much time; the rest
@@ -140,7 +141,7 @@ static void set_error(managed *m, int code, const char *msg)
 
 static void queue_at(acme_engine *e, managed *m, uint64_t due)
 {
-    if (m->parked)
+    if (m->parked || e->freeing)
         return;
     /* Without room in the heap the certificate would be lost from the
      * schedule: retry at the next step, where timerq_set tries again. */
@@ -192,7 +193,7 @@ static void unpark(acme_engine *e, managed *m)
 static void grant_slot(acme_engine *e)
 {
     managed *m = e->wait_slot.head;
-    if (!m || e->running_n >= e->opt.max_orders)
+    if (!m || e->freeing || e->running_n >= e->opt.max_orders)
         return;
     unpark(e, m);
     m->slot_granted = 1;
@@ -302,6 +303,7 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
     /* The queue points into the certificates: empty it before they go.
      * Runs next: their exchanges and jobs must be gone before the multi
      * handle and the worker are. */
+    e->freeing = 1;
     timerq_free(&e->queue);
     for (size_t i = 0; i < e->count; i++)
         managed_free(e, e->certs[i]);
@@ -1049,27 +1051,75 @@ static const char *state_name(const managed *m)
     return "?";
 }
 
-ACME_EXPORT const char *acme_engine_status_json(acme_engine *e)
+static json_t *status_entry(const managed *m)
 {
-    if (!e)
+    json_t *o = json_pack("{s:s,s:O,s:s,s:I,s:I}", "id", m->id, "names", json_object_get(m->params, "names"),
+                          "state", state_name(m), "attempts", (json_int_t)m->attempts, "failures",
+                          (json_int_t)m->failures);
+    if (!o)
         return NULL;
+    json_object_set_new(o, "not_after", m->has_valid ? json_integer(m->not_after) : json_null());
+    json_object_set_new(o, "next_renewal", m->renew_at ? json_integer(m->renew_at) : json_null());
+    json_object_set_new(o, "last_error", m->last_error ? json_string(m->last_error) : json_null());
+    return o;
+}
+
+static const char *status_of_range(acme_engine *e, size_t from, size_t to)
+{
     json_t *arr = json_array();
-    for (size_t i = 0; i < e->count; i++) {
-        managed *m = e->certs[i];
-        json_t *o = json_pack("{s:s,s:O,s:s,s:I,s:I}", "id", m->id, "names", json_object_get(m->params, "names"),
-                              "state", state_name(m), "attempts", (json_int_t)m->attempts, "failures",
-                              (json_int_t)m->failures);
-        if (!o)
-            continue;
-        json_object_set_new(o, "not_after", m->has_valid ? json_integer(m->not_after) : json_null());
-        json_object_set_new(o, "next_renewal", m->renew_at ? json_integer(m->renew_at) : json_null());
-        json_object_set_new(o, "last_error", m->last_error ? json_string(m->last_error) : json_null());
-        json_array_append_new(arr, o);
-    }
+    for (size_t i = from; i < to && i < e->count; i++)
+        json_array_append_new(arr, status_entry(e->certs[i]));
     free(e->status);
     e->status = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
     return e->status;
+}
+
+ACME_EXPORT const char *acme_engine_status_json(acme_engine *e)
+{
+    return e ? status_of_range(e, 0, e->count) : NULL;
+}
+
+ACME_EXPORT const char *acme_engine_status_json_page(acme_engine *e, size_t offset, size_t limit, size_t *total)
+{
+    if (!e)
+        return NULL;
+    if (total)
+        *total = e->count;
+    size_t end = offset < e->count ? offset + (limit < e->count - offset ? limit : e->count - offset) : offset;
+    return status_of_range(e, offset, end);
+}
+
+static acme_cert_state public_state(const managed *m)
+{
+    switch (m->state) {
+    case M_VALID: return ACME_CERT_STATE_VALID;
+    case M_ORDERING: return ACME_CERT_STATE_ORDERING;
+    case M_WAITING: return ACME_CERT_STATE_WAITING;
+    case M_FAILED: return ACME_CERT_STATE_FAILED;
+    case M_NEW: break;
+    }
+    return ACME_CERT_STATE_NEW;
+}
+
+ACME_EXPORT int acme_engine_cert_status(acme_engine *e, const char *cert_id, acme_cert_status *out)
+{
+    if (!e || !cert_id || !out || out->size < sizeof(*out))
+        return ACME_E_INVALID_ARG;
+    managed *m = find(e, cert_id);
+    if (!m)
+        return ACME_E_NOT_FOUND;
+    size_t size = out->size;
+    memset(out, 0, sizeof(*out));
+    out->size = size;
+    out->state = public_state(m);
+    out->not_after = m->has_valid ? m->not_after : 0;
+    out->next_renewal = m->renew_at;
+    out->attempts = m->attempts;
+    out->failures = m->failures;
+    out->last_code = m->last_error ? m->last_code : ACME_OK;
+    out->last_error = m->last_error;
+    return ACME_OK;
 }
 
 ACME_EXPORT uint64_t acme_engine_longest_step_us(const acme_engine *e)

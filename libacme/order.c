@@ -205,13 +205,16 @@ void order_free(order_run *r)
     json_decref(r->params);
     json_decref(r->failed);
     json_decref(r->attempts);
+    /* The CSR job only borrows the certificate key (step_csr): a run
+     * freed while that job is out must not free it twice. */
+    if (r->job.key != r->cert_key)
+        key_free(r->job.key);
     key_free(r->cert_key);
     free(r->error);
     problem_free(r->problem);
     if (r->op_active)
         net_op_clear(&r->op);
     free(r->job.csr);
-    key_free(r->job.key);
     certificate_free(r->cert);
     free(r);
 }
