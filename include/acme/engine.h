@@ -86,6 +86,39 @@ ACME_EXPORT int acme_engine_idle(const acme_engine *e);
  * valid certificate still serves; "waiting": none is valid yet. */
 ACME_EXPORT const char *acme_engine_status_json(acme_engine *e);
 
+/* One certificate's state, for hosts that carry too many certificates to
+ * read them all as one JSON text (since 1.1). */
+typedef enum acme_cert_state {
+    ACME_CERT_STATE_NEW = 0,       /* declared, not looked at yet */
+    ACME_CERT_STATE_VALID = 1,     /* a valid certificate is installed */
+    ACME_CERT_STATE_ORDERING = 2,  /* an order is in flight */
+    ACME_CERT_STATE_WAITING = 3,   /* no valid certificate yet; waiting to retry */
+    ACME_CERT_STATE_FAILED = 4     /* the last attempt failed; a valid one still serves */
+} acme_cert_state;
+
+typedef struct acme_cert_status {
+    size_t size;                   /* sizeof(acme_cert_status), set by the caller */
+    acme_cert_state state;
+    int64_t not_after;             /* Unix s of the valid certificate; 0 if none */
+    int64_t next_renewal;          /* Unix s; 0 until planned */
+    unsigned attempts;             /* orders started */
+    unsigned failures;             /* failures since the last success */
+    int last_code;                 /* acme_code of the last failure; ACME_OK if none */
+    const char *last_error;        /* its sentence or NULL; valid until the next call on e */
+} acme_cert_status;
+
+/* The state of one managed certificate, in O(1) whatever the number
+ * managed. ACME_E_NOT_FOUND if cert_id is not managed, ACME_E_INVALID_ARG
+ * if out->size is smaller than this struct of libacme 1.1. (since 1.1) */
+ACME_EXPORT int acme_engine_cert_status(acme_engine *e, const char *cert_id, acme_cert_status *out);
+
+/* acme_engine_status_json() one page at a time: the entries [offset,
+ * offset + limit) in declaration order (an unmanage moves the last
+ * certificate into the gap), *total the number managed. "[]" past the
+ * end. Valid until the next call on e. (since 1.1) */
+ACME_EXPORT const char *acme_engine_status_json_page(acme_engine *e, size_t offset, size_t limit,
+                                                     size_t *total);
+
 /* The longest single step so far, in microseconds (for measuring). */
 ACME_EXPORT uint64_t acme_engine_longest_step_us(const acme_engine *e);
 

@@ -147,6 +147,46 @@ int main(void)
     CHECK_MSG(NULL, peak >= 2 && peak <= MAX_ORDERS, "A: %d orders at once (want 2..%d)", peak, MAX_ORDERS);
     itest_log("ok: A. %d installed, at most %d orders at once", COUNT, peak);
 
+    /* The per-certificate query and the paged status agree with what was
+     * installed. */
+    for (int i = 0; i < COUNT; i++) {
+        acme_cert_status st = {.size = sizeof st};
+        CHECK_OK(c, acme_engine_cert_status(e, names[i], &st));
+        CHECK_MSG(NULL, st.state == ACME_CERT_STATE_VALID, "%s: state %d", names[i], (int)st.state);
+        CHECK_MSG(NULL, st.not_after == etest_installed(&h, names[i])->not_after, "%s: not_after %lld",
+                  names[i], (long long)st.not_after);
+        CHECK_MSG(NULL, st.attempts == 1 && st.failures == 0 && st.last_code == ACME_OK && !st.last_error,
+                  "%s: attempts %u failures %u code %d", names[i], st.attempts, st.failures, st.last_code);
+    }
+    acme_cert_status small = {.size = sizeof(small) - 1};
+    CHECK_MSG(NULL, acme_engine_cert_status(e, names[0], &small) == ACME_E_INVALID_ARG, "short size accepted");
+    acme_cert_status none = {.size = sizeof none};
+    CHECK_MSG(NULL, acme_engine_cert_status(e, "never.example", &none) == ACME_E_NOT_FOUND,
+              "an id never managed was found");
+    int seen[COUNT] = {0};
+    size_t total = 0, listed = 0;
+    for (size_t off = 0; off < COUNT + 5; off += 5) {
+        json_error_t jerr;
+        json_t *page = json_loads(acme_engine_status_json_page(e, off, 5, &total), 0, &jerr);
+        CHECK_MSG(NULL, json_is_array(page), "page at %zu is no JSON array: %s", off, jerr.text);
+        CHECK_MSG(NULL, json_array_size(page) == (off >= COUNT ? 0 : off + 5 <= COUNT ? 5 : COUNT - off),
+                  "page at %zu has %zu entries", off, json_array_size(page));
+        size_t k;
+        json_t *ent;
+        json_array_foreach(page, k, ent) {
+            const char *id = json_string_value(json_object_get(ent, "id"));
+            for (int j = 0; j < COUNT; j++)
+                if (itest_streq(id, names[j]))
+                    seen[j]++;
+            listed++;
+        }
+        json_decref(page);
+    }
+    CHECK_MSG(NULL, total == COUNT && listed == COUNT, "paging: total %zu, listed %zu", total, listed);
+    for (int j = 0; j < COUNT; j++)
+        CHECK_MSG(NULL, seen[j] == 1, "paging: %s listed %d times", names[j], seen[j]);
+    itest_log("ok: A. per-certificate status and %zu entries in pages of 5", listed);
+
     /* ---- B ---------------------------------------------------------------- */
     size_t mark = h.line_count, inst_mark = h.install_count;
     u.installs = inst_mark + COUNT / 2;
