@@ -1032,6 +1032,10 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
             if (m->wait == W_EXTERNAL) {
                 m->ready = 1;
                 queue_now(e, m);
+                /* A host already in poll() with an earlier timeout must
+                 * wake for this: the engine's first descriptor becomes
+                 * readable. */
+                worker_wake(e->work);
             }
             return ACME_OK;
         }

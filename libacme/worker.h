@@ -15,6 +15,9 @@ void worker_free(worker *w);
 int worker_submit(worker *w, work_job *job, void *cookie);
 /* Readable when a job finished. */
 int worker_fd(const worker *w);
+/* Make worker_fd() readable without a job, so a host sitting in poll()
+ * wakes up (the engine calls it when acme_engine_done() readied work). */
+void worker_wake(worker *w);
 /* Take finished jobs' cookies (up to cap); returns how many. */
 size_t worker_collect(worker *w, void **cookies, size_t cap);
 /* Forget a cookie's queued or finished job (its owner is going away).

@@ -287,6 +287,12 @@ static void finish_due(etest_host *h, acme_engine *e)
         int drc = acme_engine_done(e, p.object, rc);
         CHECK_MSG(NULL, drc == ACME_OK, "acme_engine_done(kind %d) returned %d (%s)", p.kind, drc,
                   acme_strerror(drc));
+        /* A host sitting in poll() must be woken by done: the engine's
+         * descriptors say so at once. */
+        struct pollfd fds[64];
+        size_t nfds = 0;
+        if (acme_engine_fds(e, fds, 64, &nfds) == ACME_OK && poll(fds, nfds, 0) > 0)
+            h->pending_woke++;
     }
 }
 

@@ -68,6 +68,7 @@ typedef struct etest_host {
     etest_pending pending[ETEST_MAX_PENDING];
     size_t pending_count;
     unsigned pending_started, pending_finished;
+    unsigned pending_woke;            /* finished with an engine descriptor readable right after done */
 } etest_host;
 
 void etest_host_init(etest_host *h, acme_responder_set *responders);

@@ -67,6 +67,9 @@ static void run(etest_host *h, acme_engine *e, const char *name)
     CHECK_MSG(NULL, periods > 0, "no callback answered PENDING for %s", name);
     CHECK_MSG(NULL, h->pending_finished == h->pending_started, "%u pending callbacks unfinished",
               h->pending_started - h->pending_finished);
+    CHECK_MSG(NULL, h->pending_woke == h->pending_finished,
+              "%u of %u acme_engine_done calls left no descriptor readable (a host in poll() would sleep on)",
+              h->pending_finished - h->pending_woke, h->pending_finished);
     CHECK_MSG(NULL, h->outstanding == 0, "%d challenge(s) left published", h->outstanding);
     uint64_t max_us = a.max_step_us > b.max_step_us ? a.max_step_us : b.max_step_us;
     itest_log("%s: %u pending period(s) of %u ms, %u loop turns while pending, "
