@@ -76,8 +76,15 @@ ACME_EXPORT int acme_client_set_host(acme_client *c, const acme_host_callbacks *
 {
     if (c)
         result_reset(c);
-    if (!c || !cb || cb->size < offsetof(acme_host_callbacks, log) + sizeof(cb->log))
+    if (!c)
         return ACME_E_INVALID_ARG;
+    if (!cb)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_host: no callbacks given");
+    if (cb->size < offsetof(acme_host_callbacks, log) + sizeof(cb->log))
+        return client_fail(c, ACME_E_INVALID_ARG,
+                           "acme_client_set_host: acme_host_callbacks.size is %zu, at least %zu expected: "
+                           "set .size = sizeof(acme_host_callbacks)",
+                           cb->size, offsetof(acme_host_callbacks, log) + sizeof(cb->log));
     /* Copy only what the host's version of the struct has; the rest stays NULL. */
     memset(&c->host, 0, sizeof(c->host));
     memcpy(&c->host, cb, cb->size < sizeof(c->host) ? cb->size : sizeof(c->host));
@@ -114,9 +121,19 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
 {
     if (c)
         result_reset(c);
-    if (!c || !ops || ops->size < offsetof(acme_storage_ops, unlock) + sizeof(ops->unlock) ||
-        !ops->get || !ops->put || !ops->remove)
+    if (!c)
         return ACME_E_INVALID_ARG;
+    if (!ops)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_storage: no table given");
+    if (ops->size < offsetof(acme_storage_ops, unlock) + sizeof(ops->unlock))
+        return client_fail(c, ACME_E_INVALID_ARG,
+                           "acme_client_set_storage: acme_storage_ops.size is %zu, at least %zu expected: "
+                           "set .size = sizeof(acme_storage_ops)",
+                           ops->size, offsetof(acme_storage_ops, unlock) + sizeof(ops->unlock));
+    if (!ops->get || !ops->put || !ops->remove)
+        return client_fail(c, ACME_E_INVALID_ARG,
+                           "acme_client_set_storage: the table has no %s (get, put and remove are required)",
+                           !ops->get ? "get" : !ops->put ? "put" : "remove");
     if (c->file_storage) {
         storage_file_close(c->file_storage);
         c->file_storage = NULL;
@@ -131,9 +148,17 @@ ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_o
 {
     if (c)
         result_reset(c);
-    if (!c || !ops || ops->size < offsetof(acme_transport_ops, perform) + sizeof(ops->perform) ||
-        !ops->perform)
+    if (!c)
         return ACME_E_INVALID_ARG;
+    if (!ops)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_transport: no table given");
+    if (ops->size < offsetof(acme_transport_ops, perform) + sizeof(ops->perform))
+        return client_fail(c, ACME_E_INVALID_ARG,
+                           "acme_client_set_transport: acme_transport_ops.size is %zu, at least %zu expected: "
+                           "set .size = sizeof(acme_transport_ops)",
+                           ops->size, offsetof(acme_transport_ops, perform) + sizeof(ops->perform));
+    if (!ops->perform)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_transport: the table has no perform");
     memset(&c->transport, 0, sizeof(c->transport));
     memcpy(&c->transport, ops, ops->size < sizeof(c->transport) ? ops->size : sizeof(c->transport));
     c->transport_ud = ud;

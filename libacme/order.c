@@ -1620,8 +1620,15 @@ order_run *order_new(acme_client *c, const acme_issue_params *p, int *rcp)
     r->attempts = json_array();
     http_response_init(&r->op.x.resp, 0);
 #define BAD(...) do { rc = client_fail(c, ACME_E_INVALID_ARG, __VA_ARGS__); goto out; } while (0)
-    if (!p || p->size < offsetof(acme_issue_params, cert_id) + sizeof(p->cert_id) || !p->name_count || !p->names)
-        BAD("issue: no names given (or params.size not set)");
+    /* Say which mistake it is: a size not set reads as "no names" to
+     * nobody who set the names. */
+    if (!p)
+        BAD("issue: no parameters given (pass an acme_issue_params)");
+    if (p->size < offsetof(acme_issue_params, cert_id) + sizeof(p->cert_id))
+        BAD("issue: acme_issue_params.size is %zu, at least %zu expected: set .size = sizeof(acme_issue_params)",
+            p->size, offsetof(acme_issue_params, cert_id) + sizeof(p->cert_id));
+    if (!p->name_count || !p->names)
+        BAD("issue: no names given (set .names and .name_count)");
     if (p->key_type < ACME_KEY_DEFAULT || p->key_type > ACME_KEY_RSA_4096)
         BAD("issue: key type %d cannot be a certificate key (use EC or RSA)", (int)p->key_type);
     r->key_type = p->key_type == ACME_KEY_DEFAULT ? ACME_KEY_EC_P256 : p->key_type;

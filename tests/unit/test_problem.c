@@ -79,6 +79,59 @@ static void client_result(void **state)
     acme_client_free(c);
 }
 
+static int no_get(void *ud, const char *k, acme_buffer *o) { (void)ud, (void)k, (void)o; return ACME_E_NOT_FOUND; }
+static int no_put(void *ud, const char *k, const void *d, size_t n, unsigned f)
+{
+    (void)ud, (void)k, (void)d, (void)n, (void)f;
+    return ACME_OK;
+}
+
+/* Day-one mistakes with the plug-in tables and the params get a sentence
+ * that names the member or the size, not a bare ACME_E_INVALID_ARG. */
+static void setter_errors_name_the_mistake(void **state)
+{
+    (void)state;
+    acme_client *c = NULL;
+    assert_int_equal(acme_client_new("https://ca.example/dir", &c), ACME_OK);
+
+    acme_host_callbacks cb = {0};
+    assert_int_equal(acme_client_set_host(c, &cb, NULL), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "acme_host_callbacks.size is 0"));
+    assert_non_null(strstr(acme_client_last_error(c), "sizeof(acme_host_callbacks)"));
+
+    acme_storage_ops so = {0};
+    assert_int_equal(acme_client_set_storage(c, &so, NULL), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "acme_storage_ops.size is 0"));
+    so.size = sizeof so;
+    so.get = no_get;
+    assert_int_equal(acme_client_set_storage(c, &so, NULL), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "has no put"));
+    so.put = no_put;
+    assert_int_equal(acme_client_set_storage(c, &so, NULL), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "has no remove"));
+
+    acme_transport_ops to = {.size = sizeof to};
+    assert_int_equal(acme_client_set_transport(c, &to, NULL), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "has no perform"));
+    assert_int_equal(acme_client_set_transport(c, NULL, NULL), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "no table given"));
+
+    /* The params: a size not set is said to be that, not "no names". */
+    const char *names[] = {"a.example"};
+    acme_issue_params p = {.names = names, .name_count = 1};
+    assert_int_equal(acme_issue(c, &p), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "acme_issue_params.size is 0"));
+    assert_null(strstr(acme_client_last_error(c), "no names"));
+    acme_issue_params q = {.size = sizeof q};
+    assert_int_equal(acme_issue(c, &q), ACME_E_INVALID_ARG);
+    assert_non_null(strstr(acme_client_last_error(c), "no names given"));
+    /* And the next successful setter leaves no earlier sentence behind. */
+    acme_host_callbacks ok = {.size = sizeof ok};
+    assert_int_equal(acme_client_set_host(c, &ok, NULL), ACME_OK);
+    assert_string_equal(acme_client_last_error(c), "");
+    acme_client_free(c);
+}
+
 static void ca_ids_differ(void **state)
 {
     (void)state;
@@ -204,6 +257,7 @@ int main(void)
         cmocka_unit_test(escape_rules),
         cmocka_unit_test(sentence_and_log_are_one_line),
         cmocka_unit_test(problem_accessors_raw),
+        cmocka_unit_test(setter_errors_name_the_mistake),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
