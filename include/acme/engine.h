@@ -60,7 +60,8 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p);
 ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id);
 
 /* The descriptors to watch. ACME_E_INVALID_ARG (and *n = what is needed)
- * if cap is too small. */
+ * if cap is too small. The set changes between steps: ask again after
+ * every acme_engine_step() and unmanage (acme_engine_fds(3)). */
 ACME_EXPORT int acme_engine_fds(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n);
 /* Milliseconds until a step is due even without fd activity; -1 = none. */
 ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e);

@@ -31,11 +31,11 @@ typedef enum acme_code {
     ACME_E_NO_ACCOUNT = 15,      /* no account exists for this key at this CA */
     ACME_E_TOS_REQUIRED = 16,    /* the CA has terms of service that were not agreed to */
     ACME_E_EAB_REQUIRED = 17,    /* the CA requires external account binding */
-    ACME_E_UNSUPPORTED = 18,     /* the CA offers nothing we can use (challenge type, algorithm) */
+    ACME_E_UNSUPPORTED = 18,     /* a feature the CA or a table lacks (keyChange, revokeCert, profiles, list) */
     ACME_E_KEY_MISMATCH = 19,    /* the certificate does not belong to our key */
     ACME_E_CALLBACK = 20,        /* a host callback reported failure */
     ACME_E_INSECURE = 21,        /* a non-https URL or a redirect away from https */
-    ACME_E_LOCKED = 22,          /* another process holds the storage lock */
+    ACME_E_LOCKED = 22,          /* another holder (process, engine or client) has the storage lock */
     ACME_E_NOT_FOUND = 23,       /* the stored item does not exist */
     ACME_E_STATE = 24,           /* call not valid in the current state */
     ACME_E_PENDING = 25,         /* (callbacks) accepted, will complete later — engine only */

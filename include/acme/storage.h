@@ -53,7 +53,8 @@ typedef struct acme_storage_ops {
     /* Call cb for every key that starts with prefix (a directory: "ca/certs/");
      * stop early if cb returns non-zero. Order is unspecified. */
     int (*list)(void *ud, const char *prefix, acme_storage_list_cb cb, void *cbdata);
-    /* Advisory lock with a lease; ACME_E_LOCKED if another holder's lease is live. */
+    /* Advisory lock with a lease; ACME_E_LOCKED if another holder's lease is live.
+     * The engine takes "<ca-id>.order.<cert-id>" per order (storage.md). */
     int (*lock)(void *ud, const char *name, unsigned lease_seconds);
     int (*unlock)(void *ud, const char *name);
 } acme_storage_ops;
