@@ -123,6 +123,14 @@ static int adopt_account(acme_client *c, const char *url, json_t *acct)
     return c->account_status ? ACME_OK : ACME_E_NOMEM;
 }
 
+static int url_is_plain_ascii(const char *u)
+{
+    for (; *u; u++)
+        if ((unsigned char)*u <= 0x20 || (unsigned char)*u >= 0x7f)
+            return 0;
+    return 1;
+}
+
 /* POST newAccount signed with the jwk; 200 = existing, 201 = created. */
 static int new_account(acme_client *c, json_t *payload, const char *step)
 {
@@ -138,6 +146,12 @@ static int new_account(acme_client *c, json_t *payload, const char *step)
         const char *loc = http_response_header(&resp, "Location");
         if (!loc || strncmp(loc, "https://", 8) != 0)
             rc = client_fail(c, ACME_E_PROTOCOL, "%s: the CA sent no https Location for the account", step);
+        else if (!url_is_plain_ascii(loc))
+            /* A URL is ASCII (RFC 3986); anything else could not even be
+             * stored as JSON text (found by fuzz_acme_flow). */
+            rc = client_fail(c, ACME_E_PROTOCOL,
+                             "%s: the CA sent an account URL with bytes that are not printable ASCII; "
+                             "the CA is at fault, report it to the CA", step);
         else if ((rc = adopt_account(c, loc, acct)) == ACME_OK)
             rc = save_account(c);
         if (rc == ACME_OK)

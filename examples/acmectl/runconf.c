@@ -45,6 +45,11 @@ static int fail(parser *p, const char *key, const char *fmt, ...)
         bprintf(p->err, p->errlen, "%s:%d: %s: %s", p->file, p->line, key, msg);
     else
         bprintf(p->err, p->errlen, "%s:%d: %s", p->file, p->line, msg);
+    /* The message quotes the file: a CR or ESC in it must not reach a
+     * terminal or a log line as is (found by fuzz_runconf). */
+    for (char *c = p->err; p->errlen && *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+            *c = '?';
     return -1;
 }
 
