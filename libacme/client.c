@@ -72,19 +72,30 @@ ACME_EXPORT void acme_client_free(acme_client *c)
     free(c);
 }
 
+/* A host's size-versioned table: given, and at least as large as the
+ * members every version has (need). The sentence names the setter, the
+ * struct and both sizes: a size left 0 is the usual day-one mistake. */
+static int table_ok(acme_client *c, const char *setter, const char *type, const void *table, size_t size,
+                    size_t need)
+{
+    if (!table)
+        return client_fail(c, ACME_E_INVALID_ARG, "%s: no table given", setter);
+    if (size < need)
+        return client_fail(c, ACME_E_INVALID_ARG, "%s: %s.size is %zu, at least %zu expected: set .size = sizeof(%s)",
+                           setter, type, size, need, type);
+    return ACME_OK;
+}
+#define TABLE_OK(c, setter, type, t, last) \
+    table_ok((c), (setter), #type, (t), (t) ? (t)->size : 0, offsetof(type, last) + sizeof(((type *)0)->last))
+
 ACME_EXPORT int acme_client_set_host(acme_client *c, const acme_host_callbacks *cb, void *ud)
 {
-    if (c)
-        result_reset(c);
     if (!c)
         return ACME_E_INVALID_ARG;
-    if (!cb)
-        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_host: no callbacks given");
-    if (cb->size < offsetof(acme_host_callbacks, log) + sizeof(cb->log))
-        return client_fail(c, ACME_E_INVALID_ARG,
-                           "acme_client_set_host: acme_host_callbacks.size is %zu, at least %zu expected: "
-                           "set .size = sizeof(acme_host_callbacks)",
-                           cb->size, offsetof(acme_host_callbacks, log) + sizeof(cb->log));
+    result_reset(c);
+    int rc = TABLE_OK(c, "acme_client_set_host", acme_host_callbacks, cb, log);
+    if (rc)
+        return rc;
     /* Copy only what the host's version of the struct has; the rest stays NULL. */
     memset(&c->host, 0, sizeof(c->host));
     memcpy(&c->host, cb, cb->size < sizeof(c->host) ? cb->size : sizeof(c->host));
@@ -119,17 +130,12 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
 
 ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *ops, void *ud)
 {
-    if (c)
-        result_reset(c);
     if (!c)
         return ACME_E_INVALID_ARG;
-    if (!ops)
-        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_storage: no table given");
-    if (ops->size < offsetof(acme_storage_ops, unlock) + sizeof(ops->unlock))
-        return client_fail(c, ACME_E_INVALID_ARG,
-                           "acme_client_set_storage: acme_storage_ops.size is %zu, at least %zu expected: "
-                           "set .size = sizeof(acme_storage_ops)",
-                           ops->size, offsetof(acme_storage_ops, unlock) + sizeof(ops->unlock));
+    result_reset(c);
+    int rc = TABLE_OK(c, "acme_client_set_storage", acme_storage_ops, ops, unlock);
+    if (rc)
+        return rc;
     if (!ops->get || !ops->put || !ops->remove)
         return client_fail(c, ACME_E_INVALID_ARG,
                            "acme_client_set_storage: the table has no %s (get, put and remove are required)",
@@ -146,17 +152,12 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
 
 ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_ops *ops, void *ud)
 {
-    if (c)
-        result_reset(c);
     if (!c)
         return ACME_E_INVALID_ARG;
-    if (!ops)
-        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_transport: no table given");
-    if (ops->size < offsetof(acme_transport_ops, perform) + sizeof(ops->perform))
-        return client_fail(c, ACME_E_INVALID_ARG,
-                           "acme_client_set_transport: acme_transport_ops.size is %zu, at least %zu expected: "
-                           "set .size = sizeof(acme_transport_ops)",
-                           ops->size, offsetof(acme_transport_ops, perform) + sizeof(ops->perform));
+    result_reset(c);
+    int rc = TABLE_OK(c, "acme_client_set_transport", acme_transport_ops, ops, perform);
+    if (rc)
+        return rc;
     if (!ops->perform)
         return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_transport: the table has no perform");
     memset(&c->transport, 0, sizeof(c->transport));
