@@ -226,6 +226,15 @@ acme_client *etest_client(etest_host *h, const char *state_dir)
                            itest_env("ACME_TEST_CA_FILE"));
 }
 
+acme_engine *etest_engine_with(acme_client *c, etest_host *h, const acme_engine_options *o)
+{
+    acme_engine *e = NULL;
+    CHECK_OK(c, acme_engine_new(c, o, &e));
+    CHECK(c, e != NULL);
+    h->engine = e;
+    return e;
+}
+
 acme_engine *etest_engine(acme_client *c, etest_host *h, unsigned max_orders,
                           unsigned retry_min_s, unsigned recheck_s)
 {
@@ -235,11 +244,7 @@ acme_engine *etest_engine(acme_client *c, etest_host *h, unsigned max_orders,
         .retry_min_s = retry_min_s,
         .recheck_s = recheck_s,
     };
-    acme_engine *e = NULL;
-    CHECK_OK(c, acme_engine_new(c, &o, &e));
-    CHECK(c, e != NULL);
-    h->engine = e;
-    return e;
+    return etest_engine_with(c, h, &o);
 }
 
 int etest_manage(acme_engine *e, const char *const *names, size_t n,

@@ -82,6 +82,7 @@ acme_client *etest_client_at(etest_host *h, const char *state_dir, const char *d
 acme_client *etest_client(etest_host *h, const char *state_dir);
 
 /* acme_engine_new with these options (0 = the engine's default); sets h->engine. */
+acme_engine *etest_engine_with(acme_client *c, etest_host *h, const acme_engine_options *o);
 acme_engine *etest_engine(acme_client *c, etest_host *h, unsigned max_orders,
                           unsigned retry_min_s, unsigned recheck_s);
 

@@ -82,16 +82,8 @@ static int until_each_renewed(etest_host *h, void *arg)
 
 static acme_engine *engine_with_age(acme_client *c, etest_host *h)
 {
-    acme_engine_options o = {
-        .size = sizeof o,
-        .max_orders = MAX_ORDERS,
-        .retry_min_s = 3600,
-        .max_age_s = MAX_AGE,
-    };
-    acme_engine *e = NULL;
-    CHECK_OK(c, acme_engine_new(c, &o, &e));
-    h->engine = e;
-    return e;
+    acme_engine_options o = {.size = sizeof o, .max_orders = MAX_ORDERS, .retry_min_s = 3600, .max_age_s = MAX_AGE};
+    return etest_engine_with(c, h, &o);
 }
 
 /* The index in `names` of the certificate an "engine: ordering <id>" line
