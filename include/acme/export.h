@@ -14,7 +14,7 @@
 /* Version of the headers. The ABI is named by the SONAME (libacme.so.1);
  * these numbers say which functions a program may expect. */
 #define ACME_VERSION_MAJOR 1
-#define ACME_VERSION_MINOR 1
+#define ACME_VERSION_MINOR 2
 #define ACME_VERSION_PATCH 0
 #define ACME_VERSION_STRING "1.1.0"
 
