@@ -16,7 +16,7 @@
 #define ACME_VERSION_MAJOR 1
 #define ACME_VERSION_MINOR 2
 #define ACME_VERSION_PATCH 0
-#define ACME_VERSION_STRING "1.1.0"
+#define ACME_VERSION_STRING "1.2.0"
 
 #ifdef __cplusplus
 extern "C" {
