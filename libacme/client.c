@@ -5,6 +5,7 @@
 #include "internal.h"
 #include "storage_file.h"
 #include "transport_curl.h"
+#include "trust_anchor.h"
 
 #define DEFAULT_MAX_RESPONSE (1024u * 1024u)
 #define DEFAULT_POLL_LIMIT_MS 120000u
@@ -53,6 +54,15 @@ static void free_directory(acme_client *c)
 }
 
 
+static void trust_jit_free(acme_client *c)
+{
+    if (c->trust_jit) {
+        trust_cache_free(c->trust_jit->cache);
+        free(c->trust_jit);
+        c->trust_jit = NULL;
+    }
+}
+
 ACME_EXPORT void acme_client_free(acme_client *c)
 {
     if (!c)
@@ -65,6 +75,7 @@ ACME_EXPORT void acme_client_free(acme_client *c)
         transport_curl_free(c->curl_transport);
     free(c->ca_file);
     secure_free(c->ca_pem, c->ca_pem_len);
+    trust_jit_free(c);
     free_directory(c);
     free(c->nonce);
     account_forget(c);
@@ -212,6 +223,40 @@ ACME_EXPORT int acme_client_set_ca_pem(acme_client *c, const char *pem, size_t l
     free(c->ca_file);
     c->ca_file = NULL;
     drop_default_transport(c);
+    return ACME_OK;
+}
+
+ACME_EXPORT int acme_client_set_trust_anchor_lookup(acme_client *c, const acme_trust_anchor_ops *ops, void *ud)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (ops) {
+        int rc = TABLE_OK(c, "acme_client_set_trust_anchor_lookup", acme_trust_anchor_ops, ops, cache_ttl_s);
+        if (rc)
+            return rc;
+        if (!ops->lookup)
+            return client_fail(c, ACME_E_INVALID_ARG,
+                               "acme_client_set_trust_anchor_lookup: the table has no lookup");
+    }
+    trust_jit *j = NULL;
+    if (ops) {
+        if (!(j = calloc(1, sizeof(*j))))
+            return ACME_E_NOMEM;
+        memcpy(&j->ops, ops, ops->size < sizeof(j->ops) ? ops->size : sizeof(j->ops));
+        j->ops.size = sizeof(j->ops);
+        j->ud = ud;
+        int rc = trust_cache_new(j->ops.cache_entries, j->ops.cache_ttl_s, &j->cache);
+        if (rc) {
+            free(j);
+            return rc;
+        }
+    }
+    /* The old lookup's bindings go with it: its roots were its answers.
+     * The transport holds a pointer to it, so it is rebuilt first. */
+    drop_default_transport(c);
+    trust_jit_free(c);
+    c->trust_jit = j;
     return ACME_OK;
 }
 

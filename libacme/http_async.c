@@ -211,9 +211,23 @@ static void collect(http_async *a)
         for (xfer *t = a->list; t; t = t->next) {
             if (t->call && transport_curl_call_easy(t->call) == msg->easy_handle) {
                 t->x->rc = transport_curl_call_finish(t->call, (int)msg->data.result);
+                if (t->x->rc == TRANSPORT_CURL_AGAIN) {
+                    /* The host's trust-anchor lookup gave a root that
+                     * verifies this server: the same request again, with
+                     * it as the only anchor (once; nothing blocked here). */
+                    CURL *easy = msg->easy_handle; /* msg dies with the removal */
+                    curl_multi_remove_handle(a->multi, easy);
+                    t->x->rc = transport_curl_call_rearm(t->call);
+                    if (t->x->rc == ACME_OK) {
+                        curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+                        if (curl_multi_add_handle(a->multi, easy) == CURLM_OK)
+                            break;
+                        t->x->rc = ACME_E_NOMEM;
+                    }
+                }
                 if (t->x->rc == ACME_OK && t->x->resp.status < 100)
                     t->x->rc = ACME_E_NETWORK;
-                curl_multi_remove_handle(a->multi, msg->easy_handle);
+                curl_multi_remove_handle(a->multi, transport_curl_call_easy(t->call));
                 transport_curl_call_free(t->call);
                 t->call = NULL;
                 t->finished = 1;

@@ -51,6 +51,7 @@ struct acme_client {
     char *ca_file;
     char *ca_pem;
     size_t ca_pem_len;
+    struct trust_jit *trust_jit; /* trust-anchor lookup and its cache, or NULL */
     unsigned connect_ms, total_ms;
 
     size_t max_response;

@@ -42,6 +42,7 @@ int net_transport_ready(acme_client *c)
         .connect_timeout_ms = c->connect_ms,
         .total_timeout_ms = c->total_ms,
         .user_agent = "libacme/" ACME_VERSION_STRING,
+        .jit = c->trust_jit,
     };
     int rc = transport_curl_new(&cfg, &c->curl_transport);
     if (rc)
@@ -69,7 +70,7 @@ static const char *transport_hint(int rc)
 {
     switch (rc) {
     case ACME_E_TLS:
-        return "check the CA trust (acme_client_set_ca_file) and the server certificate";
+        return "check the CA trust (acme_client_set_ca_file, or the trust-anchor lookup) and the server certificate";
     case ACME_E_TIMEOUT:
         return "the server did not answer in time; check it is up, or raise the timeouts";
     case ACME_E_TOO_LARGE:

@@ -15,13 +15,10 @@
  * libcurl does by default. A transport serves one request at a time. */
 #include "transport_curl.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
@@ -32,6 +29,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "trust_anchor.h"
 #include "util.h"
 
 #define DEFAULT_CONNECT_MS 10000u
@@ -54,6 +52,8 @@ typedef struct transport_curl {
     long connect_ms;
     long total_ms;
     char *user_agent;
+    trust_jit *jit;   /* the host's trust-anchor lookup, or NULL (the client's) */
+    int blob_ok;      /* libcurl takes CAINFO_BLOB (probed once) */
 } transport_curl;
 
 /* Is there at least one certificate in this PEM? Checked once when the
@@ -97,34 +97,11 @@ static int blob_supported(CURL *h, const char *pem, size_t len)
 }
 
 /* Put the PEM where a file-only libcurl can read it without it ever
- * touching a disk: an anonymous memfd, sealed so it cannot change behind
- * our back, named by /proc/self/fd/N. libcurl re-opens that path for every
- * new connection (a fresh open file description, so offsets don't matter). */
+ * touching a disk (trust_memfd: a sealed memfd named /proc/self/fd/N).
+ * libcurl re-opens that path for every new connection. */
 static int pem_to_memfd(transport_curl *tc, const char *pem, size_t len)
 {
-    int fd = memfd_create("libacme-ca", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (fd < 0)
-        return errno == ENOMEM ? ACME_E_NOMEM : ACME_E_UNSUPPORTED;
-    size_t off = 0;
-    while (off < len) {
-        ssize_t n = write(fd, pem + off, len - off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            close(fd);
-            return ACME_E_NOMEM;
-        }
-        off += (size_t)n;
-    }
-    (void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
-    tc->memfd = fd;
-    tc->ca_path = xasprintf("/proc/self/fd/%d", fd);
-    if (!tc->ca_path)
-        return ACME_E_NOMEM;
-    /* Without /proc (a bare chroot) the path would not open: say so now. */
-    if (access(tc->ca_path, R_OK) != 0)
-        return ACME_E_UNSUPPORTED;
-    return ACME_OK;
+    return trust_memfd(pem, len, &tc->memfd, &tc->ca_path);
 }
 
 int transport_curl_new(const transport_curl_config *cfg, void **ud)
@@ -184,9 +161,19 @@ int transport_curl_new(const transport_curl_config *cfg, void **ud)
             if ((rc = pem_to_memfd(tc, cfg->ca_pem, cfg->ca_pem_len)) != ACME_OK)
                 goto fail;
         }
+    } else if (cfg->jit) {
+        /* A lookup and nothing pinned: trust nothing but what the host
+         * returns, and do not pay for reading the system store (an empty
+         * trust file is accepted by libcurl; the handshake then fails
+         * verification with the server's chain in CURLINFO_CERTINFO). */
+        tc->trust = TRUST_MEMFD;
+        if ((rc = pem_to_memfd(tc, "", 0)) != ACME_OK)
+            goto fail;
     } else {
         tc->trust = TRUST_SYSTEM;
     }
+    if ((tc->jit = cfg->jit))
+        tc->blob_ok = blob_supported(tc->h, "-", 1);
     *ud = tc;
     return ACME_OK;
 
@@ -399,7 +386,7 @@ static int has_crlf(const char *s)
  * take; a few that only narrow the attack surface further may be missing
  * from an older libcurl. */
 static CURLcode set_options(transport_curl *tc, CURL *h, char *errbuf, const acme_http_request *req,
-                            req_state *st, struct curl_slist *hdrs)
+                            req_state *st, struct curl_slist *hdrs, const trust_entry *anchor)
 {
     CURLcode c = CURLE_OK;
 #define SET(opt, val) \
@@ -424,7 +411,22 @@ static CURLcode set_options(transport_curl *tc, CURL *h, char *errbuf, const acm
     SET(CURLOPT_WRITEDATA, st);
     SET(CURLOPT_HTTPHEADER, hdrs);
 
-    switch (tc->trust) {
+    if (tc->jit) /* the server's chain, for the lookup when it does not verify */
+        SET(CURLOPT_CERTINFO, 1L);
+    if (anchor) {
+        /* This host's chain verified with the root the host's lookup
+         * returned: that root is the only anchor for it. */
+        size_t alen = 0;
+        const char *apem = trust_entry_pem(anchor, &alen);
+        if (tc->blob_ok) {
+            struct curl_blob b = { (void *)(uintptr_t)apem, alen, CURL_BLOB_NOCOPY };
+            SET(CURLOPT_CAINFO_BLOB, &b);
+            SET(CURLOPT_CAINFO, (char *)NULL);
+        } else {
+            SET(CURLOPT_CAINFO, trust_entry_path(anchor));
+        }
+        SET(CURLOPT_CAPATH, (char *)NULL);
+    } else switch (tc->trust) {
     case TRUST_SYSTEM:
         break; /* libcurl's compiled-in bundle/directory */
     case TRUST_FILE:
@@ -484,6 +486,9 @@ struct curl_call {
     req_state st;
     struct curl_slist *hdrs;
     char *ct;
+    char *hostport;            /* "host:port", when a lookup is configured */
+    trust_entry *anchor;       /* the host's root for hostport, held while in use */
+    int looked_up;             /* one lookup per request */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -495,6 +500,8 @@ void transport_curl_call_free(curl_call *call)
         curl_easy_cleanup(call->h);
     curl_slist_free_all(call->hdrs);
     free(call->ct);
+    free(call->hostport);
+    trust_entry_release(call->anchor);
     buf_clear(&call->st.line);
     free(call);
 }
@@ -541,15 +548,13 @@ static int call_prepare(transport_curl *tc, CURL *h, const acme_http_request *re
             goto nomem;
         call->hdrs = t;
     }
-    curl_easy_reset(h); /* per-request options only; connections stay */
-    CURLcode cc = set_options(tc, h, call->errbuf, req, &call->st, call->hdrs);
-    if (cc == CURLE_OK)
-        cc = curl_easy_setopt(h, CURLOPT_PRIVATE, call);
-    if (cc != CURLE_OK) {
-        /* Without every safety option in place there is no verified
-         * connection to offer: refuse rather than go ahead. */
-        explain(resp, req, curl_easy_strerror(cc));
-        int rc = cc == CURLE_OUT_OF_MEMORY ? ACME_E_NOMEM : ACME_E_TLS;
+    if (tc->jit) {
+        if (!(call->hostport = host_of(req->url)))
+            goto nomem;
+        call->anchor = trust_cache_get(tc->jit->cache, call->hostport, now_ms());
+    }
+    int rc = transport_curl_call_rearm(call);
+    if (rc) {
         transport_curl_call_free(call);
         return rc;
     }
@@ -558,6 +563,151 @@ static int call_prepare(transport_curl *tc, CURL *h, const acme_http_request *re
 nomem:
     transport_curl_call_free(call);
     return ACME_E_NOMEM;
+}
+
+int transport_curl_call_rearm(curl_call *call)
+{
+    CURL *h = call->h;
+    curl_easy_reset(h); /* per-request options only; connections stay */
+    CURLcode cc = set_options(call->tc, h, call->errbuf, call->req, &call->st, call->hdrs, call->anchor);
+    if (cc == CURLE_OK)
+        cc = curl_easy_setopt(h, CURLOPT_PRIVATE, call);
+    if (cc != CURLE_OK) {
+        /* Without every safety option in place there is no verified
+         * connection to offer: refuse rather than go ahead. */
+        explain(call->resp, call->req, curl_easy_strerror(cc));
+        return cc == CURLE_OUT_OF_MEMORY ? ACME_E_NOMEM : ACME_E_TLS;
+    }
+    return ACME_OK;
+}
+
+/* "aa:bb:cc" for a sentence. */
+static void hex_id(char *out, size_t cap, const unsigned char *id, size_t n)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o + 4 <= cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, i ? ":%02x" : "%02x", id[i]);
+    if (!n)
+        snprintf(out, cap, "none");
+}
+
+/* "127.0.0.1" from "127.0.0.1:14000", "::1" from "[::1]:443". */
+static char *bare_host(const char *hostport)
+{
+    const char *colon = strrchr(hostport, ':');
+    size_t n = colon ? (size_t)(colon - hostport) : strlen(hostport);
+    if (n >= 2 && hostport[0] == '[' && hostport[n - 1] == ']') {
+        hostport++;
+        n -= 2;
+    }
+    char *h = malloc(n + 1);
+    if (h) {
+        memcpy(h, hostport, n);
+        h[n] = '\0';
+    }
+    return h;
+}
+
+/* The server's chain did not verify. Hand what it sent to the host's
+ * lookup; verify the chain with exactly the root(s) it returns; bind the
+ * host to them and ask for a retry. ACME_OK means "not ours to handle"
+ * (no lookup, the host declined, no chain to show): the caller reports
+ * the verification failure as it always did. */
+static int trust_lookup(curl_call *call)
+{
+    transport_curl *tc = call->tc;
+    trust_jit *jit = tc->jit;
+    if (call->anchor) {
+        /* The root bound to this host does not verify what it sends now
+         * (the CA changed its chain, or libcurl refused what we accepted):
+         * forget the binding, and ask again if this request has not. */
+        trust_cache_drop(jit->cache, call->hostport);
+        trust_entry_release(call->anchor);
+        call->anchor = NULL;
+    }
+    if (call->looked_up || !jit->ops.lookup)
+        return ACME_OK;
+    call->looked_up = 1;
+    struct curl_certinfo *ci = NULL;
+    if (curl_easy_getinfo(call->h, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs <= 0)
+        return ACME_OK;
+    const char *pems[TRUST_MAX_LINKS];
+    size_t n = 0;
+    for (int i = 0; i < ci->num_of_certs && n < TRUST_MAX_LINKS; i++)
+        for (struct curl_slist *f = ci->certinfo[i]; f; f = f->next)
+            if (strncmp(f->data, "Cert:", 5) == 0) {
+                pems[n++] = f->data + 5;
+                break;
+            }
+    acme_trust_chain *ch = NULL;
+    int rc = trust_chain_new(call->hostport, pems, n, &ch);
+    if (rc)
+        return rc == ACME_E_NOMEM ? rc : ACME_OK;
+
+    acme_buf roots;
+    buf_init(&roots, 1024u * 1024u); /* a root is a few KiB; a blob of them stays small */
+    char *host = NULL, *why = NULL, *msg = NULL;
+    char akid[3 * TRUST_MAX_KEYID + 8];
+    hex_id(akid, sizeof(akid), ch->links[0].akid, ch->links[0].akid_len);
+    int lr = jit->ops.lookup(jit->ud, ch, &roots);
+    if (lr == ACME_E_DECLINED) {
+        rc = ACME_OK;
+        goto out;
+    }
+    rc = ACME_E_TLS;
+    if (lr != ACME_OK) {
+        msg = xasprintf("the server's chain (leaf %s, AKID %s) did not verify and the host's trust-anchor "
+                        "lookup failed (%s); fix the lookup, or pin the root with acme_client_set_ca_pem",
+                        ch->links[0].subject, akid, acme_strerror(lr));
+        goto out;
+    }
+    if (!(host = bare_host(call->hostport))) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
+    int vr = roots.len ? trust_chain_verify(ch, roots.data, roots.len, host, &why) : ACME_E_INVALID_ARG;
+    if (vr == ACME_E_INVALID_ARG) {
+        msg = xasprintf("the host's trust-anchor lookup returned no PEM certificate for the server's chain "
+                        "(leaf %s, AKID %s); return the root's PEM, or ACME_E_DECLINED",
+                        ch->links[0].subject, akid);
+        goto out;
+    }
+    if (vr != ACME_OK) {
+        rc = vr == ACME_E_NOMEM ? vr : ACME_E_TLS;
+        msg = xasprintf("the root the host's trust-anchor lookup returned does not verify the server's chain "
+                        "(leaf %s, AKID %s): %s; the server is not trusted: check that the lookup returns "
+                        "the root whose SKID is that AKID, and that the server is the one intended",
+                        ch->links[0].subject, akid, why ? why : "verification failed");
+        goto out;
+    }
+    if ((rc = trust_cache_put(jit->cache, call->hostport, roots.data, roots.len, now_ms())) != ACME_OK)
+        goto out;
+    call->anchor = trust_cache_get(jit->cache, call->hostport, now_ms());
+    if (!call->anchor) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
+    if (!tc->blob_ok && !trust_entry_path(call->anchor)) {
+        rc = ACME_E_UNSUPPORTED;
+        msg = xasprintf("the host's root for the server verified, but this libcurl reads trust only from "
+                        "files and /proc/self/fd is not available; mount /proc or pin the root with "
+                        "acme_client_set_ca_file");
+        trust_cache_drop(jit->cache, call->hostport);
+        goto out;
+    }
+    rc = TRANSPORT_CURL_AGAIN;
+out:
+    if (msg)
+        explain(call->resp, call->req, msg);
+    else if (rc == ACME_E_NOMEM)
+        explain(call->resp, call->req, "out of memory checking the server's chain");
+    free(msg);
+    free(why);
+    free(host);
+    buf_clear(&roots);
+    trust_chain_free(ch);
+    return rc;
 }
 
 int transport_curl_call_finish(curl_call *call, int curl_code)
@@ -583,6 +733,11 @@ int transport_curl_call_finish(curl_call *call, int curl_code)
             snprintf(detail, sizeof(detail), "reading the response failed (code %d)", rc);
         explain(resp, req, detail);
         return rc;
+    }
+    if (cc == CURLE_PEER_FAILED_VERIFICATION && call->tc->jit) {
+        rc = trust_lookup(call);
+        if (rc != ACME_OK)
+            return rc; /* TRANSPORT_CURL_AGAIN, or refused with its sentence */
     }
     if (cc != CURLE_OK) {
         rc = map_curl_error(cc);
@@ -633,6 +788,9 @@ static int tc_perform(void *ud, const acme_http_request *req, acme_http_response
     if (rc)
         return rc;
     rc = transport_curl_call_finish(call, curl_easy_perform(tc->h));
+    /* At most once: the lookup runs once per request. */
+    while (rc == TRANSPORT_CURL_AGAIN && (rc = transport_curl_call_rearm(call)) == ACME_OK)
+        rc = transport_curl_call_finish(call, curl_easy_perform(tc->h));
     transport_curl_call_free(call);
     return rc;
 }

@@ -14,6 +14,8 @@ typedef struct transport_curl_config {
     unsigned connect_timeout_ms;
     unsigned total_timeout_ms;
     const char *user_agent;
+    struct trust_jit *jit;    /* the host's trust-anchor lookup and its cache, or NULL;
+                                 the client's, and it outlives the transport */
 } transport_curl_config;
 
 /* One easy handle, kept for keep-alive across requests (libcurl with GnuTLS
@@ -30,6 +32,13 @@ typedef struct curl_call curl_call;
 int transport_curl_call_new(void *ud, const acme_http_request *req, acme_http_response *resp, curl_call **out);
 void *transport_curl_call_easy(curl_call *call);   /* a CURL * */
 int transport_curl_call_finish(curl_call *call, int curl_code);
+/* transport_curl_call_finish's answer when the server's chain did not
+ * verify and the host's trust-anchor lookup gave a root that verifies it:
+ * take the handle off the multi, transport_curl_call_rearm() (the root is
+ * now the call's only anchor), and run it again. Happens at most once per
+ * call. Never an acme_code. */
+#define TRANSPORT_CURL_AGAIN (-1)
+int transport_curl_call_rearm(curl_call *call);
 void transport_curl_call_free(curl_call *call);
 
 #endif

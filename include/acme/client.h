@@ -166,6 +166,49 @@ typedef enum acme_revoke_reason {
 ACME_EXPORT int acme_revoke(acme_client *c, const char *cert_pem, size_t cert_len,
                             int reason, const char *key_pem, size_t key_len);
 
+/* ---- trust on small devices (1.2) ------------------------------------ */
+
+/* What the ACME server sent in a handshake that did not verify, as the
+ * trust-anchor lookup sees it: the certificates in the order sent (leaf
+ * first), each with its subject, issuer, Subject Key Identifier (SKID)
+ * and Authority Key Identifier (AKID). Valid during the lookup only. */
+typedef struct acme_trust_chain acme_trust_chain;
+
+/* "host:port" of the server. */
+ACME_EXPORT const char *acme_trust_chain_host(const acme_trust_chain *ch);
+ACME_EXPORT size_t acme_trust_chain_count(const acme_trust_chain *ch);
+/* RFC 4514 distinguished names; NULL past the end. */
+ACME_EXPORT const char *acme_trust_chain_subject(const acme_trust_chain *ch, size_t i);
+ACME_EXPORT const char *acme_trust_chain_issuer(const acme_trust_chain *ch, size_t i);
+/* The raw key identifier bytes and their length, or NULL (and *len 0)
+ * when the certificate has none. len may be NULL. */
+ACME_EXPORT const unsigned char *acme_trust_chain_skid(const acme_trust_chain *ch, size_t i, size_t *len);
+ACME_EXPORT const unsigned char *acme_trust_chain_akid(const acme_trust_chain *ch, size_t i, size_t *len);
+
+typedef struct acme_trust_anchor_ops {
+    size_t size;                /* sizeof(acme_trust_anchor_ops) */
+    /* The server's chain did not verify. Append the PEM of the root (or
+     * roots, for cross-signs) to trust for it to root_pem and return
+     * ACME_OK; or return ACME_E_DECLINED. libacme verifies the chain with
+     * exactly those roots before it trusts them. */
+    int (*lookup)(void *ud, const acme_trust_chain *chain, acme_buffer *root_pem);
+    unsigned cache_entries;     /* host -> root bindings kept; 0 = 16 */
+    unsigned cache_ttl_s;       /* how long one is kept; 0 = 3600 */
+} acme_trust_anchor_ops;
+
+/* The default transport asks ops->lookup for a trust anchor when a
+ * server's chain does not verify, then retries with it (copied table;
+ * ud stays the host's). With a lookup and no CA file or PEM, the system
+ * store is not read: only the roots the host returns are trusted. NULL
+ * ops removes the lookup. */
+ACME_EXPORT int acme_client_set_trust_anchor_lookup(acme_client *c, const acme_trust_anchor_ops *ops, void *ud);
+
+/* Append to out the PEM of every certificate in blob (PEM, several
+ * roots) whose SKID is skid: the lookup for a trust blob in flash.
+ * ACME_OK, ACME_E_NOT_FOUND, ACME_E_INVALID_ARG. */
+ACME_EXPORT int acme_trust_blob_find(const char *blob, size_t blob_len, const unsigned char *skid,
+                                     size_t skid_len, acme_buffer *out);
+
 #ifdef __cplusplus
 }
 #endif
