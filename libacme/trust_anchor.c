@@ -171,6 +171,9 @@ int trust_chain_verify(const acme_trust_chain *ch, const char *roots, size_t roo
         else
             *why = xasprintf("status 0x%x", status);
         gnutls_free(txt.data);
+        /* gnutls ends its text with ". ": the sentence goes on after it. */
+        for (size_t n = *why ? strlen(*why) : 0; n && (*why)[n - 1] == ' '; n--)
+            (*why)[n - 1] = '\0';
         rc = ACME_E_TLS;
     } else {
         rc = ACME_OK;
