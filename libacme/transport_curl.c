@@ -622,7 +622,7 @@ static int trust_lookup(curl_call *call)
         /* The root bound to this host does not verify what it sends now
          * (the CA changed its chain, or libcurl refused what we accepted):
          * forget the binding, and ask again if this request has not. */
-        trust_cache_drop(jit->cache, call->hostport);
+        trust_cache_forget(jit->cache, call->anchor);
         trust_entry_release(call->anchor);
         call->anchor = NULL;
     }
@@ -647,9 +647,31 @@ static int trust_lookup(curl_call *call)
 
     acme_buf roots;
     buf_init(&roots, 1024u * 1024u); /* a root is a few KiB; a blob of them stays small */
-    char *host = NULL, *why = NULL, *msg = NULL;
+    char *why = NULL, *msg = NULL;
     char akid[3 * TRUST_MAX_KEYID + 8];
     hex_id(akid, sizeof(akid), ch->links[0].akid, ch->links[0].akid_len);
+    char *host = bare_host(call->hostport);
+    if (!host) {
+        rc = ACME_E_NOMEM;
+        goto out;
+    }
+    /* Another request to this host may have bound a root since this one
+     * started (the engine runs several at once): if it verifies what this
+     * connection was shown, use it without asking the host again. */
+    trust_entry *bound = trust_cache_get(jit->cache, call->hostport, now_ms());
+    if (bound) {
+        size_t blen = 0;
+        const char *bpem = trust_entry_pem(bound, &blen);
+        if (trust_chain_verify(ch, bpem, blen, host, &why) == ACME_OK) {
+            call->anchor = bound;
+            rc = TRANSPORT_CURL_AGAIN;
+            goto out;
+        }
+        free(why);
+        why = NULL;
+        trust_cache_forget(jit->cache, bound);
+        trust_entry_release(bound);
+    }
     int lr = jit->ops.lookup(jit->ud, ch, &roots);
     if (lr == ACME_E_DECLINED) {
         rc = ACME_OK;
@@ -660,10 +682,6 @@ static int trust_lookup(curl_call *call)
         msg = xasprintf("the server's chain (leaf %s, AKID %s) did not verify and the host's trust-anchor "
                         "lookup failed (%s); fix the lookup, or pin the root with acme_client_set_ca_pem",
                         ch->links[0].subject, akid, acme_strerror(lr));
-        goto out;
-    }
-    if (!(host = bare_host(call->hostport))) {
-        rc = ACME_E_NOMEM;
         goto out;
     }
     int vr = roots.len ? trust_chain_verify(ch, roots.data, roots.len, host, &why) : ACME_E_INVALID_ARG;
@@ -693,7 +711,7 @@ static int trust_lookup(curl_call *call)
         msg = xasprintf("the host's root for the server verified, but this libcurl reads trust only from "
                         "files and /proc/self/fd is not available; mount /proc or pin the root with "
                         "acme_client_set_ca_file");
-        trust_cache_drop(jit->cache, call->hostport);
+        trust_cache_forget(jit->cache, call->anchor);
         goto out;
     }
     rc = TRANSPORT_CURL_AGAIN;

@@ -431,6 +431,17 @@ void trust_cache_drop(trust_cache *tc, const char *host)
         remove_at(tc, (unsigned)i);
 }
 
+void trust_cache_forget(trust_cache *tc, const trust_entry *e)
+{
+    if (!tc || !e)
+        return;
+    for (unsigned i = 0; i < tc->used; i++)
+        if (tc->slot[i] == e) {
+            remove_at(tc, i);
+            return;
+        }
+}
+
 size_t trust_cache_count(const trust_cache *tc)
 {
     return tc ? tc->used : 0;

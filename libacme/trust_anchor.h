@@ -68,6 +68,8 @@ trust_entry *trust_cache_get(trust_cache *tc, const char *host, uint64_t now_ms)
  * that would expire first goes. */
 int trust_cache_put(trust_cache *tc, const char *host, const char *roots, size_t len, uint64_t now_ms);
 void trust_cache_drop(trust_cache *tc, const char *host);
+/* Unbind e, if it is still the binding (not one made since). */
+void trust_cache_forget(trust_cache *tc, const trust_entry *e);
 size_t trust_cache_count(const trust_cache *tc);
 void trust_entry_release(trust_entry *e);
 const char *trust_entry_pem(const trust_entry *e, size_t *len);
