@@ -128,6 +128,25 @@ static void lookup_cases(const char *listener_ca, const char *root0, const char 
     CHECK_MSG(c, wl.calls == 2, "%d lookups for two refused requests", wl.calls);
     acme_client_free(c);
 
+    /* A lookup that answers OK with no certificate, or fails: refused,
+     * each with its own sentence. */
+    ttest_lookup junk = {.fixed = "no certificate here\n"};
+    c = client_no_trust(&h, "junk", url);
+    ttest_set_lookup(c, &junk, 0, 0);
+    CHECK_CODE(c, acme_directory_fetch(c), ACME_E_TLS);
+    CHECK_MSG(c, strstr(acme_client_last_error(c), "returned no PEM certificate"), "\"%s\"",
+              acme_client_last_error(c));
+    acme_client_free(c);
+    ttest_lookup broken = {.fail = ACME_E_STORAGE};
+    c = client_no_trust(&h, "broken", url);
+    ttest_set_lookup(c, &broken, 0, 0);
+    CHECK_CODE(c, acme_directory_fetch(c), ACME_E_TLS);
+    CHECK_MSG(c, strstr(acme_client_last_error(c), "trust-anchor lookup failed"), "\"%s\"",
+              acme_client_last_error(c));
+    acme_client_free(c);
+    ttest_lookup_clear(&junk);
+    ttest_lookup_clear(&broken);
+
     /* Nothing trusted, the lookup finds the root in the flash blob:
      * register and issue, with one lookup for the whole issuance. */
     ttest_lookup gl = {.blob = flash, .blob_len = strlen(flash)};

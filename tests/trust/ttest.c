@@ -28,6 +28,8 @@ int ttest_lookup_cb(void *ud, const acme_trust_chain *ch, acme_buffer *out)
               l->last_count, l->last_leaf_subject);
     if (l->decline)
         return ACME_E_DECLINED;
+    if (l->fail)
+        return l->fail;
     if (l->fixed)
         return acme_buffer_append(out, l->fixed, strlen(l->fixed));
     /* Every AKID the server showed, leaf first (a cross-signed or

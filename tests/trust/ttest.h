@@ -12,6 +12,7 @@ typedef struct ttest_lookup {
     size_t blob_len;
     const char *fixed;       /* when set: returned whatever was asked (a wrong root) */
     int decline;             /* answer ACME_E_DECLINED */
+    int fail;                /* when not 0: answer this code (a broken lookup) */
     int calls;
     char *last_host;
     size_t last_count;
