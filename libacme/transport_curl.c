@@ -630,8 +630,16 @@ static int trust_lookup(curl_call *call)
         return ACME_OK;
     call->looked_up = 1;
     struct curl_certinfo *ci = NULL;
-    if (curl_easy_getinfo(call->h, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs <= 0)
-        return ACME_OK;
+    if (curl_easy_getinfo(call->h, CURLINFO_CERTINFO, &ci) != CURLE_OK || !ci || ci->num_of_certs <= 0) {
+        /* libcurl's GnuTLS back end fills the chain in before it verifies
+         * and keeps it after a failure (measured with 7.88); one that does
+         * not leaves the host nothing to look up: say so. */
+        char *m = xasprintf("%s; libcurl gave no server chain, so the trust-anchor lookup could not be asked",
+                            call->errbuf[0] ? call->errbuf : "server certificate verification failed");
+        explain(call->resp, call->req, m ? m : "server certificate verification failed");
+        free(m);
+        return ACME_E_TLS;
+    }
     const char *pems[TRUST_MAX_LINKS];
     size_t n = 0;
     for (int i = 0; i < ci->num_of_certs && n < TRUST_MAX_LINKS; i++)
