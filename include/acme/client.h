@@ -48,7 +48,8 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
 ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_ops *ops, void *ud);
 
 /* Trust for the default transport: one CA file or one in-memory PEM (the
- * later call replaces the other); NULL goes back to the system store. */
+ * later call replaces the other), each holding one or several roots; NULL
+ * goes back to the system store. */
 ACME_EXPORT int acme_client_set_ca_file(acme_client *c, const char *path);
 ACME_EXPORT int acme_client_set_ca_pem(acme_client *c, const char *pem, size_t len);
 /* Default transport bounds. 0 keeps the default (10 s connect, 30 s total). */
