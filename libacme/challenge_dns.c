@@ -6,8 +6,8 @@
  *     the challenge's issuer domain names) and our account URL. The record
  *     syntax is RFC 8659's issue-value: "<issuer>; tag=value; ...".
  *     Current Pebble and Let's Encrypt take accounturi as the account URL
- *     itself; draft -02 adds a hashed form that needs directory metadata
- *     no deployed CA sends yet (not done here).
+ *     itself; draft -02 replaces it by a hashed URI under the directory's
+ *     "accountHashPrefix", used here exactly when the CA advertises one.
  *   dns-account-01 (draft-ietf-acme-dns-account-label): dns-01's value at
  *     _<label>._acme-challenge.<name>, label = base32(SHA-256(account URL)[0:10]),
  *     so several accounts validate one name without overwriting each other.
@@ -209,6 +209,40 @@ ACME_EXPORT int acme_dns_persist_match(const char *txt, const char *const *issue
     return 1;
 }
 
+ACME_EXPORT int acme_dns_persist_hashed_uri(const char *prefix, const char *domain, const char *thumbprint,
+                                            const char *account_url, struct acme_buffer *out)
+{
+    size_t dl = domain ? strlen(domain) : 1;
+    if (!prefix || !account_url_ok(prefix) || !thumbprint || !*thumbprint || !account_url || !*account_url || !out ||
+        (domain && (!domain_ok(domain, dl) || has_upper(domain))))
+        return ACME_E_INVALID_ARG;
+    /* H(length_of_domain || domain_name || key || account_URL), draft -02
+     * §4.1: the length octet keeps the domain apart from what follows. */
+    acme_buf in;
+    buf_init(&in, 0);
+    unsigned char len = (unsigned char)dl;
+    int rc = buf_append(&in, &len, 1);
+    if (!rc)
+        rc = buf_append_str(&in, domain ? domain : "*");
+    if (!rc)
+        rc = buf_append_str(&in, thumbprint);
+    if (!rc)
+        rc = buf_append_str(&in, account_url);
+    char *digest = NULL;
+    if (!rc)
+        rc = sha256_b64url(in.data, in.len, &digest);
+    buf_clear(&in);
+    if (!rc) {
+        rc = buf_append_str(out, prefix);
+        if (!rc)
+            rc = buf_append_str(out, "sha-256/");
+        if (!rc)
+            rc = buf_append_str(out, digest);
+    }
+    free(digest);
+    return rc;
+}
+
 ACME_EXPORT int acme_dns_account_label(const char *account_url, struct acme_buffer *out)
 {
     static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz234567";
@@ -258,7 +292,8 @@ static int take_issuers(acme_challenge *ch, json_t *chal, const char **why)
     return ACME_OK;
 }
 
-int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char **why)
+int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char *hash_prefix, const char *thumbprint,
+                          const char **why)
 {
     *why = NULL;
     if (!ch->account_url) {
@@ -291,7 +326,20 @@ int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char **why)
             *why = "cannot name our account URL in a TXT record (it holds spaces, quotes or ';')";
             return ACME_E_PROTOCOL;
         }
-        rc = acme_dns_persist_value(ch->issuers[0], ch->account_url, ch->wildcard ? ACME_DNS_PERSIST_WILDCARD : 0,
+        if (hash_prefix) {
+            if ((rc = acme_dns_persist_hashed_uri(hash_prefix, ch->identifier, thumbprint, ch->account_url, &b))) {
+                *why = "cannot be answered: the directory's accountHashPrefix is not an https URL";
+                buf_clear(&b);
+                return rc == ACME_E_INVALID_ARG ? ACME_E_PROTOCOL : rc;
+            }
+            ch->accounturi = buf_steal(&b, NULL);
+            buf_init(&b, 0);
+        } else {
+            ch->accounturi = strdup(ch->account_url);
+        }
+        if (!ch->accounturi)
+            return ACME_E_NOMEM;
+        rc = acme_dns_persist_value(ch->issuers[0], ch->accounturi, ch->wildcard ? ACME_DNS_PERSIST_WILDCARD : 0,
                                     0, &b);
         if (!rc) {
             ch->dns_value = buf_steal(&b, NULL);
@@ -317,6 +365,27 @@ ACME_EXPORT const char *acme_challenge_issuer_domain(const acme_challenge *ch, s
 ACME_EXPORT const char *acme_challenge_account_url(const acme_challenge *ch)
 {
     return ch ? ch->account_url : NULL;
+}
+
+ACME_EXPORT const char *acme_challenge_persist_accounturi(const acme_challenge *ch)
+{
+    return ch ? ch->accounturi : NULL;
+}
+
+const char *dir_account_hash_prefix(const acme_client *c)
+{
+    const char *p = c && c->dir_meta ? json_str(c->dir_meta, "accountHashPrefix") : NULL;
+    return p && *p ? p : NULL;
+}
+
+ACME_EXPORT const char *acme_directory_account_hash_prefix(acme_client *c)
+{
+    if (!c)
+        return NULL;
+    result_reset(c);
+    if (net_directory(c))
+        return NULL;
+    return dir_account_hash_prefix(c);
 }
 
 /* The directory lists the names so that an owner can create the record

@@ -154,6 +154,7 @@ struct acme_challenge {
     int validated;      /* the CA said valid */
     char *account_url;  /* what dns-persist-01 / dns-account-01 bind to */
     char **issuers;     /* dns-persist-01: the CA's issuer domain names */
+    char *accounturi;   /* dns-persist-01: what the record's accounturi says */
     size_t issuer_count;
 };
 acme_challenge_type challenge_type_from_name(const char *name);
@@ -169,10 +170,14 @@ size_t challenge_rank(const acme_challenge_type *prefs, size_t n, json_t *scores
                       acme_challenge_type *out);
 /* challenge_dns.c: the record name and value of dns-persist-01 and
  * dns-account-01 for ch (type, identifier, wildcard, key_auth and
- * account_url set), from the challenge object chal. Sets ch->dns_name,
+ * account_url set), from the challenge object chal; hash_prefix (may be
+ * NULL) and thumbprint make draft -02's hashed accounturi. Sets ch->dns_name,
  * ch->dns_value (and ch->issuers). ACME_OK, or a code with *why a static
  * sentence (the CA's challenge object is malformed). */
-int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char **why);
+int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char *hash_prefix, const char *thumbprint,
+                          const char **why);
+/* The directory's meta.accountHashPrefix, or NULL (no fetch). */
+const char *dir_account_hash_prefix(const acme_client *c);
 /* "<token>.<thumbprint>" */
 char *key_authorization(const char *token, const char *thumbprint);
 /* Identifier binding: what the CA says about identifiers must be what was

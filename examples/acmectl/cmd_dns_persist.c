@@ -5,7 +5,9 @@
  * For each NAME ("*.x" asks for a record that also covers the wildcard):
  *   _validation-persist.x. IN TXT "<issuer>; accounturi=<account URL>[; policy=wildcard][; persistUntil=T]"
  * The issuer domain name is --issuer, else the first one the CA's directory
- * lists (meta.issuerDomainNames). The account is found or registered like
+ * lists (meta.issuerDomainNames). accounturi is the account URL, or, at a
+ * CA whose directory has accountHashPrefix (draft -02), the hashed URI for
+ * that name (libacme's acme_dns_persist_hashed_uri). The account is found or registered like
  * for issue (--agree-tos where the CA has terms), since the record names
  * its URL. Then the record is looked up through --resolver ADDR[:PORT] or
  * the system's resolver, and every TXT there is judged the way the CA will
@@ -98,6 +100,8 @@ int cmd_dns_persist(const acmectl_opts *o)
         return code;
     }
     const char *acct = acme_account_url(s.c);
+    const char *hash_prefix = acme_directory_account_hash_prefix(s.c);
+    const char *thumb = hash_prefix ? acme_account_thumbprint(s.c) : NULL;
     const char *issuers[MAX_ISSUERS];
     size_t ni = 0;
     size_t listed = acme_directory_issuer_domain_count(s.c);
@@ -129,23 +133,39 @@ int cmd_dns_persist(const acmectl_opts *o)
         const char *name = o->args[i];
         int wildcard = !strncmp(name, "*.", 2);
         const char *base = wildcard ? name + 2 : name;
+        char lower[256];
+        size_t bl = strlen(base) < sizeof(lower) - 1 ? strlen(base) : sizeof(lower) - 1;
+        for (size_t k = 0; k < bl; k++)
+            lower[k] = (char)((base[k] >= 'A' && base[k] <= 'Z') ? base[k] - 'A' + 'a' : base[k]);
+        lower[bl] = '\0';
+        acme_buffer *u = acme_buffer_new();
+        if (u && hash_prefix)
+            rc = acme_dns_persist_hashed_uri(hash_prefix, lower, thumb, acct, u);
+        else if (u)
+            rc = acme_buffer_append(u, acct, strlen(acct));
+        const char *accounturi = u && rc == ACME_OK ? acme_buffer_data(u) : NULL;
         acme_buffer *b = acme_buffer_new();
-        if (!b || (rc = acme_dns_persist_value(issuer, acct, wildcard ? ACME_DNS_PERSIST_WILDCARD : 0,
-                                               o->persist_until, b)) != ACME_OK) {
+        if (!b || !accounturi ||
+            (rc = acme_dns_persist_value(issuer, accounturi, wildcard ? ACME_DNS_PERSIST_WILDCARD : 0,
+                                         o->persist_until, b)) != ACME_OK) {
             bprintf(err, sizeof(err), "cannot form the record for %s with issuer %s and account %s (%s)", name, issuer,
                     acct, acme_strerror(b ? rc : ACME_E_NOMEM));
             output_error(o, &res, EXIT_USAGE, b ? rc : ACME_E_NOMEM, NULL, err);
             acme_buffer_free(b);
+            acme_buffer_free(u);
             session_close(&s);
             return EXIT_USAGE;
         }
         const char *value = acme_buffer_data(b);
         printf("_validation-persist.%s. IN TXT \"%s\"\n", base, value);
-        int c = check_one(o, base, wildcard, value, issuers, ni, acct);
+        if (hash_prefix)
+            printf("  (accounturi is the hashed URI this CA asks for: its directory has accountHashPrefix)\n");
+        int c = check_one(o, base, wildcard, value, issuers, ni, accounturi);
         /* The worst outcome decides: a failed lookup over a missing record. */
         if (c == EXIT_NETWORK || (c != EXIT_OK && worst == EXIT_OK))
             worst = c;
         acme_buffer_free(b);
+        acme_buffer_free(u);
     }
     session_close(&s);
     return worst;

@@ -76,6 +76,10 @@ ACME_EXPORT const char *acme_challenge_issuer_domain(const acme_challenge *ch, s
 /* 1.2. The account URL the challenge is answered for (dns-persist-01 and
  * dns-account-01 records are bound to it); never NULL in a callback. */
 ACME_EXPORT const char *acme_challenge_account_url(const acme_challenge *ch);
+/* 1.2. dns-persist-01: the accounturi the record carries: the account URL,
+ * or, when the CA's directory has "accountHashPrefix" (draft -02), the
+ * hashed URI for this name (acme_dns_persist_hashed_uri). NULL for other types. */
+ACME_EXPORT const char *acme_challenge_persist_accounturi(const acme_challenge *ch);
 
 /* The formatting functions below append to a struct acme_buffer (acme/storage.h:
  * acme_buffer_new, acme_buffer_data). */
@@ -86,6 +90,7 @@ struct acme_buffer;
 
 /* 1.2. The value of a _validation-persist TXT record (draft-ietf-acme-dns-persist):
  * "<issuer>; accounturi=<account_url>[; policy=wildcard][; persistUntil=<t>]".
+ * account_url: the account URL, or the hashed URI at a CA that wants one.
  * persist_until: Unix time after which CAs stop accepting it, 0 for none.
  * Appends to out (no NUL counted). ACME_E_INVALID_ARG when issuer is not a
  * domain name or account_url is not an https URL without spaces or ';'. */
@@ -99,6 +104,13 @@ ACME_EXPORT int acme_dns_persist_value(const char *issuer, const char *account_u
 ACME_EXPORT int acme_dns_persist_match(const char *txt, const char *const *issuers, size_t n,
                                        const char *account_url, int wildcard, int64_t now,
                                        const char **why);
+/* 1.2. draft-ietf-acme-dns-persist -02's hashed accounturi:
+ * prefix + "sha-256/" + base64url(SHA-256(len(domain) || domain || thumbprint
+ * || account_url)), domain lowercase without trailing dot, or NULL for the
+ * domain-independent form ("*"). thumbprint: the account key's RFC 7638
+ * thumbprint, base64url (acme_account_thumbprint). Appended to out. */
+ACME_EXPORT int acme_dns_persist_hashed_uri(const char *prefix, const char *domain, const char *thumbprint,
+                                            const char *account_url, struct acme_buffer *out);
 /* 1.2. The dns-account-01 label of an account (draft-ietf-acme-dns-account-label):
  * "_" + base32 (lowercase, RFC 4648, no padding) of the first 10 bytes of
  * SHA-256(account_url): 17 characters. Appended to out. */

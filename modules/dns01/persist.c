@@ -52,7 +52,7 @@ static int already_there(dns01 *d, const acme_challenge *ch, const dns_name *nam
             if (rr.section != DNS_S_ANSWER || rr.type != DNS_T_TXT || dns_rdata_txt(&a.msg, &rr, txt, sizeof(txt)))
                 continue;
             const char *reason = NULL;
-            if (acme_dns_persist_match(txt, issuers, n, acme_challenge_account_url(ch),
+            if (acme_dns_persist_match(txt, issuers, n, acme_challenge_persist_accounturi(ch),
                                        acme_challenge_is_wildcard(ch), (int64_t)time(NULL), &reason))
                 found = 1;
             else if (reason && strchr(txt, ';'))

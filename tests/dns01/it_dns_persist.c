@@ -8,6 +8,11 @@
  *       issued when right, and again (renewal) with no DNS change; a host
  *       with no publish callback. Then the dns01 module creates a missing
  *       record once over RFC 2136 and leaves it in place.
+ *   it_dns_persist MODULE_PATH hashed    (stand-in with --hashed-accounturi,
+ *       draft -02) the directory's accountHashPrefix; a record with the
+ *       plain account URL refused; the hashed URI for the name and the
+ *       domain-independent one ("*") accepted; the module creates the
+ *       hashed record.
  *   it_dns_persist MODULE_PATH account   dns-account-01 through the module:
  *       two accounts validate the same name at the same time (one issues
  *       from inside the other's publish) without touching each other's
@@ -352,6 +357,101 @@ static void mode_persist(const char *module)
     free(other_h.key);
 }
 
+static char *b64url_of(const unsigned char *d, size_t n)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char *out = itest_printf("%*s", (int)(n * 4 / 3 + 4), "");
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)d[i] << 16 | (i + 1 < n ? (unsigned)d[i + 1] << 8 : 0) | (i + 2 < n ? d[i + 2] : 0);
+        out[o++] = al[(v >> 18) & 63];
+        out[o++] = al[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = al[(v >> 6) & 63];
+        if (i + 2 < n)
+            out[o++] = al[v & 63];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* draft -02 §4.1, spelled out here: prefix "sha-256/" base64url(SHA-256(
+ * len(domain) || domain || thumbprint || account URL)). */
+static char *hashed(const char *prefix, const char *domain, const char *thumb, const char *url)
+{
+    char *in = itest_printf("%c%s%s%s", (char)strlen(domain), domain, thumb, url);
+    unsigned char d[32];
+    CHECK(NULL, gnutls_hash_fast(GNUTLS_DIG_SHA256, in, strlen(in), d) == 0);
+    char *b = b64url_of(d, 32);
+    char *out = itest_printf("%ssha-256/%s", prefix, b);
+    free(in);
+    free(b);
+    return out;
+}
+
+static void mode_hashed(const char *module)
+{
+    const char *issuer = itest_env("ACME_TEST_ISSUER_DOMAIN");
+    phost h = {0};
+    acme_client *c = client(&h, "hashed", 0);
+    const char *prefix = acme_directory_account_hash_prefix(c);
+    CHECK_MSG(c, prefix && strstr(prefix, "/account-hash/"), "accountHashPrefix: %s", prefix ? prefix : "(none)");
+    const char *acct = acme_account_url(c), *thumb = acme_account_thumbprint(c);
+    const char *name = "hdev.acme.test", *rr = "_validation-persist.hdev.acme.test";
+
+    char *plain = itest_printf("%s; accounturi=%s", issuer, acct);
+    set_txt(rr, plain);
+    refused(c, &h, name, ACME_CHALLENGE_DNS_PERSIST_01, "accounturi");
+
+    char *uri = hashed(prefix, name, thumb, acct);
+    acme_buffer *b = acme_buffer_new();
+    CHECK_OK(c, acme_dns_persist_hashed_uri(prefix, name, thumb, acct, b));
+    CHECK_MSG(c, itest_streq(acme_buffer_data(b), uri), "libacme hashes to %s, not %s", acme_buffer_data(b), uri);
+    acme_buffer_free(b);
+    char *right = itest_printf("%s; accounturi=%s", issuer, uri);
+    set_txt(rr, right);
+    int installs = h.install_calls;
+    CHECK_OK(c, issue(c, name, ACME_CHALLENGE_DNS_PERSIST_01));
+    issued_ok(c, &h, name, installs);
+
+    /* The domain-independent form works for any name. */
+    char *any = hashed(prefix, "*", thumb, acct);
+    char *anyrec = itest_printf("%s; accounturi=%s", issuer, any);
+    set_txt(rr, anyrec);
+    installs = h.install_calls;
+    CHECK_OK(c, issue(c, name, ACME_CHALLENGE_DNS_PERSIST_01));
+    issued_ok(c, &h, name, installs);
+
+    /* The module creates the hashed record. */
+    phost mh = {0};
+    acme_client *mc = client(&mh, "hashed-module", 1);
+    load(mc, &mh, module);
+    const char *mname = "hdevice.acme.test", *mrr = "_validation-persist.hdevice.acme.test";
+    set_txt(mrr, NULL);
+    installs = mh.install_calls;
+    CHECK_OK(mc, issue(mc, mname, ACME_CHALLENGE_DNS_PERSIST_01));
+    issued_ok(mc, &mh, mname, installs);
+    char *muri = hashed(prefix, mname, acme_account_thumbprint(mc), acme_account_url(mc));
+    char *made = itest_printf("%s; accounturi=%s", issuer, muri);
+    CHECK_MSG(mc, itest_streq(mh.last_value, made), "the module was handed \"%s\", not \"%s\"", mh.last_value, made);
+    CHECK_MSG(mc, has_txt(mrr, made), "the module's record is not at %s", mrr);
+
+    free(muri);
+    free(made);
+    free(any);
+    free(anyrec);
+    free(plain);
+    free(uri);
+    free(right);
+    acme_module_free(mh.m);
+    acme_client_free(mc);
+    acme_client_free(c);
+    free(h.chain);
+    free(h.key);
+    free(mh.chain);
+    free(mh.key);
+}
+
 static char *label_of(const char *url)
 {
     unsigned char d[32];
@@ -419,12 +519,15 @@ static void mode_account(const char *module)
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: it_dns_persist MODULE_PATH persist|account\n");
+        fprintf(stderr, "usage: it_dns_persist MODULE_PATH persist|hashed|account\n");
         return 2;
     }
-    itest_init(!strcmp(argv[2], "persist") ? "it_dns_persist" : "it_dns_account");
+    itest_init(!strcmp(argv[2], "persist") ? "it_dns_persist"
+               : !strcmp(argv[2], "hashed") ? "it_dns_persist_hashed" : "it_dns_account");
     if (!strcmp(argv[2], "persist"))
         mode_persist(argv[1]);
+    else if (!strcmp(argv[2], "hashed"))
+        mode_hashed(argv[1]);
     else if (!strcmp(argv[2], "account"))
         mode_account(argv[1]);
     else

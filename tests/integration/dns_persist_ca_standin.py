@@ -2,7 +2,8 @@
 """dns_persist_ca_standin.py: a STAND-IN ACME CA for dns-persist-01 and dns-account-01.
 
     dns_persist_ca_standin.py --dnsserver HOST:PORT [--issuer-domain NAME]...
-                              [--types dns-persist-01,dns-account-01] -- CMD [ARGS...]
+                              [--types dns-persist-01,dns-account-01]
+                              [--hashed-accounturi] -- CMD [ARGS...]
 
 Debian's Pebble (2.4) offers neither challenge type, so the tests of those
 types run against this small CA instead. It is a test server, not a CA:
@@ -30,6 +31,12 @@ current Pebble and Boulder validate them:
                       policy=wildcard for a wildcard's authorization, and a
                       persistUntil (base 10) not in the past; the
                       authorization then expires no later than persistUntil.
+                      With --hashed-accounturi (draft -02) the directory
+                      advertises meta.accountHashPrefix and accounturi
+                      must instead be <prefix>sha-256/<base64url of
+                      SHA-256(len(name) || name || thumbprint || account
+                      URL)>, or the same with name "*"; the plain account
+                      URL is then refused, as draft -02 says.
       dns-account-01  _<label>._acme-challenge.<name>, label = "_" +
                       base32(SHA-256(account URL)[:10]) lowercase, must hold
                       base64url(SHA-256(token "." thumbprint)).
@@ -48,6 +55,7 @@ CMD sees the variables tests/harness/with-pebble gives, as far as they apply:
   ACME_TEST_ISSUER_DOMAIN  the first issuer domain name
   ACME_TEST_STANDIN_LOG    one JSON line per validation: {"type", "name",
                            "record", "ok", "detail"}
+  ACME_TEST_ACCOUNT_HASH_PREFIX  with --hashed-accounturi: the prefix; else empty
 The exit status is CMD's (2 when the stand-in could not start). Needs
 python3-cryptography.
 """
@@ -195,6 +203,12 @@ def parse_persist(record):
             raise Malformed(f"malformed persistUntil timestamp {until!r}")
         until = int(until)
     return issuer, params["accounturi"], params.get("policy", "").lower(), until
+
+
+def hashed_uri(prefix, domain, thumb, url):
+    d = domain.encode()
+    digest = hashlib.sha256(bytes([len(d)]) + d + thumb.encode() + url.encode()).digest()
+    return f"{prefix}sha-256/{b64u(digest)}"
 
 
 def account_label(url):
@@ -346,10 +360,12 @@ class CA:
                     except Malformed as e:
                         detail = detail or f"malformed record {t!r}: {e}"
                         continue
-                    if issuer not in chal["issuer-domain-names"]:
-                        detail = f"issuer-domain-name {issuer!r} is not one of {chal['issuer-domain-names']}"
-                    elif acct != acct_url:
-                        detail = f"accounturi mismatch: expected {acct_url!r}, got {acct!r}"
+                    names = chal.get("issuer-domain-names") or chal.get("issuerDomainNames")
+                    if issuer not in names:
+                        detail = f"issuer-domain-name {issuer!r} is not one of {names}"
+                    elif acct not in self.accepted_accounturis(authz["account"], ident):
+                        detail = (f"accounturi mismatch: expected {self.accepted_accounturis(authz['account'], ident)[0]!r}, "
+                                  f"got {acct!r}")
                     elif wildcard and policy != "wildcard":
                         detail = f"policy mismatch: expected \"wildcard\", got {policy!r}"
                     elif until is not None and time.time() > until:
@@ -392,6 +408,17 @@ class CA:
                 order["error"] = chal["error"]
             self.update_order(self.orders[authz["order"]])
 
+    def hash_prefix(self):
+        return self.url("/account-hash/") if self.args.hashed_accounturi else None
+
+    def accepted_accounturis(self, aid, ident):
+        """What a record's accounturi may say for this account and name."""
+        url = self.acct_url(aid)
+        if not self.args.hashed_accounturi:
+            return [url]
+        thumb = self.accounts[aid]["thumb"]
+        return [hashed_uri(self.hash_prefix(), ident, thumb, url), hashed_uri(self.hash_prefix(), "*", thumb, url)]
+
     def update_order(self, order):
         if order["status"] == "pending" and all(self.authzs[a]["status"] == "valid" for a in order["authzs"]):
             order["status"] = "ready"
@@ -400,7 +427,7 @@ class CA:
 
     def chal_json(self, c):
         out = {k: c[k] for k in ("type", "url", "status") if k in c}
-        for k in ("token", "issuer-domain-names", "validated", "error"):
+        for k in ("token", "issuer-domain-names", "issuerDomainNames", "validated", "error"):
             if k in c:
                 out[k] = c[k]
         return out
@@ -460,11 +487,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         ca = self.ca
         if self.path == "/dir":
+            meta = {"issuerDomainNames": ca.args.issuer_domain, "caaIdentities": ca.args.issuer_domain}
+            if ca.hash_prefix():
+                meta["accountHashPrefix"] = ca.hash_prefix()
             self.reply(200, {"newNonce": ca.url("/nonce"), "newAccount": ca.url("/new-acct"),
                              "newOrder": ca.url("/new-order"), "revokeCert": ca.url("/revoke"),
-                             "keyChange": ca.url("/key-change"),
-                             "meta": {"issuerDomainNames": ca.args.issuer_domain,
-                                      "caaIdentities": ca.args.issuer_domain}})
+                             "keyChange": ca.url("/key-change"), "meta": meta})
         elif self.path == "/nonce":
             self.reply(200 if self.command == "HEAD" else 204, b"")
         elif self.path == "/mgmt/roots/0":
@@ -608,7 +636,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     cid = str(next(ca.ids))
                     c = {"type": t, "url": ca.url(f"/chall/{cid}"), "status": "pending", "authz": azid}
                     if t == "dns-persist-01":
-                        c["issuer-domain-names"] = list(ca.args.issuer_domain)
+                        # draft -02 renamed the member; -00/-01 and Pebble use the dashed one.
+                        key = "issuerDomainNames" if ca.args.hashed_accounturi else "issuer-domain-names"
+                        c[key] = list(ca.args.issuer_domain)
                     else:
                         c["token"] = b64u(secrets.token_bytes(32))
                     ca.chals[cid] = c
@@ -676,6 +706,8 @@ def main():
     ap.add_argument("--dnsserver", required=True, help="HOST:PORT the validator asks (loopback)")
     ap.add_argument("--issuer-domain", action="append", default=None)
     ap.add_argument("--types", default="dns-persist-01,dns-account-01")
+    ap.add_argument("--hashed-accounturi", action="store_true",
+                    help="draft -02: advertise accountHashPrefix, accept only hashed accounturi values")
     ap.add_argument("cmd", nargs=argparse.REMAINDER)
     args = ap.parse_args()
     args.issuer_domain = args.issuer_domain or ["standin.acme.test"]
@@ -704,7 +736,8 @@ def main():
         env.update({"ACME_TEST_DIRECTORY": ca.url("/dir"), "ACME_TEST_CA_FILE": paths["ca.pem"],
                     "ACME_TEST_MGMT": ca.url("/mgmt"), "ACME_TEST_TMPDIR": scratch,
                     "ACME_TEST_ISSUER_DOMAIN": args.issuer_domain[0],
-                    "ACME_TEST_STANDIN_LOG": ca.log_path})
+                    "ACME_TEST_STANDIN_LOG": ca.log_path,
+                    "ACME_TEST_ACCOUNT_HASH_PREFIX": ca.hash_prefix() or ""})
         say(f"serving {ca.url('/dir')}, validating through {args.dnsserver}")
         rc = subprocess.call(cmd, env=env)
         if rc != 0:

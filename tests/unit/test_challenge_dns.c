@@ -201,6 +201,7 @@ static void persist_challenge_taken(void **state)
     assert_string_equal(acme_challenge_issuer_domain(ch, 1), "ca.example.net");
     assert_null(acme_challenge_issuer_domain(ch, 2));
     assert_string_equal(acme_challenge_account_url(ch), ACCT);
+    assert_string_equal(acme_challenge_persist_accounturi(ch), ACCT); /* no accountHashPrefix: the URL */
     challenge_free(ch);
     json_decref(a);
 
@@ -294,6 +295,61 @@ static void account_challenge_values(void **state)
     acme_client_free(c);
 }
 
+static void hashed_uri_vectors(void **state)
+{
+    (void)state;
+    /* draft-ietf-acme-dns-persist-02 §10.2. */
+    const char *prefix = "https://ca.example/account-hash/", *thumb = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+    const char *url = "https://ca.example/acct/123";
+    acme_buffer *b = acme_buffer_new();
+    assert_int_equal(acme_dns_persist_hashed_uri(prefix, "example.com", thumb, url, b), ACME_OK);
+    assert_string_equal(acme_buffer_data(b),
+                        "https://ca.example/account-hash/sha-256/5SQm7n6tPh2-PlLbCKGnViTXX5z19SCN4cPGQHSk-kw");
+    acme_buffer_free(b);
+    b = acme_buffer_new();
+    assert_int_equal(acme_dns_persist_hashed_uri(prefix, NULL, thumb, url, b), ACME_OK);
+    assert_string_equal(acme_buffer_data(b),
+                        "https://ca.example/account-hash/sha-256/NpDnSwUthQK8zCgFdefYxAdAVPnygMLbs9US6oO-5ug");
+    /* The §10.2 record, formatted and judged. */
+    acme_buffer *v = acme_buffer_new();
+    assert_int_equal(acme_dns_persist_value("authority.example", acme_buffer_data(b), 0, 0, v), ACME_OK);
+    const char *iss[] = {"authority.example"};
+    assert_int_equal(acme_dns_persist_match(acme_buffer_data(v), iss, 1, acme_buffer_data(b), 0, 0, NULL), 1);
+    assert_int_equal(acme_dns_persist_match(acme_buffer_data(v), iss, 1, url, 0, 0, NULL), 0);
+    acme_buffer_free(v);
+    acme_buffer_free(b);
+    b = acme_buffer_new();
+    assert_int_equal(acme_dns_persist_hashed_uri(prefix, "Example.com", thumb, url, b), ACME_E_INVALID_ARG);
+    assert_int_equal(acme_dns_persist_hashed_uri("http://x/", "example.com", thumb, url, b), ACME_E_INVALID_ARG);
+    assert_int_equal(acme_dns_persist_hashed_uri(prefix, "example.com", "", url, b), ACME_E_INVALID_ARG);
+    assert_string_equal(acme_buffer_data(b), "");
+    acme_buffer_free(b);
+}
+
+static void hashed_when_the_directory_asks(void **state)
+{
+    (void)state;
+    acme_client *c = client_with_account();
+    c->dir_meta = json_pack("{s:s}", "accountHashPrefix", "https://ca.example/account-hash/");
+    json_t *a = authz_with("dev.example.org", 0,
+                           json_pack("{s:s,s:s,s:[s]}", "type", "dns-persist-01", "url", "https://ca.example/c/9",
+                                     "issuerDomainNames", "authority.example"));
+    acme_challenge *ch = NULL;
+    assert_int_equal(prepare(c, a, &ch), ACME_OK);
+    acme_buffer *b = acme_buffer_new();
+    assert_int_equal(acme_dns_persist_hashed_uri("https://ca.example/account-hash/", "dev.example.org",
+                                                 acme_account_thumbprint(c), ACCT, b), ACME_OK);
+    assert_string_equal(acme_challenge_persist_accounturi(ch), acme_buffer_data(b));
+    char *want = xasprintf("authority.example; accounturi=%s", acme_buffer_data(b));
+    assert_string_equal(acme_challenge_dns_value(ch), want);
+    assert_string_equal(acme_challenge_account_url(ch), ACCT);
+    free(want);
+    acme_buffer_free(b);
+    challenge_free(ch);
+    json_decref(a);
+    acme_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +359,8 @@ int main(void)
         cmocka_unit_test(persist_challenge_taken),
         cmocka_unit_test(persist_challenge_refused),
         cmocka_unit_test(account_challenge_values),
+        cmocka_unit_test(hashed_uri_vectors),
+        cmocka_unit_test(hashed_when_the_directory_asks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
