@@ -273,7 +273,7 @@ int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challeng
         case ACME_CHALLENGE_DNS_PERSIST_01:
         case ACME_CHALLENGE_DNS_ACCOUNT_01: {
             const char *why = NULL;
-            rc = challenge_dns_prepare(ch, chal, dir_account_hash_prefix(c), thumb, &why);
+            rc = challenge_dns_prepare(ch, chal, c->dir_meta, thumb, &why);
             if (rc && why)
                 rc = client_fail(c, rc, "authorization for %s: the CA's %s challenge %s; %s", id_value, type, why,
                                  rc == ACME_E_STATE ? "register or find the account first"

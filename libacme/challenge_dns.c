@@ -292,9 +292,49 @@ static int take_issuers(acme_challenge *ch, json_t *chal, const char **why)
     return ACME_OK;
 }
 
-int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char *hash_prefix, const char *thumbprint,
+static int listed(json_t *arr, const char *name)
+{
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const char *v = json_string_value(json_array_get(arr, i));
+        if (v && ascii_casecmp(v, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* draft-ietf-acme-dns-persist -02 §3.2, the client's side: every name the
+ * directory lists for pre-provisioning (D) must be offered (C), and when
+ * the CA lists caaIdentities (I), every offered name must be one of them;
+ * otherwise the challenge is malformed. A missing or non-array D or I
+ * makes its check unavailable, not a failure. */
+static int issuers_consistent(const acme_challenge *ch, json_t *dir_meta, const char **why)
+{
+    json_t *d = json_object_get(dir_meta, "issuerDomainNames");
+    json_t *caa = json_object_get(dir_meta, "caaIdentities");
+    for (size_t i = 0; json_is_array(d) && i < json_array_size(d); i++) {
+        const char *v = json_string_value(json_array_get(d, i));
+        size_t k = 0;
+        while (v && k < ch->issuer_count && ascii_casecmp(ch->issuers[k], v) != 0)
+            k++;
+        if (v && k == ch->issuer_count) {
+            *why = "leaves out an issuer domain name the CA's directory lists";
+            return ACME_E_PROTOCOL;
+        }
+    }
+    for (size_t k = 0; json_is_array(caa) && k < ch->issuer_count; k++)
+        if (!listed(caa, ch->issuers[k])) {
+            *why = "offers an issuer domain name that is not among the directory's caaIdentities";
+            return ACME_E_PROTOCOL;
+        }
+    return ACME_OK;
+}
+
+int challenge_dns_prepare(acme_challenge *ch, json_t *chal, json_t *dir_meta, const char *thumbprint,
                           const char **why)
 {
+    const char *hash_prefix = dir_meta ? json_str(dir_meta, "accountHashPrefix") : NULL;
+    if (hash_prefix && !*hash_prefix)
+        hash_prefix = NULL;
     *why = NULL;
     if (!ch->account_url) {
         *why = "cannot be answered before the account URL is known";
@@ -321,6 +361,8 @@ int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char *hash_pre
             return ACME_E_PROTOCOL;
         }
         if ((rc = take_issuers(ch, chal, why)) != ACME_OK)
+            return rc;
+        if (dir_meta && (rc = issuers_consistent(ch, dir_meta, why)) != ACME_OK)
             return rc;
         if (!account_url_ok(ch->account_url)) {
             *why = "cannot name our account URL in a TXT record (it holds spaces, quotes or ';')";

@@ -170,11 +170,13 @@ size_t challenge_rank(const acme_challenge_type *prefs, size_t n, json_t *scores
                       acme_challenge_type *out);
 /* challenge_dns.c: the record name and value of dns-persist-01 and
  * dns-account-01 for ch (type, identifier, wildcard, key_auth and
- * account_url set), from the challenge object chal; hash_prefix (may be
- * NULL) and thumbprint make draft -02's hashed accounturi. Sets ch->dns_name,
+ * account_url set), from the challenge object chal; the directory's meta
+ * (may be NULL: its accountHashPrefix and the thumbprint make draft -02's
+ * hashed accounturi, its issuerDomainNames / caaIdentities are checked
+ * against the challenge's names). Sets ch->dns_name,
  * ch->dns_value (and ch->issuers). ACME_OK, or a code with *why a static
  * sentence (the CA's challenge object is malformed). */
-int challenge_dns_prepare(acme_challenge *ch, json_t *chal, const char *hash_prefix, const char *thumbprint,
+int challenge_dns_prepare(acme_challenge *ch, json_t *chal, json_t *dir_meta, const char *thumbprint,
                           const char **why);
 /* The directory's meta.accountHashPrefix, or NULL (no fetch). */
 const char *dir_account_hash_prefix(const acme_client *c);

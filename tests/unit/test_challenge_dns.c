@@ -350,6 +350,40 @@ static void hashed_when_the_directory_asks(void **state)
     acme_client_free(c);
 }
 
+static void issuers_checked_against_directory(void **state)
+{
+    (void)state;
+    acme_client *c = client_with_account();
+    struct {
+        const char *meta;
+        int want;
+    } cases[] = {
+        {"{\"issuerDomainNames\": [\"authority.example\"]}", ACME_OK},
+        {"{\"issuerDomainNames\": [\"ca.example.net\"]}", ACME_E_PROTOCOL},   /* D not within C */
+        {"{\"caaIdentities\": [\"authority.example\", \"x.example\"]}", ACME_OK},
+        {"{\"caaIdentities\": [\"x.example\"]}", ACME_E_PROTOCOL},          /* C not within I */
+        {"{\"issuerDomainNames\": \"authority.example\"}", ACME_OK},         /* not an array: no check */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        json_decref(c->dir_meta);
+        c->dir_meta = json_loads(cases[i].meta, 0, NULL);
+        assert_non_null(c->dir_meta);
+        json_t *a = authz_with("dev.example.org", 0,
+                               json_pack("{s:s,s:s,s:[s]}", "type", "dns-persist-01", "url", "https://x/c",
+                                         "issuer-domain-names", "authority.example"));
+        acme_challenge *ch = NULL;
+        int rc = prepare(c, a, &ch);
+        if (rc != cases[i].want)
+            fail_msg("case %zu (%s): %d", i, cases[i].meta, rc);
+        if (rc)
+            assert_non_null(strstr(acme_client_last_error(c), "issuer domain name"));
+        challenge_free(ch);
+        result_reset(c);
+        json_decref(a);
+    }
+    acme_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -361,6 +395,7 @@ int main(void)
         cmocka_unit_test(account_challenge_values),
         cmocka_unit_test(hashed_uri_vectors),
         cmocka_unit_test(hashed_when_the_directory_asks),
+        cmocka_unit_test(issuers_checked_against_directory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
