@@ -267,8 +267,8 @@ static int plan(rund *d)
             bprintf(msg, sizeof(msg), "%s: %s", who,
                     n == 0 ? "challenge: none of its challenge types can be answered here (see the warnings above): "
                              "set http-port or tls-port, or add a [module] that answers one"
-                           : "names: a wildcard needs a DNS challenge, and nothing here answers dns-01 or "
-                             "dns-account-01: add a [module] for it (doc/dns01.md), or list dns-persist-01");
+                           : "names: a wildcard needs dns-01 (or another DNS type), and nothing here answers dns-01 "
+                             "or dns-account-01: add a [module] for it (doc/dns01.md), or list dns-persist-01");
             config_error(msg, EXIT_CHALLENGE);
             return EXIT_CHALLENGE;
         }
