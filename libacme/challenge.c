@@ -17,6 +17,8 @@ static const char *const type_names[] = {
     [ACME_CHALLENGE_HTTP_01] = "http-01",
     [ACME_CHALLENGE_DNS_01] = "dns-01",
     [ACME_CHALLENGE_TLS_ALPN_01] = "tls-alpn-01",
+    [ACME_CHALLENGE_DNS_PERSIST_01] = "dns-persist-01",
+    [ACME_CHALLENGE_DNS_ACCOUNT_01] = "dns-account-01",
 };
 
 ACME_EXPORT const char *acme_challenge_type_name(acme_challenge_type type)
@@ -53,6 +55,11 @@ void challenge_free(acme_challenge *ch)
     free(ch->dns_value);
     free(ch->alpn_cert);
     secure_free_str(ch->alpn_key);
+    free(ch->account_url);
+    free(ch->accounturi);
+    for (size_t i = 0; i < ch->issuer_count; i++)
+        free(ch->issuers[i]);
+    free(ch->issuers);
     free(ch);
 }
 
@@ -216,7 +223,10 @@ int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challeng
         free(shown);
         return rc;
     }
-    if (!b64url_is_token(token, MAX_TOKEN_LEN))
+    acme_challenge_type t = challenge_type_from_name(type);
+    /* dns-persist-01's record has no token in it, and some CAs send none. */
+    int token_needed = t != ACME_CHALLENGE_DNS_PERSIST_01 || token;
+    if (token_needed && !b64url_is_token(token, MAX_TOKEN_LEN))
         return client_fail(c, ACME_E_BAD_TOKEN, "authorization for %s: the CA sent a %s token that is not "
                     "strict base64url; refusing to hand it to the host (it could become a path). "
                     "Report this to the CA", id_value, type);
@@ -227,14 +237,19 @@ int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challeng
     acme_challenge *ch = calloc(1, sizeof(*ch));
     if (!ch)
         return ACME_E_NOMEM;
-    ch->type = challenge_type_from_name(type);
+    ch->type = t;
     ch->url = strdup(url);
     ch->id_type = strdup(id_type);
     ch->identifier = strdup(id_value);
     ch->wildcard = json_is_true(json_object_get(authz, "wildcard"));
-    ch->token = strdup(token);
-    ch->key_auth = key_authorization(token, thumb);
-    int rc = (ch->url && ch->id_type && ch->identifier && ch->token && ch->key_auth)
+    if (token) {
+        ch->token = strdup(token);
+        ch->key_auth = key_authorization(token, thumb);
+    }
+    if (c->account_url)
+        ch->account_url = strdup(c->account_url);
+    int rc = (ch->url && ch->id_type && ch->identifier && (!token || (ch->token && ch->key_auth)) &&
+              (!c->account_url || ch->account_url))
                  ? ACME_OK : ACME_E_NOMEM;
     if (!rc) {
         switch (ch->type) {
@@ -255,6 +270,16 @@ int challenge_prepare(acme_client *c, json_t *authz, json_t *chal, acme_challeng
                 rc = client_fail(c, rc, "tls-alpn-01 for %s: could not make the challenge certificate (%s)",
                           id_value, acme_strerror(rc));
             break;
+        case ACME_CHALLENGE_DNS_PERSIST_01:
+        case ACME_CHALLENGE_DNS_ACCOUNT_01: {
+            const char *why = NULL;
+            rc = challenge_dns_prepare(ch, chal, c->dir_meta, thumb, &why);
+            if (rc && why)
+                rc = client_fail(c, rc, "authorization for %s: the CA's %s challenge %s; %s", id_value, type, why,
+                                 rc == ACME_E_STATE ? "register or find the account first"
+                                                    : "the CA is at fault, report it to the CA");
+            break;
+        }
         default:
             rc = client_fail(c, ACME_E_UNSUPPORTED, "challenge type %s is not supported", type);
         }

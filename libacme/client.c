@@ -48,6 +48,8 @@ static void free_directory(acme_client *c)
     free(c->terms);
     json_decref(c->profiles);
     c->profiles = NULL;
+    json_decref(c->dir_meta);
+    c->dir_meta = NULL;
     c->url_new_nonce = c->url_new_account = c->url_new_order = NULL;
     c->url_revoke = c->url_key_change = c->url_renewal_info = c->terms = NULL;
     c->have_directory = 0;

@@ -66,6 +66,7 @@ struct acme_client {
     char *terms;
     int eab_required;
     json_t *profiles;            /* meta.profiles, or NULL */
+    json_t *dir_meta;            /* the directory's meta object, or NULL */
 
     char *nonce;                 /* the next Replay-Nonce to use */
 
@@ -152,6 +153,10 @@ struct acme_challenge {
     char *alpn_cert;
     char *alpn_key;     /* secret */
     int validated;      /* the CA said valid */
+    char *account_url;  /* what dns-persist-01 / dns-account-01 bind to */
+    char **issuers;     /* dns-persist-01: the CA's issuer domain names */
+    char *accounturi;   /* dns-persist-01: what the record's accounturi says */
+    size_t issuer_count;
 };
 acme_challenge_type challenge_type_from_name(const char *name);
 /* Build everything a host needs for one challenge object of an authz.
@@ -164,6 +169,18 @@ void challenge_free(acme_challenge *ch);
  * ties. Returns how many were written to out (room for n). */
 size_t challenge_rank(const acme_challenge_type *prefs, size_t n, json_t *scores, json_t *failed,
                       acme_challenge_type *out);
+/* challenge_dns.c: the record name and value of dns-persist-01 and
+ * dns-account-01 for ch (type, identifier, wildcard, key_auth and
+ * account_url set), from the challenge object chal; the directory's meta
+ * (may be NULL: its accountHashPrefix and the thumbprint make draft -02's
+ * hashed accounturi, its issuerDomainNames / caaIdentities are checked
+ * against the challenge's names). Sets ch->dns_name,
+ * ch->dns_value (and ch->issuers). ACME_OK, or a code with *why a static
+ * sentence (the CA's challenge object is malformed). */
+int challenge_dns_prepare(acme_challenge *ch, json_t *chal, json_t *dir_meta, const char *thumbprint,
+                          const char **why);
+/* The directory's meta.accountHashPrefix, or NULL (no fetch). */
+const char *dir_account_hash_prefix(const acme_client *c);
 /* "<token>.<thumbprint>" */
 char *key_authorization(const char *token, const char *thumbprint);
 /* Identifier binding: what the CA says about identifiers must be what was

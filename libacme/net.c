@@ -383,6 +383,7 @@ static int adopt_directory(acme_client *c, json_t *dir)
     c->eab_required = json_is_object(meta) && json_is_true(json_object_get(meta, "externalAccountRequired"));
     json_t *profiles = json_is_object(meta) ? json_object_get(meta, "profiles") : NULL;
     c->profiles = json_is_object(profiles) ? json_incref(profiles) : NULL;
+    c->dir_meta = json_is_object(meta) ? json_incref(meta) : NULL;
     c->have_directory = 1;
     return ACME_OK;
 }

@@ -916,6 +916,13 @@ static order_want step_publish(order_run *r)
         }
         if (!s->ch || s->published)
             continue;
+        if (!c->host.publish && s->ch->type == ACME_CHALLENGE_DNS_PERSIST_01) {
+            /* The owner created the persistent record once; a host that
+             * wants to check it first sets publish. */
+            alog(c, ACME_LOG_INFO, "dns-persist-01 for %s: relying on the TXT record at %s", s->ch->identifier,
+                 s->ch->dns_name);
+            continue;
+        }
         if (!c->host.publish)
             return order_fail(r, client_fail(c, ACME_E_STATE, "%s for %s: no publish callback set (acme_client_set_host)",
                                              acme_challenge_type_name(s->ch->type), s->ch->identifier));
@@ -982,7 +989,10 @@ static const char *challenge_hint(acme_challenge_type t)
     case ACME_CHALLENGE_TLS_ALPN_01:
         return "check that the name resolves to this host and port 443 reaches a responder that answers ALPN acme-tls/1";
     case ACME_CHALLENGE_DNS_01:
+    case ACME_CHALLENGE_DNS_ACCOUNT_01:
         return "check that the TXT record is visible at every authoritative server of the zone";
+    case ACME_CHALLENGE_DNS_PERSIST_01:
+        return "check the _validation-persist TXT record (acmectl dns-persist NAME prints the one to create)";
     default:
         return "see the problem detail";
     }
@@ -1654,7 +1664,7 @@ order_run *order_new(acme_client *c, const acme_issue_params *p, int *rcp)
     const acme_challenge_type *prefs = p->challenges ? p->challenges : defaults;
     size_t np = p->challenges ? p->challenge_count : 3;
     for (size_t i = 0; i < np && r->pref_count < MAX_PREFS; i++) {
-        if (prefs[i] < ACME_CHALLENGE_HTTP_01 || prefs[i] > ACME_CHALLENGE_TLS_ALPN_01)
+        if (prefs[i] < ACME_CHALLENGE_HTTP_01 || prefs[i] > ACME_CHALLENGE_DNS_ACCOUNT_01)
             BAD("issue: unknown challenge type %d", (int)prefs[i]);
         r->prefs[r->pref_count++] = prefs[i];
     }

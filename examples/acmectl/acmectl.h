@@ -24,7 +24,7 @@ enum {
     EXIT_INTERNAL = 8     /* out of memory, crypto failure, a bug */
 };
 
-#define MAX_CHALLENGES 3
+#define MAX_CHALLENGES 5
 
 typedef struct acmectl_opts {
     const char *command;         /* "issue", "renew", "revoke", "account", "run" */
@@ -67,6 +67,9 @@ typedef struct acmectl_opts {
     int reason;                  /* revoke --reason */
     const char *key_file;        /* revoke --key */
     int yes;                     /* account deactivate --yes */
+    const char *resolver;        /* dns-persist --resolver ADDR[:PORT] */
+    const char *issuer;          /* dns-persist --issuer NAME */
+    int64_t persist_until;       /* dns-persist --persist-until UNIXTIME (0: none) */
 } acmectl_opts;
 
 /* snprintf for messages: truncation is acceptable there (and gcc's
@@ -295,6 +298,18 @@ const char *acmectl_wording(const char *lib, char *buf, size_t len);
 /* "2026-11-23T15:04:05Z" */
 void format_time(int64_t t, char *buf, size_t len);
 
+/* ---- txt_lookup.c: one TXT query ------------------------------------------ */
+#define TXT_MAX 16
+#define TXT_LEN 1024
+typedef struct txt_answer {
+    size_t count;
+    char text[TXT_MAX][TXT_LEN];   /* each record's strings joined, controls as '?' */
+} txt_answer;
+/* The TXT records at name, through resolver ("ADDR[:PORT]", IPv4) or the
+ * system's (NULL). 0 (count 0 when the name or record does not exist);
+ * -1 with err when the lookup failed. */
+int txt_lookup(const char *resolver, const char *name, txt_answer *out, char *err, size_t errlen);
+
 /* ---- session.c: one configured client ------------------------------------ */
 typedef struct session {
     const acmectl_opts *o;
@@ -430,5 +445,6 @@ int cmd_renew(const acmectl_opts *o);
 int cmd_revoke(const acmectl_opts *o);
 int cmd_account(const acmectl_opts *o);
 int cmd_run(const acmectl_opts *o);
+int cmd_dns_persist(const acmectl_opts *o);
 
 #endif

@@ -32,11 +32,15 @@ static void b64url(const unsigned char *in, size_t n, char *out)
 /* The AUTH argument as uacme passes it: the key authorization for http-01,
  * base64url(SHA-256(key authorization)) for dns-01 (the TXT value) and
  * for tls-alpn-01 (what goes into the acmeIdentifier extension). */
+static char *dup_or_empty(const char *s);
+
 static char *hook_auth(const acme_challenge *ch)
 {
     const char *ka = acme_challenge_key_authorization(ch);
     switch (acme_challenge_get_type(ch)) {
     case ACME_CHALLENGE_DNS_01:
+    case ACME_CHALLENGE_DNS_ACCOUNT_01:   /* at ACMECTL_DNS_NAME, not _acme-challenge */
+    case ACME_CHALLENGE_DNS_PERSIST_01:   /* the persistent record's value */
         return strdup(acme_challenge_dns_value(ch));
     case ACME_CHALLENGE_TLS_ALPN_01: {
         unsigned char d[32];
@@ -47,7 +51,7 @@ static char *hook_auth(const acme_challenge *ch)
         return strdup(out);
     }
     default:
-        return strdup(ka);
+        return dup_or_empty(ka);
     }
 }
 

@@ -46,12 +46,15 @@ int cmd_issue(const acmectl_opts *o)
             }
         }
     }
-    /* A wildcard can only be validated by dns-01, which only a DNS module
-     * or a hook answers: say so before an order is placed. */
+    /* A wildcard can only be validated by a DNS type: dns-01 or
+     * dns-account-01, which only a DNS module or a hook answers, or
+     * dns-persist-01 (its record says policy=wildcard): say so before an
+     * order is placed. */
     int dns_ok = 0;
     for (size_t i = 0; i < o->challenge_count; i++)
-        dns_ok |= o->challenges[i] == ACME_CHALLENGE_DNS_01;
-    dns_ok = dns_ok && (o->dns_provider || o->hook);
+        dns_ok |= ((o->challenges[i] == ACME_CHALLENGE_DNS_01 || o->challenges[i] == ACME_CHALLENGE_DNS_ACCOUNT_01) &&
+                   (o->dns_provider || o->hook)) ||
+                  o->challenges[i] == ACME_CHALLENGE_DNS_PERSIST_01;
     for (int i = 0; i < o->arg_count && !dns_ok; i++) {
         if (!strncmp(o->args[i], "*.", 2)) {
             bprintf(err, sizeof(err), "%s: a wildcard needs dns-01, which acmectl answers only through "

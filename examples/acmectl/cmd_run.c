@@ -179,10 +179,11 @@ static int load_modules(rund *d, acme_log_level level)
         d->mod_count++;
         if (modhost_start_worker(d->mods[i], d->notify[1]) != 0)
             return EXIT_INTERNAL;
-        char types[64] = "";
+        char types[96] = "";
         static const acme_challenge_type all[] = {ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01,
-                                                  ACME_CHALLENGE_DNS_01};
-        for (size_t t = 0; t < 3; t++)
+                                                  ACME_CHALLENGE_DNS_01, ACME_CHALLENGE_DNS_PERSIST_01,
+                                                  ACME_CHALLENGE_DNS_ACCOUNT_01};
+        for (size_t t = 0; t < sizeof(all) / sizeof(all[0]); t++)
             if (modhost_handles(d->mods[i], all[t])) {
                 size_t used = strlen(types);
                 bprintf(types + used, sizeof(types) - used, "%s%s", used ? ", " : "", acme_challenge_type_name(all[t]));
@@ -260,13 +261,14 @@ static int plan(rund *d)
         d->type_count[i] = n;
         int dns = 0;
         for (size_t k = 0; k < n; k++)
-            dns |= types[k] == ACME_CHALLENGE_DNS_01;
+            dns |= types[k] == ACME_CHALLENGE_DNS_01 || types[k] == ACME_CHALLENGE_DNS_ACCOUNT_01 ||
+                   types[k] == ACME_CHALLENGE_DNS_PERSIST_01;
         if (n == 0 || (rc->wildcard && !dns)) {
             bprintf(msg, sizeof(msg), "%s: %s", who,
                     n == 0 ? "challenge: none of its challenge types can be answered here (see the warnings above): "
                              "set http-port or tls-port, or add a [module] that answers one"
-                           : "names: a wildcard needs dns-01, and nothing here answers dns-01: add a [module] "
-                             "for it (doc/dns01.md)");
+                           : "names: a wildcard needs dns-01 (or another DNS type), and nothing here answers dns-01 "
+                             "or dns-account-01: add a [module] for it (doc/dns01.md), or list dns-persist-01");
             config_error(msg, EXIT_CHALLENGE);
             return EXIT_CHALLENGE;
         }

@@ -21,12 +21,15 @@ static const char usage_text[] =
     "       acmectl [OPTIONS] revoke CERTFILE [--reason N] [--key KEYFILE]\n"
     "       acmectl [OPTIONS] account show|update|deactivate|rollover\n"
     "       acmectl [-v|-q] [--status-file FILE] run CONFIG\n"
+    "       acmectl [OPTIONS] dns-persist NAME... [--resolver ADDR[:PORT]] [--issuer NAME]\n"
+    "                                     [--persist-until UNIXTIME]\n"
     "\n"
     "  -d, --directory URL        the CA's ACME directory (or $ACMECTL_DIRECTORY)\n"
     "      --ca-file FILE         trust only these roots for the ACME server\n"
     "  -s, --state-dir DIR        account and certificates (default: /var/lib/acmectl\n"
     "                             for root, else $XDG_STATE_HOME/acmectl)\n"
-    "  -c, --challenge LIST       types in preference order (http-01,tls-alpn-01,dns-01)\n"
+    "  -c, --challenge LIST       types in preference order (http-01,tls-alpn-01,dns-01;\n"
+    "                             also dns-persist-01, dns-account-01)\n"
     "      --http-port N          built-in http-01 responder port (80)\n"
     "      --tls-port N           built-in tls-alpn-01 responder port (443)\n"
     "      --bind ADDR            address of the built-in responders (all)\n"
@@ -53,6 +56,11 @@ static const char usage_text[] =
     "      --key FILE             revoke: sign with the certificate's key\n"
     "      --yes                  confirm account deactivate\n"
     "      --status-file FILE     run: keep the engine's status (JSON) in FILE\n"
+    "      --resolver ADDR[:PORT] dns-persist: look the record up there (default: the\n"
+    "                             system's resolver)\n"
+    "      --issuer NAME          dns-persist: the CA's issuer domain name (default: the\n"
+    "                             first its directory lists)\n"
+    "      --persist-until T      dns-persist: the record stops working after Unix time T\n"
     "  -v, --verbose              more detail (repeatable); -q, --quiet: errors only\n"
     "  -h, --help, --version\n"
     "\n"
@@ -63,7 +71,8 @@ enum {
     OPT_CA_FILE = 256, OPT_HTTP_PORT, OPT_TLS_PORT, OPT_BIND, OPT_NO_HOOK_INSTALL,
     OPT_ACCOUNT_KEY_TYPE, OPT_CONTACT, OPT_AGREE_TOS, OPT_EAB_KID, OPT_EAB_HMAC,
     OPT_PREFERRED_CHAIN, OPT_PROFILE, OPT_JSON, OPT_REASON, OPT_KEY, OPT_YES, OPT_HELP, OPT_VERSION, OPT_HOOK,
-    OPT_DNS_PROVIDER, OPT_DNS_CONFIG, OPT_STATUS_FILE, OPT_EAB_HMAC_FILE
+    OPT_DNS_PROVIDER, OPT_DNS_CONFIG, OPT_STATUS_FILE, OPT_EAB_HMAC_FILE, OPT_RESOLVER, OPT_ISSUER,
+    OPT_PERSIST_UNTIL
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +87,9 @@ static const struct option long_opts[] = {
     {"hook", required_argument, NULL, OPT_HOOK},
     {"no-hook-install", no_argument, NULL, OPT_NO_HOOK_INSTALL},
     {"dns-provider", required_argument, NULL, OPT_DNS_PROVIDER},
+    {"resolver", required_argument, NULL, OPT_RESOLVER},
+    {"issuer", required_argument, NULL, OPT_ISSUER},
+    {"persist-until", required_argument, NULL, OPT_PERSIST_UNTIL},
     {"dns-config", required_argument, NULL, OPT_DNS_CONFIG},
     {"status-file", required_argument, NULL, OPT_STATUS_FILE},
     {"key-type", required_argument, NULL, 'k'},
@@ -208,9 +220,12 @@ static int parse_challenges(const char *list)
         acme_challenge_type ty = !strcmp(t, "http-01") ? ACME_CHALLENGE_HTTP_01
                                  : !strcmp(t, "tls-alpn-01") ? ACME_CHALLENGE_TLS_ALPN_01
                                  : !strcmp(t, "dns-01") ? ACME_CHALLENGE_DNS_01
+                                 : !strcmp(t, "dns-persist-01") ? ACME_CHALLENGE_DNS_PERSIST_01
+                                 : !strcmp(t, "dns-account-01") ? ACME_CHALLENGE_DNS_ACCOUNT_01
                                  : ACME_CHALLENGE_NONE;
         if (ty == ACME_CHALLENGE_NONE) {
-            rc = bad("--challenge: unknown type \"%s\" (http-01, tls-alpn-01, dns-01)", t);
+            rc = bad("--challenge: unknown type \"%s\" (http-01, tls-alpn-01, dns-01, dns-persist-01, "
+                     "dns-account-01)", t);
             break;
         }
         for (size_t i = 0; i < O.challenge_count; i++)
@@ -301,6 +316,18 @@ static int parse(int argc, char **argv)
         case OPT_DNS_PROVIDER: O.dns_provider = optarg; break;
         case OPT_DNS_CONFIG: O.dns_config = optarg; break;
         case OPT_STATUS_FILE: O.status_file = optarg; break;
+        case OPT_RESOLVER: O.resolver = optarg; break;
+        case OPT_ISSUER: O.issuer = optarg; break;
+        case OPT_PERSIST_UNTIL: {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno || *end || end == optarg || v <= 0)
+                return bad("--persist-until %s: give a Unix time (seconds since 1970, e.g. date -d 2027-01-01 +%%s)",
+                           optarg);
+            O.persist_until = (int64_t)v;
+            break;
+        }
         case 'k':
             if (acme_key_type_from_name(optarg, &O.key_type) != ACME_OK || O.key_type == ACME_KEY_ED25519)
                 return bad("--key-type %s: give ec-256, ec-384, rsa-2048, rsa-3072 or rsa-4096", optarg);
@@ -351,13 +378,15 @@ static int parse(int argc, char **argv)
         }
     }
     if (optind >= argc)
-        return bad("no command given: issue, renew, revoke, account or run%s", "");
+        return bad("no command given: issue, renew, revoke, account, run or dns-persist%s", "");
     O.command = argv[optind];
     O.args = argv + optind + 1;
     O.arg_count = argc - optind - 1;
     if (strcmp(O.command, "issue") && strcmp(O.command, "renew") && strcmp(O.command, "revoke") &&
-        strcmp(O.command, "account") && strcmp(O.command, "run"))
-        return bad("unknown command \"%s\": issue, renew, revoke, account or run", O.command);
+        strcmp(O.command, "account") && strcmp(O.command, "run") && strcmp(O.command, "dns-persist"))
+        return bad("unknown command \"%s\": issue, renew, revoke, account, run or dns-persist", O.command);
+    if (strcmp(O.command, "dns-persist") && (O.resolver || O.issuer || O.persist_until))
+        return bad("--resolver, --issuer and --persist-until are for dns-persist%s", "");
     if (!strcmp(O.command, "run")) {
         if (O.not_for_run) {
             char m[200];
@@ -466,6 +495,8 @@ int main(int argc, char **argv)
         code = cmd_renew(&O);
     else if (!strcmp(O.command, "revoke"))
         code = cmd_revoke(&O);
+    else if (!strcmp(O.command, "dns-persist"))
+        code = cmd_dns_persist(&O);
     else
         code = cmd_account(&O);
     progress_shutdown();

@@ -6,6 +6,11 @@
  *   tls-alpn-01  --hook if given, else the built-in responder on --tls-port
  *   dns-01       the --dns-provider module if given, else --hook; without
  *                either it is not offered
+ *   dns-account-01  as dns-01 (the hook writes at ACMECTL_DNS_NAME)
+ *   dns-persist-01  the --dns-provider module if given (it checks the record
+ *                and may create it once); else nothing: the owner created
+ *                the record (acmectl dns-persist NAME prints it). Only when
+ *                listed in --challenge.
  *
  * Built-in responders run on their own threads (acme_issue blocks). For
  * `issue` they are bound before anything is sent, so a busy or privileged
@@ -30,17 +35,19 @@
 
 #include "acmectl.h"
 
-typedef enum provider { P_NONE, P_BUILTIN, P_WEBROOT, P_HOOK, P_MODULE } provider;
+/* P_PERSIST: dns-persist-01 with no module: the owner made the record once,
+ * nothing to publish. */
+typedef enum provider { P_NONE, P_BUILTIN, P_WEBROOT, P_HOOK, P_MODULE, P_PERSIST } provider;
 
 struct provision {
     pthread_mutex_t mu;                /* publish/unpublish vs. an interrupt */
     chal_rec *published;               /* what is up now, newest first */
     const acmectl_opts *o;
     acme_client *c;
-    provider by_type[4];               /* indexed by acme_challenge_type */
+    provider by_type[6];               /* indexed by acme_challenge_type */
     acme_challenge_type order[MAX_CHALLENGES];
     size_t order_count;
-    int unusable[4];                   /* a responder that could not listen */
+    int unusable[6];                   /* a responder that could not listen */
     acme_responder *http, *alpn;
     modhost *dns;                      /* --dns-provider */
     unsigned declined;
@@ -121,8 +128,17 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
         case ACME_CHALLENGE_TLS_ALPN_01:
             pv = o->hook ? P_HOOK : P_BUILTIN;
             break;
+        case ACME_CHALLENGE_DNS_PERSIST_01:
+            if (!o->dns_provider) {
+                pv = P_PERSIST;
+                break;
+            }
+            /* FALLTHROUGH */
         case ACME_CHALLENGE_DNS_01:
-            if (o->dns_provider) {
+        case ACME_CHALLENGE_DNS_ACCOUNT_01:
+            if (p->dns) {
+                pv = P_MODULE;
+            } else if (o->dns_provider) {
                 int code = load_dns_provider(p, err, errlen);
                 if (code != EXIT_OK) {
                     provision_stop(p);
@@ -132,9 +148,19 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
             } else if (o->hook) {
                 pv = P_HOOK;
             } else if (o->challenges_explicit) {
-                bprintf(err, errlen, "dns-01 needs --dns-provider (a DNS module, doc/dns01.md) or --hook");
+                bprintf(err, errlen, "%s needs --dns-provider (a DNS module, doc/dns01.md) or --hook", tname(t));
                 provision_stop(p);
                 return EXIT_USAGE;
+            }
+            if (pv == P_MODULE && !modhost_handles(p->dns, t)) {
+                if (t == ACME_CHALLENGE_DNS_PERSIST_01) {
+                    pv = P_PERSIST; /* the module cannot check it: rely on the record */
+                } else {
+                    bprintf(err, errlen, "--dns-provider %s: the module %s does not answer %s", o->dns_provider,
+                            modhost_name(p->dns), tname(t));
+                    provision_stop(p);
+                    return EXIT_USAGE;
+                }
             }
             break;
         default:
@@ -235,7 +261,7 @@ static int publish_locked(provision *p, const acme_challenge *ch, chal_rec *x)
     acme_challenge_type t = x->type;
     const char *ident = x->ident;
     int rc;
-    if (t <= ACME_CHALLENGE_NONE || t > ACME_CHALLENGE_TLS_ALPN_01 || p->by_type[t] == P_NONE ||
+    if (t <= ACME_CHALLENGE_NONE || t > ACME_CHALLENGE_DNS_ACCOUNT_01 || p->by_type[t] == P_NONE ||
         p->unusable[t]) {
         /* renew re-orders with the types stored at issue time; one this run
          * cannot answer is declined like a hook would. */
@@ -280,6 +306,10 @@ static int publish_locked(provision *p, const acme_challenge *ch, chal_rec *x)
         x->live = ch;
         return ACME_OK;
     }
+    case P_PERSIST:
+        progress(ACME_LOG_INFO, "dns-persist-01 for %s: relying on the TXT record at %s", ident,
+                 acme_challenge_dns_name(ch));
+        return ACME_OK;
     case P_HOOK: {
         int st = chal_hook_run(p->o, "begin", x);
         if (st == 0)
@@ -354,6 +384,8 @@ int provision_unpublish(void *ud, const acme_challenge *ch)
     provision *p = ud;
     acme_challenge_type t = acme_challenge_get_type(ch);
     const char *token = acme_challenge_token(ch);
+    if (!token)
+        token = ""; /* dns-persist-01 may have none; chal_rec holds "" then */
     pthread_mutex_lock(&p->mu);
     chal_rec **pp = &p->published;
     while (*pp && !((*pp)->type == t && !strcmp((*pp)->token, token)))

@@ -81,7 +81,8 @@ static acme_responder *builtin_for(const router *r, acme_challenge_type t)
 
 int router_serves(const router *r, acme_challenge_type t)
 {
-    return module_for(r, t) || builtin_for(r, t);
+    /* dns-persist-01 needs nobody: the owner created the record once. */
+    return module_for(r, t) || builtin_for(r, t) || t == ACME_CHALLENGE_DNS_PERSIST_01;
 }
 
 static pub **find(router *r, const void *ch)
@@ -110,6 +111,11 @@ int router_publish(void *ud, const acme_challenge *ch)
     const char *ident = acme_challenge_identifier(ch);
     modhost *mh = module_for(r, t);
     acme_responder *resp = mh ? NULL : builtin_for(r, t);
+    if (!mh && t == ACME_CHALLENGE_DNS_PERSIST_01) {
+        progress(ACME_LOG_INFO, "dns-persist-01 for %s: relying on the TXT record at %s", ident,
+                 acme_challenge_dns_name(ch));
+        return ACME_OK; /* nothing remembered: unpublish finds nothing to take down */
+    }
     if (!mh && !resp) {
         progress(ACME_LOG_INFO, "nothing here answers %s (for %s): declined", acme_challenge_type_name(t), ident);
         return ACME_E_DECLINED;

@@ -143,9 +143,13 @@ static int get_challenges(parser *p, const char *key, const char *v, acme_challe
     for (size_t i = 0; i < wn && !rc; i++) {
         acme_challenge_type t = !strcmp(w[i], "http-01") ? ACME_CHALLENGE_HTTP_01
                                 : !strcmp(w[i], "tls-alpn-01") ? ACME_CHALLENGE_TLS_ALPN_01
-                                : !strcmp(w[i], "dns-01") ? ACME_CHALLENGE_DNS_01 : ACME_CHALLENGE_NONE;
+                                : !strcmp(w[i], "dns-01") ? ACME_CHALLENGE_DNS_01
+                                : !strcmp(w[i], "dns-persist-01") ? ACME_CHALLENGE_DNS_PERSIST_01
+                                : !strcmp(w[i], "dns-account-01") ? ACME_CHALLENGE_DNS_ACCOUNT_01
+                                : ACME_CHALLENGE_NONE;
         if (t == ACME_CHALLENGE_NONE)
-            rc = fail(p, key, "unknown challenge type \"%s\" (http-01, tls-alpn-01, dns-01)", w[i]);
+            rc = fail(p, key, "unknown challenge type \"%s\" (http-01, tls-alpn-01, dns-01, dns-persist-01, "
+                      "dns-account-01)", w[i]);
         for (size_t j = 0; j < *n && !rc; j++)
             if (out[j] == t)
                 rc = fail(p, key, "%s is listed twice", w[i]);

@@ -80,6 +80,14 @@ ACME_EXPORT int acme_directory_fetch(acme_client *c);
 ACME_EXPORT const char *acme_directory_terms(acme_client *c);
 /* Whether the CA requires external account binding. */
 ACME_EXPORT int acme_directory_eab_required(acme_client *c);
+/* 1.2. The issuer domain names a dns-persist-01 record may name, from the
+ * directory's meta "issuerDomainNames" (draft-ietf-acme-dns-persist §3.2;
+ * fetched on demand): 0 / NULL when the CA lists none. */
+ACME_EXPORT size_t acme_directory_issuer_domain_count(acme_client *c);
+ACME_EXPORT const char *acme_directory_issuer_domain(acme_client *c, size_t i);
+/* 1.2. The directory's meta "accountHashPrefix" (draft-ietf-acme-dns-persist
+ * -02 §4.1): the CA wants hashed accounturi values under it. NULL when absent. */
+ACME_EXPORT const char *acme_directory_account_hash_prefix(acme_client *c);
 
 /* ---- account ----------------------------------------------------------- */
 

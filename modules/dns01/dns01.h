@@ -11,6 +11,7 @@
  *   update.c        back end: RFC 2136 dynamic update
  *   backend_acmedns.c  back end: the acme-dns HTTP API
  *   backend_hook.c  back end: a command the user supplies
+ *   persist.c       dns-persist-01: check the persistent record, create it once
  */
 #ifndef DNS01_DNS01_H
 #define DNS01_DNS01_H
@@ -107,6 +108,10 @@ void dns01_log(dns01 *d, acme_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Text of a name for messages, without the final dot (static ring of 4). */
 const char *dns01_name_text(const dns_name *n);
+
+/* module.c: fill r->target and r->zone for r->challenge (CNAME chain,
+ * zone= or SOA walk). ACME_OK or a code (d->err set). */
+int dns01_locate(dns01 *d, dns01_record *r);
 
 /* config.c: parse the key/value pairs into d. 0, or an acme_code with a
  * one-line reason naming the key in err. */

@@ -18,6 +18,7 @@
 #include <acme/module.h>
 
 #include "dns01.h"
+#include "persist.h"
 #include "propagation.h"
 #include "resolve.h"
 
@@ -133,11 +134,18 @@ static int locate(dns01 *d, dns01_record *r)
     return resolve_zone(d, &r->target, &r->zone);
 }
 
+int dns01_locate(dns01 *d, dns01_record *r)
+{
+    return locate(d, r);
+}
+
 static int fill_record(dns01 *d, const acme_challenge *ch, dns01_record *r)
 {
     memset(r, 0, sizeof(*r));
-    if (acme_challenge_get_type(ch) != ACME_CHALLENGE_DNS_01) /* the order tries another type */
-        return dns01_fail(d, ACME_E_DECLINED, "the dns01 module answers dns-01 only, not %s",
+    /* dns-account-01 is dns-01 at another name (libacme gives it). */
+    acme_challenge_type t = acme_challenge_get_type(ch);
+    if (t != ACME_CHALLENGE_DNS_01 && t != ACME_CHALLENGE_DNS_ACCOUNT_01) /* the order tries another type */
+        return dns01_fail(d, ACME_E_DECLINED, "the dns01 module answers dns-01 and dns-account-01 only, not %s",
                           acme_challenge_type_name(acme_challenge_get_type(ch)));
     const char *name = acme_challenge_dns_name(ch);
     r->value = acme_challenge_dns_value(ch);
@@ -155,6 +163,8 @@ static int dns01_publish(void *instance, const acme_challenge *ch)
     dns01 *d = instance;
     dns01_record r;
     d->err[0] = '\0';
+    if (acme_challenge_get_type(ch) == ACME_CHALLENGE_DNS_PERSIST_01)
+        return dns01_persist_publish(d, ch);
     int rc = fill_record(d, ch, &r);
     if (rc || (rc = locate(d, &r)))
         return rc;
@@ -183,8 +193,9 @@ static int dns01_unpublish(void *instance, const acme_challenge *ch)
     dns01 *d = instance;
     dns01_record r;
     d->err[0] = '\0';
-    if (acme_challenge_get_type(ch) != ACME_CHALLENGE_DNS_01)
-        return ACME_OK; /* never published here */
+    acme_challenge_type t = acme_challenge_get_type(ch);
+    if (t != ACME_CHALLENGE_DNS_01 && t != ACME_CHALLENGE_DNS_ACCOUNT_01)
+        return ACME_OK; /* never published here, or persistent (dns-persist-01) */
     int rc = fill_record(d, ch, &r);
     if (rc)
         return rc;
@@ -207,7 +218,8 @@ static int dns01_unpublish(void *instance, const acme_challenge *ch)
 static unsigned dns01_challenge_types(void *instance)
 {
     (void)instance;
-    return ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_01);
+    return ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_01) | ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_ACCOUNT_01) |
+           ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_PERSIST_01);
 }
 
 static const char *dns01_last_error(void *instance)

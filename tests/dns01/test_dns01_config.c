@@ -133,7 +133,10 @@ static void good_configurations(void **state)
                             "nameserver-port=5353", "propagation-timeout=5",
                             "propagation-interval=100", "dns-timeout=500"),
                      ACME_OK);
-    assert_int_equal(ops->challenge_types(inst), ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_01));
+    /* dns-01, and since 1.2 the account-labelled and the persistent record. */
+    assert_int_equal(ops->challenge_types(inst), ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_01) |
+                                                     ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_ACCOUNT_01) |
+                                                     ACME_MODULE_CHALLENGE(ACME_CHALLENGE_DNS_PERSIST_01));
     assert_null(ops->last_error(inst));
     destroy(inst);
 

@@ -135,7 +135,9 @@ static void type_names(void **state)
     assert_int_equal(challenge_type_from_name("http-01"), ACME_CHALLENGE_HTTP_01);
     assert_int_equal(challenge_type_from_name("dns-01"), ACME_CHALLENGE_DNS_01);
     assert_int_equal(challenge_type_from_name("tls-alpn-01"), ACME_CHALLENGE_TLS_ALPN_01);
-    assert_int_equal(challenge_type_from_name("dns-account-01"), ACME_CHALLENGE_NONE);
+    assert_int_equal(challenge_type_from_name("dns-account-01"), ACME_CHALLENGE_DNS_ACCOUNT_01);
+    assert_int_equal(challenge_type_from_name("dns-persist-01"), ACME_CHALLENGE_DNS_PERSIST_01);
+    assert_int_equal(challenge_type_from_name("dns-02"), ACME_CHALLENGE_NONE);
     assert_int_equal(challenge_type_from_name(NULL), ACME_CHALLENGE_NONE);
     assert_string_equal(acme_challenge_type_name(ACME_CHALLENGE_TLS_ALPN_01), "tls-alpn-01");
     assert_string_equal(acme_challenge_type_name((acme_challenge_type)77), "unknown");
