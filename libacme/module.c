@@ -21,9 +21,10 @@ static char *module_key(acme_module *m, const char *key)
     return xasprintf("modules/%s/%s", m->name, key);
 }
 
-/* On the module's own thread the storage table is called directly: the
- * client's last error belongs to the thread driving the engine, and the
- * module reports its failures through its own last_error anyway. */
+/* Off the client's thread (the module's own, or a host's worker) the
+ * storage table is called directly: the client's last error belongs to
+ * the thread driving the engine, and the module reports its failures
+ * through its own last_error anyway. */
 static int direct_storage(acme_module *m, const char *rel, int put, acme_buffer *out, const void *data,
                           size_t len, unsigned flags)
 {
@@ -44,7 +45,7 @@ static int host_storage_get(void *ud, const char *key, acme_buffer *out)
     char *rel = module_key(m, key);
     if (!rel)
         return ACME_E_INVALID_ARG;
-    int rc = module_async_on_thread(m) ? direct_storage(m, rel, 0, out, NULL, 0, 0) : store_get(m->client, rel, out);
+    int rc = module_foreign_thread(m) ? direct_storage(m, rel, 0, out, NULL, 0, 0) : store_get(m->client, rel, out);
     free(rel);
     return rc;
 }
@@ -55,7 +56,7 @@ static int host_storage_put(void *ud, const char *key, const void *data, size_t 
     char *rel = module_key(m, key);
     if (!rel)
         return ACME_E_INVALID_ARG;
-    int rc = module_async_on_thread(m) ? direct_storage(m, rel, 1, NULL, data, len, flags)
+    int rc = module_foreign_thread(m) ? direct_storage(m, rel, 1, NULL, data, len, flags)
                                        : store_put(m->client, rel, data, len, flags);
     free(rel);
     return rc;
@@ -173,6 +174,7 @@ ACME_EXPORT int acme_module_load(acme_client *c, const char *path, const char *c
         return ACME_E_NOMEM;
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
+    m->owner = pthread_self();
     m->client = c;
     char **keys = NULL, **values = NULL, *real = NULL;
     size_t n = 0, bad_line = 0;
@@ -327,10 +329,11 @@ ACME_EXPORT unsigned acme_module_flags(const acme_module *m)
 {
     if (!m)
         return 0;
-    if (m->abi >= 2)
+    if (m->abi >= 2 && m->table.flags)
         return m->table.flags & (ACME_MODULE_PUBLISHES | ACME_MODULE_INSTALLS);
-    /* ABI 1 says it by which hooks it has. */
-    return (m->table.publish && m->types ? ACME_MODULE_PUBLISHES : 0u) |
+    /* ABI 1 (or an ABI 2 table that leaves flags 0: an ABI 1 source built
+     * against these headers) says it by which hooks it has. */
+    return ((m->table.publish || m->table.present) && m->types ? ACME_MODULE_PUBLISHES : 0u) |
            (m->table.install ? ACME_MODULE_INSTALLS : 0u);
 }
 
@@ -402,10 +405,15 @@ static const char *op_word(mod_op op)
 static char *sentence(acme_module *m, mod_op op, int rc)
 {
     const char *why = m->table.last_error ? m->table.last_error(m->instance) : NULL;
-    if (rc == ACME_E_PENDING && m->abi < 2)
-        return xasprintf("module %s: %s answered ACME_E_PENDING, which a module ABI 1 module cannot finish "
-                         "later; fix the module", m->name, op_word(op));
-    return xasprintf("module %s: %s failed: %s", m->name, op_word(op), why ? why : acme_strerror(rc));
+    char *s = rc == ACME_E_PENDING && m->abi < 2
+                  ? xasprintf("module %s: %s answered ACME_E_PENDING, which a module ABI 1 module cannot "
+                              "finish later; fix the module", m->name, op_word(op))
+                  : xasprintf("module %s: %s failed: %s", m->name, op_word(op), why ? why : acme_strerror(rc));
+    /* One line, like every last error: the module's text is its own. */
+    for (char *p = s; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    return s;
 }
 
 int module_run(acme_module *m, mod_op op, const void *object, int run_wait, int *needs_wait, char **why)
@@ -463,13 +471,31 @@ int module_run(acme_module *m, mod_op op, const void *object, int run_wait, int 
     return rc == ACME_E_PENDING ? ACME_E_CALLBACK : rc;
 }
 
-/* Record a failure: the module's last error and the client's. */
+void module_client_error(acme_module *m, const char *why)
+{
+    acme_client *c = m->client;
+    /* The first failure explains best, as client_fail keeps it. */
+    if (!c->last_error)
+        c->last_error = xstrdup(why);
+}
+
+int module_foreign_thread(const acme_module *m)
+{
+    return !pthread_equal(pthread_self(), m->owner);
+}
+
+/* Record a failure: the module's last error, and the client's when the
+ * caller is the client's thread (a host's worker thread must not write
+ * into a client its loop is using). */
 static int module_result(acme_module *m, int rc, char *why)
 {
     if (why) {
         free(m->last_error);
         m->last_error = why;
-        return client_fail(m->client, rc, "%s", why);
+        /* Not logged here: whoever called reports the failure with its
+         * context (the order quotes the client's last error). */
+        if (!module_foreign_thread(m))
+            module_client_error(m, why);
     }
     return rc;
 }

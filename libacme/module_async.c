@@ -320,13 +320,15 @@ ACME_EXPORT int acme_module_dispatch(acme_module *m)
             free(m->last_error);
             m->last_error = j->why;
             j->why = NULL;
-            /* The order quotes the client's last error when it takes the
-             * outcome in its next step. */
-            client_fail(m->client, j->rc, "%s", m->last_error);
+            /* Logged here: the engine takes the outcome in a later step,
+             * after other work may have replaced the client's last error. */
+            alog(m->client, ACME_LOG_ERROR, "%s", m->last_error);
+            module_client_error(m, m->last_error);
         }
         int drc = a->e ? acme_engine_done(a->e, j->original, j->rc) : ACME_E_NOT_FOUND;
         if (drc == ACME_E_NOT_FOUND && j->rc != ACME_OK)
-            alog(m->client, ACME_LOG_WARNING, "%s", m->last_error ? m->last_error : acme_strerror(j->rc));
+            alog(m->client, ACME_LOG_WARNING, "module %s: no order waits for this outcome any more (%s)", m->name,
+                 acme_strerror(j->rc));
         free_job(j);
         n++;
     }

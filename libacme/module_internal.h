@@ -29,6 +29,7 @@ struct acme_module {
     acme_module_host host;
     char *name;
     char *last_error;         /* this module's last failure (acme_module_last_error) */
+    pthread_t owner;          /* the thread that loaded it: the client's */
 
     /* A hook that answered ACME_E_PENDING: the caller waits here until
      * the module's host->done for that object (any thread). */
@@ -51,6 +52,11 @@ int module_async_start(acme_module *m, struct acme_engine *e);
 void module_async_stop(acme_module *m);
 /* Queue op on the module's thread; the object is copied. ACME_E_PENDING. */
 int module_async_queue(acme_module *m, mod_op op, const void *object);
+/* 1 unless the caller is the thread that loaded the module: such a call
+ * leaves the client alone (its last error, its storage wrapper). */
+int module_foreign_thread(const acme_module *m);
+/* The client's last error, unless one is set already; not logged. */
+void module_client_error(acme_module *m, const char *why);
 /* 1 if the caller is the module's thread (its log lines are queued). */
 int module_async_on_thread(const acme_module *m);
 void module_async_log(acme_module *m, acme_log_level level, const char *msg);
