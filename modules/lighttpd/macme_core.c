@@ -575,6 +575,10 @@ static void publish_status(macme_core *k)
                         json_integer((json_int_t)(k->e ? acme_engine_longest_step_us(k->e) : 0)));
     json_object_set_new(o, "longest_tick_us", json_integer((json_int_t)k->longest_tick_us));
     json_object_set_new(o, "longest_tick_cpu_us", json_integer((json_int_t)k->longest_tick_cpu_us));
+    /* The DNS module's own last failure: the certificate's last_error
+     * says that publishing failed, this says why. */
+    const char *dns_err = k->dns ? acme_module_last_error(k->dns) : NULL;
+    json_object_set_new(o, "dns_module_error", dns_err ? json_string(dns_err) : json_null());
     json_object_set_new(o, "installs", json_integer(k->installs));
     json_object_set_new(o, "restart_pending", json_boolean(k->restart_pending));
     json_object_set_new(o, "certificates", arr ? arr : json_array());

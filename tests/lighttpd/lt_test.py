@@ -675,9 +675,13 @@ def sc_dns01(env):
     c = s["certificates"][0]
     if c["id"] != "_.acme.test" or c["names"] != ["*.acme.test", "acme.test"]:
         raise Fail(f"status does not describe the wildcard certificate: {c}")
+    if s.get("dns_module_error") is not None:
+        raise Fail(f"the status page shows a DNS module error: {s['dns_module_error']}")
     # The record is taken down once validated (the secondary follows on refresh).
     env.wait_for(lambda: not kdig_txt(primary, challenge), 20, "the TXT record removed at the primary")
     no_restart_loop(env)
+    for line in re.findall(r"a step took \d+ us \(\d+ us of CPU\)", read(env.errlog)):
+        say("over 5 ms: " + line)
     report_steps(env)
 
 
