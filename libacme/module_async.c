@@ -17,9 +17,9 @@
  *
  * One thread per module handle calls its instance one hook at a time
  * (the module contract asks no more of a module). Presents run before
- * waits queued earlier, so the challenges of one order are all sent
- * before the first wait starts, and later waits find their records
- * visible already. The hooks see a copy of the challenge or certificate:
+ * waits queued earlier, so challenges handed over together are all sent
+ * before the first wait starts and propagate in parallel (today's engine
+ * hands over one challenge of an order at a time). The hooks see a copy of the challenge or certificate:
  * the engine's object may go (an install of a stored certificate at
  * start is not waited for), the copy lives until the outcome is
  * delivered. */
