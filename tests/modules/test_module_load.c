@@ -21,6 +21,7 @@
 #include <cmocka.h>
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -269,6 +270,52 @@ static void v2_module_blocking(void **state)
     acme_client_free(c);
 }
 
+typedef struct call_arg { acme_module *m; const acme_challenge *ch; int rc; } call_arg;
+
+static void *publish_elsewhere(void *p)
+{
+    call_arg *a = p;
+    a->rc = acme_module_publish(a->m, a->ch);
+    return NULL;
+}
+
+/* One client, two modules: each keeps its own last error, and a call
+ * from a thread other than the one that loaded the module (a host's
+ * worker) leaves the client's last error alone. */
+static void last_error_is_the_modules(void **state)
+{
+    (void)state;
+    acme_client *c = client();
+    acme_module *m1 = load(c, "MOD_V1"), *m2 = load(c, "MOD_V2");
+    acme_challenge *bad = dns_challenge("fail.test", "v1"), *ok = dns_challenge("a.test", "v2");
+    assert_int_equal(acme_module_publish(m1, bad), ACME_E_CALLBACK);
+    assert_int_equal(acme_module_publish(m2, ok), ACME_OK);
+    assert_int_equal(acme_module_publish(m2, bad), ACME_E_TIMEOUT);
+    assert_string_equal(acme_module_last_error(m1),
+                        "module testv1: publish failed: publish refused for fail.test by the test module");
+    assert_string_equal(acme_module_last_error(m2),
+                        "module testv2: wait failed: wait refused for fail.test by the test module");
+
+    /* A setter clears the client's last error; the worker's failure must
+     * not reappear there. */
+    assert_int_equal(acme_client_set_log_level(c, ACME_LOG_DEBUG), ACME_OK);
+    assert_string_equal(acme_client_last_error(c), "");
+    acme_challenge *bad2 = dns_challenge("fail.test", "v3");
+    call_arg a = {m1, bad2, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, publish_elsewhere, &a), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(a.rc, ACME_E_CALLBACK);
+    assert_string_equal(acme_client_last_error(c), "");
+    assert_non_null(acme_module_last_error(m1));
+    challenge_free(bad);
+    challenge_free(bad2);
+    challenge_free(ok);
+    acme_module_free(m1);
+    acme_module_free(m2);
+    acme_client_free(c);
+}
+
 /* Wait until the module's fd is readable, then dispatch. */
 static int dispatch_within(acme_module *m, int ms)
 {
@@ -364,6 +411,7 @@ int main(void)
         cmocka_unit_test(v1_module_blocking),
         cmocka_unit_test(v2_module_blocking),
         cmocka_unit_test(modules_with_engine),
+        cmocka_unit_test(last_error_is_the_modules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
