@@ -85,6 +85,11 @@ static void host_done(void *ud, const void *object, int result)
     pthread_mutex_unlock(&m->mu);
 }
 
+static int host_stopping(void *ud)
+{
+    return module_async_stopping(ud);
+}
+
 /* Split "key=value" lines into two arrays. Whitespace around both is trimmed. */
 static int parse_config(const char *text, char ***keys, char ***values, size_t *n, size_t *bad_line)
 {
@@ -272,6 +277,7 @@ ACME_EXPORT int acme_module_load(acme_client *c, const char *path, const char *c
         .storage_put = host_storage_put,
         .log = host_log,
         .done = host_done,
+        .stopping = host_stopping,
     };
     char err[512] = "";
     rc = m->table.create(&m->host, (const char *const *)keys, (const char *const *)values, n, &m->instance,

@@ -204,17 +204,25 @@ static void free_lines(mod_line *l)
     }
 }
 
+int module_async_stopping(const acme_module *m)
+{
+    /* Read from the module's thread while the stopping thread holds the
+     * handle still: the flag, not the struct, is what changes. */
+    mod_async *a = m->async;
+    return a && __atomic_load_n(&a->stop, __ATOMIC_ACQUIRE);
+}
+
 void module_async_stop(acme_module *m)
 {
     mod_async *a = m->async;
     if (!a)
         return;
     pthread_mutex_lock(&a->mu);
-    a->stop = 1;
+    __atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
-    /* A hook in progress finishes first (a dns01 wait ends at its
-     * propagation timeout at the latest). */
+    /* A hook in progress finishes first; host->stopping now says 1, and
+     * a long wait (dns01's) gives up at its next look. */
     if (a->running)
         pthread_join(a->thread, NULL);
     free_jobs(a->queue);

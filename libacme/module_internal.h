@@ -60,5 +60,7 @@ void module_client_error(acme_module *m, const char *why);
 /* 1 if the caller is the module's thread (its log lines are queued). */
 int module_async_on_thread(const acme_module *m);
 void module_async_log(acme_module *m, acme_log_level level, const char *msg);
+/* 1 once module_async_stop began. */
+int module_async_stopping(const acme_module *m);
 
 #endif

@@ -52,6 +52,10 @@ typedef struct acme_module_host {
      * ACME_OK or an acme_code. Callable from any thread, once per
      * PENDING; object stays valid until this call. */
     void (*done)(void *ud, const void *object, int result);
+    /* 1 when libacme is stopping the module's thread (the host frees the
+     * module: shutting down): a long wait should then give up soon and
+     * return ACME_E_STATE. Callable from any thread. */
+    int (*stopping)(void *ud);
 } acme_module_host;
 
 /* Bits for acme_module_ops.challenge_types. */

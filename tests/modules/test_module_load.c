@@ -270,6 +270,34 @@ static void v2_module_blocking(void **state)
     acme_client_free(c);
 }
 
+/* Freeing a module whose thread is inside a long wait: host->stopping
+ * tells the wait to give up, so the free does not wait 30 s. */
+static void free_stops_a_long_wait(void **state)
+{
+    (void)state;
+    acme_client *c = client();
+    char dir[] = "/tmp/test_module_load.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(acme_client_set_storage_dir(c, dir), ACME_OK);
+    acme_engine *e = NULL;
+    assert_int_equal(acme_engine_new(c, NULL, &e), ACME_OK);
+    acme_module *m = load(c, "MOD_V2");
+    assert_int_equal(acme_module_set_engine(m, e), ACME_OK);
+    acme_challenge *slow = dns_challenge("slow.test", "v1");
+    assert_int_equal(acme_module_publish(m, slow), ACME_E_PENDING);
+    struct timespec ts = {0, 300 * 1000000L}; /* present (50 ms), then into the wait */
+    nanosleep(&ts, NULL);
+    uint64_t t0 = ms_now();
+    acme_module_free(m);
+    assert_true(ms_now() - t0 < 2000);
+    challenge_free(slow);
+    acme_engine_free(e);
+    acme_client_free(c);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 typedef struct call_arg { acme_module *m; const acme_challenge *ch; int rc; } call_arg;
 
 static void *publish_elsewhere(void *p)
@@ -412,6 +440,7 @@ int main(void)
         cmocka_unit_test(v2_module_blocking),
         cmocka_unit_test(modules_with_engine),
         cmocka_unit_test(last_error_is_the_modules),
+        cmocka_unit_test(free_stops_a_long_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
