@@ -178,17 +178,15 @@ void chal_rec_free(chal_rec *x);
 int chal_hook_run(const acmectl_opts *o, const char *method, const chal_rec *x);
 
 /* ---- modhost.c: a libacme module (acme_module_load) --------------------- */
-/* Each module gets an acme_client of its own (same CA and state
- * directory: its storage and log), so that a call into it never touches
- * the client that places orders, and can run on another thread. Calls
- * into one module are serialized. */
+/* Modules are loaded on the program's one client (its storage and log);
+ * a call from a worker thread leaves that client alone. Calls into one
+ * module are serialized. */
 typedef struct modhost modhost;
 typedef struct modhost_params {
     const char *label;             /* for messages: "[module haproxy]", "--dns-provider" */
     const char *path;
     const char *config;            /* "key=value" lines, or NULL */
-    const char *directory, *state_dir;
-    acme_log_level level;
+    acme_client *client;           /* the program's client; load on its thread */
 } modhost_params;
 /* Load and configure; -1 with the module's or libacme's reason in err. */
 int modhost_load(const modhost_params *p, modhost **out, char *err, size_t errlen);
@@ -231,7 +229,8 @@ typedef struct provision provision;
 /* From the options: decide the provider per type; unless lazy, bind and
  * start the built-in responders now. Returns an exit code (EXIT_OK on
  * success), with the reason in err otherwise. */
-int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err, size_t errlen);
+int provision_start(const acmectl_opts *o, acme_client *client, int lazy, provision **out, char *err,
+                    size_t errlen);
 void provision_stop(provision *p);
 /* The client, so unpublish can tell success from failure. */
 void provision_bind_client(provision *p, acme_client *c);

@@ -9,7 +9,8 @@
  * Threads: the loop runs the engine; the built-in responders run on their
  * own threads (they must answer the CA's validators whatever the loop is
  * doing: registering the account at start, or a module's synchronous
- * install); each module has a worker for publish/unpublish (modhost.c).
+ * install); each module has a worker for publish/unpublish (modhost.c),
+ * and every module is loaded on the one client that places the orders.
  * Signals are blocked in every thread and read from a signalfd in the
  * loop. */
 #include <errno.h>
@@ -161,12 +162,20 @@ static int load_modules(rund *d, acme_log_level level)
     d->mods = calloc(cf->module_count ? cf->module_count : 1, sizeof(modhost *));
     if (!d->mods)
         return EXIT_INTERNAL;
+    /* The modules live on the one client: its log before they are made
+     * (the rest of the host table follows once the router exists). */
+    acme_host_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.size = sizeof(cb);
+    cb.log = progress_lib_log;
+    acme_client_set_host(d->c, &cb, NULL);
+    acme_client_set_log_level(d->c, level);
     for (size_t i = 0; i < cf->module_count; i++) {
         run_module *m = &cf->modules[i];
         char *text = runconf_module_text(m), err[700];
         if (!text)
             return EXIT_INTERNAL;
-        modhost_params mp = {m->label, m->path, text, cf->directory, cf->state_dir, level};
+        modhost_params mp = {m->label, m->path, text, d->c};
         int rc = modhost_load(&mp, &d->mods[i], err, sizeof(err));
         explicit_bzero(text, strlen(text)); /* the module's secrets */
         free(text);

@@ -1,20 +1,17 @@
 /* A libacme module (acme_module_load), for `--dns-provider` and `run`.
  *
- * Each module gets an acme_client of its own, for the same CA and state
- * directory: libacme gives a module its storage and its log through the
- * client it was loaded with, and writes the module's failures into that
- * client's last error. A client is not to be used from two threads at
- * once, and `run` calls modules on worker threads while its own client
- * drives the engine; with a client per module, a call into the module
- * never touches the client that places orders. The module's client does
- * no network I/O.
+ * Modules are loaded on the program's one client (the one that places
+ * the orders): libacme gives a module its storage and its log through it.
+ * What the module does (answers challenges, installs certificates) comes
+ * from acme_module_flags: the module is never opened a second time.
  *
  * Calls into one module are serialized (call_mu): modules are not
  * required to be thread-safe. `run` makes publish and unpublish
  * asynchronous: a worker thread per module takes them from a queue, so a
  * dns-01 provider waiting minutes for propagation never stalls the event
- * loop (doc/dns01.md asks for exactly that). */
-#include <dlfcn.h>
+ * loop. A call from that worker leaves the client alone (libacme writes
+ * the client's last error only on the thread that loaded the module); the
+ * reason of a failure is the module's own, acme_module_last_error. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,9 +22,7 @@
 
 struct modhost {
     char *label;
-    acme_client *mc;
     acme_module *m;
-    acme_log_level level;
     int installs;
     pthread_mutex_t call_mu;       /* one call into the module at a time */
 
@@ -42,34 +37,6 @@ struct modhost {
     int notify_fd;
 };
 
-static void on_log(void *ud, acme_log_level level, const char *msg)
-{
-    (void)ud;
-    /* libacme logs a module's failure ("module NAME: publish failed: ...")
-     * as it returns it; the caller reports it with its context. */
-    if (level == ACME_LOG_ERROR && !strncmp(msg, "module ", 7))
-        return;
-    progress_lib_log(NULL, level, msg);
-}
-
-/* Whether the module has an install hook: libacme's wrapper answers
- * ACME_OK for a module without one, so ask the module's own table (the
- * public module ABI). The object is loaded already: RTLD_NOLOAD. */
-static int probe_install(const char *path)
-{
-    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
-    if (!h)
-        return 1; /* cannot tell: call it */
-    acme_module_entry_fn entry;
-    *(void **)&entry = dlsym(h, ACME_MODULE_ENTRY);
-    const acme_module_ops *ops = entry ? entry(ACME_MODULE_ABI_VERSION) : NULL;
-    int has = 1;
-    if (ops)
-        has = ops->size >= offsetof(acme_module_ops, install) + sizeof(ops->install) && ops->install;
-    dlclose(h);
-    return has;
-}
-
 int modhost_load(const modhost_params *p, modhost **out, char *err, size_t errlen)
 {
     *out = NULL;
@@ -83,26 +50,14 @@ int modhost_load(const modhost_params *p, modhost **out, char *err, size_t errle
     pthread_mutex_init(&mh->qmu, NULL);
     pthread_cond_init(&mh->qcv, NULL);
     mh->notify_fd = -1;
-    mh->level = p->level;
-    int rc = acme_client_new(p->directory, &mh->mc);
-    if (rc == ACME_OK) {
-        acme_host_callbacks cb;
-        memset(&cb, 0, sizeof(cb));
-        cb.size = sizeof(cb);
-        cb.log = on_log;
-        acme_client_set_host(mh->mc, &cb, mh);
-        acme_client_set_log_level(mh->mc, p->level);
-        rc = acme_client_set_storage_dir(mh->mc, p->state_dir);
-        if (rc == ACME_OK)
-            rc = acme_module_load(mh->mc, p->path, p->config, &mh->m);
-    }
+    int rc = acme_module_load(p->client, p->path, p->config, &mh->m);
     if (rc != ACME_OK) {
-        const char *why = mh->mc ? acme_client_last_error(mh->mc) : "";
+        const char *why = acme_client_last_error(p->client);
         bprintf(err, errlen, "%s", *why ? why : acme_strerror(rc));
         modhost_free(mh);
         return -1;
     }
-    mh->installs = probe_install(p->path);
+    mh->installs = (acme_module_flags(mh->m) & ACME_MODULE_INSTALLS) != 0;
     *out = mh;
     return 0;
 }
@@ -124,7 +79,6 @@ void modhost_free(modhost *mh)
         left = n;
     }
     acme_module_free(mh->m);
-    acme_client_free(mh->mc);
     pthread_mutex_destroy(&mh->call_mu);
     pthread_mutex_destroy(&mh->qmu);
     pthread_cond_destroy(&mh->qcv);
@@ -161,9 +115,6 @@ int modhost_call(modhost *mh, int op, const void *object, char *why, size_t whyl
 {
     why[0] = '\0';
     pthread_mutex_lock(&mh->call_mu);
-    /* Every setter clears the client's last error: this call's failure
-     * is then the one reported, not an earlier one. */
-    acme_client_set_log_level(mh->mc, mh->level);
     int rc = op == MODOP_PUBLISH ? acme_module_publish(mh->m, object)
              : op == MODOP_UNPUBLISH ? acme_module_unpublish(mh->m, object)
                                      : acme_module_install(mh->m, object);
@@ -173,8 +124,9 @@ int modhost_call(modhost *mh, int op, const void *object, char *why, size_t whyl
                 modhost_name(mh), op_name(op));
         rc = ACME_E_CALLBACK;
     } else if (rc != ACME_OK && rc != ACME_E_DECLINED) {
-        const char *e = acme_client_last_error(mh->mc);
-        bprintf(why, whylen, "%s", *e ? e : acme_strerror(rc));
+        /* The module's own sentence: no other module's call replaced it. */
+        const char *e = acme_module_last_error(mh->m);
+        bprintf(why, whylen, "%s", e && *e ? e : acme_strerror(rc));
     }
     pthread_mutex_unlock(&mh->call_mu);
     return rc;

@@ -25,7 +25,7 @@
  * order without the declined type only if libacme gave up on this one.
  *
  * The --dns-provider module is called synchronously (acme_issue blocks
- * anyway) through modhost.c, which gives it a client of its own. */
+ * anyway) through modhost.c, on the session's client. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -50,6 +50,7 @@ struct provision {
     int unusable[6];                   /* a responder that could not listen */
     acme_responder *http, *alpn;
     modhost *dns;                      /* --dns-provider */
+    acme_client *client;               /* the session's: the module lives on it */
     unsigned declined;
     char failure[512];
 };
@@ -86,8 +87,7 @@ static int load_dns_provider(provision *p, char *err, size_t errlen)
         return EXIT_USAGE;
     }
     char why[700];
-    modhost_params mp = {"--dns-provider", o->dns_provider, text, o->directory, o->state_dir,
-                         o->verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO};
+    modhost_params mp = {"--dns-provider", o->dns_provider, text, p->client};
     int rc = modhost_load(&mp, &p->dns, why, sizeof(why));
     if (text) {
         /* --dns-config holds the TSIG secret or the like. */
@@ -108,7 +108,8 @@ static int load_dns_provider(provision *p, char *err, size_t errlen)
     return EXIT_OK;
 }
 
-int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err, size_t errlen)
+int provision_start(const acmectl_opts *o, acme_client *client, int lazy, provision **out, char *err,
+                    size_t errlen)
 {
     *out = NULL;
     provision *p = calloc(1, sizeof(*p));
@@ -117,6 +118,7 @@ int provision_start(const acmectl_opts *o, int lazy, provision **out, char *err,
         return EXIT_INTERNAL;
     }
     p->o = o;
+    p->client = client;
     pthread_mutex_init(&p->mu, NULL);
     for (size_t i = 0; i < o->challenge_count; i++) {
         acme_challenge_type t = o->challenges[i];

@@ -228,7 +228,7 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
     acme_client_set_account_key_type(s->c, o->account_key_type);
 
     if (challenges != SESSION_NO_CHALLENGES) {
-        int code = provision_start(o, challenges == SESSION_CHALLENGES_LAZY, &s->prov, err, sizeof(err));
+        int code = provision_start(o, s->c, challenges == SESSION_CHALLENGES_LAZY, &s->prov, err, sizeof(err));
         if (code != EXIT_OK) {
             output_error(o, res, code, code == EXIT_USAGE ? ACME_E_INVALID_ARG : ACME_E_UNSUPPORTED, NULL, err);
             return code;

@@ -7,9 +7,19 @@
  * claims to it. The dns01 provider (modules/dns01) and the HAProxy adapter
  * (modules/haproxy) are modules.
  *
- * Versioning: the entry point receives the host's ACME_MODULE_ABI_VERSION
- * and returns NULL if it cannot serve it; both tables carry a leading size
- * so either side can grow by appending members. */
+ * Versioning: the entry point receives the module ABI the host asks for
+ * and returns NULL if it cannot serve it; libacme asks for
+ * ACME_MODULE_ABI_VERSION (2) first, then for 1, so modules built for
+ * ABI 1 keep loading. Both tables carry a leading size so either side can
+ * grow by appending members.
+ *
+ * Module ABI 2 (doc/modules.md): publishing is split into present (quick:
+ * send the record), wait (slow: until the CA can see it) and cleanup; a
+ * hook may answer ACME_E_PENDING and finish later through
+ * acme_module_host.done; the table says what the module does (flags).
+ * A host driving the engine hands the module to it with
+ * acme_module_set_engine: the module's hooks then run on a thread of the
+ * module's own, never inside an engine step. */
 #ifndef ACME_MODULE_H
 #define ACME_MODULE_H
 
@@ -22,7 +32,9 @@
 extern "C" {
 #endif
 
-#define ACME_MODULE_ABI_VERSION 1u
+#define ACME_MODULE_ABI_VERSION 2u
+/* The oldest module ABI libacme still loads. */
+#define ACME_MODULE_ABI_VERSION_MIN 1u
 #define ACME_MODULE_ENTRY "acme_module_entry"
 
 /* What libacme offers a module instance. */
@@ -34,10 +46,24 @@ typedef struct acme_module_host {
     int (*storage_get)(void *ud, const char *key, acme_buffer *out);
     int (*storage_put)(void *ud, const char *key, const void *data, size_t len, unsigned flags);
     void (*log)(void *ud, acme_log_level level, const char *msg);
+    /* ---- module ABI 2 (check size) ---- */
+    /* A hook that answered ACME_E_PENDING finished: object is the
+     * acme_challenge or acme_certificate that hook was given, result
+     * ACME_OK or an acme_code. Callable from any thread, once per
+     * PENDING; object stays valid until this call. */
+    void (*done)(void *ud, const void *object, int result);
+    /* 1 when libacme is stopping the module's thread (the host frees the
+     * module: shutting down): a long wait should then give up soon and
+     * return ACME_E_STATE. Callable from any thread. */
+    int (*stopping)(void *ud);
 } acme_module_host;
 
 /* Bits for acme_module_ops.challenge_types. */
 #define ACME_MODULE_CHALLENGE(t) (1u << (unsigned)(t))
+
+/* Bits for acme_module_ops.flags (module ABI 2) and acme_module_flags(). */
+#define ACME_MODULE_PUBLISHES 0x1u  /* answers challenges */
+#define ACME_MODULE_INSTALLS 0x2u   /* installs certificates */
 
 typedef struct acme_module_ops {
     size_t size;              /* sizeof(acme_module_ops) as the module compiled it */
@@ -54,12 +80,27 @@ typedef struct acme_module_ops {
     unsigned (*challenge_types)(void *instance);
     /* Same contract as acme_host_callbacks.publish / unpublish / install.
      * Any may be NULL. publish returns only when the challenge is
-     * answerable (for dns-01: visible at every authoritative server). */
+     * answerable (for dns-01: visible at every authoritative server).
+     * A module ABI 2 module sets present/wait/cleanup instead of
+     * publish/unpublish (libacme uses them when both are set). */
     int (*publish)(void *instance, const acme_challenge *ch);
     int (*unpublish)(void *instance, const acme_challenge *ch);
     int (*install)(void *instance, const acme_certificate *cert);
     /* The reason for the last failure, one line, or NULL. */
     const char *(*last_error)(void *instance);
+    /* ---- module ABI 2: a table for ABI 2 reaches through cleanup ---- */
+    /* ACME_MODULE_PUBLISHES | ACME_MODULE_INSTALLS: what this module
+     * does, so a host need not call it to find out. */
+    unsigned flags;
+    /* Quick: make the change (send the DNS update). Must not wait for
+     * it to become visible. */
+    int (*present)(void *instance, const acme_challenge *ch);
+    /* Slow: return when the CA can see what present made (every
+     * authoritative server answers it). May block for minutes; libacme
+     * never calls it inside an engine step. NULL: present suffices. */
+    int (*wait)(void *instance, const acme_challenge *ch);
+    /* Remove what present made (also after a failed wait). */
+    int (*cleanup)(void *instance, const acme_challenge *ch);
 } acme_module_ops;
 
 /* The symbol every module exports. */
@@ -87,6 +128,32 @@ ACME_EXPORT int acme_module_handles(const acme_module *m, acme_challenge_type ty
 ACME_EXPORT int acme_module_publish(void *module, const acme_challenge *ch);
 ACME_EXPORT int acme_module_unpublish(void *module, const acme_challenge *ch);
 ACME_EXPORT int acme_module_install(void *module, const acme_certificate *cert);
+
+/* ---- driving modules from an event loop (since 1.2) ---- */
+
+struct acme_engine;
+
+/* From now on the module's hooks run on a thread the module handle owns,
+ * one call at a time, never in the caller: acme_module_publish,
+ * acme_module_unpublish and acme_module_install answer ACME_E_PENDING at
+ * once, and acme_module_dispatch reports each outcome to e with
+ * acme_engine_done. e NULL: back to calling the hooks in the caller.
+ * Call it while nothing is in flight. */
+ACME_EXPORT int acme_module_set_engine(acme_module *m, struct acme_engine *e);
+/* Readable when finished work waits for acme_module_dispatch; -1 until
+ * acme_module_set_engine. Stable for the module's life once made. */
+ACME_EXPORT int acme_module_fd(const acme_module *m);
+/* On the loop's thread: hand finished work to the engine (and the
+ * module's log lines to the client's log). Never blocks. Returns the
+ * number of outcomes delivered. */
+ACME_EXPORT int acme_module_dispatch(acme_module *m);
+/* ACME_MODULE_PUBLISHES / ACME_MODULE_INSTALLS: what the module does
+ * (from its table; for an ABI 1 module, from which hooks it has). */
+ACME_EXPORT unsigned acme_module_flags(const acme_module *m);
+/* The sentence of this module's last failure, or NULL: scoped to the
+ * module, so another module's failure never replaces it. Valid until the
+ * next call on m. */
+ACME_EXPORT const char *acme_module_last_error(const acme_module *m);
 
 #ifdef __cplusplus
 }

@@ -1,11 +1,13 @@
 /* The dns01 module: entry point, instances, publish and unpublish.
  *
- * publish:   [back end's prepare] -> follow the CNAME chain of
+ * present:   [back end's prepare] -> follow the CNAME chain of
  *            _acme-challenge.<name> -> find the zone (zone= or SOA walk)
- *            -> back end add -> wait until every authoritative server
- *            answers the value -> return. If the wait fails, the record is
- *            removed again, so a failed publish leaves nothing behind.
- * unpublish: back end del, at the place publish used.
+ *            -> back end add -> return (module ABI 2's quick step).
+ * wait:      until every authoritative server answers the value (the slow
+ *            step; libacme runs it off the host's loop, and calls cleanup
+ *            if it fails).
+ * cleanup / unpublish: back end del, at the place present used.
+ * publish:   module ABI 1: present, wait, and on failure del, in one call.
  *
  * The only exported symbol is acme_module_entry (dns01.map). */
 #include <stdarg.h>
@@ -158,7 +160,8 @@ static int fill_record(dns01 *d, const acme_challenge *ch, dns01_record *r)
 
 /* ---- the operations --------------------------------------------------- */
 
-static int dns01_publish(void *instance, const acme_challenge *ch)
+/* Module ABI 2's quick step: find the place, send the record. */
+static int dns01_present(void *instance, const acme_challenge *ch)
 {
     dns01 *d = instance;
     dns01_record r;
@@ -174,18 +177,45 @@ static int dns01_publish(void *instance, const acme_challenge *ch)
         d->backend->del(d, &r);
         return dns01_fail(d, ACME_E_NOMEM, "out of memory");
     }
-    if ((rc = propagation_wait(d, &r)) != ACME_OK) {
-        /* Take it down again; the first reason is the one that counts. */
-        char why[DNS01_ERR];
-        memcpy(why, d->err, sizeof(why));
-        if (d->backend->del(d, &r) != ACME_OK)
-            dns01_log(d, ACME_LOG_WARNING, "could not remove %s TXT after the failed wait: %s",
-                      dns01_name_text(&r.target), d->err);
-        forget(d, &r.challenge, r.value);
-        memcpy(d->err, why, sizeof(why));
-        return rc;
-    }
     return ACME_OK;
+}
+
+/* The slow step: until every authoritative server answers the value
+ * present sent. libacme runs it off the host's loop and calls cleanup
+ * when it fails. */
+static int dns01_wait(void *instance, const acme_challenge *ch)
+{
+    dns01 *d = instance;
+    dns01_record r;
+    d->err[0] = '\0';
+    int rc = fill_record(d, ch, &r);
+    if (rc)
+        return rc;
+    dns01_published **pp = find_published(d, &r.challenge, r.value);
+    if (!pp)
+        return dns01_fail(d, ACME_E_STATE, "%s TXT \"%s\": wait without a present first",
+                          dns01_name_text(&r.challenge), r.value);
+    return propagation_wait(d, &(*pp)->rec);
+}
+
+static int dns01_unpublish(void *instance, const acme_challenge *ch);
+
+/* Module ABI 1: both steps in one call. If the wait fails, the record is
+ * removed again, so a failed publish leaves nothing behind. */
+static int dns01_publish(void *instance, const acme_challenge *ch)
+{
+    dns01 *d = instance;
+    int rc = dns01_present(d, ch);
+    if (rc != ACME_OK || (rc = dns01_wait(d, ch)) == ACME_OK)
+        return rc;
+    /* Take it down again; the first reason is the one that counts. */
+    char why[DNS01_ERR];
+    memcpy(why, d->err, sizeof(why));
+    if (dns01_unpublish(d, ch) != ACME_OK)
+        dns01_log(d, ACME_LOG_WARNING, "could not remove %s TXT after the failed wait: %s",
+                  acme_challenge_dns_name(ch), d->err);
+    memcpy(d->err, why, sizeof(why));
+    return rc;
 }
 
 static int dns01_unpublish(void *instance, const acme_challenge *ch)
@@ -279,9 +309,30 @@ static int dns01_create(const acme_module_host *host, const char *const *keys,
     return ACME_OK;
 }
 
+/* Module ABI 2: present / wait / cleanup, the wait run off the host's
+ * loop by libacme. */
 static const acme_module_ops dns01_ops = {
     .size = sizeof(acme_module_ops),
-    .abi_version = ACME_MODULE_ABI_VERSION,
+    .abi_version = 2,
+    .name = "dns01",
+    .create = dns01_create,
+    .destroy = dns01_destroy,
+    .challenge_types = dns01_challenge_types,
+    .publish = dns01_publish,
+    .unpublish = dns01_unpublish,
+    .install = NULL,
+    .last_error = dns01_last_error,
+    .flags = ACME_MODULE_PUBLISHES,
+    .present = dns01_present,
+    .wait = dns01_wait,
+    .cleanup = dns01_unpublish,
+};
+
+/* Module ABI 1, for a libacme that knows no other: the same table cut at
+ * ABI 1's end, publish doing present and wait in one call. */
+static const acme_module_ops dns01_ops_v1 = {
+    .size = offsetof(acme_module_ops, flags),
+    .abi_version = 1,
     .name = "dns01",
     .create = dns01_create,
     .destroy = dns01_destroy,
@@ -294,7 +345,9 @@ static const acme_module_ops dns01_ops = {
 
 __attribute__((visibility("default"))) const acme_module_ops *acme_module_entry(unsigned host_abi_version)
 {
-    if (host_abi_version != ACME_MODULE_ABI_VERSION)
-        return NULL;
-    return &dns01_ops;
+    if (host_abi_version == 2)
+        return &dns01_ops;
+    if (host_abi_version == 1)
+        return &dns01_ops_v1;
+    return NULL;
 }

@@ -2,6 +2,7 @@
 #include "propagation.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +19,27 @@ static void sleep_ms(uint64_t ms)
     struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
+}
+
+/* The host is shutting the module down (module ABI 2's stopping). */
+static int stopping(dns01 *d)
+{
+    return d->host.size >= offsetof(acme_module_host, stopping) + sizeof(d->host.stopping) &&
+           d->host.stopping && d->host.stopping(d->host.ud);
+}
+
+/* Sleep ms, in slices, so that a host shutting down is not kept waiting
+ * for a long propagation-interval. 1 if the host is stopping. */
+static int nap(dns01 *d, uint64_t ms)
+{
+    while (ms > 0) {
+        if (stopping(d))
+            return 1;
+        uint64_t slice = ms < 100 ? ms : 100;
+        sleep_ms(slice);
+        ms -= slice;
+    }
+    return stopping(d);
 }
 
 int propagation_wait(dns01 *d, const dns01_record *r)
@@ -91,6 +113,8 @@ int propagation_wait(dns01 *d, const dns01_record *r)
         }
         /* The last round falls on the deadline, not before it. */
         uint64_t left = deadline - now;
-        sleep_ms(left < d->propagation_interval_ms ? left : d->propagation_interval_ms);
+        if (nap(d, left < d->propagation_interval_ms ? left : d->propagation_interval_ms))
+            return dns01_fail(d, ACME_E_STATE, "propagation check for %s: stopped, the host is shutting "
+                              "the module down", target);
     }
 }

@@ -262,6 +262,9 @@ static const acme_module_ops hap_ops = {
     .unpublish = hap_unpublish,
     .install = hap_install_hook,
     .last_error = hap_last_error,
+    /* Module ABI 2: said here, so hosts need not probe. publish is quick
+     * (one command on HAProxy's socket): no present/wait split. */
+    .flags = ACME_MODULE_PUBLISHES | ACME_MODULE_INSTALLS,
 };
 
 __attribute__((visibility("default"))) const acme_module_ops *acme_module_entry(unsigned host_abi_version)

@@ -13,6 +13,10 @@
  *   one (or finding it) is a blocking libacme call, so it runs on a thread
  *   of its own with a second client over the same storage; certificates
  *   are handed to the engine once the account is there.
+ * - dns-01 (acme.dns-module): the module is loaded on the engine's client
+ *   and handed to the engine (acme_module_set_engine); its publish, wait
+ *   and cleanup run on the module's own thread, and its descriptor sits in
+ *   the same epoll set: readable -> acme_module_dispatch, then a step.
  * - Installing: new files only when they differ from what is on disk;
  *   then one graceful restart, once no order is in flight (or after 30 s). */
 #include "macme.h"
@@ -52,6 +56,7 @@ struct macme_core {
     acme_client *c;
     acme_engine *e;
     int managed;
+    acme_module *dns;          /* acme.dns-module, on the engine's client */
 
     /* account registration on its own thread */
     pthread_t reg_thread;
@@ -142,9 +147,17 @@ static int cb_publish(void *ud, const acme_challenge *ch)
         klog(k, ACME_LOG_INFO, "published tls-alpn-01 for %s in %s", acme_challenge_identifier(ch),
              k->conf->alpn_dirs[0]);
         return ACME_OK;
+    case ACME_CHALLENGE_DNS_01:
+        /* The module's thread sends the record and waits for every
+         * authoritative server; this answers ACME_E_PENDING at once and
+         * macme_core_ready hands the outcome to the engine. */
+        if (k->dns)
+            return acme_module_publish(k->dns, ch);
+        __attribute__((fallthrough));
     default:
-        klog(k, ACME_LOG_ERROR, "%s for %s: mod_acme answers http-01 and tls-alpn-01 only",
-             acme_challenge_type_name(acme_challenge_get_type(ch)), acme_challenge_identifier(ch));
+        klog(k, ACME_LOG_ERROR, "%s for %s: mod_acme answers http-01, tls-alpn-01%s",
+             acme_challenge_type_name(acme_challenge_get_type(ch)), acme_challenge_identifier(ch),
+             k->conf->dns_module ? " (dns-01: the DNS module did not load)" : " and, with acme.dns-module, dns-01");
         return ACME_E_UNSUPPORTED;
     }
 }
@@ -158,6 +171,8 @@ static int cb_unpublish(void *ud, const acme_challenge *ch)
         return ACME_OK;
     case ACME_CHALLENGE_TLS_ALPN_01:
         return macme_alpn_unpublish(k->conf->alpn_dirs, k->conf->alpn_dir_count, ch) ? ACME_E_STORAGE : ACME_OK;
+    case ACME_CHALLENGE_DNS_01:
+        return k->dns ? acme_module_unpublish(k->dns, ch) : ACME_OK;
     default:
         return ACME_OK;
     }
@@ -255,6 +270,8 @@ void macme_core_free(macme_core *k)
         /* The account thread must be gone before the library can be. */
         if (k->reg_running)
             pthread_join(k->reg_thread, NULL);
+        /* Its thread reports to the engine: gone first. */
+        acme_module_free(k->dns);
         acme_engine_free(k->e);
         acme_client_free(k->c);
         acme_client_free(k->reg_c);
@@ -408,6 +425,32 @@ static void reg_collect(macme_core *k)
 
 /* ---- leading ---- */
 
+/* acme.dns-module on the engine's own client (one client per host): its
+ * hooks run on the module's thread, its outcomes arrive on a descriptor
+ * in our epoll set. A module that does not load leaves dns-01 refused,
+ * with the reason logged; http-01 and tls-alpn-01 go on. */
+static void load_dns_module(macme_core *k)
+{
+    int rc = acme_module_load(k->c, k->conf->dns_module, k->conf->dns_module_config, &k->dns);
+    if (rc == ACME_OK && !acme_module_handles(k->dns, ACME_CHALLENGE_DNS_01)) {
+        klog(k, ACME_LOG_ERROR, "acme.dns-module %s (%s) does not answer dns-01", k->conf->dns_module,
+             acme_module_name(k->dns));
+        acme_module_free(k->dns);
+        k->dns = NULL;
+        return;
+    }
+    if (rc == ACME_OK)
+        rc = acme_module_set_engine(k->dns, k->e);
+    if (rc == ACME_OK && add_to_epoll(k->epfd, acme_module_fd(k->dns)) != 0)
+        rc = ACME_E_NOMEM;
+    if (rc != ACME_OK) {
+        klog(k, ACME_LOG_ERROR, "acme.dns-module %s: %s; dns-01 is off", k->conf->dns_module,
+             *acme_client_last_error(k->c) ? acme_client_last_error(k->c) : acme_strerror(rc));
+        acme_module_free(k->dns);
+        k->dns = NULL;
+    }
+}
+
 static void try_lead(macme_core *k)
 {
     size_t n = strlen(k->conf->state_dir);
@@ -444,6 +487,8 @@ static void try_lead(macme_core *k)
         k->lock_fd = -1;
         return;
     }
+    if (k->conf->dns_module)
+        load_dns_module(k);
     k->leader = 1;
     klog(k, ACME_LOG_INFO, "pid %ld runs the ACME engine for %zu certificate(s) from %s", (long)getpid(),
          k->conf->cert_count, k->conf->directory);
@@ -530,6 +575,10 @@ static void publish_status(macme_core *k)
                         json_integer((json_int_t)(k->e ? acme_engine_longest_step_us(k->e) : 0)));
     json_object_set_new(o, "longest_tick_us", json_integer((json_int_t)k->longest_tick_us));
     json_object_set_new(o, "longest_tick_cpu_us", json_integer((json_int_t)k->longest_tick_cpu_us));
+    /* The DNS module's own last failure: the certificate's last_error
+     * says that publishing failed, this says why. */
+    const char *dns_err = k->dns ? acme_module_last_error(k->dns) : NULL;
+    json_object_set_new(o, "dns_module_error", dns_err ? json_string(dns_err) : json_null());
     json_object_set_new(o, "installs", json_integer(k->installs));
     json_object_set_new(o, "restart_pending", json_boolean(k->restart_pending));
     json_object_set_new(o, "certificates", arr ? arr : json_array());
@@ -602,6 +651,8 @@ void macme_core_ready(macme_core *k)
     if (!k->leader)
         return;
     reg_collect(k);
+    if (k->dns)
+        acme_module_dispatch(k->dns);
     do_step(k);
 }
 

@@ -34,6 +34,8 @@ const config_plugin_keys_t mod_acme_keys[] = {
     {CONST_STR_LEN("acme.renew-after-seconds"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.retry-seconds"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.log-level"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.dns-module"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.dns-module-config"), T_CONFIG_ARRAY_KVSTRING, T_CONFIG_SCOPE_SERVER},
     {NULL, 0, T_CONFIG_UNSET, T_CONFIG_SCOPE_UNSET}};
 
 void macme_conf_free(macme_conf *mc)
@@ -47,6 +49,12 @@ void macme_conf_free(macme_conf *mc)
         free(mc->contacts[i]);
     free(mc->contacts);
     free(mc->profile);
+    free(mc->dns_module);
+    if (mc->dns_module_config) {
+        /* May hold a TSIG secret or an API password. */
+        explicit_bzero(mc->dns_module_config, strlen(mc->dns_module_config));
+        free(mc->dns_module_config);
+    }
     free(mc->eab_kid);
     if (mc->eab_hmac) {
         explicit_bzero(mc->eab_hmac, strlen(mc->eab_hmac));
@@ -147,14 +155,13 @@ static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx,
                       "mod_acme: acme.domains in %s: \"%s\" is not a DNS name or IP address", where, n);
             return -1;
         }
-        if (n[0] == '*') {
-            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
-                      "mod_acme: acme.domains in %s: the wildcard \"%s\" needs dns-01, which mod_acme does not "
-                      "answer (http-01 and tls-alpn-01 only)", where, n);
-            return -1;
-        }
+        /* A wildcard needs dns-01: checked once acme.challenge is known. */
     }
+    /* libacme's id for the certificate: the first name, "*." as "_."
+     * (a storage key cannot hold '*'). */
     c->id = strdup(c->names[0]);
+    if (c->id && c->id[0] == '*')
+        c->id[0] = '_';
     const buffer *pem = inherited(dc, CONST_STR_LEN("ssl.pemfile"));
     const buffer *key = inherited(dc, CONST_STR_LEN("ssl.privkey"));
     if (!pem || buffer_is_blank(pem)) {
@@ -201,14 +208,17 @@ static int set_challenges(server *srv, macme_conf *mc, const array *a)
         else if (buffer_eq_slen(v, CONST_STR_LEN("tls-alpn-01")))
             t = ACME_CHALLENGE_TLS_ALPN_01;
         else if (buffer_eq_slen(v, CONST_STR_LEN("dns-01"))) {
-            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
-                      "mod_acme: acme.challenge: dns-01 is not offered by mod_acme (publishing DNS records would "
-                      "block lighttpd); use http-01 and/or tls-alpn-01");
-            return -1;
+            if (!mc->dns_module) {
+                log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                          "mod_acme: acme.challenge: dns-01 needs a DNS module: set acme.dns-module to the dns01 "
+                          "module's path (and acme.dns-module-config to its settings)");
+                return -1;
+            }
+            t = ACME_CHALLENGE_DNS_01;
         } else {
             log_error(srv->errh, MOD_ACME_SRC, __LINE__,
-                      "mod_acme: acme.challenge: unknown challenge type \"%s\" (use \"http-01\", \"tls-alpn-01\")",
-                      v->ptr ? v->ptr : "");
+                      "mod_acme: acme.challenge: unknown challenge type \"%s\" (use \"http-01\", \"tls-alpn-01\", "
+                      "\"dns-01\")", v->ptr ? v->ptr : "");
             return -1;
         }
         int dup = 0;
@@ -228,6 +238,35 @@ static int set_string(char **dst, const buffer *b)
 {
     free(*dst);
     *dst = buffer_is_blank(b) ? NULL : bdup(b);
+    return 0;
+}
+
+/* acme.dns-module-config = ( "key" => "value", ... ) as the module's
+ * "key=value" lines. */
+static int set_module_config(server *srv, macme_conf *mc, const array *a)
+{
+    size_t len = 1;
+    for (uint32_t i = 0; i < a->used; i++) {
+        const data_string *ds = (const data_string *)a->data[i];
+        len += buffer_clen(&ds->key) + buffer_clen(&ds->value) + 2;
+        if (memchr(ds->value.ptr ? ds->value.ptr : "", '\n', buffer_clen(&ds->value)) ||
+            buffer_is_blank(&ds->key)) {
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                      "mod_acme: acme.dns-module-config: each entry is \"key\" => \"value\" on one line");
+            return -1;
+        }
+    }
+    char *text = calloc(1, len);
+    if (!text)
+        return -1;
+    size_t used = 0;
+    for (uint32_t i = 0; i < a->used; i++) {
+        const data_string *ds = (const data_string *)a->data[i];
+        used += (size_t)snprintf(text + used, len - used, "%s=%s\n", ds->key.ptr,
+                                 ds->value.ptr ? ds->value.ptr : "");
+    }
+    free(mc->dns_module_config);
+    mc->dns_module_config = text;
     return 0;
 }
 
@@ -272,6 +311,8 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
     case K_PROFILE: return set_string(&mc->profile, cpv->v.b);
     case K_EAB_KID: return set_string(&mc->eab_kid, cpv->v.b);
     case K_EAB_HMAC: return set_string(&mc->eab_hmac, cpv->v.b);
+    case K_DNS_MODULE: return set_string(&mc->dns_module, cpv->v.b);
+    case K_DNS_MODULE_CONFIG: return set_module_config(srv, mc, cpv->v.a);
     case K_RENEW_AFTER: mc->renew_after_s = cpv->v.u; return 0;
     case K_RETRY: mc->retry_s = cpv->v.u; return 0;
     case K_LOG_LEVEL: {
@@ -382,6 +423,11 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
                   "mod_acme: acme.eab-kid and acme.eab-hmac-key go together: set both or neither");
         goto fail;
     }
+    if (mc->dns_module && mc->dns_module[0] != '/') {
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.dns-module \"%s\" must be an absolute path",
+                  mc->dns_module);
+        goto fail;
+    }
     if (challenge) {
         if (set_challenges(srv, mc, challenge))
             goto fail;
@@ -389,7 +435,23 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
         mc->challenges[mc->challenge_count++] = ACME_CHALLENGE_HTTP_01;
         if (mc->alpn_dir_count)
             mc->challenges[mc->challenge_count++] = ACME_CHALLENGE_TLS_ALPN_01;
+        /* Last: names http-01 can prove still use it; wildcards get dns-01
+         * (the only type a CA offers for them). */
+        if (mc->dns_module)
+            mc->challenges[mc->challenge_count++] = ACME_CHALLENGE_DNS_01;
     }
+    int dns = 0;
+    for (size_t i = 0; i < mc->challenge_count; i++)
+        dns |= mc->challenges[i] == ACME_CHALLENGE_DNS_01;
+    for (size_t i = 0; i < mc->cert_count && !dns; i++)
+        for (size_t j = 0; j < mc->certs[i].name_count; j++)
+            if (mc->certs[i].names[j][0] == '*') {
+                log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                          "mod_acme: acme.domains in %s: the wildcard \"%s\" needs dns-01: set acme.dns-module "
+                          "(the dns01 module) and leave dns-01 in acme.challenge", mc->certs[i].where,
+                          mc->certs[i].names[j]);
+                goto fail;
+            }
     for (size_t i = 0; i < mc->challenge_count; i++)
         if (mc->challenges[i] == ACME_CHALLENGE_TLS_ALPN_01 && !mc->alpn_dir_count) {
             log_error(srv->errh, MOD_ACME_SRC, __LINE__,

@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Debian's lighttpd with mod_acme against Pebble (run under tests/harness/with-pebble).
 
-    lt_test.py http01|alpn|renew|crash|workers|eab|badconfig|example
+    lt_test.py http01|alpn|renew|crash|workers|eab|dns01|badconfig|example
+
+dns01 runs under tests/dns01/with-knot --lagging-secondary and
+with-pebble --dnsserver {secondary}: a wildcard certificate through the
+dns01 module (DNS01_MODULE_SO) inside lighttpd, the module waiting for a
+secondary that the test holds back for LAG_S seconds while lighttpd must
+keep answering.
 
 Environment: MOD_ACME_SO, LIBACME_SO (built files), LIGHTTPD_BIN, and the
 ACME_TEST_* variables of with-pebble (badconfig needs none of them).
@@ -118,7 +124,7 @@ class Env:
     # ---- config ----
 
     def config(self, name, challenge=None, alpn=False, privkey=True, workers=0, extra="", modules=None,
-               state_dir=None, pemfile=True):
+               state_dir=None, pemfile=True, domains=None):
         mods = modules or ["mod_acme", "mod_openssl", "mod_staticfile"]
         lines = [
             "server.modules = (" + ", ".join(f'"{m}"' for m in mods) + ")",
@@ -147,7 +153,7 @@ class Env:
             f'acme.state-dir = "{state_dir or self.state}"',
             'acme.contact = ("admin@example.org")',
             'acme.agree-tos = "enable"',
-            f'acme.domains = ("{name}")',
+            "acme.domains = (" + ", ".join(f'"{d}"' for d in (domains or [name])) + ")",
             'acme.status-url = "/.acme-status"',
             'acme.retry-seconds = 5',
             'acme.log-level = "debug"',
@@ -523,6 +529,11 @@ def sc_badconfig(env):
         say(f"{label}: refused -> {line.strip()}")
 
     refuses("unknown challenge type", "acme.challenge", challenge=["http-02"])
+    refuses("dns-01 without a DNS module", "set acme.dns-module", challenge=["dns-01"])
+    refuses("a wildcard without a DNS module", "the wildcard \"*.lt-bad.example\" needs dns-01",
+            domains=["*.lt-bad.example"])
+    refuses("a relative DNS module path", "acme.dns-module \"acme_dns01.so\" must be an absolute path",
+            extra='acme.dns-module = "acme_dns01.so"')
     refuses("tls-alpn-01 without ssl.acme-tls-1", "ssl.acme-tls-1", challenge=["tls-alpn-01"])
     locked = os.path.join(env.base, "locked-state")
     os.mkdir(locked, 0o700)  # root's, www-data cannot enter it
@@ -567,7 +578,114 @@ def sc_example(env):
     say("examples/lighttpd.conf passes lighttpd -tt; placeholders written for both sites")
 
 
-SCENARIOS = {"http01": sc_http01, "alpn": sc_alpn, "renew": sc_renew, "crash": sc_crash,
+LAG_S = 3.0
+
+
+def kdig_txt(server, name):
+    host, port = server.rsplit(":", 1)
+    r = subprocess.run(["kdig", f"@{host}", "-p", port, "+short", "+norecurse", "TXT", name],
+                       capture_output=True, timeout=10)
+    return [l.strip('"') for l in r.stdout.decode().split()] if r.returncode == 0 else []
+
+
+def sc_dns01(env):
+    """A wildcard certificate through acme.dns-module (the dns01 module,
+    RFC 2136 + TSIG to knot). The base name goes by http-01, the wildcard
+    by dns-01. Pebble asks only the secondary, which the test holds back:
+    the module's wait must run off lighttpd's loop for LAG_S seconds while
+    lighttpd answers requests and the engine steps stay short."""
+    if os.environ.get("DNS01_TEST_LAGGING") != "1":
+        raise Fail("run under tests/dns01/with-knot --lagging-secondary")
+    so = os.path.join(env.moddir, "acme_dns01.so")
+    shutil.copy(os.environ["DNS01_MODULE_SO"], so)
+    primary, secondary = os.environ["DNS01_TEST_SERVER"], os.environ["DNS01_TEST_SECONDARY"]
+    cfg = {
+        "backend": "rfc2136", "server": primary, "resolver": primary,
+        "nameserver-port": os.environ["DNS01_TEST_PORT"],
+        "tsig-key-name": os.environ["DNS01_TEST_TSIG_NAME"],
+        "tsig-algorithm": os.environ["DNS01_TEST_TSIG_ALGORITHM"],
+        "tsig-secret": os.environ["DNS01_TEST_TSIG_SECRET"],
+        "ttl": "5", "propagation-timeout": "60", "propagation-interval": "100", "dns-timeout": "1000",
+    }
+    extra = (f'acme.dns-module = "{so}"\n' + "acme.dns-module-config = (" +
+             ", ".join(f'"{k}" => "{v}"' for k, v in cfg.items()) + ")")
+    # The zone's apex: it has an A record of its own. (A name below it
+    # would lose the zone's *.acme.test A the moment its _acme-challenge
+    # TXT exists: an empty non-terminal is not covered by a wildcard.)
+    base = "acme.test"
+    env.config("lt-wild", domains=["*." + base, base], extra=extra)
+    env.name = "www." + base   # the SNI a client sends: covered by the wildcard
+    env.start()
+    pid = env.proc.pid
+    challenge = "_acme-challenge." + base
+
+    # The value reaches the primary; the secondary lags until told.
+    t_primary = None
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not t_primary:
+        if not env.alive():
+            raise Fail("lighttpd exited")
+        if kdig_txt(primary, challenge):
+            t_primary = time.monotonic()
+        time.sleep(0.05)
+    if not t_primary:
+        raise Fail(f"no TXT for {challenge} at the primary within 90 s")
+    if kdig_txt(secondary, challenge):
+        raise Fail("the secondary has the value already: it is not lagging")
+    # While the module waits, lighttpd serves: every request answers fast.
+    worst = 0.0
+    n = 0
+    while time.monotonic() - t_primary < LAG_S:
+        t0 = time.monotonic()
+        code, body = env.http("/index.html")
+        worst = max(worst, time.monotonic() - t0)
+        n += 1
+        if code != 200 or "hello" not in body:
+            raise Fail(f"lighttpd answered {code} while the DNS module waited")
+        time.sleep(0.05)
+    if env.file_leaf() and PLACEHOLDER_CN not in cert_text(env.file_leaf()):
+        raise Fail("a certificate was issued before the secondary had the value")
+    say(f"while the module waited for the secondary: {n} requests, slowest {worst * 1000:.1f} ms")
+    if worst > 1.0:
+        raise Fail(f"lighttpd took {worst:.2f} s to answer while the DNS module waited: its loop is blocked")
+    subprocess.run([os.environ["DNS01_TEST_KNOTC"], "-s", os.environ["DNS01_TEST_SECONDARY_SOCKET"], "zone-refresh",
+                    os.environ["DNS01_TEST_ZONE"] + "."], check=True, capture_output=True, timeout=20)
+    say("secondary refreshed")
+
+    leaf = env.wait_for(env.served_issued, 90, "the wildcard certificate on the TLS port")
+    text = cert_text(leaf)
+    say("served after the graceful restart:\n" + text)
+    if "DNS:*.acme.test" not in text or "DNS:acme.test" not in text:
+        raise Fail("the served certificate does not name *.acme.test and acme.test")
+    # Another name under the wildcard gets the same certificate, verified.
+    other, code = env.s_client("anything.acme.test")
+    if code != 0 or norm(other) != norm(leaf):
+        raise Fail("a second name under the wildcard does not get the issued certificate")
+    if norm(leaf) != norm(env.file_leaf() or ""):
+        raise Fail("the certificate served is not the one in ssl.pemfile")
+    if env.proc.pid != pid or not env.alive():
+        raise Fail("lighttpd's pid changed: the restart was not graceful")
+    log = read(env.errlog)
+    for want in ("module dns01 loaded from", "dns01: waiting for _acme-challenge.acme.test TXT",
+                 "dns01: ns2.acme.test", "TXT is visible at every authoritative server", "published http-01"):
+        if want not in log:
+            raise Fail(f"the log lacks {want!r}")
+    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0]["state"] == "valid" else None)(
+        env.status()), 20, "status: valid")
+    c = s["certificates"][0]
+    if c["id"] != "_.acme.test" or c["names"] != ["*.acme.test", "acme.test"]:
+        raise Fail(f"status does not describe the wildcard certificate: {c}")
+    if s.get("dns_module_error") is not None:
+        raise Fail(f"the status page shows a DNS module error: {s['dns_module_error']}")
+    # The record is taken down once validated (the secondary follows on refresh).
+    env.wait_for(lambda: not kdig_txt(primary, challenge), 20, "the TXT record removed at the primary")
+    no_restart_loop(env)
+    for line in re.findall(r"a step took \d+ us \(\d+ us of CPU\)", read(env.errlog)):
+        say("over 5 ms: " + line)
+    report_steps(env)
+
+
+SCENARIOS = {"dns01": sc_dns01, "http01": sc_http01, "alpn": sc_alpn, "renew": sc_renew, "crash": sc_crash,
              "workers": sc_workers, "eab": sc_eab, "badconfig": sc_badconfig, "example": sc_example}
 
 
