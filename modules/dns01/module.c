@@ -188,6 +188,10 @@ static int dns01_wait(void *instance, const acme_challenge *ch)
     dns01 *d = instance;
     dns01_record r;
     d->err[0] = '\0';
+    /* dns-persist-01's present already waited: the record is created once
+     * and checked at every server there (persist.c). */
+    if (acme_challenge_get_type(ch) == ACME_CHALLENGE_DNS_PERSIST_01)
+        return ACME_OK;
     int rc = fill_record(d, ch, &r);
     if (rc)
         return rc;
