@@ -142,50 +142,6 @@ int64_t renewal_time(int64_t not_before, int64_t not_after)
     return life < 10 * 86400 ? not_after - life / 2 : not_after - life / 3;
 }
 
-int certificate_params(const acme_certificate *cert, acme_issue_params *ip, acme_challenge_type *chals,
-                       size_t cap, const char ***names_out)
-{
-    memset(ip, 0, sizeof(*ip));
-    ip->size = sizeof(*ip);
-    ip->cert_id = cert->id;
-    *names_out = NULL;
-    json_t *params = cert->params;
-    json_t *jnames = json_object_get(params, "names");
-    size_t n = json_array_size(jnames);
-    if (n) {
-        const char **names = calloc(n, sizeof(char *));
-        if (!names)
-            return ACME_E_NOMEM;
-        for (size_t i = 0; i < n; i++)
-            names[i] = json_string_value(json_array_get(jnames, i));
-        ip->names = names;
-        ip->name_count = n;
-        *names_out = names;
-    } else {
-        /* Stored by a host storage without params: the certificate's own names. */
-        ip->names = (const char *const *)cert->info->names;
-        ip->name_count = cert->info->name_count;
-    }
-    acme_key_type kt = ACME_KEY_DEFAULT;
-    if (json_str(params, "key_type"))
-        acme_key_type_from_name(json_str(params, "key_type"), &kt);
-    ip->key_type = kt;
-    json_t *jch = json_object_get(params, "challenges");
-    size_t nch = 0;
-    for (size_t i = 0; i < json_array_size(jch) && nch < cap; i++) {
-        acme_challenge_type t = challenge_type_from_name(json_string_value(json_array_get(jch, i)));
-        if (t != ACME_CHALLENGE_NONE)
-            chals[nch++] = t;
-    }
-    if (nch) {
-        ip->challenges = chals;
-        ip->challenge_count = nch;
-    }
-    ip->preferred_chain = json_str(params, "preferred_chain");
-    ip->profile = json_str(params, "profile");
-    return ACME_OK;
-}
-
 /* ---- stored certificates ---- */
 
 struct list_ctx {

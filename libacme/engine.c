@@ -13,8 +13,10 @@
 #include <acme/engine.h>
 
 #include "ari.h"
+#include "engine_one.h"
 #include "http_async.h"
 #include "internal.h"
+#include "issue_spec.h"
 #include "order.h"
 #include "timerq.h"
 #include "worker.h"
@@ -46,7 +48,7 @@ typedef struct wake_tag {
 
 typedef struct managed {
     char *id;
-    json_t *params;           /* how to order it (see certificate_params) */
+    issue_spec *spec;         /* how to order it (validated once) */
     mstate state;
     int64_t not_before, not_after;
     int64_t renew_at;         /* wall clock; 0 = unknown */
@@ -110,6 +112,14 @@ struct acme_engine {
     uint64_t step_no;
     wake_tag dir_tag;
     int freeing;              /* acme_engine_free: no more scheduling */
+
+    /* The engine of one behind the blocking calls (engine_one.h): no
+     * multi handle and no worker; exchanges run inline and report at the
+     * next step, like a host transport's. */
+    engine_one *one;
+    int dir_failed;           /* one: the directory could not be fetched */
+    wake_tag *inline_done[4]; /* one: finished inline, not reported yet */
+    size_t inline_n;
 };
 
 /* A step stops taking on more certificates after this much time; the rest
@@ -222,9 +232,57 @@ static void set_ari_busy(acme_engine *e, managed *m, int v)
     m->ari_busy = v;
 }
 
+/* ---- the edges: async for a host's engine, inline for the engine of one ---- */
+
+static int edge_http_start(acme_engine *e, http_exchange *x, wake_tag *t)
+{
+    if (e->http)
+        return http_async_start(e->http, x, t);
+    if (e->inline_n == sizeof(e->inline_done) / sizeof(e->inline_done[0]))
+        return ACME_E_NOMEM; /* cannot happen: one run, one ARI GET, one directory */
+    alog(e->c, ACME_LOG_DEBUG, "%s %s", x->req.method, x->req.url);
+    net_exchange_perform(e->c, x);
+    e->inline_done[e->inline_n++] = t;
+    return ACME_OK;
+}
+
+static void edge_http_cancel(acme_engine *e, wake_tag *t)
+{
+    if (e->http) {
+        http_async_cancel(e->http, t);
+        return;
+    }
+    for (size_t i = 0; i < e->inline_n; i++)
+        if (e->inline_done[i] == t) {
+            e->inline_done[i] = e->inline_done[--e->inline_n];
+            i--;
+        }
+}
+
+static void on_http_done(void *ud, void *cookie);
+
+static void edge_http_step(acme_engine *e)
+{
+    if (e->http) {
+        http_async_step(e->http, on_http_done, e);
+        return;
+    }
+    while (e->inline_n) {
+        wake_tag *t = e->inline_done[0];
+        e->inline_done[0] = e->inline_done[--e->inline_n];
+        on_http_done(e, t);
+    }
+}
+
+static void edge_work_cancel(acme_engine *e, managed *m)
+{
+    if (e->work)
+        worker_cancel(e->work, m);
+}
+
 /* ---- life cycle ---- */
 
-ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts, acme_engine **out)
+static int engine_make(acme_client *c, const acme_engine_options *opts, engine_one *one, acme_engine **out)
 {
     if (!out)
         return ACME_E_INVALID_ARG;
@@ -239,6 +297,7 @@ ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts,
     if (!e)
         return ACME_E_NOMEM;
     e->c = c;
+    e->one = one;
     e->dir_tag.kind = T_DIRECTORY;
     /* Copy what the host's version of the struct has; the rest stays 0. */
     if (opts)
@@ -254,13 +313,22 @@ ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts,
         e->opt.recheck_s = 21600;
     if (!e->opt.jitter_percent)
         e->opt.jitter_percent = 5;
+    if (one) {
+        /* One call, one decision: nothing to spread, nothing to retry. */
+        e->opt.jitter_percent = 0;
+        e->opt.max_orders = 1;
+    }
     e->running = calloc(e->opt.max_orders, sizeof(*e->running));
     e->index = json_object();
     if (!e->running || !e->index) {
         acme_engine_free(e);
         return ACME_E_NOMEM;
     }
-    if ((rc = http_async_new(c, &e->http)) || (rc = worker_new(&e->work))) {
+    if (one)
+        rc = net_transport_ready(c);
+    else if (!(rc = http_async_new(c, &e->http)))
+        rc = worker_new(&e->work);
+    if (rc) {
         acme_engine_free(e);
         return client_fail(c, rc, "engine: could not start (%s)", acme_strerror(rc));
     }
@@ -269,12 +337,22 @@ ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts,
     return ACME_OK;
 }
 
+ACME_EXPORT int acme_engine_new(acme_client *c, const acme_engine_options *opts, acme_engine **out)
+{
+    return engine_make(c, opts, NULL, out);
+}
+
+int engine_new_one(acme_client *c, engine_one *one, acme_engine **out)
+{
+    return engine_make(c, NULL, one, out);
+}
+
 static void stop_run(acme_engine *e, managed *m)
 {
     if (!m->run)
         return;
-    http_async_cancel(e->http, &m->run_tag);
-    worker_cancel(e->work, m);
+    edge_http_cancel(e, &m->run_tag);
+    edge_work_cancel(e, m);
     order_free(m->run);
     m->run = NULL;
     m->wait = W_NONE;
@@ -285,12 +363,12 @@ static void managed_free(acme_engine *e, managed *m)
 {
     stop_run(e, m);
     if (m->ari_busy)
-        http_async_cancel(e->http, &m->ari_tag);
+        edge_http_cancel(e, &m->ari_tag);
     free(m->ari.url);
     free(m->ari.body);
     http_response_clear(&m->ari.resp);
     free(m->id);
-    json_decref(m->params);
+    issue_spec_free(m->spec);
     free(m->last_error);
     free(m->ari_id);
     free(m);
@@ -311,7 +389,7 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
     free(e->running);
     json_decref(e->index);
     if (e->dir_busy)
-        http_async_cancel(e->http, &e->dir_tag);
+        edge_http_cancel(e, &e->dir_tag);
     net_op_clear(&e->dir_op);
     worker_free(e->work);
     http_async_free(e->http);
@@ -337,56 +415,55 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
         return ACME_E_INVALID_ARG;
     acme_client *c = e->c;
     result_reset(c);
-    /* order_new validates exactly as acme_issue does, and gives the params
-     * their stored form. */
+    /* Validated exactly as acme_issue does, once: every order of this
+     * certificate then reads the same spec. */
     int rc;
-    order_run *probe = order_new(c, p, &rc);
-    if (!probe)
+    issue_spec *spec = issue_spec_new(c, p, &rc);
+    if (!spec)
         return rc;
-    const char *profile = p->size >= offsetof(acme_issue_params, profile) + sizeof(p->profile) ? p->profile : NULL;
-    if (profile && c->have_directory && (!c->profiles || !json_object_get(c->profiles, profile))) {
-        order_free(probe);
-        return client_fail(c, ACME_E_INVALID_ARG, "engine: the CA (%s) has no profile \"%s\"; choose one it offers",
-                           c->directory_url, profile);
+    if (spec->profile && c->have_directory && (!c->profiles || !json_object_get(c->profiles, spec->profile))) {
+        rc = client_fail(c, ACME_E_INVALID_ARG, "engine: the CA (%s) has no profile \"%s\"; choose one it offers",
+                         c->directory_url, spec->profile);
+        issue_spec_free(spec);
+        return rc;
     }
-    json_t *params = json_incref(order_params(probe));
-    char *id = strdup(order_cert_id(probe));
-    order_free(probe);
-    if (!id || !params) {
-        free(id);
-        json_decref(params);
-        return ACME_E_NOMEM;
-    }
-    managed *m = find(e, id);
+    rc = engine_manage_spec(e, spec);
+    issue_spec_free(spec);
+    return rc;
+}
+
+int engine_manage_spec(acme_engine *e, issue_spec *spec)
+{
+    acme_client *c = e->c;
+    managed *m = find(e, spec->cert_id);
     if (m) {
-        json_decref(m->params);
-        m->params = params;
-        free(id);
+        issue_spec_free(m->spec);
+        m->spec = issue_spec_ref(spec);
         m->next_ms = 0;
         if (!m->run && !m->ari_busy)
             queue_now(e, m);
         return ACME_OK;
     }
+    char *id = strdup(spec->cert_id);
     m = calloc(1, sizeof(*m));
     managed **grown = realloc(e->certs, (e->count + 1) * sizeof(*grown));
-    if (!m || !grown) {
+    if (!m || !grown || !id) {
         free(m);
         if (grown)
             e->certs = grown;
         free(id);
-        json_decref(params);
         return ACME_E_NOMEM;
     }
     e->certs = grown;
     m->id = id;
-    m->params = params;
+    m->spec = issue_spec_ref(spec);
     http_response_init(&m->ari.resp, 0);
     timerq_node_init(&m->due);
     m->run_tag.kind = T_RUN;
     m->ari_tag.kind = T_ARI;
     if (json_object_set_new(e->index, id, json_integer((json_int_t)e->count))) {
         free(id);
-        json_decref(params);
+        issue_spec_free(m->spec);
         free(m);
         return ACME_E_NOMEM;
     }
@@ -394,7 +471,8 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
     e->certs[e->count++] = m;
     e->new_n++;
     queue_now(e, m);
-    alog(c, ACME_LOG_INFO, "engine: managing %s", id);
+    if (!e->one)
+        alog(c, ACME_LOG_INFO, "engine: managing %s", id);
     return ACME_OK;
 }
 
@@ -502,32 +580,29 @@ static int load_current(acme_engine *e, managed *m, int install, int *install_rc
     return ACME_OK;
 }
 
+static void one_finish(acme_engine *e, int rc)
+{
+    e->one->finished = 1;
+    e->one->rc = rc;
+}
+
 static void start_order(acme_engine *e, managed *m)
 {
     acme_client *c = e->c;
-    acme_issue_params ip;
-    acme_challenge_type chals[8];
-    const char **names = NULL;
-    acme_certificate shell;
-    memset(&shell, 0, sizeof(shell));
-    shell.id = m->id;
-    shell.params = m->params;
-    cert_info none;
-    memset(&none, 0, sizeof(none));
-    shell.info = &none;
-    int rc = certificate_params(&shell, &ip, chals, 8, &names);
-    if (!rc) {
-        result_reset(c);
-        m->run = order_new(c, &ip, &rc);
-    }
-    free(names);
+    int rc;
+    result_reset(c);
+    m->run = order_new_spec(c, m->spec, &rc);
     if (!m->run) {
         set_error(m, rc, c->last_error);
         m->state = M_FAILED;
         m->next_ms = now_ms() + (uint64_t)e->opt.retry_max_s * 1000u;
+        if (e->one)
+            one_finish(e, rc);
         return;
     }
-    if (m->ari_id && c->url_renewal_info && m->has_valid)
+    /* RFC 9773 §5: "replaces" only to a CA that speaks ARI (look_at waits
+     * for the directory to know). */
+    if (m->ari_id && m->has_valid && c->url_renewal_info)
         order_set_replaces(m->run, m->ari_id);
     set_running(e, m, 1);
     m->state = M_ORDERING;
@@ -535,7 +610,10 @@ static void start_order(acme_engine *e, managed *m)
     m->ready = 1;
     m->attempts++;
     m->run_started = now_ms();
-    alog(c, ACME_LOG_INFO, "engine: ordering %s (attempt %u)", m->id, m->attempts);
+    if (!e->one)
+        alog(c, ACME_LOG_INFO, "engine: ordering %s (attempt %u)", m->id, m->attempts);
+    else if (e->one->mode != ONE_ISSUE)
+        alog(c, ACME_LOG_INFO, "renewing certificate %s%s", m->id, e->one->mode == ONE_RENEW_FORCE ? " (forced)" : "");
 }
 
 static void finish_order(acme_engine *e, managed *m)
@@ -554,8 +632,12 @@ static void finish_order(acme_engine *e, managed *m)
             m->install_due = 1;
             m->failures = 1;
         }
-        alog(c, ACME_LOG_INFO, "engine: %s issued in %llu ms", m->id,
-             (unsigned long long)(now_ms() - m->run_started));
+        if (e->one)
+            alog(c, ACME_LOG_INFO, "order for %s done in %llu ms", m->spec->names[0],
+                 (unsigned long long)(now_ms() - m->run_started));
+        else
+            alog(c, ACME_LOG_INFO, "engine: %s issued in %llu ms", m->id,
+                 (unsigned long long)(now_ms() - m->run_started));
         /* look_at() plans the renewal (ARI or lifetime) next. */
         m->renew_at = 0;
         m->next_ms = m->install_due ? now_ms() + jitter_ms((uint64_t)e->opt.retry_min_s * 1000u, e->opt.jitter_percent)
@@ -571,14 +653,22 @@ static void finish_order(acme_engine *e, managed *m)
             wait = order_retry_after_s(m->run);
         m->next_ms = now_ms() + jitter_ms(wait * 1000u, e->opt.jitter_percent);
         m->state = m->has_valid ? M_FAILED : M_WAITING;
-        alog(c, ACME_LOG_WARNING, "engine: %s failed (%s); next attempt in %llu s", m->id,
-             m->last_error ? m->last_error : acme_strerror(rc), (unsigned long long)wait);
+        if (!e->one)
+            alog(c, ACME_LOG_WARNING, "engine: %s failed (%s); next attempt in %llu s", m->id,
+                 m->last_error ? m->last_error : acme_strerror(rc), (unsigned long long)wait);
+    }
+    result_reset(c);
+    if (e->one) {
+        /* The caller of the blocking call gets this order's sentence and
+         * problem, as acme_issue always gave them. */
+        one_finish(e, rc);
+        e->one->ordered = 1;
+        order_hand_result(m->run);
     }
     order_free(m->run);
     m->run = NULL;
     m->wait = W_NONE;
     set_running(e, m, 0);
-    result_reset(c);
 }
 
 /* ---- driving ---- */
@@ -614,6 +704,12 @@ static void drive_run(acme_engine *e, managed *m)
         case OW_CONTINUE:
             continue;
         case OW_HTTP:
+            if (e->one) {
+                /* Inline: the next step of the order can follow at once. */
+                alog(c, ACME_LOG_DEBUG, "%s %s", order_exchange(m->run)->req.method, order_exchange(m->run)->req.url);
+                net_exchange_perform(c, order_exchange(m->run));
+                continue;
+            }
             m->wait = W_HTTP;
             if (http_async_start(e->http, order_exchange(m->run), &m->run_tag) != ACME_OK) {
                 order_exchange(m->run)->rc = ACME_E_NOMEM;
@@ -628,14 +724,18 @@ static void drive_run(acme_engine *e, managed *m)
             }
             return;
         case OW_WORK:
-            m->wait = W_WORK;
-            if (worker_submit(e->work, order_job(m->run), m) != ACME_OK) {
+            if (!e->work || worker_submit(e->work, order_job(m->run), m) != ACME_OK) {
                 work_job *j = order_job(m->run);
                 j->fn(j); /* no thread to hand it to: do it here */
-                m->ready = 1;
+                continue;
             }
+            m->wait = W_WORK;
             return;
         case OW_EXTERNAL:
+            if (e->one) {
+                order_refuse_pending(m->run);
+                continue;
+            }
             m->wait = W_EXTERNAL;
             return;
         case OW_DONE:
@@ -643,7 +743,6 @@ static void drive_run(acme_engine *e, managed *m)
             return;
         }
     }
-    (void)c;
 }
 
 /* ARI: ask when to renew; the answer sets renew_at. */
@@ -670,7 +769,7 @@ static void drive_ari(acme_engine *e, managed *m)
             m->renew_at = cap_age(e, m, renewal_time(m->not_before, m->not_after));
         } else {
             int64_t now = (int64_t)time(NULL);
-            m->renew_at = cap_age(e, m, ari_pick(start, end));
+            m->renew_at = cap_age(e, m, e->one ? start : ari_pick(start, end));
             char a[32], b[32], w[32];
             alog(c, ACME_LOG_INFO, "engine: %s: the CA suggests renewing between %s and %s; chose %s", m->id,
                  fmt_utc(start, a), fmt_utc(end, b), fmt_utc(m->renew_at, w));
@@ -687,7 +786,7 @@ static void drive_ari(acme_engine *e, managed *m)
         return;
     }
     if (ari_prepare(&m->ari, c->max_response, c->url_renewal_info, m->ari_id) == ACME_OK &&
-        http_async_start(e->http, &m->ari, &m->ari_tag) == ACME_OK)
+        edge_http_start(e, &m->ari, &m->ari_tag) == ACME_OK)
         set_ari_busy(e, m, 1);
 }
 
@@ -705,11 +804,16 @@ static void drive_directory(acme_engine *e)
         }
         result_reset(c);
         if (net_op_next(c, &e->dir_op) == NET_HTTP) {
-            if (http_async_start(e->http, &e->dir_op.x, &e->dir_tag) == ACME_OK)
+            if (edge_http_start(e, &e->dir_op.x, &e->dir_tag) == ACME_OK)
                 e->dir_busy = 1;
             return;
         }
-        if (e->dir_op.rc) {
+        if (e->dir_op.rc && e->one) {
+            /* One call: decide by the lifetime rule; an order then tries
+             * the directory itself and says why it failed. */
+            e->dir_failed = 1;
+            result_reset(c);
+        } else if (e->dir_op.rc) {
             /* The CA is down at start-up: try again, without hammering it. */
             alog(c, ACME_LOG_WARNING, "engine: directory: %s; retrying in 10 s",
                  c->last_error ? c->last_error : acme_strerror(e->dir_op.rc));
@@ -719,12 +823,12 @@ static void drive_directory(acme_engine *e)
         net_op_clear(&e->dir_op);
         return;
     }
-    if (c->have_directory || now_ms() < e->dir_next_ms)
+    if (c->have_directory || e->dir_failed || now_ms() < e->dir_next_ms)
         return;
     if (net_op_directory(&e->dir_op, c))
         return;
     result_reset(c);
-    if (net_op_next(c, &e->dir_op) == NET_HTTP && http_async_start(e->http, &e->dir_op.x, &e->dir_tag) == ACME_OK)
+    if (net_op_next(c, &e->dir_op) == NET_HTTP && edge_http_start(e, &e->dir_op.x, &e->dir_tag) == ACME_OK)
         e->dir_busy = 1;
     else
         net_op_clear(&e->dir_op);
@@ -741,7 +845,9 @@ static void look_at(acme_engine *e, managed *m)
     if (m->state == M_NEW) {
         /* At start: hand the host what is already stored and valid. */
         int irc = ACME_OK;
-        load_current(e, m, 1, &irc);
+        /* The blocking calls only order: installing is the host's own
+         * business there. */
+        load_current(e, m, !e->one, &irc);
         if (irc) {
             m->install_due = 1;
             m->failures = 1;
@@ -750,7 +856,7 @@ static void look_at(acme_engine *e, managed *m)
         m->state = m->has_valid ? M_VALID : M_WAITING;
         e->new_n--;
         char until[32];
-        if (m->has_valid)
+        if (m->has_valid && !e->one)
             alog(c, ACME_LOG_INFO, "engine: %s has a valid stored certificate (until %s)", m->id,
                  fmt_utc(m->not_after, until));
         m->renew_at = 0;
@@ -783,10 +889,16 @@ static void look_at(acme_engine *e, managed *m)
     }
     if (now_ms() < m->next_ms)
         return;
-    if (m->has_valid && (m->state == M_VALID || m->state == M_FAILED)) {
+    int forced = e->one && e->one->mode != ONE_RENEW;
+    if (forced && m->has_valid && m->ari_id && !c->have_directory && !e->dir_failed) {
+        /* Whether to send "replaces" depends on the directory. */
+        park(e, m, P_DIRECTORY);
+        return;
+    }
+    if (!forced && m->has_valid && (m->state == M_VALID || m->state == M_FAILED)) {
         int ari = c->url_renewal_info && m->ari_id;
         if (m->renew_at == 0) {
-            if (!c->have_directory) {
+            if (!c->have_directory && !e->dir_failed) {
                 /* The directory says whether the CA speaks ARI. */
                 park(e, m, P_DIRECTORY);
                 return;
@@ -862,6 +974,22 @@ static void reschedule(acme_engine *e, managed *m)
     }
 }
 
+/* The engine of one: a certificate with nothing to do now has nothing to
+ * do in this call (a renewal not due yet; ONE_RENEW only, the forced
+ * modes order at once). */
+static void one_check(acme_engine *e, managed *m)
+{
+    if (e->one->finished || m->run || m->ari_busy || m->parked || m->state == M_NEW || m->state == M_ORDERING)
+        return;
+    if (m->has_valid && m->renew_at && ms_until_wall(m->renew_at) > 0) {
+        char when[32];
+        alog(e->c, ACME_LOG_INFO, "certificate %s is not due for renewal until %s", m->id,
+             fmt_utc(m->renew_at, when));
+        e->one->due = m->renew_at;
+        one_finish(e, ACME_OK);
+    }
+}
+
 static uint64_t us_since(const struct timespec *t0)
 {
     struct timespec t1;
@@ -877,10 +1005,11 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
     e->step_no++;
     struct timespec ts0;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
-    collect_work(e);
-    http_async_step(e->http, on_http_done, e);
+    if (e->work)
+        collect_work(e);
+    edge_http_step(e);
     drive_directory(e);
-    if (e->c->have_directory)
+    if (e->c->have_directory || e->dir_failed)
         while (e->wait_directory.head) {
             managed *m = e->wait_directory.head;
             unpark(e, m);
@@ -903,6 +1032,8 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
         m->slot_granted = 0;
         look_at(e, m);
         reschedule(e, m);
+        if (e->one)
+            one_check(e, m);
         /* A slot handed to a certificate that did not order goes on. */
         if (granted && !m->run)
             grant_slot(e);
@@ -917,6 +1048,8 @@ ACME_EXPORT int acme_engine_fds(acme_engine *e, struct pollfd *fds, size_t cap, 
 {
     if (!e || !n || (cap && !fds))
         return ACME_E_INVALID_ARG;
+    if (!e->http)
+        return ACME_E_STATE; /* the engine of one has nothing to watch */
     size_t need = 1 + http_async_fds(e->http, NULL, 0);
     *n = need;
     if (cap < need)
@@ -935,12 +1068,12 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
     uint64_t now = now_ms();
     if (e->over_budget)
         return 0;
-    long best = http_async_timeout_ms(e->http);
+    long best = e->http ? http_async_timeout_ms(e->http) : e->inline_n ? 0 : -1;
 #define CONSIDER(at) do { long d_ = (at) <= now ? 0 : (long)((at) - now); if (best < 0 || d_ < best) best = d_; } while (0)
     acme_client *c = e->c;
-    if (!c->have_directory && !e->dir_busy)
+    if (!c->have_directory && !e->dir_busy && !e->dir_failed)
         CONSIDER(e->dir_next_ms);
-    if (e->dir_busy == 2 || (c->have_directory && e->wait_directory.head))
+    if (e->dir_busy == 2 || ((c->have_directory || e->dir_failed) && e->wait_directory.head))
         CONSIDER(now);
     /* The earliest certificate in the queue; parked ones and those waiting
      * for an event are not in it (their event wakes the loop: an fd). */
@@ -1035,7 +1168,8 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
                 /* A host already in poll() with an earlier timeout must
                  * wake for this: the engine's first descriptor becomes
                  * readable. */
-                worker_wake(e->work);
+                if (e->work)
+                    worker_wake(e->work);
             }
             return ACME_OK;
         }
@@ -1057,7 +1191,7 @@ static const char *state_name(const managed *m)
 
 static json_t *status_entry(const managed *m)
 {
-    json_t *o = json_pack("{s:s,s:O,s:s,s:I,s:I}", "id", m->id, "names", json_object_get(m->params, "names"),
+    json_t *o = json_pack("{s:s,s:O,s:s,s:I,s:I}", "id", m->id, "names", json_object_get(m->spec->stored, "names"),
                           "state", state_name(m), "attempts", (json_int_t)m->attempts, "failures",
                           (json_int_t)m->failures);
     if (!o)

@@ -225,11 +225,6 @@ int certificate_store(acme_client *c, const acme_certificate *cert);
 int certificate_load(acme_client *c, const char *id, acme_certificate **out);
 /* When a certificate with this validity is due for renewal (Unix seconds). */
 int64_t renewal_time(int64_t not_before, int64_t not_after);
-/* Issue params that order this certificate again (names, key type,
- * challenges, chain, profile). Strings point into cert; *names is
- * malloc'ed (free it). chals has room for cap entries. */
-int certificate_params(const acme_certificate *cert, acme_issue_params *ip, acme_challenge_type *chals,
-                       size_t cap, const char ***names);
 /* A storage-safe id from a name ("*.x" -> "_.x"); NULL if impossible. */
 char *certificate_id_for(const char *name);
 

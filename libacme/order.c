@@ -13,6 +13,7 @@
 
 #include "internal.h"
 #include "history.h"
+#include "issue_spec.h"
 #include "order.h"
 #include "storage_file.h"
 
@@ -54,7 +55,7 @@ typedef struct authz_slot {
     uint64_t poll_delay;
 } authz_slot;
 
-#define MAX_PREFS 8
+#define MAX_PREFS ISSUE_SPEC_MAX_PREFS
 #define MAX_OP_RETRIES 3
 
 struct order_run {
@@ -68,17 +69,9 @@ struct order_run {
     uint64_t order_deadline;
     int retry_new_order;      /* after cleanup: place a new order (fallback) */
 
-    /* what was asked */
-    char **names;
-    size_t name_count;
-    acme_key_type key_type;
-    acme_challenge_type prefs[MAX_PREFS];
-    size_t pref_count;
-    char *preferred_chain;
-    char *profile;
-    char *cert_id;
+    /* what was asked (validated once, shared: issue_spec.h) */
+    issue_spec *spec;
     char *replaces;
-    json_t *params;
 
     /* progress */
     acme_key *cert_key;
@@ -121,7 +114,7 @@ static int is_ip(const char *name)
 
 static const char *first_name(const order_run *r)
 {
-    return r->name_count ? r->names[0] : "?";
+    return r->spec->name_count ? r->spec->names[0] : "?";
 }
 
 /* "a.example, *.b.example" for sentences. malloc'ed (may be NULL). */
@@ -129,9 +122,9 @@ static char *names_list(const order_run *r)
 {
     acme_buf b;
     buf_init(&b, 0);
-    for (size_t i = 0; i < r->name_count; i++) {
+    for (size_t i = 0; i < r->spec->name_count; i++) {
         buf_append_str(&b, i ? ", " : "");
-        buf_append_str(&b, r->names[i]);
+        buf_append_str(&b, r->spec->names[i]);
     }
     return buf_steal(&b, NULL);
 }
@@ -152,7 +145,7 @@ static int refuse_ident(order_run *r, const char *what, const char *shown, const
 
 static char *state_rel(const order_run *r)
 {
-    return xasprintf("certs/%s/order.json", r->cert_id);
+    return xasprintf("certs/%s/order.json", r->spec->cert_id);
 }
 
 static void free_slots(order_run *r)
@@ -195,14 +188,8 @@ void order_free(order_run *r)
         free(r->lock_name);
     }
     drop_order(r);
-    for (size_t i = 0; i < r->name_count; i++)
-        free(r->names[i]);
-    free(r->names);
-    free(r->preferred_chain);
-    free(r->profile);
-    free(r->cert_id);
+    issue_spec_free(r->spec);
     free(r->replaces);
-    json_decref(r->params);
     json_decref(r->failed);
     json_decref(r->attempts);
     /* The CSR job only borrows the certificate key (step_csr): a run
@@ -245,8 +232,8 @@ static int save_state(order_run *r)
     if (rc)
         return client_fail(c, rc, "could not encode the certificate key (%s)", acme_strerror(rc));
     json_t *names = json_array();
-    for (size_t i = 0; i < r->name_count; i++)
-        json_array_append_new(names, json_string(r->names[i]));
+    for (size_t i = 0; i < r->spec->name_count; i++)
+        json_array_append_new(names, json_string(r->spec->names[i]));
     json_t *o = json_pack("{s:o,s:s,s:s?,s:O,s:O}", "names", names, "key", key_pem, "order_url",
                           r->order_url, "failed", r->failed, "attempts", r->attempts);
     char *text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
@@ -291,10 +278,10 @@ static int load_state(order_run *r)
     buf_clear(&b);
     rc = ACME_E_NOT_FOUND;
     json_t *names = json_object_get(o, "names");
-    int same = json_array_size(names) == r->name_count;
-    for (size_t i = 0; same && i < r->name_count; i++) {
+    int same = json_array_size(names) == r->spec->name_count;
+    for (size_t i = 0; same && i < r->spec->name_count; i++) {
         const char *n = json_string_value(json_array_get(names, i));
-        same = n && ascii_casecmp(n, r->names[i]) == 0;
+        same = n && ascii_casecmp(n, r->spec->names[i]) == 0;
     }
     const char *key = json_str(o, "key");
     if (same && key && key_from_pem(key, strlen(key), &r->cert_key) == ACME_OK) {
@@ -327,7 +314,7 @@ static void history_note(order_run *r, const char *ident, acme_challenge_type t,
 static size_t ranked_types(order_run *r, const char *ident, acme_challenge_type *out)
 {
     json_t *scores = history_scores(r->c, ident);
-    size_t n = challenge_rank(r->prefs, r->pref_count, scores, json_object_get(r->failed, ident), out);
+    size_t n = challenge_rank(r->spec->prefs, r->spec->pref_count, scores, json_object_get(r->failed, ident), out);
     json_decref(scores);
     return n;
 }
@@ -417,7 +404,7 @@ static order_want step_start(order_run *r)
 {
     acme_client *c = r->c;
     if (c->storage.lock && !r->lock_name) {
-        char *name = xasprintf("%s.order.%s", c->ca_id, r->cert_id);
+        char *name = xasprintf("%s.order.%s", c->ca_id, r->spec->cert_id);
         if (!name)
             return order_fail(r, ACME_E_NOMEM);
         int rc = c->storage.lock(c->storage_ud, name, ORDER_LOCK_LEASE_S);
@@ -426,7 +413,7 @@ static order_want step_start(order_run *r)
             return order_fail(r, client_fail(c, rc == ACME_E_LOCKED ? ACME_E_LOCKED : ACME_E_STORAGE,
                                              "order for %s: another process is ordering certificate %s right now "
                                              "(storage lock); wait for it to finish%s",
-                                             first_name(r), r->cert_id, rc == ACME_E_LOCKED ? "" : " (the lock failed)"));
+                                             first_name(r), r->spec->cert_id, rc == ACME_E_LOCKED ? "" : " (the lock failed)"));
         }
         r->lock_name = name;
     }
@@ -516,10 +503,10 @@ static order_want step_keygen(order_run *r)
         if (prc)
             return order_fail(r, prc);
         alog(c, ACME_LOG_INFO, "order for %s: generating the %s certificate key", first_name(r),
-             acme_key_type_name(r->key_type));
+             acme_key_type_name(r->spec->key_type));
         memset(&r->job, 0, sizeof(r->job));
         r->job.fn = job_keygen;
-        r->job.key_type = (int)r->key_type;
+        r->job.key_type = (int)r->spec->key_type;
         return OW_WORK;
     }
     r->job.fn = NULL;
@@ -537,12 +524,12 @@ static order_want step_keygen(order_run *r)
 static int profile_ok(order_run *r)
 {
     acme_client *c = r->c;
-    if (!r->profile)
+    if (!r->spec->profile)
         return ACME_OK;
     if (!c->profiles)
         return client_fail(c, ACME_E_UNSUPPORTED, "order for %s: profile \"%s\" asked for, but the CA (%s) "
-                           "offers no profiles; drop the profile setting", first_name(r), r->profile, c->directory_url);
-    if (json_object_get(c->profiles, r->profile))
+                           "offers no profiles; drop the profile setting", first_name(r), r->spec->profile, c->directory_url);
+    if (json_object_get(c->profiles, r->spec->profile))
         return ACME_OK;
     acme_buf b;
     buf_init(&b, 0);
@@ -553,7 +540,7 @@ static int profile_ok(order_run *r)
         buf_append_str(&b, k);
     }
     int rc = client_fail(c, ACME_E_INVALID_ARG, "order for %s: the CA has no profile \"%s\"; it offers: %s",
-                         first_name(r), r->profile, b.data ? b.data : "");
+                         first_name(r), r->spec->profile, b.data ? b.data : "");
     buf_clear(&b);
     return rc;
 }
@@ -567,15 +554,15 @@ static int take_order(order_run *r, json_t *order)
         return client_fail(c, ACME_E_PROTOCOL, "order %s lacks finalize or authorizations", r->order_url);
     /* At most one authorization per ordered identifier (RFC 8555 §7.1.3):
      * each one may cost a host callback, a DNS update or a hook run. */
-    if (json_array_size(auths) > r->name_count) {
+    if (json_array_size(auths) > r->spec->name_count) {
         char *what = xasprintf("order %s lists %zu authorizations for %zu ordered identifier(s);", r->order_url,
-                               json_array_size(auths), r->name_count);
+                               json_array_size(auths), r->spec->name_count);
         int rc = refuse_ident(r, what ? what : "order", NULL, "a CA owes at most one per identifier");
         free(what);
         return rc;
     }
     const char *why = NULL;
-    int rc = order_identifiers_match((const char *const *)r->names, r->name_count, order, &why);
+    int rc = order_identifiers_match((const char *const *)r->spec->names, r->spec->name_count, order, &why);
     if (rc == ACME_E_PROTOCOL) {
         char *got = json_dumps(json_object_get(order, "identifiers"), JSON_COMPACT | JSON_ENCODE_ANY);
         char *what = xasprintf("order %s: the CA's identifiers", r->order_url);
@@ -615,14 +602,14 @@ static order_want step_new_order(order_run *r)
             return order_fail(r, rc);
         drop_order(r);
         json_t *ids = json_array();
-        for (size_t i = 0; i < r->name_count; i++)
-            json_array_append_new(ids, json_pack("{s:s,s:s}", "type", is_ip(r->names[i]) ? "ip" : "dns",
-                                                 "value", r->names[i]));
+        for (size_t i = 0; i < r->spec->name_count; i++)
+            json_array_append_new(ids, json_pack("{s:s,s:s}", "type", is_ip(r->spec->names[i]) ? "ip" : "dns",
+                                                 "value", r->spec->names[i]));
         json_t *payload = json_pack("{s:o}", "identifiers", ids);
         if (payload && r->replaces)
             json_object_set_new(payload, "replaces", json_string(r->replaces));
-        if (payload && r->profile)
-            json_object_set_new(payload, "profile", json_string(r->profile));
+        if (payload && r->spec->profile)
+            json_object_set_new(payload, "profile", json_string(r->spec->profile));
         char *text = payload ? json_text(payload) : NULL;
         json_decref(payload);
         rc = text ? start_op(r, "newOrder", c->url_new_order, text, NULL, 1) : ACME_E_NOMEM;
@@ -741,9 +728,9 @@ static int choose_challenge(order_run *r, authz_slot *s, json_t *authz)
     buf_init(&offered, 0);
     buf_init(&wanted, 0);
     list_types(chals, &offered);
-    for (size_t p = 0; p < r->pref_count; p++) {
+    for (size_t p = 0; p < r->spec->pref_count; p++) {
         buf_append_str(&wanted, p ? ", " : "");
-        buf_append_str(&wanted, acme_challenge_type_name(r->prefs[p]));
+        buf_append_str(&wanted, acme_challenge_type_name(r->spec->prefs[p]));
     }
     int rc = client_fail(c, ACME_E_NO_CHALLENGE, "authorization for %s offers %s; none of the allowed challenge "
                          "types (%s)%s — allow one of the offered types%s", s->ident,
@@ -769,7 +756,7 @@ static int set_str(char **dst, const char *src)
  * the name, so the host sees exactly what it asked for. */
 static int bind_authz(order_run *r, authz_slot *s, json_t *authz)
 {
-    unsigned char *taken = calloc(r->name_count, 1);
+    unsigned char *taken = calloc(r->spec->name_count, 1);
     if (!taken)
         return ACME_E_NOMEM;
     for (size_t i = 0; i < r->authz_count; i++)
@@ -778,7 +765,7 @@ static int bind_authz(order_run *r, authz_slot *s, json_t *authz)
     size_t idx = 0;
     const char *why = NULL;
     s->name_idx = -1;
-    int rc = authz_matches_order((const char *const *)r->names, r->name_count, taken, authz, &idx, &why);
+    int rc = authz_matches_order((const char *const *)r->spec->names, r->spec->name_count, taken, authz, &idx, &why);
     free(taken);
     if (rc == ACME_E_PROTOCOL) {
         json_t *id = json_object_get(authz, "identifier");
@@ -794,7 +781,7 @@ static int bind_authz(order_run *r, authz_slot *s, json_t *authz)
     }
     if (rc)
         return rc;
-    const char *name = r->names[idx];
+    const char *name = r->spec->names[idx];
     json_t *id = json_object_get(authz, "identifier");
     if (json_object_set_new(id, "value", json_string(strncmp(name, "*.", 2) == 0 ? name + 2 : name)) ||
         json_object_set_new(id, "type", json_string(is_ip(name) ? "ip" : "dns")))
@@ -835,7 +822,7 @@ static order_want step_fetch_authz(order_run *r)
         rc = bind_authz(r, s, authz);
     if (!rc) {
         free(s->ident);
-        s->ident = strdup(r->names[s->name_idx]);
+        s->ident = strdup(r->spec->names[s->name_idx]);
         rc = s->ident ? ACME_OK : ACME_E_NOMEM;
     }
     if (!rc && st && strcmp(st, "valid") == 0)
@@ -1103,7 +1090,7 @@ static order_want step_poll_authz(order_run *r)
     json_t *id = json_object_get(authz, "identifier");
     if (s->name_idx < 0 || !ident_is_name(json_str(id, "type"), json_str(id, "value"),
                                           json_is_true(json_object_get(authz, "wildcard")), 0,
-                                          r->names[s->name_idx])) {
+                                          r->spec->names[s->name_idx])) {
         /* The same URL now names another identifier: nothing it says can be trusted. */
         char *what = xasprintf("authorization %.200s, polled, names another identifier than it did; it", s->url);
         json_decref(authz);
@@ -1191,8 +1178,8 @@ static order_want step_csr(order_run *r)
         memset(&r->job, 0, sizeof(r->job));
         r->job.fn = job_csr;
         r->job.key = r->cert_key;   /* borrowed */
-        r->job.names = r->names;
-        r->job.name_count = r->name_count;
+        r->job.names = r->spec->names;
+        r->job.name_count = r->spec->name_count;
         return OW_WORK;
     }
     r->job.fn = NULL;
@@ -1329,7 +1316,7 @@ static int check_chain(order_run *r, const char *url, const acme_http_response *
     /* Exactly the names ordered: one more would put a name on this host's
      * certificate that nobody here asked for (and the host serves it). */
     const char *missing = NULL, *extra = NULL;
-    if (!rc && cert_names_match((const char *const *)r->names, r->name_count, ci->names, ci->name_count, &missing,
+    if (!rc && cert_names_match((const char *const *)r->spec->names, r->spec->name_count, ci->names, ci->name_count, &missing,
                                 &extra)) {
         char *ex = text_excerpt(extra, 120);
         if (missing)
@@ -1366,7 +1353,7 @@ static order_want step_download(order_run *r)
     if (rc)
         return order_fail(r, rc);
     r->alt_cursor = 0;
-    r->state = (r->preferred_chain && !chain_matches_issuer(r->chain, r->preferred_chain)) ? OS_ALTERNATE : OS_INSTALL;
+    r->state = (r->spec->preferred_chain && !chain_matches_issuer(r->chain, r->spec->preferred_chain)) ? OS_ALTERNATE : OS_INSTALL;
     return OW_CONTINUE;
 }
 
@@ -1375,7 +1362,7 @@ static order_want step_alternate(order_run *r)
 {
     acme_client *c = r->c;
     if (r->alt_cursor >= r->alt_count) {
-        alog(c, ACME_LOG_INFO, "no chain issued by \"%s\"; keeping the default chain", r->preferred_chain);
+        alog(c, ACME_LOG_INFO, "no chain issued by \"%s\"; keeping the default chain", r->spec->preferred_chain);
         r->state = OS_INSTALL;
         return OW_CONTINUE;
     }
@@ -1398,8 +1385,8 @@ static order_want step_alternate(order_run *r)
         result_reset(c);
     } else {
         char *alt = strndup(r->op.x.resp.body.data, r->op.x.resp.body.len);
-        if (alt && chain_matches_issuer(alt, r->preferred_chain)) {
-            alog(c, ACME_LOG_INFO, "using the alternate chain issued by \"%s\"", r->preferred_chain);
+        if (alt && chain_matches_issuer(alt, r->spec->preferred_chain)) {
+            alog(c, ACME_LOG_INFO, "using the alternate chain issued by \"%s\"", r->spec->preferred_chain);
             free(r->chain);
             r->chain = alt;
             r->state = OS_INSTALL;
@@ -1426,12 +1413,12 @@ static order_want step_install(order_run *r)
         char *key_pem = NULL;
         rc = key_to_pem(r->cert_key, &key_pem);
         if (!rc)
-            rc = certificate_new(r->cert_id, r->chain, key_pem, &r->cert);
+            rc = certificate_new(r->spec->cert_id, r->chain, key_pem, &r->cert);
         secure_free_str(key_pem);
         if (rc)
             return order_fail(r, client_fail(c, rc, "could not prepare the certificate for %s (%s)", first_name(r),
                                              acme_strerror(rc)));
-        r->cert->params = json_incref(r->params);
+        r->cert->params = json_incref(r->spec->stored);
         /* Stored before the host sees it, and before the order state goes:
          * a crash in between leaves a valid certificate, never nothing. */
         rc = certificate_store(c, r->cert);
@@ -1439,7 +1426,7 @@ static order_want step_install(order_run *r)
             return order_fail(r, rc);
         remove_state(r);
         char when[32];
-        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %s)", first_name(r), r->cert_id,
+        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %s)", first_name(r), r->spec->cert_id,
              fmt_utc(r->cert->info->not_after, when));
         if (!c->host.install)
             rc = ACME_OK;
@@ -1450,7 +1437,7 @@ static order_want step_install(order_run *r)
     }
     if (rc) {
         client_fail(c, ACME_E_CALLBACK, "installing the certificate %s failed in the host (%s); it is stored, "
-                    "install it again with acme_cert_load()", r->cert_id, acme_strerror(rc));
+                    "install it again with acme_cert_load()", r->spec->cert_id, acme_strerror(rc));
         /* The order itself succeeded: nothing to clean up. */
         order_fail(r, ACME_E_CALLBACK);
     }
@@ -1543,8 +1530,8 @@ work_job *order_job(order_run *r) { return r->op_job ? &r->op.job : &r->job; }
 int order_result(const order_run *r) { return r->rc; }
 const char *order_error(const order_run *r) { return r->error; }
 unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
-const char *order_cert_id(const order_run *r) { return r->cert_id; }
-json_t *order_params(const order_run *r) { return r->params; }
+const char *order_cert_id(const order_run *r) { return r->spec->cert_id; }
+json_t *order_params(const order_run *r) { return r->spec->stored; }
 
 int order_set_replaces(order_run *r, const char *ari_id)
 {
@@ -1579,6 +1566,18 @@ void order_hand_result(order_run *r)
     r->problem = NULL;
 }
 
+void order_refuse_pending(order_run *r)
+{
+    /* Without an engine the host has nobody to report completion to. */
+    if (!r->rc)
+        order_fail(r, client_fail(r->c, ACME_E_STATE, "a host callback answered ACME_E_PENDING; that "
+                                  "needs the engine (acme_engine_*), not acme_issue()"));
+    for (size_t i = 0; i < r->authz_count; i++)
+        r->authz[i].pending = 0;
+    r->install_pending = 0;
+    r->state = r->state == OS_INSTALL ? OS_DONE : OS_CLEANUP;
+}
+
 int order_run_blocking(order_run *r)
 {
     for (;;) {
@@ -1600,14 +1599,7 @@ int order_run_blocking(order_run *r)
             break;
         }
         case OW_EXTERNAL:
-            /* Without an engine nobody can report completion later. */
-            if (!r->rc)
-                order_fail(r, client_fail(r->c, ACME_E_STATE, "a host callback answered ACME_E_PENDING; that "
-                                          "needs the engine (acme_engine_*), not acme_issue()"));
-            for (size_t i = 0; i < r->authz_count; i++)
-                r->authz[i].pending = 0;
-            r->install_pending = 0;
-            r->state = r->state == OS_INSTALL ? OS_DONE : OS_CLEANUP;
+            order_refuse_pending(r);
             break;
         case OW_DONE:
             return r->rc;
@@ -1617,145 +1609,33 @@ int order_run_blocking(order_run *r)
 
 /* ---- making a run ---- */
 
-order_run *order_new(acme_client *c, const acme_issue_params *p, int *rcp)
+order_run *order_new_spec(acme_client *c, issue_spec *spec, int *rcp)
 {
-    int rc = ACME_OK;
     order_run *r = calloc(1, sizeof(*r));
     if (!r) {
         *rcp = ACME_E_NOMEM;
         return NULL;
     }
     r->c = c;
+    r->spec = issue_spec_ref(spec);
     r->failed = json_object();
     r->attempts = json_array();
     http_response_init(&r->op.x.resp, 0);
-#define BAD(...) do { rc = client_fail(c, ACME_E_INVALID_ARG, __VA_ARGS__); goto out; } while (0)
-    /* Say which mistake it is: a size not set reads as "no names" to
-     * nobody who set the names. */
-    if (!p)
-        BAD("issue: no parameters given (pass an acme_issue_params)");
-    if (p->size < offsetof(acme_issue_params, cert_id) + sizeof(p->cert_id))
-        BAD("issue: acme_issue_params.size is %zu, at least %zu expected: set .size = sizeof(acme_issue_params)",
-            p->size, offsetof(acme_issue_params, cert_id) + sizeof(p->cert_id));
-    if (!p->name_count || !p->names)
-        BAD("issue: no names given (set .names and .name_count)");
-    if (p->key_type < ACME_KEY_DEFAULT || p->key_type > ACME_KEY_RSA_4096)
-        BAD("issue: key type %d cannot be a certificate key (use EC or RSA)", (int)p->key_type);
-    r->key_type = p->key_type == ACME_KEY_DEFAULT ? ACME_KEY_EC_P256 : p->key_type;
-    if (!(r->names = calloc(p->name_count, sizeof(char *))) || !r->failed || !r->attempts) {
-        rc = ACME_E_NOMEM;
-        goto out;
-    }
-    for (size_t i = 0; i < p->name_count; i++) {
-        const char *n = p->names[i];
-        if (!n || !*n || strlen(n) > 253 || strpbrk(n, " /\\\t\r\n\"'`$;&|<>"))
-            BAD("issue: \"%s\" is not a DNS name or IP address", n ? n : "(null)");
-        for (size_t j = 0; j < i; j++)
-            if (ascii_casecmp(r->names[j], n) == 0)
-                BAD("issue: %s is listed twice", n);
-        if (!(r->names[r->name_count++] = strdup(n))) {
-            rc = ACME_E_NOMEM;
-            goto out;
-        }
-    }
-    static const acme_challenge_type defaults[] = {
-        ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01, ACME_CHALLENGE_DNS_01,
-    };
-    const acme_challenge_type *prefs = p->challenges ? p->challenges : defaults;
-    size_t np = p->challenges ? p->challenge_count : 3;
-    for (size_t i = 0; i < np && r->pref_count < MAX_PREFS; i++) {
-        if (prefs[i] < ACME_CHALLENGE_HTTP_01 || prefs[i] > ACME_CHALLENGE_DNS_ACCOUNT_01)
-            BAD("issue: unknown challenge type %d", (int)prefs[i]);
-        r->prefs[r->pref_count++] = prefs[i];
-    }
-    if (!r->pref_count)
-        BAD("issue: an empty list of challenge types");
-    if (p->preferred_chain && !(r->preferred_chain = strdup(p->preferred_chain))) {
-        rc = ACME_E_NOMEM;
-        goto out;
-    }
-    const char *profile = p->size >= offsetof(acme_issue_params, profile) + sizeof(p->profile) ? p->profile : NULL;
-    if (profile && !(r->profile = strdup(profile))) {
-        rc = ACME_E_NOMEM;
-        goto out;
-    }
-    r->cert_id = p->cert_id ? strdup(p->cert_id) : certificate_id_for(r->names[0]);
-    if (!r->cert_id || !*r->cert_id || strchr(r->cert_id, '/') || r->cert_id[0] == '.' ||
-        !storage_key_valid(r->cert_id))
-        BAD("issue: \"%s\" cannot be a certificate id (use letters, digits, '.', '_' and '-')",
-            p->cert_id ? p->cert_id : r->names[0]);
-    /* Remember how it was ordered, so renewal can do it again. */
-    json_t *names = json_array(), *chals = json_array();
-    for (size_t i = 0; i < r->name_count; i++)
-        json_array_append_new(names, json_string(r->names[i]));
-    for (size_t i = 0; i < r->pref_count; i++)
-        json_array_append_new(chals, json_string(acme_challenge_type_name(r->prefs[i])));
-    r->params = json_pack("{s:o,s:s,s:o,s:s?,s:s?}", "names", names, "key_type", acme_key_type_name(r->key_type),
-                          "challenges", chals, "preferred_chain", r->preferred_chain, "profile", r->profile);
-    if (!r->params)
-        rc = ACME_E_NOMEM;
-#undef BAD
-out:
-    *rcp = rc;
-    if (rc) {
+    if (!r->failed || !r->attempts) {
         order_free(r);
+        *rcp = ACME_E_NOMEM;
         return NULL;
     }
+    *rcp = ACME_OK;
     return r;
 }
 
-/* ---- public entry points ---- */
-
-ACME_EXPORT int acme_issue(acme_client *c, const acme_issue_params *p)
+order_run *order_new(acme_client *c, const acme_issue_params *p, int *rcp)
 {
-    if (!c)
-        return ACME_E_INVALID_ARG;
-    result_reset(c);
-    int rc;
-    order_run *r = order_new(c, p, &rc);
-    if (!r)
-        return rc;
-    uint64_t start = now_ms();
-    rc = order_run_blocking(r);
-    if (!rc)
-        alog(c, ACME_LOG_INFO, "order for %s done in %llu ms", first_name(r), (unsigned long long)(now_ms() - start));
-    order_hand_result(r);
-    order_free(r);
-    return rc;
-}
-
-ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *renewed)
-{
-    if (renewed)
-        *renewed = 0;
-    if (!c || !cert_id)
-        return ACME_E_INVALID_ARG;
-    result_reset(c);
-    acme_certificate *cert = NULL;
-    int rc = certificate_load(c, cert_id, &cert);
-    if (rc == ACME_E_NOT_FOUND)
-        return client_fail(c, rc, "renew: no stored certificate \"%s\" for %s; issue it first", cert_id,
-                           c->directory_url);
-    if (rc)
-        return rc;
-    int64_t due = renewal_time(cert->info->not_before, cert->info->not_after);
-    if (!force && (int64_t)time(NULL) < due) {
-        char when[32];
-        alog(c, ACME_LOG_INFO, "certificate %s is not due for renewal until %s", cert_id, fmt_utc(due, when));
-        certificate_free(cert);
-        return ACME_OK;
-    }
-    acme_issue_params ip;
-    acme_challenge_type chals[MAX_PREFS];
-    const char **names = NULL;
-    rc = certificate_params(cert, &ip, chals, MAX_PREFS, &names);
-    if (!rc) {
-        alog(c, ACME_LOG_INFO, "renewing certificate %s%s", cert_id, force ? " (forced)" : "");
-        rc = acme_issue(c, &ip);
-        if (renewed && (rc == ACME_OK || rc == ACME_E_CALLBACK))
-            *renewed = 1; /* stored; only the host's install failed */
-    }
-    free(names);
-    certificate_free(cert);
-    return rc;
+    issue_spec *spec = issue_spec_new(c, p, rcp);
+    if (!spec)
+        return NULL;
+    order_run *r = order_new_spec(c, spec, rcp);
+    issue_spec_free(spec);
+    return r;
 }

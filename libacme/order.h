@@ -24,6 +24,9 @@ typedef struct order_run order_run;
 /* Validate params and make a run. On failure *rc is set and the client's
  * last error says why. */
 order_run *order_new(struct acme_client *c, const acme_issue_params *p, int *rc);
+/* A run of an already validated spec (shared, not copied). */
+struct issue_spec;
+order_run *order_new_spec(struct acme_client *c, struct issue_spec *spec, int *rc);
 void order_free(order_run *r);
 order_want order_step(order_run *r);
 http_exchange *order_exchange(order_run *r);
@@ -44,7 +47,12 @@ json_t *order_params(const order_run *r);
 int order_set_replaces(order_run *r, const char *ari_id);
 /* A pending callback finished. 1 if object belonged to this run. */
 int order_external_done(order_run *r, const void *object, int result);
-/* Run to the end in this thread. */
+/* OW_EXTERNAL for a driver that cannot wait for the host (the blocking
+ * calls): fail the run with the sentence saying so, and clean up. */
+void order_refuse_pending(order_run *r);
+/* Run to the end in this thread with nothing around it (tests and fuzzers
+ * drive one order this way; the public blocking calls run the engine,
+ * engine_one.c, so that every rule above the order applies to them too). */
 int order_run_blocking(order_run *r);
 
 #endif
