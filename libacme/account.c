@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "b64url.h"
+#include "account_run.h"
 #include "internal.h"
 
 #define KEY_REL "account/key.pem"
@@ -52,6 +53,27 @@ static int store_key(acme_client *c, const char *rel, const acme_key *k)
     secure_free_str(pem);
     return rc;
 }
+
+int account_key_load(acme_client *c)
+{
+    if (c->account_key)
+        return ACME_OK;
+    return load_key(c, KEY_REL, &c->account_key);
+}
+
+int account_key_adopt(acme_client *c, acme_key *k)
+{
+    int rc = store_key(c, KEY_REL, k);
+    if (rc) {
+        key_free(k);
+        return rc;
+    }
+    key_free(c->account_key);
+    c->account_key = k;
+    return ACME_OK;
+}
+
+int account_settle_rollover(acme_client *c);
 
 /* Load the stored key, or make and store a new one when allowed. */
 static int key_ready(acme_client *c, int create)
@@ -131,19 +153,12 @@ static int url_is_plain_ascii(const char *u)
     return 1;
 }
 
-/* POST newAccount signed with the jwk; 200 = existing, 201 = created. */
-static int new_account(acme_client *c, json_t *payload, const char *step)
+/* The CA's answer to newAccount (200 = existing, 201 = created). */
+int account_take_answer(acme_client *c, const char *step, const acme_http_response *resp, json_t *acct)
 {
-    char *text = json_text(payload);
-    if (!text)
-        return ACME_E_NOMEM;
-    acme_http_response resp;
-    http_response_init(&resp, c->max_response);
-    json_t *acct = NULL;
-    int rc = net_post(c, step, c->url_new_account, text, c->account_key, &resp, &acct);
-    free(text);
-    if (rc == ACME_OK) {
-        const char *loc = http_response_header(&resp, "Location");
+    int rc = ACME_OK;
+    {
+        const char *loc = http_response_header(resp, "Location");
         if (!loc || strncmp(loc, "https://", 8) != 0)
             rc = client_fail(c, ACME_E_PROTOCOL, "%s: the CA sent no https Location for the account", step);
         else if (!url_is_plain_ascii(loc))
@@ -155,9 +170,25 @@ static int new_account(acme_client *c, json_t *payload, const char *step)
         else if ((rc = adopt_account(c, loc, acct)) == ACME_OK)
             rc = save_account(c);
         if (rc == ACME_OK)
-            alog(c, ACME_LOG_INFO, "account: %s %s (%s)", resp.status == 201 ? "created" : "found",
+            alog(c, ACME_LOG_INFO, "account: %s %s (%s)", resp->status == 201 ? "created" : "found",
                  c->account_url, c->account_status);
     }
+    return rc;
+}
+
+/* POST newAccount signed with the jwk. */
+static int new_account(acme_client *c, json_t *payload, const char *step)
+{
+    char *text = json_text(payload);
+    if (!text)
+        return ACME_E_NOMEM;
+    acme_http_response resp;
+    http_response_init(&resp, c->max_response);
+    json_t *acct = NULL;
+    int rc = net_post(c, step, c->url_new_account, text, c->account_key, &resp, &acct);
+    free(text);
+    if (rc == ACME_OK)
+        rc = account_take_answer(c, step, &resp, acct);
     json_decref(acct);
     http_response_clear(&resp);
     return rc;
@@ -175,7 +206,7 @@ static int find_existing(acme_client *c)
 
 /* A rollover interrupted between the CA's answer and our rename leaves
  * key-next.pem behind: find out which key the CA knows and keep that one. */
-static int settle_rollover(acme_client *c)
+int account_settle_rollover(acme_client *c)
 {
     acme_key *next = NULL;
     int rc = load_key(c, NEXT_KEY_REL, &next);
@@ -255,7 +286,7 @@ int account_ensure(acme_client *c)
     if (!rc)
         rc = key_ready(c, 0);
     if (!rc)
-        rc = settle_rollover(c);
+        rc = account_settle_rollover(c);
     if (rc || c->account_url)
         return rc;
     /* The URL is cached in storage; without it, ask the CA. */
@@ -303,7 +334,7 @@ ACME_EXPORT int acme_directory_eab_required(acme_client *c)
     return c->eab_required;
 }
 
-static int valid_params(const acme_account_params *p)
+int account_params_valid(const acme_account_params *p)
 {
     if (!p)
         return 1;
@@ -317,40 +348,35 @@ static int valid_params(const acme_account_params *p)
     return !p->eab_kid == !p->eab_hmac_key;
 }
 
-ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params *p)
+/* Whether an account may be created with p: the user agreed to the
+ * terms (if the CA has any) and EAB is given (if the CA requires it).
+ * Otherwise we may still find one that already exists; we never create one. */
+int account_may_create(const acme_client *c, const acme_account_params *p)
 {
-    if (!c)
-        return ACME_E_INVALID_ARG;
-    result_reset(c);
-    if (!valid_params(p))
-        return client_fail(c, ACME_E_INVALID_ARG, "account: bad parameters (size, contacts, or only one of eab_kid/eab_hmac_key)");
-    int rc = net_directory(c);
-    if (!rc)
-        rc = key_ready(c, 1);
-    if (!rc)
-        rc = settle_rollover(c);
-    if (rc)
-        return rc;
     int agree = p && p->agree_tos;
     int have_eab = p && p->eab_kid;
-    /* Without the user's agreement (or without EAB where it is required) we
-     * may still find an account that already exists; we never create one. */
-    if ((c->terms && !agree) || (c->eab_required && !have_eab)) {
-        rc = find_existing(c);
-        if (rc != ACME_E_NO_ACCOUNT)
-            return rc;
-        result_reset(c);
-        if (c->terms && !agree)
-            return client_fail(c, ACME_E_TOS_REQUIRED, "account: the CA's terms of service (%s) must be "
-                        "agreed to before an account is created; read them and set agree_tos", c->terms);
-        return client_fail(c, ACME_E_EAB_REQUIRED, "account: %s requires external account binding; "
-                    "get a key id and HMAC key from the CA and pass eab_kid and eab_hmac_key",
-                    c->directory_url);
-    }
+    return !((c->terms && !agree) || (c->eab_required && !have_eab));
+}
+
+/* Why no account could be created after the lookup found none. */
+int account_refusal(acme_client *c, const acme_account_params *p)
+{
+    result_reset(c);
+    if (c->terms && !(p && p->agree_tos))
+        return client_fail(c, ACME_E_TOS_REQUIRED, "account: the CA's terms of service (%s) must be "
+                    "agreed to before an account is created; read them and set agree_tos", c->terms);
+    return client_fail(c, ACME_E_EAB_REQUIRED, "account: %s requires external account binding; "
+                "get a key id and HMAC key from the CA and pass eab_kid and eab_hmac_key",
+                c->directory_url);
+}
+
+int account_payload(acme_client *c, const acme_account_params *p, char **out)
+{
+    *out = NULL;
     json_t *payload = json_object();
     if (!payload)
         return ACME_E_NOMEM;
-    if (agree)
+    if (p && p->agree_tos)
         json_object_set_new(payload, "termsOfServiceAgreed", json_true());
     if (p && p->contact_count) {
         json_t *arr = json_array();
@@ -358,10 +384,10 @@ ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params 
             json_array_append_new(arr, json_string(p->contacts[i]));
         json_object_set_new(payload, "contact", arr);
     }
-    if (have_eab) {
+    if (p && p->eab_kid) {
         unsigned char *mac = NULL;
         size_t maclen = 0;
-        rc = b64url_decode(p->eab_hmac_key, strlen(p->eab_hmac_key), &mac, &maclen);
+        int rc = b64url_decode(p->eab_hmac_key, strlen(p->eab_hmac_key), &mac, &maclen);
         if (rc || maclen == 0) {
             free(mac);
             json_decref(payload);
@@ -376,9 +402,21 @@ ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params 
         }
         json_object_set_new(payload, "externalAccountBinding", eab);
     }
-    rc = new_account(c, payload, "account registration");
+    *out = json_text(payload);
     json_decref(payload);
-    return rc;
+    return *out ? ACME_OK : ACME_E_NOMEM;
+}
+
+/* The blocking calls are the account step (account_run.c) run to the end:
+ * the engine's acme_engine_set_account runs the same one. */
+ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params *p)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (!account_params_valid(p))
+        return client_fail(c, ACME_E_INVALID_ARG, "account: bad parameters (size, contacts, or only one of eab_kid/eab_hmac_key)");
+    return account_run_to_end(c, p, ACCOUNT_REGISTER);
 }
 
 ACME_EXPORT int acme_account_find(acme_client *c)
@@ -386,20 +424,7 @@ ACME_EXPORT int acme_account_find(acme_client *c)
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
-    int rc = net_directory(c);
-    if (!rc)
-        rc = key_ready(c, 0);
-    if (!rc)
-        rc = settle_rollover(c);
-    if (!rc)
-        rc = find_existing(c);
-    if (rc == ACME_E_NO_ACCOUNT) {
-        /* Say it in our words too: the problem stays available. */
-        free(c->last_error);
-        c->last_error = xasprintf("account: %s has no account for the stored key; register one",
-                                  c->directory_url);
-    }
-    return rc;
+    return account_run_to_end(c, NULL, ACCOUNT_FIND);
 }
 
 /* POST to the account URL and take the updated account object. */

@@ -12,6 +12,7 @@
 #include <gnutls/crypto.h>
 #include <acme/engine.h>
 
+#include "account_run.h"
 #include "ari.h"
 #include "engine_one.h"
 #include "http_async.h"
@@ -41,7 +42,7 @@ typedef enum park_kind { P_NONE, P_SLOT, P_DIRECTORY } park_kind;
 
 /* What an HTTP exchange's cookie points at, so a completion finds its
  * owner without a search. */
-typedef enum tag_kind { T_RUN, T_ARI, T_DIRECTORY } tag_kind;
+typedef enum tag_kind { T_RUN, T_ARI, T_DIRECTORY, T_ACCOUNT } tag_kind;
 typedef struct wake_tag {
     tag_kind kind;
 } wake_tag;
@@ -120,6 +121,16 @@ struct acme_engine {
     int dir_failed;           /* one: the directory could not be fetched */
     wake_tag *inline_done[4]; /* one: finished inline, not reported yet */
     size_t inline_n;
+
+    /* The account step (acme_engine_set_account): while acct is set, no
+     * order starts; certificates that want one wait with those waiting
+     * for the directory. NULL once the account is there. */
+    account_run *acct;
+    wait_kind acct_wait;      /* W_HTTP, W_WORK in flight; W_TIME backing off */
+    int acct_ready;           /* the awaited exchange or job finished */
+    unsigned acct_failures;
+    uint64_t acct_next_ms;
+    wake_tag acct_tag;
 };
 
 /* A step stops taking on more certificates after this much time; the rest
@@ -299,6 +310,7 @@ static int engine_make(acme_client *c, const acme_engine_options *opts, engine_o
     e->c = c;
     e->one = one;
     e->dir_tag.kind = T_DIRECTORY;
+    e->acct_tag.kind = T_ACCOUNT;
     /* Copy what the host's version of the struct has; the rest stays 0. */
     if (opts)
         memcpy(&e->opt, opts, opts->size < sizeof(e->opt) ? opts->size : sizeof(e->opt));
@@ -390,6 +402,12 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
     json_decref(e->index);
     if (e->dir_busy)
         edge_http_cancel(e, &e->dir_tag);
+    if (e->acct) {
+        edge_http_cancel(e, &e->acct_tag);
+        if (e->work)
+            worker_cancel(e->work, &e->acct_tag);
+        account_run_free(e->acct);
+    }
     net_op_clear(&e->dir_op);
     worker_free(e->work);
     http_async_free(e->http);
@@ -681,6 +699,10 @@ static void on_http_done(void *ud, void *cookie)
         e->dir_busy = 2;
         return;
     }
+    if (t->kind == T_ACCOUNT) {
+        e->acct_ready = 1;
+        return;
+    }
     managed *m = t->kind == T_RUN ? MANAGED_OF(t, run_tag) : MANAGED_OF(t, ari_tag);
     if (t->kind == T_RUN && m->wait == W_HTTP)
         m->ready = 1;
@@ -834,6 +856,115 @@ static void drive_directory(acme_engine *e)
         net_op_clear(&e->dir_op);
 }
 
+/* ---- the account step ---- */
+
+static void account_finished(acme_engine *e)
+{
+    acme_client *c = e->c;
+    int rc = account_run_result(e->acct);
+    if (rc == ACME_OK) {
+        alog(c, ACME_LOG_INFO, "engine: account %s ready", c->account_url ? c->account_url : "");
+        account_run_free(e->acct);
+        e->acct = NULL;
+        e->acct_failures = 0;
+        e->acct_wait = W_NONE;
+        return; /* the step unparks the certificates waiting for it */
+    }
+    e->acct_failures++;
+    uint64_t wait = (uint64_t)e->opt.retry_min_s << (e->acct_failures - 1 < 20 ? e->acct_failures - 1 : 20);
+    if (wait > e->opt.retry_max_s)
+        wait = e->opt.retry_max_s;
+    if (account_run_retry_after_s(e->acct) > wait)
+        wait = account_run_retry_after_s(e->acct);
+    const char *why = account_run_error(e->acct);
+    alog(c, ACME_LOG_WARNING, "engine: account: %s; next attempt in %llu s", why ? why : acme_strerror(rc),
+         (unsigned long long)wait);
+    /* The certificates waiting for it say why in their status. */
+    for (managed *m = e->wait_directory.head; m; m = m->park_next)
+        set_error(m, rc, why);
+    e->acct_wait = W_TIME;
+    e->acct_next_ms = now_ms() + jitter_ms(wait * 1000u, e->opt.jitter_percent);
+}
+
+static void drive_account(acme_engine *e)
+{
+    acme_client *c = e->c;
+    /* After the directory: it says whether terms and EAB are needed. */
+    if (!e->acct || !c->have_directory)
+        return;
+    if (e->acct_wait == W_TIME) {
+        if (now_ms() < e->acct_next_ms)
+            return;
+        int rc;
+        account_run *again = account_run_again(e->acct, &rc);
+        if (!again) {
+            e->acct_next_ms = now_ms() + (uint64_t)e->opt.retry_min_s * 1000u;
+            return;
+        }
+        account_run_free(e->acct);
+        e->acct = again;
+        e->acct_wait = W_NONE;
+    }
+    if (e->acct_wait != W_NONE && !e->acct_ready)
+        return;
+    e->acct_wait = W_NONE;
+    e->acct_ready = 0;
+    result_reset(c);
+    for (int n = 0; n < MAX_STEPS_PER_RUN; n++) {
+        order_want w = account_run_step(e->acct);
+        if (w == OW_CONTINUE)
+            continue;
+        if (w == OW_HTTP) {
+            e->acct_wait = W_HTTP;
+            if (edge_http_start(e, account_run_exchange(e->acct), &e->acct_tag) != ACME_OK) {
+                account_run_exchange(e->acct)->rc = ACME_E_NOMEM;
+                e->acct_ready = 1;
+            }
+            return;
+        }
+        if (w == OW_WORK) {
+            if (!e->work || worker_submit(e->work, account_run_job(e->acct), &e->acct_tag) != ACME_OK) {
+                work_job *j = account_run_job(e->acct);
+                j->fn(j);
+                continue;
+            }
+            e->acct_wait = W_WORK;
+            return;
+        }
+        /* OW_DONE (the step never waits for time or the host) */
+        account_finished(e);
+        result_reset(c);
+        return;
+    }
+}
+
+ACME_EXPORT int acme_engine_set_account(acme_engine *e, const acme_account_params *p)
+{
+    if (!e)
+        return ACME_E_INVALID_ARG;
+    acme_client *c = e->c;
+    result_reset(c);
+    if (!account_params_valid(p))
+        return client_fail(c, ACME_E_INVALID_ARG, "engine: bad account parameters (size, contacts, or only one of "
+                           "eab_kid/eab_hmac_key); set .size = sizeof(acme_account_params)");
+    int rc;
+    account_run *a = account_run_new(c, p, ACCOUNT_ENSURE, &rc);
+    if (!a)
+        return rc;
+    if (e->acct) {
+        /* New params replace a step in flight: it starts again with them. */
+        edge_http_cancel(e, &e->acct_tag);
+        if (e->work)
+            worker_cancel(e->work, &e->acct_tag);
+        account_run_free(e->acct);
+    }
+    e->acct = a;
+    e->acct_wait = W_NONE;
+    e->acct_ready = 0;
+    e->acct_failures = 0;
+    return ACME_OK;
+}
+
 static void look_at(acme_engine *e, managed *m)
 {
     acme_client *c = e->c;
@@ -920,6 +1051,11 @@ static void look_at(acme_engine *e, managed *m)
             return;
         }
     }
+    if (e->acct) {
+        /* Every order needs the account the engine is getting. */
+        park(e, m, P_DIRECTORY);
+        return;
+    }
     if (e->running_n >= e->opt.max_orders) {
         park(e, m, P_SLOT);
         return;
@@ -939,6 +1075,10 @@ static void collect_work(acme_engine *e)
         /* The cookie is the certificate; a cancelled run's jobs are never
          * collected (worker_cancel drops them). */
         for (size_t i = 0; i < n; i++) {
+            if (done[i] == &e->acct_tag) {
+                e->acct_ready = 1;
+                continue;
+            }
             managed *m = done[i];
             if (m->wait == W_WORK) {
                 m->ready = 1;
@@ -1009,7 +1149,8 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
         collect_work(e);
     edge_http_step(e);
     drive_directory(e);
-    if (e->c->have_directory || e->dir_failed)
+    drive_account(e);
+    if ((e->c->have_directory || e->dir_failed) && !e->acct)
         while (e->wait_directory.head) {
             managed *m = e->wait_directory.head;
             unpark(e, m);
@@ -1073,7 +1214,11 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
     acme_client *c = e->c;
     if (!c->have_directory && !e->dir_busy && !e->dir_failed)
         CONSIDER(e->dir_next_ms);
-    if (e->dir_busy == 2 || ((c->have_directory || e->dir_failed) && e->wait_directory.head))
+    if (e->dir_busy == 2 || ((c->have_directory || e->dir_failed) && !e->acct && e->wait_directory.head))
+        CONSIDER(now);
+    if (e->acct && e->acct_wait == W_TIME)
+        CONSIDER(e->acct_next_ms);
+    else if (e->acct && c->have_directory && (e->acct_wait == W_NONE || e->acct_ready))
         CONSIDER(now);
     /* The earliest certificate in the queue; parked ones and those waiting
      * for an event are not in it (their event wakes the loop: an fd). */
@@ -1091,7 +1236,7 @@ ACME_EXPORT int acme_engine_idle(const acme_engine *e)
 {
     if (!e)
         return 1;
-    return !e->dir_busy && !e->running_n && !e->ari_n && !e->new_n;
+    return !e->dir_busy && !e->running_n && !e->ari_n && !e->new_n && !(e->acct && e->acct_wait != W_TIME);
 }
 
 static int all_valid(const acme_engine *e, int *code)

@@ -59,6 +59,19 @@ ACME_EXPORT void acme_engine_free(acme_engine *e);
 ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p);
 ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id);
 
+/* Let the engine get the account itself, for a host that starts with
+ * none: before its first order it finds the account of the stored key, or
+ * registers one with p (contacts, agree_tos, EAB; copied; NULL = no
+ * contacts, terms not agreed), generating and storing the key first. All
+ * without blocking, like an order's steps; a failure (terms not agreed,
+ * EAB missing or wrong, CA down) is retried after retry_min_s, doubling
+ * up to retry_max_s, and shows in every waiting certificate's last_error.
+ * No order starts until the account is there. With a key and account URL
+ * already stored nothing is sent. Calling it again replaces the params.
+ * ACME_E_INVALID_ARG for params acme_account_register would refuse.
+ * (since 1.2) */
+ACME_EXPORT int acme_engine_set_account(acme_engine *e, const acme_account_params *p);
+
 /* The descriptors to watch. ACME_E_INVALID_ARG (and *n = what is needed)
  * if cap is too small. The set changes between steps: ask again after
  * every acme_engine_step() and unmanage (acme_engine_fds(3)). */
