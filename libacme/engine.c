@@ -638,6 +638,22 @@ static void finish_order(acme_engine *e, managed *m)
 {
     acme_client *c = e->c;
     int rc = order_result(m->run);
+    if (e->one) {
+        /* The call ends with this order: nothing to plan, nothing to
+         * reload (parsing the new chain again is a tenth of an issuance). */
+        result_reset(c);
+        one_finish(e, rc);
+        e->one->ordered = 1;
+        if (rc == ACME_OK)
+            alog(c, ACME_LOG_INFO, "order for %s done in %llu ms", m->spec->names[0],
+                 (unsigned long long)(now_ms() - m->run_started));
+        order_hand_result(m->run);
+        order_free(m->run);
+        m->run = NULL;
+        m->wait = W_NONE;
+        set_running(e, m, 0);
+        return;
+    }
     if (rc == ACME_OK || (rc == ACME_E_CALLBACK && load_current(e, m, 0, NULL) == ACME_OK && m->has_valid &&
                           m->not_after > 0)) {
         load_current(e, m, 0, NULL);
@@ -650,12 +666,8 @@ static void finish_order(acme_engine *e, managed *m)
             m->install_due = 1;
             m->failures = 1;
         }
-        if (e->one)
-            alog(c, ACME_LOG_INFO, "order for %s done in %llu ms", m->spec->names[0],
-                 (unsigned long long)(now_ms() - m->run_started));
-        else
-            alog(c, ACME_LOG_INFO, "engine: %s issued in %llu ms", m->id,
-                 (unsigned long long)(now_ms() - m->run_started));
+        alog(c, ACME_LOG_INFO, "engine: %s issued in %llu ms", m->id,
+             (unsigned long long)(now_ms() - m->run_started));
         /* look_at() plans the renewal (ARI or lifetime) next. */
         m->renew_at = 0;
         m->next_ms = m->install_due ? now_ms() + jitter_ms((uint64_t)e->opt.retry_min_s * 1000u, e->opt.jitter_percent)
@@ -671,18 +683,10 @@ static void finish_order(acme_engine *e, managed *m)
             wait = order_retry_after_s(m->run);
         m->next_ms = now_ms() + jitter_ms(wait * 1000u, e->opt.jitter_percent);
         m->state = m->has_valid ? M_FAILED : M_WAITING;
-        if (!e->one)
-            alog(c, ACME_LOG_WARNING, "engine: %s failed (%s); next attempt in %llu s", m->id,
-                 m->last_error ? m->last_error : acme_strerror(rc), (unsigned long long)wait);
+        alog(c, ACME_LOG_WARNING, "engine: %s failed (%s); next attempt in %llu s", m->id,
+             m->last_error ? m->last_error : acme_strerror(rc), (unsigned long long)wait);
     }
     result_reset(c);
-    if (e->one) {
-        /* The caller of the blocking call gets this order's sentence and
-         * problem, as acme_issue always gave them. */
-        one_finish(e, rc);
-        e->one->ordered = 1;
-        order_hand_result(m->run);
-    }
     order_free(m->run);
     m->run = NULL;
     m->wait = W_NONE;
