@@ -1,5 +1,6 @@
 /* acmectl renew [ID...]: reissue every stored certificate of this CA that
- * is due (libacme decides: less than a third of its lifetime left), or
+ * is due (libacme decides: the CA's ARI window has opened, or without
+ * ARI less than a third of its lifetime is left), or
  * all of them with --force. One failure does not stop the others; the
  * exit code is the first failure's. Nothing due is success. */
 #include <stdio.h>

@@ -150,9 +150,10 @@ typedef struct acme_issue_params {
 ACME_EXPORT int acme_issue(acme_client *c, const acme_issue_params *p);
 
 /* Reissue a stored certificate with the params it was ordered with (names,
- * key type, challenge types, chain, profile) if it is due — a third of its
- * lifetime left, half for certificates shorter than ten days — or force is
- * set. *renewed (may be NULL) says whether a new one was stored (also when
+ * key type, challenge types, chain, profile) if it is due — once the CA's
+ * ARI window (RFC 9773) has opened, or without ARI a third of its lifetime
+ * left, half for certificates shorter than ten days — or force is set; the
+ * new order "replaces" the old one where the CA speaks ARI. *renewed (may be NULL) says whether a new one was stored (also when
  * the host's install then failed: ACME_E_CALLBACK). */
 ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *renewed);
 /* Call cb for each stored certificate id of this CA. */
