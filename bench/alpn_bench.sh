@@ -83,8 +83,8 @@ cpu_ticks() {
 stop_server() {
     [ -n "$SRV_MAIN" ] || return 0
     kill -TERM "$SRV_MAIN" 2>/dev/null || true
-    local i p alive
-    for i in $(seq 1 50); do
+    local p alive
+    for _ in $(seq 1 50); do
         alive=""
         for p in $SRV_PIDS; do
             kill -0 "$p" 2>/dev/null && alive="$alive $p"
@@ -105,13 +105,13 @@ probe() { # port: one validation must succeed
 }
 
 start_libacme() {
-    local out="$BENCH_OUT/alpn_server.out" i
+    local out="$BENCH_OUT/alpn_server.out"
     : >"$out"
     "$BENCH_OUT/alpn_server" -n "$NAME" -k "$KEY_AUTH" -b 127.0.0.1 -p 0 -m 64 \
         </dev/null >"$out" 2>&1 &
     SRV_MAIN=$!
     SRV_PIDS=$SRV_MAIN
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         SRV_PORT=$(sed -n 's/^ready port=//p' "$out")
         [ -n "$SRV_PORT" ] && break
         kill -0 "$SRV_MAIN" 2>/dev/null || bench_die "alpn_server died: $(cat "$out")"
@@ -122,7 +122,7 @@ start_libacme() {
 }
 
 start_ualpn() { # workers
-    local w=$1 d="$BENCH_OUT/ualpn" i n reply digest
+    local w=$1 d="$BENCH_OUT/ualpn" n reply digest
     mkdir -p "$d"
     rm -f "$d/sock" "$d/pid"
     SRV_PORT=$(free_port)
@@ -132,7 +132,7 @@ start_ualpn() { # workers
         -p "$d/pid" -s "$d/sock" -l "$d/log" </dev/null >>"$d/stderr" 2>&1 &
     SRV_MAIN=$!
     SRV_PIDS=$SRV_MAIN
-    for i in $(seq 1 50); do
+    for _ in $(seq 1 50); do
         n=$(pgrep -P "$SRV_MAIN" | wc -l || true)
         [ -S "$d/sock" ] && [ "$n" -ge "$w" ] && break
         kill -0 "$SRV_MAIN" 2>/dev/null || bench_die "ualpn died: $(tail -5 "$d/log" "$d/stderr" 2>/dev/null)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # bench/lib.sh — shared helpers for the bench scripts (sourced, not run).
 #
 # bench_setup BUILD_DIR   sets BENCH_BUILD (absolute), BENCH_SRC (the source
@@ -25,7 +26,9 @@ bench_setup() {
             "$BENCH_BUILD/meson-info/meson-info.json" 2>/dev/null || true)
     fi
     [ -n "$BENCH_SRC" ] && [ -d "$BENCH_SRC/include/acme" ] || BENCH_SRC=$(cd "$(dirname "$0")/.." && pwd)
+    # shellcheck disable=SC2034 # BENCH_OUT and BENCH_DIR are for the scripts that source this
     BENCH_OUT=$(mktemp -d "${TMPDIR:-/tmp}/libacme-bench.XXXXXX") || bench_die "mktemp failed"
+    # shellcheck disable=SC2034
     BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 }
 

@@ -15,7 +15,9 @@ expect_status 0 "$T/issue" --challenge http-01 --agree-tos --contact mailto:ops@
 [ "$(file_mode "$OUT/www.example.com.crt")" = 644 ] || fail "chain mode is $(file_mode "$OUT/www.example.com.crt")"
 grep -q "PRIVATE KEY" "$OUT/www.example.com.key" || fail "key file holds no private key"
 [ "$(grep -c 'BEGIN CERTIFICATE' "$OUT/www.example.com.crt")" -ge 2 ] || fail "chain file holds no chain"
-ls -A "$OUT" | grep -q '^\.' && fail "temporary files left in --out: $(ls -A "$OUT")"
+for f in "$OUT"/.[!.]* "$OUT"/..?*; do
+    [ -e "$f" ] && fail "temporary files left in --out: $(ls -A "$OUT")"
+done
 verify_chain "$OUT/www.example.com.crt"
 pass "--out files written, key 0600, chain verifies"
 

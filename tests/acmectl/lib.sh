@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the acmectl tests. Sourced by each test script, which
 # runs under tests/harness/with-pebble with the acmectl binary as $1.
 #

@@ -39,6 +39,7 @@ for _ in $(seq 100); do
 done
 PORT=$(sed -n 's/^PORT //p' "$T/standin.out")
 [ -n "$PORT" ] || { cat "$T/standin.err" >&2; fail "the ARI stand-in did not start"; }
+# shellcheck disable=SC2034 # lib.sh's actl runs ACTL
 ACTL=("$ACMECTL" --directory "https://127.0.0.1:$PORT/dir" --ca-file "$T/standin.pem"
       --state-dir "$STATE" --http-port "$ACME_TEST_HTTP_PORT"
       --tls-port "$ACME_TEST_TLS_PORT" --bind 127.0.0.1)

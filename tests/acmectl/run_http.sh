@@ -84,7 +84,7 @@ pass "SIGTERM: exit 0, port free"
 rm -f "$OUT"/*
 run_start "$CONF"
 wait_status "$STATUS" 'len(s) == 3 and all(c["state"] == "valid" for c in s)' "after a restart"
-for i in $(seq 50); do [ -s "$OUT/third.crt" ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ -s "$OUT/third.crt" ] && break; sleep 0.1; done
 [ "$(leaf_serial "$OUT/www.crt")" = "$SERIAL" ] || fail "www was ordered again after a restart"
 grep -q "order: " "$RUN_LOG" && { run_dump; fail "a restart placed an order"; }
 run_stop

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the `acmectl run` tests, sourced after lib.sh.
 #
 #   run_global FILE [key = value lines on stdin]   [global] for the harness's CA
@@ -97,8 +98,8 @@ run_stop() {
 
 # Wait until the log has a line matching the regex (grep -E).
 wait_log() {
-    local re=$1 what=$2 secs=${3:-30} i
-    for i in $(seq $((secs * 10))); do
+    local re=$1 what=$2 secs=${3:-30}
+    for _ in $(seq $((secs * 10))); do
         grep -Eq -- "$re" "$RUN_LOG" && return 0
         sleep 0.1
     done
