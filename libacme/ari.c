@@ -12,6 +12,7 @@
 
 #include <acme/error.h>
 #include "b64url.h"
+#include "crypto.h"
 #include "http.h"
 #include "util.h"
 
@@ -20,28 +21,16 @@ int ari_cert_id(const char *cert_pem, size_t len, char **out)
     *out = NULL;
     if (!cert_pem || !len || len > 0x7fffffffu)
         return ACME_E_INVALID_ARG;
-    gnutls_x509_crt_t crt;
-    if (gnutls_x509_crt_init(&crt) < 0)
-        return ACME_E_NOMEM;
-    /* The first certificate of the chain is the leaf. */
-    gnutls_datum_t d = { (unsigned char *)(uintptr_t)cert_pem, (unsigned)len };
-    int rc = ACME_E_PROTOCOL;
-    unsigned char aki[128], serial[64];
-    size_t aki_len = sizeof(aki), serial_len = sizeof(serial);
-    unsigned critical = 0;
-    if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM) >= 0 &&
-        gnutls_x509_crt_get_authority_key_id(crt, aki, &aki_len, &critical) >= 0 &&
-        gnutls_x509_crt_get_serial(crt, serial, &serial_len) >= 0 && aki_len && serial_len) {
-        /* gnutls hands out the serial's DER content octets as encoded,
-         * leading 0x00 included, which is exactly what RFC 9773 wants. */
-        char *a = b64url_encode(aki, aki_len);
-        char *s = b64url_encode(serial, serial_len);
-        *out = (a && s) ? xasprintf("%s.%s", a, s) : NULL;
-        rc = *out ? ACME_OK : ACME_E_NOMEM;
-        free(a);
-        free(s);
+    /* The certID is one of the facts x509.c reads from the leaf. */
+    cert_info *ci = NULL;
+    int rc = cert_chain_read(cert_pem, len, 0, NULL, NULL, &ci);
+    if (rc == ACME_OK && !ci->ari_id)
+        rc = ACME_E_PROTOCOL;
+    if (rc == ACME_OK) {
+        *out = ci->ari_id;
+        ci->ari_id = NULL;
     }
-    gnutls_x509_crt_deinit(crt);
+    cert_info_free(ci);
     return rc;
 }
 

@@ -48,27 +48,38 @@ void certificate_free(acme_certificate *cert)
     free(cert);
 }
 
-int certificate_new(const char *id, const char *chain_pem, const char *key_pem, acme_certificate **out)
+int certificate_adopt(const char *id, char *normalized, cert_info *info, const char *key_pem,
+                      acme_certificate **out)
 {
     *out = NULL;
     acme_certificate *cert = calloc(1, sizeof(*cert));
-    if (!cert)
+    if (!cert) {
+        free(normalized);
+        cert_info_free(info);
         return ACME_E_NOMEM;
-    int rc = cert_chain_normalize(chain_pem, strlen(chain_pem), &cert->chain);
-    if (!rc)
-        rc = cert_info_parse(cert->chain, strlen(cert->chain), &cert->info);
-    if (!rc) {
-        cert->id = strdup(id);
-        cert->key = strdup(key_pem);
-        if (!cert->id || !cert->key)
-            rc = ACME_E_NOMEM;
     }
-    if (rc) {
+    cert->chain = normalized;
+    cert->info = info;
+    cert->id = strdup(id);
+    cert->key = strdup(key_pem);
+    if (!cert->id || !cert->key) {
         certificate_free(cert);
-        return rc;
+        return ACME_E_NOMEM;
     }
     *out = cert;
     return ACME_OK;
+}
+
+int certificate_new(const char *id, const char *chain_pem, const char *key_pem, acme_certificate **out)
+{
+    *out = NULL;
+    char *normalized = NULL;
+    cert_info *info = NULL;
+    /* Lenient, as normalizing always was: text outside the blocks goes. */
+    int rc = cert_chain_read(chain_pem, strlen(chain_pem), 0, NULL, &normalized, &info);
+    if (rc)
+        return rc;
+    return certificate_adopt(id, normalized, info, key_pem, out);
 }
 
 static char *cert_rel(const char *id)

@@ -97,6 +97,7 @@ typedef struct cert_info {
     char **issuer_cns;     /* CN of the issuer of every certificate, leaf first */
     size_t cert_count;
     char *serial_hex;      /* leaf serial, lower-case hex, no leading zeros stripped */
+    char *ari_id;          /* RFC 9773 certID of the leaf, NULL when it has no AKI */
 } cert_info;
 
 /* Parse a PEM chain (leaf first). ACME_E_PROTOCOL if no certificate or
@@ -109,5 +110,10 @@ int cert_matches_key(const char *pem, size_t len, const acme_key *k);
 int cert_leaf_b64der(const char *pem, size_t len, char **out);
 /* Re-encode the chain as clean PEM (drops text outside the blocks). */
 int cert_chain_normalize(const char *pem, size_t len, char **out);
+/* One load of the chain for all of the above: strict as cert_info_parse
+ * (else lenient as cert_chain_normalize); with k, ACME_E_KEY_MISMATCH
+ * unless the leaf is k's; then *info and *normalized where non-NULL. */
+int cert_chain_read(const char *pem, size_t len, int strict, const acme_key *k, char **normalized,
+                    cert_info **info);
 
 #endif

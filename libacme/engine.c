@@ -564,6 +564,16 @@ static void plan_renewal(acme_engine *e, managed *m)
     schedule_at_wall(m, m->renew_at > now ? m->renew_at : now);
 }
 
+/* What the plan needs of m's current certificate. */
+static void note_facts(managed *m, const cert_info *ci)
+{
+    m->not_before = ci->not_before;
+    m->not_after = ci->not_after;
+    free(m->ari_id);
+    m->ari_id = ci->ari_id ? strdup(ci->ari_id) : NULL;
+    m->has_valid = m->not_after > (int64_t)time(NULL);
+}
+
 /* Load the stored certificate into m; with install, hand it to the host
  * (*install_rc: the host's answer). */
 static int load_current(acme_engine *e, managed *m, int install, int *install_rc)
@@ -577,13 +587,7 @@ static int load_current(acme_engine *e, managed *m, int install, int *install_rc
         result_reset(c);
         return rc;
     }
-    m->not_before = cert->info->not_before;
-    m->not_after = cert->info->not_after;
-    free(m->ari_id);
-    m->ari_id = NULL;
-    if (ari_cert_id(cert->chain, strlen(cert->chain), &m->ari_id))
-        m->ari_id = NULL;
-    m->has_valid = m->not_after > (int64_t)time(NULL);
+    note_facts(m, cert->info);
     if (install && m->has_valid && c->host.install) {
         result_reset(c);
         int irc = c->host.install(c->host_ud, cert);
@@ -654,9 +658,19 @@ static void finish_order(acme_engine *e, managed *m)
         set_running(e, m, 0);
         return;
     }
-    if (rc == ACME_OK || (rc == ACME_E_CALLBACK && load_current(e, m, 0, NULL) == ACME_OK && m->has_valid &&
-                          m->not_after > 0)) {
-        load_current(e, m, 0, NULL);
+    /* The facts of what the run stored, else (it stored nothing: a publish
+     * callback failed) those of the certificate stored before. */
+    int known = 0;
+    if (rc == ACME_OK || rc == ACME_E_CALLBACK) {
+        const cert_info *issued = order_stored_info(m->run);
+        if (issued) {
+            note_facts(m, issued);
+            known = 1;
+        } else {
+            known = load_current(e, m, 0, NULL) == ACME_OK;
+        }
+    }
+    if (rc == ACME_OK || (rc == ACME_E_CALLBACK && known && m->has_valid && m->not_after > 0)) {
         m->failures = 0;
         m->state = M_VALID;
         set_error(m, rc, rc ? order_error(m->run) : NULL);

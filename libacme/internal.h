@@ -219,6 +219,10 @@ struct acme_certificate {
 };
 int certificate_new(const char *id, const char *chain_pem, const char *key_pem,
                     acme_certificate **out);
+/* certificate_new for a chain already read (cert_chain_read): takes
+ * normalized and info, freed on failure too, and parses nothing again. */
+int certificate_adopt(const char *id, char *normalized, cert_info *info, const char *key_pem,
+                      acme_certificate **out);
 void certificate_free(acme_certificate *cert);
 /* Store atomically as one object, so key and chain never disagree. */
 int certificate_store(acme_client *c, const acme_certificate *cert);

@@ -82,7 +82,8 @@ struct order_run {
     size_t authz_count;
     size_t cursor;
     char *csr;
-    char *chain;
+    char *chain;             /* normalized PEM of the downloaded chain */
+    cert_info *chain_info;   /* its facts, read with it (parsed once per issuance) */
     char **alts;
     size_t alt_count;
     size_t alt_cursor;
@@ -100,6 +101,7 @@ struct order_run {
     int op_job;               /* the awaited job is the op's (signing), not r->job */
     work_job job;
     acme_certificate *cert;   /* while install is pending */
+    cert_info *stored_info;   /* facts of the certificate this run stored (for the engine's plan) */
     int install_pending;
     int install_rc;
 };
@@ -170,6 +172,8 @@ static void drop_order(order_run *r)
     free(r->cert_url);
     free(r->csr);
     free(r->chain);
+    cert_info_free(r->chain_info);
+    r->chain_info = NULL;
     http_links_free(r->alts, r->alt_count);
     r->order_url = r->finalize_url = r->cert_url = r->csr = r->chain = NULL;
     r->alts = NULL;
@@ -203,6 +207,7 @@ void order_free(order_run *r)
         net_op_clear(&r->op);
     free(r->job.csr);
     certificate_free(r->cert);
+    cert_info_free(r->stored_info);
     free(r);
 }
 
@@ -1286,20 +1291,19 @@ static order_want step_poll_order(order_run *r)
     return OW_CONTINUE;
 }
 
-static int chain_matches_issuer(const char *pem, const char *want)
+static int chain_matches_issuer(const cert_info *ci, const char *want)
 {
-    cert_info *ci = NULL;
-    if (cert_info_parse(pem, strlen(pem), &ci))
-        return 0;
     int hit = ci->issuer_cn && strcmp(ci->issuer_cn, want) == 0;
     for (size_t i = 0; !hit && i < ci->cert_count; i++)
         hit = ci->issuer_cns[i] && strcmp(ci->issuer_cns[i], want) == 0;
-    cert_info_free(ci);
     return hit;
 }
 
-/* Check a downloaded chain is ours before anything else looks at it. */
-static int check_chain(order_run *r, const char *url, const acme_http_response *resp)
+/* Check a downloaded chain is ours before anything else looks at it; on
+ * success *chain and *info are the chain, normalized, and its facts (one
+ * parse serves the check, the stored copy and what the engine plans by). */
+static int check_chain(order_run *r, const char *url, const acme_http_response *resp, char **chain,
+                       cert_info **info)
 {
     acme_client *c = r->c;
     const char *ct = http_response_header(resp, "Content-Type");
@@ -1307,12 +1311,15 @@ static int check_chain(order_run *r, const char *url, const acme_http_response *
         return client_fail(c, ACME_E_PROTOCOL, "certificate download %s: content type \"%s\", expected "
                            "application/pem-certificate-chain", url, ct ? ct : "(none)");
     cert_info *ci = NULL;
-    if (cert_info_parse(resp->body.data, resp->body.len, &ci))
+    char *text = NULL;
+    int rc = cert_chain_read(resp->body.data, resp->body.len, 1, r->cert_key, &text, &ci);
+    if (rc == ACME_E_KEY_MISMATCH)
+        return client_fail(c, ACME_E_KEY_MISMATCH, "certificate download %s: the certificate is not for our key; "
+                           "nothing was installed — report this to the CA", url);
+    if (rc == ACME_E_NOMEM)
+        return client_fail(c, rc, "certificate download %s: out of memory reading the chain", url);
+    if (rc)
         return client_fail(c, ACME_E_PROTOCOL, "certificate download %s: the body is not a PEM certificate chain", url);
-    int rc = ACME_OK;
-    if (cert_matches_key(resp->body.data, resp->body.len, r->cert_key))
-        rc = client_fail(c, ACME_E_KEY_MISMATCH, "certificate download %s: the certificate is not for our key; "
-                         "nothing was installed — report this to the CA", url);
     /* Exactly the names ordered: one more would put a name on this host's
      * certificate that nobody here asked for (and the host serves it). */
     const char *missing = NULL, *extra = NULL;
@@ -1328,8 +1335,14 @@ static int check_chain(order_run *r, const char *url, const acme_http_response *
                              "it to the CA", url, ex ? ex : "?");
         free(ex);
     }
-    cert_info_free(ci);
-    return rc;
+    if (rc) {
+        cert_info_free(ci);
+        free(text);
+        return rc;
+    }
+    *chain = text;
+    *info = ci;
+    return ACME_OK;
 }
 
 static order_want step_download(order_run *r)
@@ -1344,16 +1357,15 @@ static order_want step_download(order_run *r)
         return w;
     int rc = op_rc(r);
     if (!rc)
-        rc = check_chain(r, r->cert_url, &r->op.x.resp);
+        rc = check_chain(r, r->cert_url, &r->op.x.resp, &r->chain, &r->chain_info);
     if (!rc)
         rc = http_response_links(&r->op.x.resp, "alternate", &r->alts, &r->alt_count);
-    if (!rc && !(r->chain = strndup(r->op.x.resp.body.data, r->op.x.resp.body.len)))
-        rc = ACME_E_NOMEM;
     net_op_clear(&r->op);
     if (rc)
         return order_fail(r, rc);
     r->alt_cursor = 0;
-    r->state = (r->spec->preferred_chain && !chain_matches_issuer(r->chain, r->spec->preferred_chain)) ? OS_ALTERNATE : OS_INSTALL;
+    r->state = (r->spec->preferred_chain && !chain_matches_issuer(r->chain_info, r->spec->preferred_chain))
+        ? OS_ALTERNATE : OS_INSTALL;
     return OW_CONTINUE;
 }
 
@@ -1378,22 +1390,25 @@ static order_want step_alternate(order_run *r)
     if (w != OW_CONTINUE)
         return w;
     int rc = op_rc(r);
+    char *alt = NULL;
+    cert_info *alt_info = NULL;
     if (!rc)
-        rc = check_chain(r, url, &r->op.x.resp);
+        rc = check_chain(r, url, &r->op.x.resp, &alt, &alt_info);
     if (rc) {
         alog(c, ACME_LOG_WARNING, "alternate chain %s unusable; skipped", url);
         result_reset(c);
+    } else if (chain_matches_issuer(alt_info, r->spec->preferred_chain)) {
+        alog(c, ACME_LOG_INFO, "using the alternate chain issued by \"%s\"", r->spec->preferred_chain);
+        free(r->chain);
+        cert_info_free(r->chain_info);
+        r->chain = alt;
+        r->chain_info = alt_info;
+        r->state = OS_INSTALL;
+        net_op_clear(&r->op);
+        return OW_CONTINUE;
     } else {
-        char *alt = strndup(r->op.x.resp.body.data, r->op.x.resp.body.len);
-        if (alt && chain_matches_issuer(alt, r->spec->preferred_chain)) {
-            alog(c, ACME_LOG_INFO, "using the alternate chain issued by \"%s\"", r->spec->preferred_chain);
-            free(r->chain);
-            r->chain = alt;
-            r->state = OS_INSTALL;
-            net_op_clear(&r->op);
-            return OW_CONTINUE;
-        }
         free(alt);
+        cert_info_free(alt_info);
     }
     net_op_clear(&r->op);
     r->alt_cursor++;
@@ -1412,8 +1427,11 @@ static order_want step_install(order_run *r)
     } else {
         char *key_pem = NULL;
         rc = key_to_pem(r->cert_key, &key_pem);
-        if (!rc)
-            rc = certificate_new(r->spec->cert_id, r->chain, key_pem, &r->cert);
+        if (!rc) {
+            rc = certificate_adopt(r->spec->cert_id, r->chain, r->chain_info, key_pem, &r->cert);
+            r->chain = NULL;
+            r->chain_info = NULL;
+        }
         secure_free_str(key_pem);
         if (rc)
             return order_fail(r, client_fail(c, rc, "could not prepare the certificate for %s (%s)", first_name(r),
@@ -1441,6 +1459,11 @@ static order_want step_install(order_run *r)
         /* The order itself succeeded: nothing to clean up. */
         order_fail(r, ACME_E_CALLBACK);
     }
+    /* Stored (an earlier return otherwise): the engine plans the renewal
+     * from these facts instead of loading and parsing the chain again. */
+    cert_info_free(r->stored_info);
+    r->stored_info = r->cert->info;
+    r->cert->info = NULL;
     certificate_free(r->cert);
     r->cert = NULL;
     r->state = OS_DONE;
@@ -1531,6 +1554,7 @@ int order_result(const order_run *r) { return r->rc; }
 const char *order_error(const order_run *r) { return r->error; }
 unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
 const char *order_cert_id(const order_run *r) { return r->spec->cert_id; }
+const cert_info *order_stored_info(const order_run *r) { return r->stored_info; }
 json_t *order_params(const order_run *r) { return r->spec->stored; }
 
 int order_set_replaces(order_run *r, const char *ari_id)

@@ -41,6 +41,9 @@ void order_hand_result(order_run *r);
  * failing answer), 0 if none. */
 unsigned order_retry_after_s(const order_run *r);
 const char *order_cert_id(const order_run *r);
+/* The facts of the certificate the run stored (NULL if it stored none):
+ * what the engine plans the renewal by, without loading it again. */
+const struct cert_info *order_stored_info(const order_run *r);
 /* The params in their stored form (borrowed). */
 json_t *order_params(const order_run *r);
 /* ARI: the certificate this order replaces (RFC 9773 "replaces"). */

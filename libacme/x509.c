@@ -243,6 +243,69 @@ static int leaf_serial(gnutls_x509_crt_t crt, char **out)
     return ACME_OK;
 }
 
+/* RFC 9773 §4.1 certID of the leaf: base64url(AKI keyIdentifier) "."
+ * base64url(serial content octets). NULL (not an error) when the leaf has
+ * no AKI: such a certificate simply has no ARI. */
+static int leaf_ari_id(gnutls_x509_crt_t crt, char **out)
+{
+    *out = NULL;
+    unsigned char aki[128], serial[64];
+    size_t aki_len = sizeof(aki), serial_len = sizeof(serial);
+    unsigned critical = 0;
+    if (gnutls_x509_crt_get_authority_key_id(crt, aki, &aki_len, &critical) < 0 ||
+        gnutls_x509_crt_get_serial(crt, serial, &serial_len) < 0 || !aki_len || !serial_len)
+        return ACME_OK;
+    char *a = b64url_encode(aki, aki_len);
+    char *sn = b64url_encode(serial, serial_len);
+    *out = (a && sn) ? xasprintf("%s.%s", a, sn) : NULL;
+    free(a);
+    free(sn);
+    return *out ? ACME_OK : ACME_E_NOMEM;
+}
+
+/* The facts of a loaded chain (see cert_info in crypto.h). */
+static int chain_facts(const chain *c, cert_info **out)
+{
+    *out = NULL;
+    int rc = ACME_OK;
+    cert_info *ci = calloc(1, sizeof(*ci));
+    if (!ci)
+        return ACME_E_NOMEM;
+    ci->issuer_cns = calloc(c->n, sizeof(char *));
+    if (!ci->issuer_cns)
+        rc = ACME_E_NOMEM;
+    for (size_t i = 0; i < c->n && rc == ACME_OK; i++) {
+        rc = issuer_cn(c->crt[i], &ci->issuer_cns[i]);
+        if (rc == ACME_OK)
+            ci->cert_count++;
+    }
+    if (rc == ACME_OK) {
+        ci->issuer_cn = strdup(ci->issuer_cns[c->n - 1]);
+        if (!ci->issuer_cn)
+            rc = ACME_E_NOMEM;
+    }
+    if (rc == ACME_OK)
+        rc = leaf_names(c->crt[0], ci);
+    if (rc == ACME_OK)
+        rc = leaf_serial(c->crt[0], &ci->serial_hex);
+    if (rc == ACME_OK)
+        rc = leaf_ari_id(c->crt[0], &ci->ari_id);
+    if (rc == ACME_OK) {
+        time_t nb = gnutls_x509_crt_get_activation_time(c->crt[0]);
+        time_t na = gnutls_x509_crt_get_expiration_time(c->crt[0]);
+        if (nb == (time_t)-1 || na == (time_t)-1)
+            rc = ACME_E_PROTOCOL;
+        ci->not_before = (int64_t)nb;
+        ci->not_after = (int64_t)na;
+    }
+    if (rc != ACME_OK) {
+        cert_info_free(ci);
+        return rc;
+    }
+    *out = ci;
+    return ACME_OK;
+}
+
 int cert_info_parse(const char *pem, size_t len, cert_info **out)
 {
     if (!out)
@@ -252,46 +315,9 @@ int cert_info_parse(const char *pem, size_t len, cert_info **out)
     int rc = chain_load(pem, len, 1, &c);
     if (rc != ACME_OK)
         return rc;
-    cert_info *ci = calloc(1, sizeof(*ci));
-    if (!ci) {
-        chain_free(&c);
-        return ACME_E_NOMEM;
-    }
-    ci->issuer_cns = calloc(c.n, sizeof(char *));
-    if (!ci->issuer_cns) {
-        rc = ACME_E_NOMEM;
-        goto done;
-    }
-    for (size_t i = 0; i < c.n && rc == ACME_OK; i++) {
-        rc = issuer_cn(c.crt[i], &ci->issuer_cns[i]);
-        if (rc == ACME_OK)
-            ci->cert_count++;
-    }
-    if (rc == ACME_OK) {
-        ci->issuer_cn = strdup(ci->issuer_cns[c.n - 1]);
-        if (!ci->issuer_cn)
-            rc = ACME_E_NOMEM;
-    }
-    if (rc == ACME_OK)
-        rc = leaf_names(c.crt[0], ci);
-    if (rc == ACME_OK)
-        rc = leaf_serial(c.crt[0], &ci->serial_hex);
-    if (rc == ACME_OK) {
-        time_t nb = gnutls_x509_crt_get_activation_time(c.crt[0]);
-        time_t na = gnutls_x509_crt_get_expiration_time(c.crt[0]);
-        if (nb == (time_t)-1 || na == (time_t)-1)
-            rc = ACME_E_PROTOCOL;
-        ci->not_before = (int64_t)nb;
-        ci->not_after = (int64_t)na;
-    }
-done:
+    rc = chain_facts(&c, out);
     chain_free(&c);
-    if (rc != ACME_OK) {
-        cert_info_free(ci);
-        return rc;
-    }
-    *out = ci;
-    return ACME_OK;
+    return rc;
 }
 
 void cert_info_free(cert_info *ci)
@@ -307,6 +333,7 @@ void cert_info_free(cert_info *ci)
     free(ci->issuer_cns);
     free(ci->issuer_cn);
     free(ci->serial_hex);
+    free(ci->ari_id);
     free(ci);
 }
 
@@ -317,23 +344,17 @@ static int spki_der(gnutls_pubkey_t pub, gnutls_datum_t *out)
     return gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, out) < 0 ? ACME_E_CRYPTO : ACME_OK;
 }
 
-int cert_matches_key(const char *pem, size_t len, const acme_key *k)
+static int leaf_matches(const chain *c, const acme_key *k)
 {
-    if (!k)
-        return ACME_E_INVALID_ARG;
-    chain c;
-    int rc = chain_load(pem, len, 0, &c);
-    if (rc != ACME_OK)
-        return rc;
     gnutls_pubkey_t pub = NULL;
     gnutls_datum_t a = { NULL, 0 }, b = { NULL, 0 };
-    rc = ACME_E_CRYPTO;
+    int rc = ACME_E_CRYPTO;
     if (gnutls_pubkey_init(&pub) < 0) {
         pub = NULL;
         goto done;
     }
     /* A leaf whose key gnutls cannot load cannot be ours either. */
-    if (gnutls_pubkey_import_x509(pub, c.crt[0], 0) < 0) {
+    if (gnutls_pubkey_import_x509(pub, c->crt[0], 0) < 0) {
         rc = ACME_E_KEY_MISMATCH;
         goto done;
     }
@@ -346,6 +367,18 @@ done:
     gnutls_free(b.data);
     if (pub)
         gnutls_pubkey_deinit(pub);
+    return rc;
+}
+
+int cert_matches_key(const char *pem, size_t len, const acme_key *k)
+{
+    if (!k)
+        return ACME_E_INVALID_ARG;
+    chain c;
+    int rc = chain_load(pem, len, 0, &c);
+    if (rc != ACME_OK)
+        return rc;
+    rc = leaf_matches(&c, k);
     chain_free(&c);
     return rc;
 }
@@ -364,20 +397,15 @@ int cert_leaf_b64der(const char *pem, size_t len, char **out)
     return *out ? ACME_OK : ACME_E_NOMEM;
 }
 
-int cert_chain_normalize(const char *pem, size_t len, char **out)
+static int chain_pem(const chain *c, char **out)
 {
-    if (!out)
-        return ACME_E_INVALID_ARG;
     *out = NULL;
-    chain c;
-    int rc = chain_load(pem, len, 0, &c);
-    if (rc != ACME_OK)
-        return rc;
+    int rc = ACME_OK;
     acme_buf b;
     buf_init(&b, 0);
-    for (size_t i = 0; i < c.n && rc == ACME_OK; i++) {
+    for (size_t i = 0; i < c->n && rc == ACME_OK; i++) {
         gnutls_datum_t txt = { NULL, 0 };
-        if (gnutls_pem_base64_encode2("CERTIFICATE", &c.der[i], &txt) < 0) {
+        if (gnutls_pem_base64_encode2("CERTIFICATE", &c->der[i], &txt) < 0) {
             rc = ACME_E_CRYPTO;
             break;
         }
@@ -393,6 +421,46 @@ int cert_chain_normalize(const char *pem, size_t len, char **out)
             rc = ACME_E_NOMEM;
     }
     buf_clear(&b);
+    return rc;
+}
+
+int cert_chain_normalize(const char *pem, size_t len, char **out)
+{
+    if (!out)
+        return ACME_E_INVALID_ARG;
+    *out = NULL;
+    chain c;
+    int rc = chain_load(pem, len, 0, &c);
+    if (rc != ACME_OK)
+        return rc;
+    rc = chain_pem(&c, out);
     chain_free(&c);
+    return rc;
+}
+
+/* Everything the other functions here each load the chain for, from one
+ * load: an issuance used to parse the same chain five times. */
+int cert_chain_read(const char *pem, size_t len, int strict, const acme_key *k, char **normalized,
+                    cert_info **info)
+{
+    if (normalized)
+        *normalized = NULL;
+    if (info)
+        *info = NULL;
+    chain c;
+    int rc = chain_load(pem, len, strict, &c);
+    if (rc != ACME_OK)
+        return rc;
+    if (k)
+        rc = leaf_matches(&c, k);
+    if (rc == ACME_OK && info)
+        rc = chain_facts(&c, info);
+    if (rc == ACME_OK && normalized)
+        rc = chain_pem(&c, normalized);
+    chain_free(&c);
+    if (rc != ACME_OK && info) {
+        cert_info_free(*info);
+        *info = NULL;
+    }
     return rc;
 }
