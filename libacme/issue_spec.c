@@ -17,7 +17,6 @@ void issue_spec_free(issue_spec *s)
     free(s->preferred_chain);
     free(s->profile);
     free(s->cert_id);
-    json_decref(s->stored);
     free(s);
 }
 
@@ -28,7 +27,7 @@ issue_spec *issue_spec_ref(issue_spec *s)
     return s;
 }
 
-static json_t *stored_form(const issue_spec *s)
+json_t *issue_spec_stored_form(const issue_spec *s)
 {
     json_t *names = json_array(), *chals = json_array();
     for (size_t i = 0; i < s->name_count; i++)
@@ -96,9 +95,6 @@ issue_spec *issue_spec_new(acme_client *c, const acme_issue_params *p, int *rcp)
         !storage_key_valid(s->cert_id))
         BAD("issue: \"%s\" cannot be a certificate id (use letters, digits, '.', '_' and '-')",
             p->cert_id ? p->cert_id : s->names[0]);
-    /* Remember how it was ordered, so renewal can do it again. */
-    if (!(s->stored = stored_form(s)))
-        NOMEM();
 #undef NOMEM
 #undef BAD
 out:

@@ -25,7 +25,6 @@ typedef struct issue_spec {
     char *preferred_chain;                         /* or NULL */
     char *profile;                                 /* or NULL */
     char *cert_id;                                 /* never NULL */
-    json_t *stored;                                /* the stored form, built once */
     unsigned refs;
 } issue_spec;
 
@@ -36,6 +35,11 @@ issue_spec *issue_spec_new(struct acme_client *c, const acme_issue_params *p, in
  * storage that kept none gives the certificate's own names). Validated
  * like issue_spec_new. */
 issue_spec *issue_spec_from_stored(struct acme_client *c, const acme_certificate *cert, int *rc);
+/* The stored form ("params" of cert.json: how it was ordered, so renewal
+ * can do it again), a new reference; NULL when out of memory. Built when a
+ * certificate is stored, not kept: as a JSON tree it would be about half
+ * of what the engine holds per managed certificate. */
+json_t *issue_spec_stored_form(const issue_spec *s);
 issue_spec *issue_spec_ref(issue_spec *s);
 void issue_spec_free(issue_spec *s);
 

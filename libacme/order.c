@@ -1436,7 +1436,8 @@ static order_want step_install(order_run *r)
         if (rc)
             return order_fail(r, client_fail(c, rc, "could not prepare the certificate for %s (%s)", first_name(r),
                                              acme_strerror(rc)));
-        r->cert->params = json_incref(r->spec->stored);
+        if (!(r->cert->params = issue_spec_stored_form(r->spec)))
+            return order_fail(r, client_fail(c, ACME_E_NOMEM, "out of memory storing the certificate for %s", first_name(r)));
         /* Stored before the host sees it, and before the order state goes:
          * a crash in between leaves a valid certificate, never nothing. */
         rc = certificate_store(c, r->cert);
@@ -1555,7 +1556,6 @@ const char *order_error(const order_run *r) { return r->error; }
 unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
 const char *order_cert_id(const order_run *r) { return r->spec->cert_id; }
 const cert_info *order_stored_info(const order_run *r) { return r->stored_info; }
-json_t *order_params(const order_run *r) { return r->spec->stored; }
 
 int order_set_replaces(order_run *r, const char *ari_id)
 {

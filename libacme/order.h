@@ -45,7 +45,6 @@ const char *order_cert_id(const order_run *r);
  * what the engine plans the renewal by, without loading it again. */
 const struct cert_info *order_stored_info(const order_run *r);
 /* The params in their stored form (borrowed). */
-json_t *order_params(const order_run *r);
 /* ARI: the certificate this order replaces (RFC 9773 "replaces"). */
 int order_set_replaces(order_run *r, const char *ari_id);
 /* A pending callback finished. 1 if object belonged to this run. */
