@@ -102,6 +102,11 @@ json_t *json_parse_object(const char *text, size_t len);
 const char *json_str(json_t *obj, const char *key);
 /* Compact text, malloc'ed. */
 char *json_text(json_t *v);
+/* s as a JSON string literal (quotes included) appended to b, for the
+ * long ASCII texts we store (PEM): jansson escapes byte by byte, this
+ * copies the runs between escapes. ACME_E_INVALID_ARG on a byte >= 0x80
+ * (b then holds a partial literal: the caller starts over with jansson). */
+int json_append_ascii_string(acme_buf *b, const char *s);
 
 /* ---- storage keys (store.c) ---- */
 /* Derive the per-CA prefix from the directory URL. */

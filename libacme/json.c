@@ -1,5 +1,6 @@
 /* Thin helpers over jansson. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -26,4 +27,39 @@ const char *json_str(json_t *obj, const char *key)
 char *json_text(json_t *v)
 {
     return json_dumps(v, JSON_COMPACT);
+}
+
+int json_append_ascii_string(acme_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (buf_append(b, "\"", 1))
+        return ACME_E_NOMEM;
+    const char *run = s;
+    for (const char *p = s;; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch >= 0x80)
+            return ACME_E_INVALID_ARG;
+        /* Copy the plain run up to here in one piece: a PEM is kilobytes
+         * of base64 with a newline every 64 characters. */
+        if (ch && ch >= 0x20 && ch != '"' && ch != '\\')
+            continue;
+        if (buf_append(b, run, (size_t)(p - run)))
+            return ACME_E_NOMEM;
+        if (!ch)
+            break;
+        char esc[6] = {'\\', (char)ch, 0, 0, 0, 0};
+        size_t n = 2;
+        if (ch == '\n') {
+            esc[1] = 'n';
+        } else if (ch < 0x20) {
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[ch >> 4];
+            esc[5] = hex[ch & 15];
+            n = 6;
+        }
+        if (buf_append(b, esc, n))
+            return ACME_E_NOMEM;
+        run = p + 1;
+    }
+    return buf_append(b, "\"", 1) ? ACME_E_NOMEM : ACME_OK;
 }

@@ -43,7 +43,8 @@ static int set_text(json_t *o, const char *key, const char *val)
 /* "<b64 protected>.<b64 payload>": the JWS Signing Input (RFC 7515 §5.1). */
 static char *signing_input(const char *prot, const char *payload)
 {
-    return xasprintf("%s.%s", prot, payload);
+    const char *parts[] = {prot, ".", payload};
+    return str_join(parts, 3);
 }
 
 int jws_sign(const acme_key *k, const char *kid, const char *nonce,
@@ -99,8 +100,9 @@ int jws_sign(const acme_key *k, const char *kid, const char *nonce,
     if (rc == ACME_OK) {
         /* Every piece is base64url, so plain formatting cannot produce
          * invalid JSON and keeps the member order human-friendly. */
-        *out = xasprintf("{\"protected\":\"%s\",\"payload\":\"%s\",\"signature\":\"%s\"}",
-                         prot, pay, sig64);
+        const char *parts[] = {"{\"protected\":\"", prot, "\",\"payload\":\"", pay, "\",\"signature\":\"", sig64,
+                               "\"}"};
+        *out = str_join(parts, sizeof(parts) / sizeof(parts[0]));
         if (!*out)
             rc = ACME_E_NOMEM;
     }

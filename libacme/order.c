@@ -1199,6 +1199,8 @@ static order_want step_csr(order_run *r)
     return OW_CONTINUE;
 }
 
+static order_want order_answer(order_run *r);
+
 static order_want step_finalize(order_run *r)
 {
     acme_client *c = r->c;
@@ -1215,20 +1217,25 @@ static order_want step_finalize(order_run *r)
     if (w != OW_CONTINUE)
         return w;
     int rc = op_rc(r);
-    net_op_clear(&r->op);
-    if (rc)
+    if (rc) {
+        net_op_clear(&r->op);
         return order_fail(r, rc);
+    }
     alog(c, ACME_LOG_INFO, "order for %s finalized; waiting for the certificate", first_name(r));
     r->state = OS_POLL_ORDER;
     r->wake_at = 0;
     r->cursor = 0;
     r->order_deadline = now_ms() + c->poll_limit_ms;
-    return OW_CONTINUE;
+    /* The answer to finalize is the order (RFC 8555 §7.4): read it like a
+     * poll's. A CA that issued at once sends "valid" and the certificate
+     * URL, so no poll at all; one still "processing" is asked again after
+     * its Retry-After or the first poll delay, not at once (against
+     * Pebble an immediate poll was "processing" four times in five). */
+    return order_answer(r);
 }
 
 static order_want step_poll_order(order_run *r)
 {
-    acme_client *c = r->c;
     if (!r->op_active) {
         if (now_ms() < r->wake_at)
             return OW_TIME;
@@ -1239,6 +1246,14 @@ static order_want step_poll_order(order_run *r)
     order_want w = drive_op(r);
     if (w != OW_CONTINUE)
         return w;
+    return order_answer(r);
+}
+
+/* An order object has come back (a poll, or the answer to finalize) in
+ * r->op: wait and poll again, go on to the download, or fail. */
+static order_want order_answer(order_run *r)
+{
+    acme_client *c = r->c;
     int rc = op_rc(r);
     json_t *order = r->op.json;
     const char *st = rc ? NULL : json_str(order, "status");

@@ -38,6 +38,24 @@ char *xasprintf(const char *fmt, ...)
     return p;
 }
 
+char *str_join(const char *const *parts, size_t n)
+{
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++)
+        total += strlen(parts[i]);
+    char *p = malloc(total);
+    if (!p)
+        return NULL;
+    char *at = p;
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(parts[i]);
+        memcpy(at, parts[i], len);
+        at += len;
+    }
+    *at = '\0';
+    return p;
+}
+
 uint64_t now_ms(void)
 {
     struct timespec ts;

@@ -12,6 +12,10 @@ void explicit_zero(void *p, size_t len);
 char *xstrdup(const char *s);
 /* malloc'ed printf. NULL on failure. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The n strings one after another, malloc'ed (NULL when out of memory).
+ * For the long texts of every request (a JWS is kilobytes of base64):
+ * printf's "%s" costs several times a copy there. */
+char *str_join(const char *const *parts, size_t n);
 /* Monotonic milliseconds. */
 uint64_t now_ms(void);
 /* Sleep, in milliseconds. */

@@ -27,7 +27,8 @@ https://127.0.0.1:<port>/<scenario>/dir. Scenarios:
                         http-01, dns-01 and tls-alpn-01; valid once
                         answered; the certificate names exactly the order
   stuck-processing      the order stays "processing" after finalize
-  order-ra-<v>          as stuck-processing, every order poll carries
+  order-ra-<v>          as stuck-processing, every "processing" order
+                        (the answer to finalize, each poll) carries
                         Retry-After <v>
   authz-ra-<v>          the authorization stays "pending" after the answer,
                         every poll of it carries Retry-After <v>
