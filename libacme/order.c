@@ -903,7 +903,8 @@ static order_want step_publish(order_run *r)
                 return decline(r, s);
             s->published = s->pending_rc == ACME_OK;
             order_want w = callback_answer(r, s, s->pending_rc, "publishing");
-            if (w != OW_CONTINUE)
+            /* A failure moved the run to its clean-up: publish no more. */
+            if (w != OW_CONTINUE || r->rc)
                 return w;
             continue;
         }
