@@ -56,6 +56,8 @@ for n in "${names[@]}"; do
         fail "$n: the key does not match the certificate"
     grep -q "^uv_host: installed $n " "$work/stdout" || fail "$n: install never finished"
 done
-if ls "$work/out" | grep -q '\.tmp$'; then fail "a temporary file was left in OUT_DIR"; fi
+for f in "$work/out"/*.tmp; do
+    [ -e "$f" ] && fail "a temporary file was left in OUT_DIR: $f"
+done
 echo "ok: uv_host issued ${#names[@]} certificates in $(( $(date +%s) - start )) s through $sockets socket and $timers timer callbacks, and its loop exited"
 echo PASS
