@@ -17,12 +17,18 @@
  *   }
  *
  * or, for hosts without a loop, acme_engine_perform(e, ms), which is that
- * loop. Slow work (RSA key generation, CSR signing) runs on a worker
- * thread; a step only collects its result.
+ * loop. Loops that keep watchers (libuv, epoll) can be told instead of
+ * asking: acme_engine_set_socket_callback / _set_timer_callback with
+ * acme_engine_socket_action / _timeout_action (since 1.2). Slow work
+ * (RSA key generation, CSR signing) runs on a worker thread; a step only
+ * collects its result.
  *
  * Host callbacks may answer ACME_E_PENDING and report the outcome later
- * with acme_engine_done(). A host storage or transport table is called
- * from inside steps: a blocking one blocks the step (the defaults don't). */
+ * with acme_engine_done() (within acme_engine_set_pending_timeout's
+ * deadline). No callback may call back into the engine or its client:
+ * such calls return ACME_E_STATE. A host storage or transport table is
+ * called from inside steps: a blocking one blocks the step (the defaults
+ * don't). */
 #ifndef ACME_ENGINE_H
 #define ACME_ENGINE_H
 
