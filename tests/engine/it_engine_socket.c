@@ -21,6 +21,8 @@
  *     the deadline (2 s here) the order fails with a sentence naming the
  *     callback and the deadline, "waiting_on" is null again, and a late
  *     done() is refused.
+ *  C2. The same for an install that never finishes: the certificate is
+ *     stored and valid, the install counts as failed with that sentence.
  *  D. Re-entrancy: from inside publish, the socket callback and the timer
  *     callback, calls back into the engine and the client return
  *     ACME_E_STATE with a sentence naming the call; the order still runs
@@ -132,6 +134,7 @@ typedef struct host {
     acme_responder_set *set;
     loop *l;
     int pending_publish, pending_install;
+    int install_never;            /* C2: the pending install is never finished */
     const void *pending_obj;      /* the one pending callback's object */
     double pending_due;           /* when the loop finishes it; 0 = never */
     int pending_kind;             /* 1 publish, 3 install */
@@ -198,7 +201,7 @@ static int cb_install(void *ud, const acme_certificate *cert)
     if (h->pending_install) {
         h->pending_obj = cert;
         h->pending_kind = 3;
-        h->pending_due = etest_now() + 0.3;
+        h->pending_due = h->install_never ? 0 : etest_now() + 0.3;
         return ACME_E_PENDING;
     }
     keep_cert(h, cert);
@@ -292,6 +295,13 @@ static int until_not_ordering(host *h)
     acme_cert_status st = {.size = sizeof st};
     return acme_engine_cert_status(h->l->e, "deadline.example", &st) == ACME_OK && st.state != ACME_CERT_STATE_ORDERING &&
            st.attempts > 0;
+}
+
+static int until_install_given_up(host *h)
+{
+    acme_cert_status st = {.size = sizeof st};
+    return acme_engine_cert_status(h->l->e, "deadline-install.example", &st) == ACME_OK &&
+           st.state == ACME_CERT_STATE_VALID && st.last_error != NULL;
 }
 
 static int until_pending(host *h)
@@ -416,6 +426,35 @@ int main(void)
     h.pending_publish = 0;
     h.pending_obj = NULL;
     CHECK_OK(c, acme_engine_unmanage(l.e, "deadline.example"));
+
+    /* C2. The same for an install: the certificate is stored and counts
+     * as valid, the install failed (it is tried again later). */
+    h.pending_install = 1;
+    h.install_never = 1;
+    h.installs = 0;
+    CHECK_OK(c, etest_manage1(l.e, "deadline-install.example", http, 1));
+    CHECK_MSG(NULL, run_loop(&h, until_pending, 30), "C2: install was never called");
+    pend_at = etest_now();
+    stale = h.pending_obj;
+    st = status_of(l.e, "deadline-install.example");
+    CHECK_MSG(NULL, itest_streq(json_string_value(json_object_get(st, "waiting_on")), "host"),
+              "C2: status while install is pending: %s", acme_engine_status_json(l.e));
+    json_decref(st);
+    CHECK_MSG(NULL, run_loop(&h, until_install_given_up, 20), "C2: still waiting for install 20 s after a 2 s deadline");
+    waited = etest_now() - pend_at;
+    CHECK_MSG(NULL, waited >= 1.5 && waited < 6, "C2: the engine gave up after %.2f s (deadline 2 s)", waited);
+    acme_cert_status cs = {.size = sizeof cs};
+    CHECK_OK(c, acme_engine_cert_status(l.e, "deadline-install.example", &cs));
+    CHECK_MSG(NULL, cs.last_error && strstr(cs.last_error, "install callback for deadline-install.example answered "
+                                                           "ACME_E_PENDING"),
+              "C2: last_error: %s", cs.last_error ? cs.last_error : "(null)");
+    CHECK_MSG(NULL, h.installs == 0, "C2: %u installs", h.installs);
+    itest_log("ok: C2. install given up after %.2f s, certificate stored and valid: %s", waited, cs.last_error);
+    CHECK_CODE(c, acme_engine_done(l.e, stale, ACME_OK), ACME_E_NOT_FOUND);
+    h.pending_install = 0;
+    h.install_never = 0;
+    h.pending_obj = NULL;
+    CHECK_OK(c, acme_engine_unmanage(l.e, "deadline-install.example"));
 
     /* D. */
     h.reenter = 1;
