@@ -7,6 +7,7 @@
 #include "b64url.h"
 #include "account_run.h"
 #include "internal.h"
+#include "reentry.h"
 
 #define KEY_REL "account/key.pem"
 #define NEXT_KEY_REL "account/key-next.pem"
@@ -310,6 +311,9 @@ int account_ensure(acme_client *c)
 
 ACME_EXPORT int acme_directory_fetch(acme_client *c)
 {
+    int refused = reentry_refused(c, "acme_directory_fetch");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -411,6 +415,9 @@ int account_payload(acme_client *c, const acme_account_params *p, char **out)
  * the engine's acme_engine_set_account runs the same one. */
 ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params *p)
 {
+    int refused = reentry_refused(c, "acme_account_register");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -421,6 +428,9 @@ ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params 
 
 ACME_EXPORT int acme_account_find(acme_client *c)
 {
+    int refused = reentry_refused(c, "acme_account_find");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -444,6 +454,9 @@ static int update_account(acme_client *c, json_t *payload, const char *step)
 
 ACME_EXPORT int acme_account_update_contacts(acme_client *c, const char *const *contacts, size_t n)
 {
+    int refused = reentry_refused(c, "acme_account_update_contacts");
+    if (refused)
+        return refused;
     if (c)
         result_reset(c);
     if (!c || (n && !contacts))
@@ -464,6 +477,9 @@ ACME_EXPORT int acme_account_update_contacts(acme_client *c, const char *const *
 
 ACME_EXPORT int acme_account_deactivate(acme_client *c)
 {
+    int refused = reentry_refused(c, "acme_account_deactivate");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -482,6 +498,9 @@ ACME_EXPORT int acme_account_deactivate(acme_client *c)
 
 ACME_EXPORT int acme_account_rollover(acme_client *c, acme_key_type new_type)
 {
+    int refused = reentry_refused(c, "acme_account_rollover");
+    if (refused)
+        return refused;
     if (!c || new_type < ACME_KEY_DEFAULT || new_type > ACME_KEY_ED25519)
         return ACME_E_INVALID_ARG;
     result_reset(c);

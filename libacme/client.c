@@ -6,6 +6,7 @@
 #include "storage_file.h"
 #include "transport_curl.h"
 #include "trust_anchor.h"
+#include "reentry.h"
 
 #define DEFAULT_MAX_RESPONSE (1024u * 1024u)
 #define DEFAULT_POLL_LIMIT_MS 120000u
@@ -67,6 +68,8 @@ static void trust_jit_free(acme_client *c)
 
 ACME_EXPORT void acme_client_free(acme_client *c)
 {
+    if (reentry_refused(c, "acme_client_free"))
+        return; /* freeing what the caller is inside of: leak rather than crash */
     if (!c)
         return;
     free(c->directory_url);
@@ -103,6 +106,9 @@ static int table_ok(acme_client *c, const char *setter, const char *type, const 
 
 ACME_EXPORT int acme_client_set_host(acme_client *c, const acme_host_callbacks *cb, void *ud)
 {
+    int refused = reentry_refused(c, "acme_client_set_host");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -119,6 +125,9 @@ ACME_EXPORT int acme_client_set_host(acme_client *c, const acme_host_callbacks *
 
 ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
 {
+    int refused = reentry_refused(c, "acme_client_set_storage_dir");
+    if (refused)
+        return refused;
     if (!c || !dir || !*dir)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -143,6 +152,9 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
 
 ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *ops, void *ud)
 {
+    int refused = reentry_refused(c, "acme_client_set_storage");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -165,6 +177,9 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
 
 ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_ops *ops, void *ud)
 {
+    int refused = reentry_refused(c, "acme_client_set_transport");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);

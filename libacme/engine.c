@@ -14,11 +14,13 @@
 
 #include "account_run.h"
 #include "ari.h"
+#include "engine_loop.h"
 #include "engine_one.h"
 #include "http_async.h"
 #include "internal.h"
 #include "issue_spec.h"
 #include "order.h"
+#include "reentry.h"
 #include "timerq.h"
 #include "worker.h"
 
@@ -66,6 +68,8 @@ typedef struct managed {
     wait_kind wait;
     int ready;                /* the awaited thing arrived */
     uint64_t run_started;
+    uint64_t pending_until;   /* W_EXTERNAL: monotonic ms the host has to call done */
+    int64_t pending_since;    /* W_EXTERNAL: Unix s the callback answered PENDING */
 
     http_exchange ari;        /* renewalInfo GET in flight */
     int ari_busy;
@@ -131,7 +135,14 @@ struct acme_engine {
     unsigned acct_failures;
     uint64_t acct_next_ms;
     wake_tag acct_tag;
+
+    engine_loop loop;         /* socket/timer callbacks, PENDING deadline (engine_socket.c) */
 };
+
+engine_loop *engine_loop_of(acme_engine *e)
+{
+    return &e->loop;
+}
 
 /* A step stops taking on more certificates after this much time; the rest
  * go first in the next step (acme_engine_timeout_ms() is then 0). Durable
@@ -348,6 +359,7 @@ static int engine_make(acme_client *c, const acme_engine_options *opts, engine_o
         return client_fail(c, rc, "engine: could not start (%s)", acme_strerror(rc));
     }
     http_response_init(&e->dir_op.x.resp, 0);
+    engine_loop_init(&e->loop, c, e->http, e->work);
     *out = e;
     return ACME_OK;
 }
@@ -393,6 +405,10 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
 {
     if (!e)
         return;
+    if (reentry_refused(e->c, "acme_engine_free"))
+        return; /* freeing what the caller is inside of: leak rather than crash */
+    /* The host's loop lets go of every descriptor while all are open. */
+    engine_loop_close(&e->loop);
     /* The queue points into the certificates: empty it before they go.
      * Runs next: their exchanges and jobs must be gone before the multi
      * handle and the worker are. */
@@ -435,6 +451,9 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
     if (!e)
         return ACME_E_INVALID_ARG;
     acme_client *c = e->c;
+    int rc0 = reentry_refused(c, "acme_engine_manage");
+    if (rc0)
+        return rc0;
     result_reset(c);
     /* Validated exactly as acme_issue does, once: every order of this
      * certificate then reads the same spec. */
@@ -450,6 +469,7 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
     }
     rc = engine_manage_spec(e, spec);
     issue_spec_free(spec);
+    engine_loop_sync(&e->loop, acme_engine_timeout_ms(e));
     return rc;
 }
 
@@ -501,6 +521,9 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
 {
     if (!e || !cert_id)
         return ACME_E_INVALID_ARG;
+    int rc = reentry_refused(e->c, "acme_engine_unmanage");
+    if (rc)
+        return rc;
     managed *m = find(e, cert_id);
     if (!m)
         return ACME_E_NOT_FOUND;
@@ -520,6 +543,7 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
         e->certs[i]->pos = i;
         json_object_set_new(e->index, e->certs[i]->id, json_integer((json_int_t)i));
     }
+    engine_loop_sync(&e->loop, acme_engine_timeout_ms(e));
     return ACME_OK;
 }
 
@@ -593,7 +617,9 @@ static int load_current(acme_engine *e, managed *m, int install, int *install_rc
     note_facts(m, cert->info);
     if (install && m->has_valid && c->host.install) {
         result_reset(c);
+        const char *cb = callback_enter(c, "install");
         int irc = c->host.install(c->host_ud, cert);
+        callback_leave(c, cb);
         if (irc && irc != ACME_E_PENDING)
             alog(c, ACME_LOG_WARNING, "engine: installing the stored certificate %s failed in the host (%s)%s%s",
                  m->id, acme_strerror(irc), c->last_error ? ": " : "", c->last_error ? c->last_error : "");
@@ -732,12 +758,34 @@ static void on_http_done(void *ud, void *cookie)
     queue_now(e, m);
 }
 
+/* The host answered ACME_E_PENDING and did not call acme_engine_done() in
+ * time: the callback counts as failed, with a sentence the order's own
+ * failure message carries. */
+static void pending_expired(acme_engine *e, managed *m)
+{
+    acme_client *c = e->c;
+    const void *obj = NULL;
+    const char *what = order_pending_callback(m->run, &obj);
+    if (!what) {
+        m->ready = 1; /* nothing left to wait for */
+        return;
+    }
+    long long waited = (long long)time(NULL) - (long long)m->pending_since;
+    client_fail(c, ACME_E_TIMEOUT, "the host's %s callback for %s answered ACME_E_PENDING %lld s ago and has not "
+                "called acme_engine_done(); the engine stopped waiting (the deadline is set with "
+                "acme_engine_set_pending_timeout())", what, m->id, waited);
+    order_external_done(m->run, obj, ACME_E_TIMEOUT);
+    m->ready = 1;
+}
+
 static void drive_run(acme_engine *e, managed *m)
 {
     acme_client *c = e->c;
     for (int n = 0; n < MAX_STEPS_PER_RUN; n++) {
         if (m->wait == W_TIME && now_ms() >= order_wake_at(m->run))
             m->ready = 1;
+        if (m->wait == W_EXTERNAL && !m->ready && now_ms() >= m->pending_until)
+            pending_expired(e, m);
         if (m->wait != W_NONE && !m->ready)
             return;
         m->wait = W_NONE;
@@ -780,6 +828,8 @@ static void drive_run(acme_engine *e, managed *m)
                 continue;
             }
             m->wait = W_EXTERNAL;
+            m->pending_until = engine_loop_pending_deadline(&e->loop, now_ms());
+            m->pending_since = (int64_t)time(NULL);
             return;
         case OW_DONE:
             finish_order(e, m);
@@ -964,6 +1014,9 @@ ACME_EXPORT int acme_engine_set_account(acme_engine *e, const acme_account_param
     if (!e)
         return ACME_E_INVALID_ARG;
     acme_client *c = e->c;
+    int rc0 = reentry_refused(c, "acme_engine_set_account");
+    if (rc0)
+        return rc0;
     result_reset(c);
     if (!account_params_valid(p))
         return client_fail(c, ACME_E_INVALID_ARG, "engine: bad account parameters (size, contacts, or only one of "
@@ -983,6 +1036,7 @@ ACME_EXPORT int acme_engine_set_account(acme_engine *e, const acme_account_param
     e->acct_wait = W_NONE;
     e->acct_ready = 0;
     e->acct_failures = 0;
+    engine_loop_sync(&e->loop, acme_engine_timeout_ms(e));
     return ACME_OK;
 }
 
@@ -1122,6 +1176,8 @@ static void reschedule(acme_engine *e, managed *m)
     if (m->run) {
         if (m->wait == W_TIME)
             queue_at(e, m, order_wake_at(m->run));
+        else if (m->wait == W_EXTERNAL && !m->ready && m->pending_until != UINT64_MAX)
+            queue_at(e, m, m->pending_until); /* its deadline (acme_engine_done re-queues it sooner) */
         else if (m->ready || m->wait == W_NONE)
             queue_at(e, m, now);
         else
@@ -1162,6 +1218,9 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
 {
     if (!e)
         return ACME_E_INVALID_ARG;
+    int rc = reentry_refused(e->c, "acme_engine_step");
+    if (rc)
+        return rc;
     e->over_budget = 0;
     e->step_no++;
     struct timespec ts0;
@@ -1203,6 +1262,7 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
     uint64_t us = us_since(&ts0);
     if (us > e->longest_step_us)
         e->longest_step_us = us;
+    engine_loop_sync(&e->loop, acme_engine_timeout_ms(e));
     return ACME_OK;
 }
 
@@ -1277,6 +1337,9 @@ ACME_EXPORT int acme_engine_perform(acme_engine *e, int timeout_ms)
 {
     if (!e)
         return ACME_E_INVALID_ARG;
+    int rc = reentry_refused(e->c, "acme_engine_perform");
+    if (rc)
+        return rc;
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
     struct pollfd *fds = NULL;
     size_t cap = 0;
@@ -1329,6 +1392,9 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
 {
     if (!e || !object)
         return ACME_E_INVALID_ARG;
+    int rc = reentry_refused(e->c, "acme_engine_done");
+    if (rc)
+        return rc;
     /* Only runs can wait for the host: at most max_orders to ask. */
     for (size_t i = 0; i < e->running_n; i++) {
         managed *m = e->running[i];
@@ -1341,6 +1407,8 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
                  * readable. */
                 if (e->work)
                     worker_wake(e->work);
+                /* A host on the timer callback: a call now. */
+                engine_loop_sync(&e->loop, 0);
             }
             return ACME_OK;
         }
@@ -1362,6 +1430,7 @@ static const char *state_name(const managed *m)
 
 static json_t *status_entry(const managed *m)
 {
+    int host = m->run && m->wait == W_EXTERNAL && !m->ready;
     json_t *names = json_array();
     for (size_t i = 0; names && i < m->spec->name_count; i++)
         json_array_append_new(names, json_string(m->spec->names[i]));
@@ -1373,6 +1442,8 @@ static json_t *status_entry(const managed *m)
     json_object_set_new(o, "not_after", m->has_valid ? json_integer(m->not_after) : json_null());
     json_object_set_new(o, "next_renewal", m->renew_at ? json_integer(m->renew_at) : json_null());
     json_object_set_new(o, "last_error", m->last_error ? json_string(m->last_error) : json_null());
+    json_object_set_new(o, "waiting_on", host ? json_string("host") : json_null());
+    json_object_set_new(o, "waiting_since", host ? json_integer(m->pending_since) : json_null());
     return o;
 }
 

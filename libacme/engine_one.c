@@ -10,6 +10,7 @@
 #include "engine_one.h"
 #include "internal.h"
 #include "issue_spec.h"
+#include "reentry.h"
 
 static int run_one(acme_client *c, issue_spec *spec, one_mode mode, int *ordered)
 {
@@ -45,6 +46,9 @@ static int run_one(acme_client *c, issue_spec *spec, one_mode mode, int *ordered
 
 ACME_EXPORT int acme_issue(acme_client *c, const acme_issue_params *p)
 {
+    int refused = reentry_refused(c, "acme_issue");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
@@ -61,6 +65,9 @@ ACME_EXPORT int acme_renew(acme_client *c, const char *cert_id, int force, int *
 {
     if (renewed)
         *renewed = 0;
+    int refused = reentry_refused(c, "acme_renew");
+    if (refused)
+        return refused;
     if (!c || !cert_id)
         return ACME_E_INVALID_ARG;
     result_reset(c);

@@ -8,6 +8,8 @@
 
 #include <curl/curl.h>
 
+#include <acme/engine.h>
+
 #include "internal.h"
 #include "transport_curl.h"
 
@@ -34,7 +36,16 @@ struct http_async {
     int timer_armed;
     uint64_t timer_at;
     size_t busy;
+    void (*watch)(void *ud, int fd, int events);
+    void *watch_ud;
 };
+
+static int acme_events(int what)
+{
+    return ((what & CURL_POLL_IN) ? ACME_POLL_IN : 0) | ((what & CURL_POLL_OUT) ? ACME_POLL_OUT : 0);
+}
+
+static void collect(http_async *a);
 
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
 {
@@ -45,8 +56,13 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     while (i < a->sock_count && a->socks[i].fd != fd)
         i++;
     if (what == CURL_POLL_REMOVE) {
-        if (i < a->sock_count)
+        if (i < a->sock_count) {
             a->socks[i] = a->socks[--a->sock_count];
+            /* libcurl reports this before it closes fd: the host's loop
+             * lets go of it while it is still open. */
+            if (a->watch)
+                a->watch(a->watch_ud, (int)fd, ACME_POLL_REMOVE);
+        }
         return 0;
     }
     if (i == a->sock_count) {
@@ -58,11 +74,39 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
             a->socks = n;
             a->sock_cap = cap;
         }
+        a->socks[a->sock_count].fd = CURL_SOCKET_BAD;
+        a->socks[a->sock_count].what = 0;
         a->sock_count++;
     }
+    int changed = a->socks[i].fd != fd || a->socks[i].what != what;
     a->socks[i].fd = fd;
     a->socks[i].what = what;
+    if (a->watch && changed)
+        a->watch(a->watch_ud, (int)fd, acme_events(what));
     return 0;
+}
+
+void http_async_set_watch(http_async *a, void (*fn)(void *ud, int fd, int events), void *ud)
+{
+    a->watch = fn;
+    a->watch_ud = ud;
+}
+
+int http_async_socket_action(http_async *a, int fd, int events)
+{
+    if (!a->multi)
+        return 0;
+    size_t i = 0;
+    while (i < a->sock_count && a->socks[i].fd != fd)
+        i++;
+    if (i == a->sock_count)
+        return 0;
+    int mask = ((events & ACME_POLL_IN) ? CURL_CSELECT_IN : 0) | ((events & ACME_POLL_OUT) ? CURL_CSELECT_OUT : 0) |
+               ((events & ACME_POLL_ERR) ? CURL_CSELECT_ERR : 0);
+    int running = 0;
+    curl_multi_socket_action(a->multi, fd, mask, &running);
+    collect(a);
+    return 1;
 }
 
 static int on_timer(CURLM *multi, long timeout_ms, void *userp)

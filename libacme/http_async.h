@@ -24,6 +24,14 @@ size_t http_async_fds(http_async *a, struct pollfd *fds, size_t cap);
 long http_async_timeout_ms(http_async *a);
 /* Move transfers along; done(ud, cookie) for each finished one (x->rc set). */
 void http_async_step(http_async *a, void (*done)(void *ud, void *cookie), void *ud);
+/* The host's loop watches libcurl's sockets (engine_socket.c): fn hears
+ * of every socket to watch (events ACME_POLL_IN/OUT) or to forget
+ * (ACME_POLL_REMOVE, before libcurl closes it), as libcurl reports it.
+ * NULL stops. */
+void http_async_set_watch(http_async *a, void (*fn)(void *ud, int fd, int events), void *ud);
+/* A socket of libcurl's is ready (ACME_POLL_IN/OUT/ERR): hand it to
+ * libcurl. 0 if fd is not one of libcurl's. */
+int http_async_socket_action(http_async *a, int fd, int events);
 /* Exchanges in flight. */
 size_t http_async_busy(const http_async *a);
 

@@ -81,6 +81,11 @@ struct acme_client {
     /* results of the last public call */
     char *last_error;
     acme_problem *problem;
+
+    /* The host callback running now ("publish", "install", "socket"...),
+     * NULL outside callbacks: a call back into libacme from there is
+     * refused (reentry.h). */
+    const char *in_callback;
 };
 
 /* ---- results and logging (error.c, log.c) ---- */

@@ -15,6 +15,7 @@
 #include "history.h"
 #include "issue_spec.h"
 #include "order.h"
+#include "reentry.h"
 #include "storage_file.h"
 
 typedef enum order_state {
@@ -902,7 +903,8 @@ static order_want step_publish(order_run *r)
                 return decline(r, s);
             s->published = s->pending_rc == ACME_OK;
             order_want w = callback_answer(r, s, s->pending_rc, "publishing");
-            if (w != OW_CONTINUE)
+            /* A failure moved the run to its clean-up: publish no more. */
+            if (w != OW_CONTINUE || r->rc)
                 return w;
             continue;
         }
@@ -919,7 +921,9 @@ static order_want step_publish(order_run *r)
             return order_fail(r, client_fail(c, ACME_E_STATE, "%s for %s: no publish callback set (acme_client_set_host)",
                                              acme_challenge_type_name(s->ch->type), s->ch->identifier));
         alog(c, ACME_LOG_INFO, "publishing %s for %s", acme_challenge_type_name(s->ch->type), s->ch->identifier);
+        const char *cb = callback_enter(c, "publish");
         int rc = c->host.publish(c->host_ud, s->ch);
+        callback_leave(c, cb);
         if (rc == ACME_E_DECLINED)
             return decline(r, s);
         s->published = rc == ACME_OK;
@@ -1161,7 +1165,9 @@ static order_want step_unpublish(order_run *r, order_state next)
         s->published = 0;
         if (!c->host.unpublish)
             continue;
+        const char *cb = callback_enter(c, "unpublish");
         int rc = c->host.unpublish(c->host_ud, s->ch);
+        callback_leave(c, cb);
         if (rc == ACME_E_PENDING) {
             s->pending = 1;
             return OW_EXTERNAL;
@@ -1462,16 +1468,18 @@ static order_want step_install(order_run *r)
         char when[32];
         alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %s)", first_name(r), r->spec->cert_id,
              fmt_utc(r->cert->info->not_after, when));
-        if (!c->host.install)
-            rc = ACME_OK;
-        else if ((rc = c->host.install(c->host_ud, r->cert)) == ACME_E_PENDING) {
+        const char *cb = callback_enter(c, "install");
+        rc = c->host.install ? c->host.install(c->host_ud, r->cert) : ACME_OK;
+        callback_leave(c, cb);
+        if (rc == ACME_E_PENDING) {
             r->install_pending = 1;
             return OW_EXTERNAL;
         }
     }
     if (rc) {
-        client_fail(c, ACME_E_CALLBACK, "installing the certificate %s failed in the host (%s); it is stored, "
-                    "install it again with acme_cert_load()", r->spec->cert_id, acme_strerror(rc));
+        client_fail(c, ACME_E_CALLBACK, "installing the certificate %s failed in the host (%s)%s%s; it is stored, "
+                    "install it again with acme_cert_load()", r->spec->cert_id, acme_strerror(rc),
+                    c->last_error ? ": " : "", c->last_error ? c->last_error : "");
         /* The order itself succeeded: nothing to clean up. */
         order_fail(r, ACME_E_CALLBACK);
     }
@@ -1593,6 +1601,22 @@ int order_external_done(order_run *r, const void *object, int result)
             return 1;
         }
     return 0;
+}
+
+const char *order_pending_callback(const order_run *r, const void **object)
+{
+    if (r->cert && r->install_pending == 1) {
+        *object = r->cert;
+        return "install";
+    }
+    for (size_t i = 0; i < r->authz_count; i++)
+        if (r->authz[i].ch && r->authz[i].pending == 1) {
+            *object = r->authz[i].ch;
+            /* Publishing comes before validation, unpublishing after. */
+            return r->state == OS_PUBLISH ? "publish" : "unpublish";
+        }
+    *object = NULL;
+    return NULL;
 }
 
 void order_hand_result(order_run *r)

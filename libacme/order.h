@@ -49,6 +49,10 @@ const struct cert_info *order_stored_info(const order_run *r);
 int order_set_replaces(order_run *r, const char *ari_id);
 /* A pending callback finished. 1 if object belonged to this run. */
 int order_external_done(order_run *r, const void *object, int result);
+/* The callback the run waits for ("publish", "unpublish", "install") and
+ * its object, or NULL: the engine's deadline finishes it with
+ * order_external_done(r, object, ACME_E_TIMEOUT). */
+const char *order_pending_callback(const order_run *r, const void **object);
 /* OW_EXTERNAL for a driver that cannot wait for the host (the blocking
  * calls): fail the run with the sentence saying so, and clean up. */
 void order_refuse_pending(order_run *r);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "reentry.h"
 
 static int reason_ok(int reason)
 {
@@ -15,6 +16,9 @@ static int reason_ok(int reason)
 ACME_EXPORT int acme_revoke(acme_client *c, const char *cert_pem, size_t cert_len, int reason,
                             const char *key_pem, size_t key_len)
 {
+    int refused = reentry_refused(c, "acme_revoke");
+    if (refused)
+        return refused;
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);

@@ -17,12 +17,18 @@
  *   }
  *
  * or, for hosts without a loop, acme_engine_perform(e, ms), which is that
- * loop. Slow work (RSA key generation, CSR signing) runs on a worker
- * thread; a step only collects its result.
+ * loop. Loops that keep watchers (libuv, epoll) can be told instead of
+ * asking: acme_engine_set_socket_callback / _set_timer_callback with
+ * acme_engine_socket_action / _timeout_action (since 1.2). Slow work
+ * (RSA key generation, CSR signing) runs on a worker thread; a step only
+ * collects its result.
  *
  * Host callbacks may answer ACME_E_PENDING and report the outcome later
- * with acme_engine_done(). A host storage or transport table is called
- * from inside steps: a blocking one blocks the step (the defaults don't). */
+ * with acme_engine_done() (within acme_engine_set_pending_timeout's
+ * deadline). No callback may call back into the engine or its client:
+ * such calls return ACME_E_STATE. A host storage or transport table is
+ * called from inside steps: a blocking one blocks the step (the defaults
+ * don't). */
 #ifndef ACME_ENGINE_H
 #define ACME_ENGINE_H
 
@@ -80,6 +86,62 @@ ACME_EXPORT int acme_engine_fds(acme_engine *e, struct pollfd *fds, size_t cap, 
 ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e);
 /* Do whatever is ready. Never waits for the network. */
 ACME_EXPORT int acme_engine_step(acme_engine *e);
+
+/* ---- Or: the engine tells the host's loop what to watch (since 1.2) ----
+ *
+ * Like libcurl's CURLMOPT_SOCKETFUNCTION / CURLMOPT_TIMERFUNCTION, for
+ * hosts on libuv, libevent, epoll...: instead of asking for the fd set
+ * after every step, the host is told when a descriptor is to be watched,
+ * changed or forgotten, and when the engine next needs a call. The
+ * callbacks run only from inside the host's own calls on e (never from
+ * another thread) and must not call back into e or its client (that
+ * returns ACME_E_STATE). See acme_engine_set_socket_callback(3).
+ *
+ * Descriptors: libcurl's sockets to the CA and the engine's wake-up pipe
+ * (readable when slow work finished or acme_engine_done() was called).
+ * The engine owns them: the host never closes one. ACME_POLL_REMOVE comes
+ * before a descriptor is closed, always, so a loop that aborts on a closed
+ * descriptor it still watches (libuv) never sees one; a number may come
+ * back later as a new descriptor. Responders are the host's own objects:
+ * their descriptors are not in this set (acme_responder_fds). */
+typedef enum acme_poll_events {
+    ACME_POLL_IN = 1,       /* readable */
+    ACME_POLL_OUT = 2,      /* writable */
+    ACME_POLL_INOUT = 3,
+    ACME_POLL_REMOVE = 4,   /* socket callback: stop watching fd (it is about to close) */
+    ACME_POLL_ERR = 8       /* socket action: error or hang-up on fd */
+} acme_poll_events;
+
+/* events: ACME_POLL_IN, _OUT or _INOUT to watch fd for (replacing what
+ * was asked before for it), ACME_POLL_REMOVE to stop. */
+typedef void (*acme_engine_socket_fn)(void *ud, int fd, int events);
+/* Call acme_engine_timeout_action() in timeout_ms (0 = as soon as the
+ * loop is back, never from inside this callback); -1 = no timer. Each
+ * call replaces the previous timer. */
+typedef void (*acme_engine_timer_fn)(void *ud, int timeout_ms);
+
+/* Set (cb) or remove (NULL) the callback. Setting it tells cb at once of
+ * every descriptor to watch; removing it (or setting another) unwatches
+ * them all through the old one first, so a host can leave its loop
+ * cleanly. ACME_E_STATE on the engine of the blocking calls. */
+ACME_EXPORT int acme_engine_set_socket_callback(acme_engine *e, acme_engine_socket_fn cb, void *ud);
+/* Set (cb) or remove (NULL) the timer callback; cb is told the current
+ * deadline at once. */
+ACME_EXPORT int acme_engine_set_timer_callback(acme_engine *e, acme_engine_timer_fn cb, void *ud);
+/* fd is ready for events (ACME_POLL_IN / _OUT / _ERR): do that and then
+ * whatever else is due, like acme_engine_step(). An fd the engine does not
+ * know (an event that raced an unwatch) is ignored. */
+ACME_EXPORT int acme_engine_socket_action(acme_engine *e, int fd, int events);
+/* The timer set through the timer callback expired. */
+ACME_EXPORT int acme_engine_timeout_action(acme_engine *e);
+
+/* How long a host callback that answered ACME_E_PENDING (publish,
+ * unpublish, install) may take to call acme_engine_done(): past it the
+ * engine stops waiting, the callback counts as failed with ACME_E_TIMEOUT
+ * (a publish fails the order, which is retried with back-off) and the
+ * status says why. 0 = wait for ever. Default 600 s. Applies to callbacks
+ * answered from then on. (since 1.2) */
+ACME_EXPORT int acme_engine_set_pending_timeout(acme_engine *e, unsigned seconds);
 /* Blocking loop over fds/timeout/step until nothing is in flight and no
  * certificate needs work within timeout_ms (or timeout_ms passes;
  * -1 = until idle). ACME_OK when every managed certificate is valid. */
@@ -96,7 +158,9 @@ ACME_EXPORT int acme_engine_idle(const acme_engine *e);
 /* State of every managed certificate as JSON (valid until the next call
  * on e): [{"id","names":[...],"state":"new"|"valid"|"ordering"|"waiting"|
  * "failed","not_after","next_renewal" (Unix s or null),"last_error" (or
- * null),"attempts","failures"}]. "failed": the last attempt failed but a
+ * null),"attempts","failures","waiting_on" ("host" while a callback that
+ * answered ACME_E_PENDING is not done, else null),"waiting_since" (Unix s
+ * or null)}]. "failed": the last attempt failed but a
  * valid certificate still serves; "waiting": none is valid yet. */
 ACME_EXPORT const char *acme_engine_status_json(acme_engine *e);
 
