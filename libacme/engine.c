@@ -63,6 +63,7 @@ typedef struct managed {
     char *ari_id;             /* of the current certificate, for "replaces" */
     int has_valid;
     int install_due;          /* stored, but the host's install failed: retry it */
+    int names_changed;        /* the stored certificate was ordered for other names: order now */
 
     order_run *run;
     wait_kind wait;
@@ -436,6 +437,45 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
 
 /* ---- declaring certificates ---- */
 
+/* The same set of names, whatever the order and case. The stored side is
+ * the "params" an order stored (the host's names as it gave them), not
+ * the certificate's SANs, whose text form is the CA's (an IPv6 address,
+ * say): comparing against those could order again for ever. */
+static int has_name(char *const *names, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (ascii_casecmp(names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static int spec_names_equal(const issue_spec *a, const issue_spec *b)
+{
+    if (a->name_count != b->name_count)
+        return 0;
+    for (size_t i = 0; i < a->name_count; i++)
+        if (!has_name(b->names, b->name_count, a->names[i]))
+            return 0;
+    return 1;
+}
+
+/* 1 if the stored certificate was ordered for other names than spec's;
+ * 0 when it was, or when its storage kept no params to say. */
+static int stored_names_differ(const issue_spec *spec, const json_t *params)
+{
+    const json_t *names = json_object_get(params, "names");
+    if (!json_is_array(names))
+        return 0;
+    if (json_array_size(names) != spec->name_count)
+        return 1;
+    for (size_t i = 0; i < json_array_size(names); i++) {
+        const char *n = json_string_value(json_array_get(names, i));
+        if (!n || !has_name(spec->names, spec->name_count, n))
+            return 1;
+    }
+    return 0;
+}
+
 /* By id, through a hash (jansson's object: already a dependency, O(1)). */
 static managed *find(acme_engine *e, const char *id)
 {
@@ -478,6 +518,13 @@ int engine_manage_spec(acme_engine *e, issue_spec *spec)
     acme_client *c = e->c;
     managed *m = find(e, spec->cert_id);
     if (m) {
+        /* New names for a certificate that is valid: order now, not at
+         * the old one's renewal point (it serves until then). */
+        if (m->has_valid && !spec_names_equal(m->spec, spec)) {
+            m->names_changed = 1;
+            m->renew_at = 0;
+            alog(c, ACME_LOG_INFO, "engine: %s: the names changed; ordering a certificate for them", m->id);
+        }
         issue_spec_free(m->spec);
         m->spec = issue_spec_ref(spec);
         m->next_ms = 0;
@@ -615,6 +662,11 @@ static int load_current(acme_engine *e, managed *m, int install, int *install_rc
         return rc;
     }
     note_facts(m, cert->info);
+    int differ = m->has_valid && stored_names_differ(m->spec, cert->params);
+    if (differ && !m->names_changed)
+        alog(c, ACME_LOG_INFO, "engine: %s: the stored certificate was ordered for other names; it serves until "
+             "one for the names now managed is issued", m->id);
+    m->names_changed = differ;
     if (install && m->has_valid && c->host.install) {
         result_reset(c);
         const char *cb = callback_enter(c, "install");
@@ -690,8 +742,9 @@ static void finish_order(acme_engine *e, managed *m)
     /* The facts of what the run stored, else (it stored nothing: a publish
      * callback failed) those of the certificate stored before. */
     int known = 0;
+    const cert_info *issued = NULL;
     if (rc == ACME_OK || rc == ACME_E_CALLBACK) {
-        const cert_info *issued = order_stored_info(m->run);
+        issued = order_stored_info(m->run);
         if (issued) {
             note_facts(m, issued);
             known = 1;
@@ -700,6 +753,10 @@ static void finish_order(acme_engine *e, managed *m)
         }
     }
     if (rc == ACME_OK || (rc == ACME_E_CALLBACK && known && m->has_valid && m->not_after > 0)) {
+        /* Issued for the names now managed, unless a manage() changed
+         * them while this order ran. */
+        if (issued)
+            m->names_changed = !spec_names_equal(m->spec, order_spec(m->run));
         m->failures = 0;
         m->state = M_VALID;
         set_error(m, rc, rc ? order_error(m->run) : NULL);
@@ -1101,7 +1158,7 @@ static void look_at(acme_engine *e, managed *m)
         park(e, m, P_DIRECTORY);
         return;
     }
-    if (!forced && m->has_valid && (m->state == M_VALID || m->state == M_FAILED)) {
+    if (!forced && m->has_valid && !m->names_changed && (m->state == M_VALID || m->state == M_FAILED)) {
         int ari = c->url_renewal_info && m->ari_id;
         if (m->renew_at == 0) {
             if (!c->have_directory && !e->dir_failed) {

@@ -1579,6 +1579,7 @@ const char *order_error(const order_run *r) { return r->error; }
 unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
 const char *order_cert_id(const order_run *r) { return r->spec->cert_id; }
 const cert_info *order_stored_info(const order_run *r) { return r->stored_info; }
+const issue_spec *order_spec(const order_run *r) { return r->spec; }
 
 int order_set_replaces(order_run *r, const char *ari_id)
 {

@@ -44,6 +44,8 @@ const char *order_cert_id(const order_run *r);
 /* The facts of the certificate the run stored (NULL if it stored none):
  * what the engine plans the renewal by, without loading it again. */
 const struct cert_info *order_stored_info(const order_run *r);
+/* The spec the run orders (a manage() may have replaced the engine's since). */
+const struct issue_spec *order_spec(const order_run *r);
 /* The params in their stored form (borrowed). */
 /* ARI: the certificate this order replaces (RFC 9773 "replaces"). */
 int order_set_replaces(order_run *r, const char *ari_id);
