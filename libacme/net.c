@@ -164,6 +164,7 @@ int net_op_post(net_op *op, acme_client *c, const char *step, const char *url, c
     op->want_json = want_json;
     op->url = xstrdup(url);
     op->payload = xstrdup(payload);
+    op->x.patient = step && strcmp(step, "finalize") == 0;
     (void)c;
     return (url && !op->url) || (payload && !op->payload) ? ACME_E_NOMEM : ACME_OK;
 }

@@ -20,6 +20,8 @@ typedef struct http_exchange {
     char *url;           /* owned storage behind req.url */
     char *body;          /* owned storage behind req.body */
     int rc;              /* the transport's result once performed */
+    int patient;         /* may rightly take long (finalize at a CA that signs while we wait):
+                          * never given up as stalled (http_async.c) */
 } http_exchange;
 
 /* Slow work a step must not do itself (RSA key generation and signing,

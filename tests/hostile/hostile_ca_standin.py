@@ -55,6 +55,8 @@ https://127.0.0.1:<port>/<scenario>/dir. Scenarios:
   missing-san           the certificate lacks the last ordered name
   problem-detail        newOrder is refused with a problem whose detail and
                         subproblem identifier hold a newline and ESC
+  stall-neworder        the first newOrder is read and never answered (the
+                        connection stays open, up to 40 s); the rest is ok
   already-replaced      newOrder with "replaces" is refused with 409
                         alreadyReplaced; without it, the ok flow
   resume-unordered      stuck-processing until GET <prefix>/flip; then the
@@ -292,6 +294,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "rejectedIdentifier", "line one\nline two \x1b[2J\x1b[31mred\x7f",
                 status=400, subproblems=[problem("rejectedIdentifier", "sub\r\ndetail",
                                                  identifier={"type": "dns", "value": "x\n\x1bexample"})]))
+        if scen == "stall-neworder":
+            with self.st.lock:
+                first = "stall-neworder" not in self.st.flipped
+                self.st.flipped.add("stall-neworder")
+            if first:
+                # A request the server took and never answers, on a
+                # connection that stays open (the other requests, on
+                # other connections, are answered): wait until the client
+                # gives up and closes it, at most 40 s.
+                self.event(scen, "stalled")
+                self.connection.settimeout(40)
+                try:
+                    self.connection.recv(1)
+                except OSError:
+                    pass
+                self.close_connection = True
+                return None
         if scen == "already-replaced" and "replaces" in payload:
             return self.send_json(409, problem("alreadyReplaced",
                                                "hostile stand-in: the certificate was already replaced"))

@@ -387,6 +387,42 @@ static void case_ok(void)
     run_close(&x);
 }
 
+/* Issue 12: a request the CA took and never answers, on its own open
+ * connection, while the CA answers everything else. Two certificates on
+ * one engine, two orders at once: the stalled newOrder is given up after
+ * 8 s without a byte (STALL_MS in http_async.c) because the other order's
+ * later requests were answered, and sent again; both certificates are
+ * installed long before the 30 s request timeout would have let go. */
+static void case_stall_neworder(void)
+{
+    run x;
+    run_open(&x, "stall-neworder", two, 2, 20000);
+    acme_engine_options eo = { .size = sizeof(eo), .max_orders = 2 };
+    acme_engine *e = NULL;
+    CHECK_CODE(x.c, acme_engine_new(x.c, &eo, &e), ACME_OK);
+    for (size_t i = 0; i < 2; i++) {
+        acme_issue_params p = { .size = sizeof(p), .names = &two[i], .name_count = 1,
+                                .challenges = all_types, .challenge_count = 3 };
+        CHECK_CODE(x.c, acme_engine_manage(e, &p), ACME_OK);
+    }
+    uint64_t t0 = ms_now();
+    int rc = acme_engine_perform(e, 28000);
+    uint64_t took = ms_now() - t0;
+    CHECK_MSG(x.c, rc == ACME_OK, "perform: %d (%s) after %llu ms", rc, acme_strerror(rc), (unsigned long long)took);
+    CHECK_MSG(x.c, x.r.install == 2, "%d installs", x.r.install);
+    CHECK_MSG(x.c, events("stalled") == 1, "%d stalled newOrders", events("stalled"));
+    CHECK_MSG(x.c, events("new-order") == 3, "%d newOrders (want 2 and the one sent again)", events("new-order"));
+    CHECK_MSG(x.c, log_has(&x.r, ACME_LOG_WARNING, "nothing moved for"), "no warning about the stalled request");
+    /* 8 s stall + 1 s back-off + the issuance: well under the 30 s the
+     * request timeout would have held the order. */
+    CHECK_MSG(x.c, took < 20000, "took %llu ms", (unsigned long long)took);
+    check_log_clean(&x.r);
+    check_seen_only_ordered(&x.r);
+    fprintf(stderr, "stall-neworder: both installed in %llu ms\n", (unsigned long long)took);
+    acme_engine_free(e);
+    run_close(&x);
+}
+
 /* Issue 10 #1: the status in the sentence was read from freed JSON. */
 static void case_stuck_processing(void)
 {
@@ -637,6 +673,7 @@ int main(int argc, char **argv)
         case_bad_leaf(k, "the certificate does not name b.example");
     else if (!strcmp(k, "problem-detail")) case_problem_detail();
     else if (!strcmp(k, "already-replaced")) case_already_replaced();
+    else if (!strcmp(k, "stall-neworder")) case_stall_neworder();
     else if (!strcmp(k, "resume-unordered")) case_resume_unordered();
     else {
         fprintf(stderr, "unknown case %s\n", k);
