@@ -37,6 +37,7 @@ typedef struct rund {
     acme_responder *http, *alpn;
     router *rt;
     acme_engine *e;
+    run_metrics *metrics;          /* metrics-listen / metrics-file, or NULL */
     char *status;                  /* what status-file holds */
     acme_challenge_type (*types)[MAX_CHALLENGES];  /* per certificate: what is answered here */
     size_t *type_count;
@@ -349,6 +350,26 @@ static int account(rund *d, int *act)
     }
 }
 
+/* Bound and writable before anything is sent, like status-file. */
+static int metrics_start(rund *d)
+{
+    run_config *cf = d->cf;
+    char err[700], msg[800];
+    if (!cf->metrics_listen && !cf->metrics_file)
+        return EXIT_OK;
+    if (!(d->metrics = run_metrics_new(cf->metrics_listen, cf->metrics_file, err, sizeof(err)))) {
+        bprintf(msg, sizeof(msg), "%s: %s", cf->file, err);
+        config_error(msg, EXIT_USAGE);
+        return EXIT_USAGE;
+    }
+    if (run_metrics_write(d->metrics, d->e, 1) != 0) {
+        bprintf(msg, sizeof(msg), "%s: metrics-file %s: %s", cf->file, cf->metrics_file, strerror(errno));
+        config_error(msg, EXIT_STORAGE);
+        return EXIT_STORAGE;
+    }
+    return EXIT_OK;
+}
+
 static int setup(rund *d, int *act)
 {
     run_config *cf = d->cf;
@@ -426,6 +447,8 @@ static int setup(rund *d, int *act)
         config_error(err, EXIT_STORAGE);
         return EXIT_STORAGE;
     }
+    if ((code = metrics_start(d)) != EXIT_OK)
+        return code;
     if ((code = account(d, act)) != EXIT_OK || *act != ACT_NONE)
         return code;
     if ((code = manage_all(d)) != EXIT_OK)
@@ -439,6 +462,7 @@ static void teardown(rund *d)
     if (d->rt)
         router_shutdown(d->rt);
     /* In-flight orders stay on disk (order.json): the next start resumes them. */
+    run_metrics_free(d->metrics);
     acme_engine_free(d->e);
     for (size_t i = 0; i < d->mod_count; i++)
         modhost_free(d->mods[i]);
@@ -467,19 +491,20 @@ static int loop(rund *d)
     progress(ACME_LOG_INFO, "running (pid %ld)", (long)getpid());
     for (;;) {
         size_t n = 0;
-        while (acme_engine_fds(d->e, fds + 2, cap - 2, &n) == ACME_E_INVALID_ARG) {
-            struct pollfd *g = realloc(fds, (n + 2 + 16) * sizeof(*fds));
+        while (acme_engine_fds(d->e, fds + 3, cap - 3, &n) == ACME_E_INVALID_ARG) {
+            struct pollfd *g = realloc(fds, (n + 3 + 16) * sizeof(*fds));
             if (!g) {
                 free(fds);
                 return ACT_STOP;
             }
             fds = g;
-            cap = n + 2 + 16;
+            cap = n + 3 + 16;
         }
         fds[0] = (struct pollfd){d->sigfd, POLLIN, 0};
         fds[1] = (struct pollfd){d->notify[0], POLLIN, 0};
+        fds[2] = (struct pollfd){run_metrics_fd(d->metrics), POLLIN, 0};
         int timeout = acme_engine_timeout_ms(d->e);
-        if (poll(fds, n + 2, timeout) < 0 && errno != EINTR) {
+        if (poll(fds, n + 3, timeout) < 0 && errno != EINTR) {
             progress(ACME_LOG_ERROR, "poll: %s", strerror(errno));
             free(fds);
             return ACT_STOP;
@@ -499,6 +524,9 @@ static int loop(rund *d)
         router_collect(d->rt);
         acme_engine_step(d->e);
         status_write(d, 0);
+        if (fds[2].revents)
+            run_metrics_serve(d->metrics, d->e);
+        run_metrics_write(d->metrics, d->e, 0);
     }
 }
 
