@@ -1518,3 +1518,24 @@ ACME_EXPORT uint64_t acme_engine_longest_step_us(const acme_engine *e)
 {
     return e ? e->longest_step_us : 0;
 }
+
+/* ---- metrics.c's view (event_internal.h) ---- */
+
+size_t engine_cert_count(const acme_engine *e)
+{
+    return e->count;
+}
+
+void engine_cert_facts(const acme_engine *e, size_t i, metrics_cert *out)
+{
+    const managed *m = e->certs[i];
+    out->id = m->id;
+    out->names = (const char *const *)m->spec->names;
+    out->name_count = m->spec->name_count;
+    out->state = state_name(m);
+    out->not_after = m->has_valid ? m->not_after : 0;
+    out->renew_at = m->renew_at;
+    out->last_success = m->last_success;
+    out->failures = m->failures;
+    out->attempts = m->attempts;
+}

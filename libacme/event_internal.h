@@ -5,7 +5,6 @@
 #define ACME_EVENT_INTERNAL_H
 
 #include <stdint.h>
-#include <jansson.h>
 #include <acme/event.h>
 #include "buf.h"
 
@@ -23,9 +22,26 @@ void event_failed(struct acme_client *c, const char *cert_id, int rc, const char
 /* LOCK_TAKEN, LOCK_LOST, FAILOVER: nothing but the certificate (and the CA). */
 void event_plain(struct acme_client *c, acme_event_code code, const char *cert_id);
 
-/* metrics.c: the exposition of certificates given as the engine's status
- * entries (acme_engine_status_json's objects), appended to out. Apart
- * from the engine so the format can be tested with any ids and names. */
-int metrics_format(const json_t *certs, acme_buf *out);
+/* What the metrics say of one certificate (metrics.c), filled by the
+ * engine (engine_cert_facts) or by a test. Strings are borrowed. A time
+ * of 0 is unknown: its series is left out. */
+typedef struct metrics_cert {
+    const char *id;
+    const char *const *names;
+    size_t name_count;
+    const char *state;        /* "new", "valid", "ordering", "waiting", "failed" */
+    int64_t not_after, renew_at, last_success;
+    unsigned failures, attempts;
+} metrics_cert;
+
+/* The exposition of n certificates, appended to out. Apart from the
+ * engine so the format can be tested with any ids and names. */
+int metrics_format(const metrics_cert *certs, size_t n, acme_buf *out);
+
+/* engine.c: how many certificates the engine manages, and the facts of
+ * the i-th (declaration order), for metrics.c without a JSON round trip. */
+struct acme_engine;
+size_t engine_cert_count(const struct acme_engine *e);
+void engine_cert_facts(const struct acme_engine *e, size_t i, metrics_cert *out);
 
 #endif
