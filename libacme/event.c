@@ -74,7 +74,8 @@ void event_renewal(acme_client *c, const char *cert_id, int64_t renew_at)
     emit(c, &ev);
 }
 
-void event_failed(acme_client *c, const char *cert_id, int rc, const char *message, const acme_problem *p)
+void event_failed(acme_client *c, const char *cert_id, int rc, const char *message, const acme_problem *p,
+                  const char *ident)
 {
     if (!c->host.event)
         return;
@@ -83,12 +84,14 @@ void event_failed(acme_client *c, const char *cert_id, int rc, const char *messa
     ev.result = rc ? rc : ACME_E_STATE;
     ev.message = message ? message : acme_strerror(ev.result);
     ev.problem = p;
+    ev.identifier = ident;
     if (p) {
         ev.problem_type = p->type;
         ev.problem_detail = p->detail;
-        /* The identifier at fault: the document's own, else the first
+        /* Else the identifier the document names, or its first
          * subproblem's (a CA reports per-name failures there). */
-        ev.identifier = p->id_value;
+        if (!ev.identifier)
+            ev.identifier = p->id_value;
         for (size_t i = 0; !ev.identifier && i < p->sub_count; i++)
             ev.identifier = p->subs[i].id_value;
     }

@@ -17,8 +17,10 @@ void event_step(struct acme_client *c, acme_event_code code, const char *cert_id
 void event_cert(struct acme_client *c, acme_event_code code, const char *cert_id, int64_t not_after);
 /* RENEWAL_SCHEDULED at renew_at (Unix s). */
 void event_renewal(struct acme_client *c, const char *cert_id, int64_t renew_at);
-/* FAILED: the code, the sentence and the CA's problem (any may be 0/NULL). */
-void event_failed(struct acme_client *c, const char *cert_id, int rc, const char *message, const acme_problem *p);
+/* FAILED: the code, the sentence, the CA's problem and the identifier at
+ * fault (any may be 0/NULL; without ident, the one the problem names). */
+void event_failed(struct acme_client *c, const char *cert_id, int rc, const char *message, const acme_problem *p,
+                  const char *ident);
 /* LOCK_TAKEN, LOCK_LOST, FAILOVER: nothing but the certificate (and the CA). */
 void event_plain(struct acme_client *c, acme_event_code code, const char *cert_id);
 

@@ -94,6 +94,7 @@ struct order_run {
     int orders_placed;
 
     char *lock_name;          /* storage lock held while ordering */
+    char *fail_ident;         /* the identifier whose challenge failed the run, for the event */
 
     /* the one thing in flight */
     net_op op;
@@ -196,6 +197,7 @@ void order_free(order_run *r)
     drop_order(r);
     issue_spec_free(r->spec);
     free(r->replaces);
+    free(r->fail_ident);
     json_decref(r->failed);
     json_decref(r->attempts);
     /* The CSR job only borrows the certificate key (step_csr): a run
@@ -1068,6 +1070,8 @@ static order_want challenge_failed(order_run *r, authz_slot *s, json_t *authz, c
     }
     free(desc);
     remove_state(r);
+    if (!r->fail_ident)
+        r->fail_ident = xstrdup(s->ch->identifier);
     return order_fail(r, rc);
 }
 
@@ -1558,7 +1562,7 @@ static order_want step_cleanup(order_run *r)
 static order_want step_done(order_run *r)
 {
     if (r->rc)
-        event_failed(r->c, r->spec->cert_id, r->rc, r->error, r->problem);
+        event_failed(r->c, r->spec->cert_id, r->rc, r->error, r->problem, r->fail_ident);
     return OW_DONE;
 }
 

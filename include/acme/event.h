@@ -44,7 +44,8 @@ typedef struct acme_event {
     acme_event_code code;
     const char *cert_id;           /* the certificate's storage id */
     const char *identifier;        /* PUBLISHED, VALIDATED: the name or address;
-                                      FAILED: the identifier the problem names, if any */
+                                      FAILED: the identifier whose challenge failed,
+                                      else the one the problem names, if any */
     int64_t time;                  /* when, Unix seconds */
     acme_challenge_type challenge; /* PUBLISHED, VALIDATED; else ACME_CHALLENGE_NONE */
     int64_t not_after;             /* ISSUED, INSTALLED: the certificate's notAfter (Unix s) */

@@ -17,6 +17,9 @@
 #define SHM_TOKEN_MAX 256
 #define SHM_KEYAUTH_MAX 512
 #define SHM_STATUS_MAX (256 * 1024)
+/* About 600 bytes per certificate: room for some 1,700. Pages never
+ * written are never resident. */
+#define SHM_METRICS_MAX (1024 * 1024)
 
 typedef struct shm_token {
     char token[SHM_TOKEN_MAX];
@@ -30,7 +33,7 @@ struct macme_shm {
     size_t status_len;             /* 0: none yet */
     char status[SHM_STATUS_MAX];
     size_t metrics_len;            /* 0: none yet */
-    char metrics[SHM_STATUS_MAX];  /* Prometheus text (acme_engine_metrics) */
+    char metrics[SHM_METRICS_MAX]; /* Prometheus text (acme_engine_metrics) */
 };
 
 static void lock(macme_shm *s)
@@ -133,11 +136,11 @@ size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t ca
     return n;
 }
 
-/* One text slot of SHM_STATUS_MAX bytes: the status document or the metrics. */
-static void set_text(macme_shm *s, char *slot, size_t *slot_len, const char *text, const char *too_big)
+/* One text slot of cap bytes: the status document or the metrics. */
+static void set_text(macme_shm *s, char *slot, size_t cap, size_t *slot_len, const char *text, const char *too_big)
 {
     size_t n = strlen(text);
-    if (n >= SHM_STATUS_MAX) {
+    if (n >= cap) {
         text = too_big;
         n = strlen(too_big);
     }
@@ -162,7 +165,7 @@ static char *get_text(macme_shm *s, const char *slot, const size_t *slot_len)
 
 void macme_shm_set_status(macme_shm *s, const char *json)
 {
-    set_text(s, s->status, &s->status_len, json, "{\"error\":\"status document too large\"}");
+    set_text(s, s->status, sizeof(s->status), &s->status_len, json, "{\"error\":\"status document too large\"}");
 }
 
 char *macme_shm_get_status(macme_shm *s)
@@ -173,8 +176,8 @@ char *macme_shm_get_status(macme_shm *s)
 void macme_shm_set_metrics(macme_shm *s, const char *text)
 {
     /* Too many certificates for the slot: a scraper sees that, not a cut text. */
-    set_text(s, s->metrics, &s->metrics_len, text,
-             "# HELP acme_metrics_too_large The metrics exceed mod_acme's shared buffer (256 KiB).\n"
+    set_text(s, s->metrics, sizeof(s->metrics), &s->metrics_len, text,
+             "# HELP acme_metrics_too_large The metrics exceed mod_acme's shared buffer (1 MiB).\n"
              "# TYPE acme_metrics_too_large gauge\nacme_metrics_too_large 1\n");
 }
 

@@ -137,6 +137,8 @@ int main(void)
     CHECK_MSG(NULL, itest_streq(f->problem_type, "urn:ietf:params:acme:error:unauthorized"),
               "B: problem type %s", f->problem_type ? f->problem_type : "(none)");
     CHECK_MSG(NULL, f->message && strstr(f->message, "Failed to connect"), "B: the sentence lacks the CA's detail");
+    CHECK_MSG(NULL, itest_streq(f->identifier, b), "B: the failed event names %s, not %s",
+              f->identifier ? f->identifier : "(null)", b);
     CHECK_MSG(NULL, f->message && itest_streq(f->message, etest_last_error(e, b)),
               "B: the event's sentence differs from the status' last_error");
     CHECK_MSG(NULL, etest_find_event(&h, mark, ACME_EVENT_VALIDATED, b) == (size_t)-1 &&

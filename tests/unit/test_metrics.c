@@ -214,7 +214,7 @@ static void event_fields(void **state)
                       "\"detail\":\"not this one\",\"identifier\":{\"type\":\"dns\",\"value\":\"bad.example\"}}]}";
     acme_problem *p = problem_parse(doc, strlen(doc));
     assert_non_null(p);
-    event_failed(c, "site", ACME_E_PROBLEM, "newOrder failed", p);
+    event_failed(c, "site", ACME_E_PROBLEM, "newOrder failed", p, NULL);
     assert_int_equal(got_n, 1);
     assert_int_equal(got.size, sizeof(acme_event));
     assert_int_equal(got.code, ACME_EVENT_FAILED);
@@ -223,6 +223,11 @@ static void event_fields(void **state)
     assert_string_equal(got_ident, "bad.example");
     assert_string_equal(got_msg, "newOrder failed");
     assert_true(got.time > 1700000000);
+
+    /* The identifier whose challenge failed wins over the problem's. */
+    event_failed(c, "site", ACME_E_CHALLENGE_FAILED, "http-01 failed", p, "other.example");
+    assert_string_equal(got_ident, "other.example");
+    assert_int_equal(got.result, ACME_E_CHALLENGE_FAILED);
     problem_free(p);
 
     event_renewal(c, "site", 1800000000);
