@@ -415,8 +415,8 @@ int runconf_module_line(const run_module *m, const char *message);
 
 /* ---- run_metrics.c: the engine's metrics for a scraper ------------------------
  * Prometheus text from acme_engine_metrics: over HTTP on a loopback
- * listener (metrics-listen) and/or in a file replaced atomically
- * (metrics-file). */
+ * listener (metrics-listen, answered on a thread of its own from the
+ * loop's last copy) and/or in a file replaced atomically (metrics-file). */
 typedef struct run_metrics run_metrics;
 /* listen_at, file: may be NULL. NULL with a sentence in err (a bad or
  * non-loopback address, a port in use). */
@@ -426,13 +426,11 @@ void run_metrics_free(run_metrics *m);
  * ("127.0.0.1:9465", "[::1]:9465"; port 0 = any); else -1 and why. */
 int run_metrics_check_listen(const char *v, char *err, size_t errlen);
 int run_listen_parse(const char *v, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
-/* The listener to poll for POLLIN, -1 if none. */
-int run_metrics_fd(const run_metrics *m);
-/* Answer the scrapes waiting on the listener. */
-void run_metrics_serve(run_metrics *m, acme_engine *e);
-/* Rewrite metrics-file if the metrics changed. 0, or -1 with errno
- * (warned about unless quiet_errors). */
-int run_metrics_write(run_metrics *m, acme_engine *e, int quiet_errors);
+/* From the loop, after a step: make the metrics, hand them to the
+ * listener's thread, rewrite metrics-file if they changed. 0, or -1 with
+ * errno when the file could not be written (warned about unless
+ * quiet_errors). */
+int run_metrics_update(run_metrics *m, acme_engine *e, int quiet_errors);
 
 /* ---- run_route.c: the host callbacks of `run` ------------------------------
  * publish: the first module that handles the type (on its worker: the

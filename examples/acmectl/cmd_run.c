@@ -362,7 +362,7 @@ static int metrics_start(rund *d)
         config_error(msg, EXIT_USAGE);
         return EXIT_USAGE;
     }
-    if (run_metrics_write(d->metrics, d->e, 1) != 0) {
+    if (run_metrics_update(d->metrics, d->e, 1) != 0) {
         bprintf(msg, sizeof(msg), "%s: metrics-file %s: %s", cf->file, cf->metrics_file, strerror(errno));
         config_error(msg, EXIT_STORAGE);
         return EXIT_STORAGE;
@@ -491,20 +491,19 @@ static int loop(rund *d)
     progress(ACME_LOG_INFO, "running (pid %ld)", (long)getpid());
     for (;;) {
         size_t n = 0;
-        while (acme_engine_fds(d->e, fds + 3, cap - 3, &n) == ACME_E_INVALID_ARG) {
-            struct pollfd *g = realloc(fds, (n + 3 + 16) * sizeof(*fds));
+        while (acme_engine_fds(d->e, fds + 2, cap - 2, &n) == ACME_E_INVALID_ARG) {
+            struct pollfd *g = realloc(fds, (n + 2 + 16) * sizeof(*fds));
             if (!g) {
                 free(fds);
                 return ACT_STOP;
             }
             fds = g;
-            cap = n + 3 + 16;
+            cap = n + 2 + 16;
         }
         fds[0] = (struct pollfd){d->sigfd, POLLIN, 0};
         fds[1] = (struct pollfd){d->notify[0], POLLIN, 0};
-        fds[2] = (struct pollfd){run_metrics_fd(d->metrics), POLLIN, 0};
         int timeout = acme_engine_timeout_ms(d->e);
-        if (poll(fds, n + 3, timeout) < 0 && errno != EINTR) {
+        if (poll(fds, n + 2, timeout) < 0 && errno != EINTR) {
             progress(ACME_LOG_ERROR, "poll: %s", strerror(errno));
             free(fds);
             return ACT_STOP;
@@ -524,9 +523,7 @@ static int loop(rund *d)
         router_collect(d->rt);
         acme_engine_step(d->e);
         status_write(d, 0);
-        if (fds[2].revents)
-            run_metrics_serve(d->metrics, d->e);
-        run_metrics_write(d->metrics, d->e, 0);
+        run_metrics_update(d->metrics, d->e, 0);
     }
 }
 
