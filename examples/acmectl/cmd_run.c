@@ -10,7 +10,9 @@
  * own threads (they must answer the CA's validators whatever the loop is
  * doing: registering the account at start, or a module's synchronous
  * install); each module has a worker for publish/unpublish (modhost.c),
- * and every module is loaded on the one client that places the orders.
+ * and every module is loaded on the one client that places the orders;
+ * metrics-listen answers on a thread of its own from the copy the loop
+ * makes after each step (run_metrics.c).
  * Signals are blocked in every thread and read from a signalfd in the
  * loop. */
 #include <errno.h>
