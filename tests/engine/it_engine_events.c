@@ -9,8 +9,13 @@
  *     of the engine then report that certificate valid with its notAfter.
  *  B. A failure: tls-alpn-01 published to a responder Pebble never
  *     reaches. The FAILED event carries the acme_code, the sentence the
- *     status shows, and the problem type Pebble's validation sent; no
- *     issued or installed event follows for it.
+ *     status shows, the problem type Pebble's validation sent and the
+ *     identifier whose challenge failed; no issued or installed event
+ *     follows for it.
+ *  C. A new engine on the same storage: installed (the stored
+ *     certificate, its notAfter) < renewal scheduled, and no order.
+ *  D. acme_issue(), the blocking call, sends the same sequence as A up
+ *     to installed.
  *
  * retry_min_s is an hour: nothing is retried inside the test. */
 #include <stdio.h>
@@ -23,6 +28,12 @@ static const acme_challenge_type alpn[] = {ACME_CHALLENGE_TLS_ALPN_01};
 static int scheduled(etest_host *h, void *id)
 {
     return etest_find_event(h, 0, ACME_EVENT_RENEWAL_SCHEDULED, id) != (size_t)-1;
+}
+
+/* A renewal-scheduled event at or after index *from. */
+static int scheduled_after(etest_host *h, void *from)
+{
+    return etest_find_event(h, *(size_t *)from, ACME_EVENT_RENEWAL_SCHEDULED, NULL) != (size_t)-1;
 }
 
 static int failed(etest_host *h, void *id)
@@ -155,6 +166,42 @@ int main(void)
     itest_log("ok: B. failed with %s", f->problem_type);
 
     acme_engine_free(e);
+    acme_client_free(c);
+
+    /* ---- C: a restart hands the stored certificate over ------------------- */
+    mark = h.event_count;
+    size_t installs = h.install_count;
+    c = etest_client(&h, dir);
+    e = etest_engine(c, &h, 0, 3600, 0);
+    CHECK_OK(c, etest_manage1(e, a, http, 1));
+    if (!etest_drive(&h, e, scheduled_after, &mark, 30000, NULL)) {
+        dump_events(&h);
+        CHECK_MSG(NULL, 0, "C: no renewal-scheduled event for %s after the restart", a);
+    }
+    size_t cins = must_follow(&h, mark - 1, ACME_EVENT_INSTALLED, a);
+    must_follow(&h, cins, ACME_EVENT_RENEWAL_SCHEDULED, a);
+    CHECK_MSG(NULL, h.events[cins].not_after == ic->not_after, "C: installed notAfter %lld, stored %lld",
+              (long long)h.events[cins].not_after, (long long)ic->not_after);
+    CHECK_MSG(NULL, etest_find_event(&h, mark, ACME_EVENT_ORDERING, a) == (size_t)-1 &&
+                    etest_find_event(&h, mark, ACME_EVENT_ISSUED, a) == (size_t)-1,
+              "C: the stored certificate was ordered again");
+    CHECK_MSG(NULL, h.install_count == installs + 1, "C: %zu installs at start", h.install_count - installs);
+    itest_log("ok: C. after a restart: installed (the stored one) < renewal-scheduled, nothing ordered");
+    acme_engine_free(e);
+
+    /* ---- D: acme_issue, the blocking call, sends the same events ----------- */
+    const char *d = "events-d.example";
+    mark = h.event_count;
+    const char *dn[] = {d};
+    acme_issue_params ip = {.size = sizeof ip, .names = dn, .name_count = 1, .challenges = http, .challenge_count = 1};
+    CHECK_OK(c, acme_issue(c, &ip));
+    size_t dl = must_follow(&h, mark - 1, ACME_EVENT_LOCK_TAKEN, d);
+    size_t dord = must_follow(&h, dl, ACME_EVENT_ORDERING, d);
+    size_t dpub = must_follow(&h, dord, ACME_EVENT_PUBLISHED, d);
+    size_t dval = must_follow(&h, dpub, ACME_EVENT_VALIDATED, d);
+    size_t diss = must_follow(&h, dval, ACME_EVENT_ISSUED, d);
+    must_follow(&h, diss, ACME_EVENT_INSTALLED, d);
+    itest_log("ok: D. acme_issue: lock-taken < ordering < published < validated < issued < installed");
     acme_client_free(c);
     acme_responder_free(set.http01);
     acme_responder_free(set.tlsalpn01);
