@@ -650,7 +650,7 @@ static void start_order(acme_engine *e, managed *m)
     m->run = order_new_spec(c, m->spec, &rc);
     if (!m->run) {
         set_error(m, rc, c->last_error);
-        event_failed(c, m->id, rc, c->last_error, c->problem, NULL);
+        event_failed(c, m->id, rc, m->last_error, NULL, NULL);
         m->state = M_FAILED;
         m->next_ms = now_ms() + (uint64_t)e->opt.retry_max_s * 1000u;
         if (e->one)

@@ -6,6 +6,7 @@
 
 #include "event_internal.h"
 #include "internal.h"
+#include "reentry.h"
 
 ACME_EXPORT const char *acme_event_code_name(acme_event_code code)
 {
@@ -35,10 +36,13 @@ static void init(acme_event *ev, const acme_client *c, acme_event_code code, con
 }
 
 /* Every emitter checks c->host.event first: no event is built for a host
- * that does not listen. */
+ * that does not listen. Inside, calls back into the client are refused
+ * like those from any other callback (reentry.h). */
 static void emit(acme_client *c, const acme_event *ev)
 {
+    const char *prev = callback_enter(c, "event");
     c->host.event(c->host_ud, ev);
+    callback_leave(c, prev);
 }
 
 void event_step(acme_client *c, acme_event_code code, const char *cert_id, const char *ident,

@@ -196,6 +196,16 @@ static void on_event(void *ud, const acme_event *ev)
     snprintf(got_msg, sizeof(got_msg), "%s", ev->message ? ev->message : "");
 }
 
+static int reenter_rc;
+
+static void on_event_reentering(void *ud, const acme_event *ev)
+{
+    (void)ev;
+    acme_client *c = ud;
+    acme_host_callbacks none = {.size = sizeof none};
+    reenter_rc = acme_client_set_host(c, &none, NULL);
+}
+
 static void event_fields(void **state)
 {
     (void)state;
@@ -234,6 +244,17 @@ static void event_fields(void **state)
     assert_int_equal(got.code, ACME_EVENT_RENEWAL_SCHEDULED);
     assert_int_equal(got.renew_at, 1800000000);
     assert_null(got.problem);
+    acme_client_free(c);
+
+    /* Inside the event callback, calls that change the client are
+     * refused, as from every other callback. */
+    assert_int_equal(acme_client_new("https://ca.example/dir", &c), ACME_OK);
+    acme_host_callbacks re = {.size = sizeof re, .event = on_event_reentering};
+    assert_int_equal(acme_client_set_host(c, &re, c), ACME_OK);
+    reenter_rc = 0;
+    event_plain(c, ACME_EVENT_LOCK_TAKEN, "site");
+    assert_int_equal(reenter_rc, ACME_E_STATE);
+    assert_non_null(strstr(acme_client_last_error(c), "acme_client_set_host"));
     acme_client_free(c);
 
     /* The numbers are the ABI: they never change. */
