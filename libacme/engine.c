@@ -16,6 +16,7 @@
 #include "ari.h"
 #include "engine_loop.h"
 #include "engine_one.h"
+#include "event_internal.h"
 #include "http_async.h"
 #include "internal.h"
 #include "issue_spec.h"
@@ -58,6 +59,7 @@ typedef struct managed {
     uint64_t next_ms;         /* monotonic: when to look again */
     unsigned failures;
     unsigned attempts;
+    int64_t last_success;     /* wall clock of the last successful order; 0 = none yet */
     char *last_error;
     int last_code;
     char *ari_id;             /* of the current certificate, for "replaces" */
@@ -636,6 +638,7 @@ static void plan_renewal(acme_engine *e, managed *m)
     }
     m->renew_at = cap_age(e, m, at);
     schedule_at_wall(m, m->renew_at > now ? m->renew_at : now);
+    event_renewal(e->c, m->id, m->renew_at);
 }
 
 /* What the plan needs of m's current certificate. */
@@ -672,6 +675,8 @@ static int load_current(acme_engine *e, managed *m, int install, int *install_rc
         const char *cb = callback_enter(c, "install");
         int irc = c->host.install(c->host_ud, cert);
         callback_leave(c, cb);
+        if (irc == ACME_OK)
+            event_cert(c, ACME_EVENT_INSTALLED, m->id, m->not_after);
         if (irc && irc != ACME_E_PENDING)
             alog(c, ACME_LOG_WARNING, "engine: installing the stored certificate %s failed in the host (%s)%s%s",
                  m->id, acme_strerror(irc), c->last_error ? ": " : "", c->last_error ? c->last_error : "");
@@ -697,6 +702,7 @@ static void start_order(acme_engine *e, managed *m)
     m->run = order_new_spec(c, m->spec, &rc);
     if (!m->run) {
         set_error(m, rc, c->last_error);
+        event_failed(c, m->id, rc, m->last_error, NULL, NULL);
         m->state = M_FAILED;
         m->next_ms = now_ms() + (uint64_t)e->opt.retry_max_s * 1000u;
         if (e->one)
@@ -757,6 +763,7 @@ static void finish_order(acme_engine *e, managed *m)
          * them while this order ran. */
         if (issued)
             m->names_changed = !spec_names_equal(m->spec, order_spec(m->run));
+        m->last_success = (int64_t)time(NULL);
         m->failures = 0;
         m->state = M_VALID;
         set_error(m, rc, rc ? order_error(m->run) : NULL);
@@ -928,6 +935,7 @@ static void drive_ari(acme_engine *e, managed *m)
                 m->renew_at = now;
         }
         free(why);
+        event_renewal(c, m->id, m->renew_at);
         uint64_t until = ms_until_wall(m->renew_at);
         m->next_ms = now_ms() + (until < recheck ? until : recheck);
         if (until == 0)
@@ -1501,6 +1509,7 @@ static json_t *status_entry(const managed *m)
     json_object_set_new(o, "last_error", m->last_error ? json_string(m->last_error) : json_null());
     json_object_set_new(o, "waiting_on", host ? json_string("host") : json_null());
     json_object_set_new(o, "waiting_since", host ? json_integer(m->pending_since) : json_null());
+    json_object_set_new(o, "last_success", m->last_success ? json_integer(m->last_success) : json_null());
     return o;
 }
 
@@ -1565,4 +1574,25 @@ ACME_EXPORT int acme_engine_cert_status(acme_engine *e, const char *cert_id, acm
 ACME_EXPORT uint64_t acme_engine_longest_step_us(const acme_engine *e)
 {
     return e ? e->longest_step_us : 0;
+}
+
+/* ---- metrics.c's view (event_internal.h) ---- */
+
+size_t engine_cert_count(const acme_engine *e)
+{
+    return e->count;
+}
+
+void engine_cert_facts(const acme_engine *e, size_t i, metrics_cert *out)
+{
+    const managed *m = e->certs[i];
+    out->id = m->id;
+    out->names = (const char *const *)m->spec->names;
+    out->name_count = m->spec->name_count;
+    out->state = state_name(m);
+    out->not_after = m->has_valid ? m->not_after : 0;
+    out->renew_at = m->renew_at;
+    out->last_success = m->last_success;
+    out->failures = m->failures;
+    out->attempts = m->attempts;
 }

@@ -16,6 +16,7 @@
 #include "issue_spec.h"
 #include "order.h"
 #include "reentry.h"
+#include "event_internal.h"
 #include "storage_file.h"
 
 typedef enum order_state {
@@ -93,6 +94,7 @@ struct order_run {
     int orders_placed;
 
     char *lock_name;          /* storage lock held while ordering */
+    char *fail_ident;         /* the identifier whose challenge failed the run, for the event */
 
     /* the one thing in flight */
     net_op op;
@@ -195,6 +197,7 @@ void order_free(order_run *r)
     drop_order(r);
     issue_spec_free(r->spec);
     free(r->replaces);
+    free(r->fail_ident);
     json_decref(r->failed);
     json_decref(r->attempts);
     /* The CSR job only borrows the certificate key (step_csr): a run
@@ -422,6 +425,7 @@ static order_want step_start(order_run *r)
                                              first_name(r), r->spec->cert_id, rc == ACME_E_LOCKED ? "" : " (the lock failed)"));
         }
         r->lock_name = name;
+        event_plain(c, ACME_EVENT_LOCK_TAKEN, r->spec->cert_id);
     }
     r->state = c->have_directory ? OS_ACCOUNT : OS_DIRECTORY;
     return OW_CONTINUE;
@@ -657,6 +661,7 @@ static order_want step_new_order(order_run *r)
         return order_fail(r, rc);
     r->orders_placed++;
     alog(c, ACME_LOG_INFO, "order: %s created with %zu authorization(s)", r->order_url, r->authz_count);
+    event_step(c, ACME_EVENT_ORDERING, r->spec->cert_id, NULL, ACME_CHALLENGE_NONE, r->order_url);
     r->state = OS_FETCH_AUTHZ;
     r->cursor = 0;
     return OW_CONTINUE;
@@ -902,6 +907,8 @@ static order_want step_publish(order_run *r)
             if (s->pending_rc == ACME_E_DECLINED)
                 return decline(r, s);
             s->published = s->pending_rc == ACME_OK;
+            if (s->published)
+                event_step(c, ACME_EVENT_PUBLISHED, r->spec->cert_id, s->ch->identifier, s->ch->type, NULL);
             order_want w = callback_answer(r, s, s->pending_rc, "publishing");
             /* A failure moved the run to its clean-up: publish no more. */
             if (w != OW_CONTINUE || r->rc)
@@ -927,6 +934,8 @@ static order_want step_publish(order_run *r)
         if (rc == ACME_E_DECLINED)
             return decline(r, s);
         s->published = rc == ACME_OK;
+        if (s->published)
+            event_step(c, ACME_EVENT_PUBLISHED, r->spec->cert_id, s->ch->identifier, s->ch->type, NULL);
         order_want w = callback_answer(r, s, rc, "publishing");
         if (w != OW_CONTINUE)
             return w;
@@ -1061,6 +1070,8 @@ static order_want challenge_failed(order_run *r, authz_slot *s, json_t *authz, c
     }
     free(desc);
     remove_state(r);
+    if (!r->fail_ident)
+        r->fail_ident = xstrdup(s->ch->identifier);
     return order_fail(r, rc);
 }
 
@@ -1133,6 +1144,7 @@ static order_want step_poll_authz(order_run *r)
         s->ch->validated = 1;
         alog(c, ACME_LOG_INFO, "%s for %s: valid", acme_challenge_type_name(s->ch->type), s->ident);
         history_note(r, s->ident, s->ch->type, 1);
+        event_step(c, ACME_EVENT_VALIDATED, r->spec->cert_id, s->ch->identifier, s->ch->type, NULL);
         json_decref(authz);
         r->cursor++;
         r->wake_at = 0;
@@ -1468,6 +1480,7 @@ static order_want step_install(order_run *r)
         char when[32];
         alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %s)", first_name(r), r->spec->cert_id,
              fmt_utc(r->cert->info->not_after, when));
+        event_cert(c, ACME_EVENT_ISSUED, r->spec->cert_id, r->cert->info->not_after);
         const char *cb = callback_enter(c, "install");
         rc = c->host.install ? c->host.install(c->host_ud, r->cert) : ACME_OK;
         callback_leave(c, cb);
@@ -1482,6 +1495,8 @@ static order_want step_install(order_run *r)
                     c->last_error ? ": " : "", c->last_error ? c->last_error : "");
         /* The order itself succeeded: nothing to clean up. */
         order_fail(r, ACME_E_CALLBACK);
+    } else if (c->host.install) {
+        event_cert(c, ACME_EVENT_INSTALLED, r->spec->cert_id, r->cert->info->not_after);
     }
     /* Stored (an earlier return otherwise): the engine plans the renewal
      * from these facts instead of loading and parsing the chain again. */
@@ -1543,6 +1558,14 @@ static order_want step_cleanup(order_run *r)
     return OW_CONTINUE;
 }
 
+/* The run ends here, once: a failed one tells the host with its problem. */
+static order_want step_done(order_run *r)
+{
+    if (r->rc)
+        event_failed(r->c, r->spec->cert_id, r->rc, r->error, r->problem, r->fail_ident);
+    return OW_DONE;
+}
+
 order_want order_step(order_run *r)
 {
     switch (r->state) {
@@ -1564,7 +1587,7 @@ order_want order_step(order_run *r)
     case OS_ALTERNATE: return step_alternate(r);
     case OS_INSTALL: return step_install(r);
     case OS_CLEANUP: return step_cleanup(r);
-    case OS_DONE: return OW_DONE;
+    case OS_DONE: return step_done(r);
     }
     return OW_DONE;
 }

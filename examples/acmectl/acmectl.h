@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <acme/acme.h>
 #include <acme/responder.h>
 
@@ -385,6 +386,7 @@ typedef struct run_cert {
 typedef struct run_config {
     char *file;
     char *directory, *ca_file, *state_dir, *out_dir, *status_file, *bind;
+    char *metrics_listen, *metrics_file;  /* loopback ADDR:PORT; a file (run_metrics.c) */
     char **contacts;
     size_t contact_count;
     int agree_tos;
@@ -410,6 +412,25 @@ char *runconf_module_text(const run_module *m);
 /* The line to blame for a module's refusal: that of the first of its keys
  * the message names, else the [module] line. */
 int runconf_module_line(const run_module *m, const char *message);
+
+/* ---- run_metrics.c: the engine's metrics for a scraper ------------------------
+ * Prometheus text from acme_engine_metrics: over HTTP on a loopback
+ * listener (metrics-listen, answered on a thread of its own from the
+ * loop's last copy) and/or in a file replaced atomically (metrics-file). */
+typedef struct run_metrics run_metrics;
+/* listen_at, file: may be NULL. NULL with a sentence in err (a bad or
+ * non-loopback address, a port in use). */
+run_metrics *run_metrics_new(const char *listen_at, const char *file, char *err, size_t errlen);
+void run_metrics_free(run_metrics *m);
+/* run_listen.c: 0 if v is a loopback ADDR:PORT metrics-listen accepts
+ * ("127.0.0.1:9465", "[::1]:9465"; port 0 = any); else -1 and why. */
+int run_metrics_check_listen(const char *v, char *err, size_t errlen);
+int run_listen_parse(const char *v, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen);
+/* From the loop, after a step: make the metrics, hand them to the
+ * listener's thread, rewrite metrics-file if they changed. 0, or -1 with
+ * errno when the file could not be written (warned about unless
+ * quiet_errors). */
+int run_metrics_update(run_metrics *m, acme_engine *e, int quiet_errors);
 
 /* ---- run_route.c: the host callbacks of `run` ------------------------------
  * publish: the first module that handles the type (on its worker: the

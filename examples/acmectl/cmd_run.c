@@ -10,7 +10,9 @@
  * own threads (they must answer the CA's validators whatever the loop is
  * doing: registering the account at start, or a module's synchronous
  * install); each module has a worker for publish/unpublish (modhost.c),
- * and every module is loaded on the one client that places the orders.
+ * and every module is loaded on the one client that places the orders;
+ * metrics-listen answers on a thread of its own from the copy the loop
+ * makes after each step (run_metrics.c).
  * Signals are blocked in every thread and read from a signalfd in the
  * loop. */
 #include <errno.h>
@@ -37,6 +39,7 @@ typedef struct rund {
     acme_responder *http, *alpn;
     router *rt;
     acme_engine *e;
+    run_metrics *metrics;          /* metrics-listen / metrics-file, or NULL */
     char *status;                  /* what status-file holds */
     acme_challenge_type (*types)[MAX_CHALLENGES];  /* per certificate: what is answered here */
     size_t *type_count;
@@ -349,6 +352,26 @@ static int account(rund *d, int *act)
     }
 }
 
+/* Bound and writable before anything is sent, like status-file. */
+static int metrics_start(rund *d)
+{
+    run_config *cf = d->cf;
+    char err[700], msg[800];
+    if (!cf->metrics_listen && !cf->metrics_file)
+        return EXIT_OK;
+    if (!(d->metrics = run_metrics_new(cf->metrics_listen, cf->metrics_file, err, sizeof(err)))) {
+        bprintf(msg, sizeof(msg), "%s: %s", cf->file, err);
+        config_error(msg, EXIT_USAGE);
+        return EXIT_USAGE;
+    }
+    if (run_metrics_update(d->metrics, d->e, 1) != 0) {
+        bprintf(msg, sizeof(msg), "%s: metrics-file %s: %s", cf->file, cf->metrics_file, strerror(errno));
+        config_error(msg, EXIT_STORAGE);
+        return EXIT_STORAGE;
+    }
+    return EXIT_OK;
+}
+
 static int setup(rund *d, int *act)
 {
     run_config *cf = d->cf;
@@ -426,6 +449,8 @@ static int setup(rund *d, int *act)
         config_error(err, EXIT_STORAGE);
         return EXIT_STORAGE;
     }
+    if ((code = metrics_start(d)) != EXIT_OK)
+        return code;
     if ((code = account(d, act)) != EXIT_OK || *act != ACT_NONE)
         return code;
     if ((code = manage_all(d)) != EXIT_OK)
@@ -439,6 +464,7 @@ static void teardown(rund *d)
     if (d->rt)
         router_shutdown(d->rt);
     /* In-flight orders stay on disk (order.json): the next start resumes them. */
+    run_metrics_free(d->metrics);
     acme_engine_free(d->e);
     for (size_t i = 0; i < d->mod_count; i++)
         modhost_free(d->mods[i]);
@@ -499,6 +525,7 @@ static int loop(rund *d)
         router_collect(d->rt);
         acme_engine_step(d->e);
         status_write(d, 0);
+        run_metrics_update(d->metrics, d->e, 0);
     }
 }
 

@@ -230,6 +230,14 @@ static int global_key(parser *p, const char *k, const char *v)
         return set_str(p, k, &cf->out_dir, v);
     if (!strcmp(k, "status-file"))
         return set_str(p, k, &cf->status_file, v);
+    if (!strcmp(k, "metrics-listen")) {
+        char why[300];
+        if (run_metrics_check_listen(v, why, sizeof(why)) != 0)
+            return fail(p, k, "%s", why);
+        return set_str(p, k, &cf->metrics_listen, v);
+    }
+    if (!strcmp(k, "metrics-file"))
+        return set_str(p, k, &cf->metrics_file, v);
     if (!strcmp(k, "contact")) {
         size_t before = cf->contact_count;
         if (split_words(p, k, v, &cf->contacts, &cf->contact_count))
@@ -568,6 +576,8 @@ void runconf_free(run_config *cf)
     free(cf->state_dir);
     free(cf->out_dir);
     free(cf->status_file);
+    free(cf->metrics_listen);
+    free(cf->metrics_file);
     free(cf->bind);
     free_words(cf->contacts, cf->contact_count);
     free(cf->eab_kid);

@@ -15,5 +15,6 @@
 #include <acme/responder.h>
 #include <acme/module.h>
 #include <acme/engine.h>
+#include <acme/event.h>
 
 #endif

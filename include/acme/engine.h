@@ -160,8 +160,9 @@ ACME_EXPORT int acme_engine_idle(const acme_engine *e);
  * "failed","not_after","next_renewal" (Unix s or null),"last_error" (or
  * null),"attempts","failures","waiting_on" ("host" while a callback that
  * answered ACME_E_PENDING is not done, else null),"waiting_since" (Unix s
- * or null)}]. "failed": the last attempt failed but a
- * valid certificate still serves; "waiting": none is valid yet. */
+ * or null),"last_success" (Unix s or null; 1.2)}]. "failed": the last
+ * attempt failed but a valid certificate still serves; "waiting": none is
+ * valid yet. */
 ACME_EXPORT const char *acme_engine_status_json(acme_engine *e);
 
 /* One certificate's state, for hosts that carry too many certificates to

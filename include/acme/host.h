@@ -116,6 +116,9 @@ ACME_EXPORT int acme_dns_persist_hashed_uri(const char *prefix, const char *doma
  * SHA-256(account_url): 17 characters. Appended to out. */
 ACME_EXPORT int acme_dns_account_label(const char *account_url, struct acme_buffer *out);
 
+/* An event (acme/event.h). */
+struct acme_event;
+
 /* A certificate to install. Valid only during the callback. */
 typedef struct acme_certificate acme_certificate;
 
@@ -150,6 +153,10 @@ typedef struct acme_host_callbacks {
     int (*install)(void *ud, const acme_certificate *cert);
     /* One line, no newline, never containing key material. */
     void (*log)(void *ud, acme_log_level level, const char *msg);
+    /* 1.2. What happened (ordering, published, validated, issued,
+     * installed, renewal scheduled, failed...), as a typed event with a
+     * stable code (acme/event.h). Tables of older sizes leave it NULL. */
+    void (*event)(void *ud, const struct acme_event *ev);
 } acme_host_callbacks;
 
 #ifdef __cplusplus

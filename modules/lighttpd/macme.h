@@ -104,6 +104,9 @@ size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t ca
 void macme_shm_set_status(macme_shm *s, const char *json);
 /* A malloc'ed copy of the last status document, or NULL if none yet. */
 char *macme_shm_get_status(macme_shm *s);
+/* The same for the engine's metrics (Prometheus text, acme_engine_metrics). */
+void macme_shm_set_metrics(macme_shm *s, const char *text);
+char *macme_shm_get_metrics(macme_shm *s);
 
 /* ---- tls-alpn-01 files (macme_alpn.c) ----------------------------------- */
 

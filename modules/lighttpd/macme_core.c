@@ -85,6 +85,7 @@ struct macme_core {
     uint64_t longest_tick_us;      /* wall clock: step + fd sync */
     uint64_t longest_tick_cpu_us;  /* CPU time of that thread in it */
     char *last_status;
+    char *last_metrics;
 };
 
 static uint64_t mono_ms(void)
@@ -290,6 +291,7 @@ void macme_core_free(macme_core *k)
     free(k->watched);
     free(k->fds);
     free(k->last_status);
+    free(k->last_metrics);
     free(k);
 }
 
@@ -558,6 +560,28 @@ static void sync_fds(macme_core *k)
     timerfd_settime(k->tfd, 0, &its, NULL);
 }
 
+/* The status URL's ?format=prometheus: rewritten in shared memory when it changed. */
+static void publish_metrics(macme_core *k)
+{
+    if (!k->e)
+        return;
+    acme_buffer *b = acme_buffer_new();
+    if (!b || acme_engine_metrics(k->e, b) != ACME_OK || !acme_buffer_data(b)) {
+        acme_buffer_free(b);
+        return;
+    }
+    const char *text = acme_buffer_data(b);
+    if (!k->last_metrics || strcmp(text, k->last_metrics) != 0) {
+        char *copy = strdup(text);
+        if (copy) {
+            macme_shm_set_metrics(k->shm, copy);
+            free(k->last_metrics);
+            k->last_metrics = copy;
+        }
+    }
+    acme_buffer_free(b);
+}
+
 static void publish_status(macme_core *k)
 {
     const char *certs = k->e && k->managed ? acme_engine_status_json(k->e) : "[]";
@@ -593,6 +617,7 @@ static void publish_status(macme_core *k)
     } else {
         free(s);
     }
+    publish_metrics(k);
 }
 
 static void maybe_restart(macme_core *k)

@@ -17,6 +17,9 @@
 #define SHM_TOKEN_MAX 256
 #define SHM_KEYAUTH_MAX 512
 #define SHM_STATUS_MAX (256 * 1024)
+/* About 600 bytes per certificate: room for some 1,700. Pages never
+ * written are never resident. */
+#define SHM_METRICS_MAX (1024 * 1024)
 
 typedef struct shm_token {
     char token[SHM_TOKEN_MAX];
@@ -29,6 +32,8 @@ struct macme_shm {
     shm_token tok[SHM_TOKENS];
     size_t status_len;             /* 0: none yet */
     char status[SHM_STATUS_MAX];
+    size_t metrics_len;            /* 0: none yet */
+    char metrics[SHM_METRICS_MAX]; /* Prometheus text (acme_engine_metrics) */
 };
 
 static void lock(macme_shm *s)
@@ -131,29 +136,52 @@ size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t ca
     return n;
 }
 
-void macme_shm_set_status(macme_shm *s, const char *json)
+/* One text slot of cap bytes: the status document or the metrics. */
+static void set_text(macme_shm *s, char *slot, size_t cap, size_t *slot_len, const char *text, const char *too_big)
 {
-    static const char too_big[] = "{\"error\":\"status document too large\"}";
-    size_t n = strlen(json);
-    if (n >= SHM_STATUS_MAX) {
-        json = too_big;
-        n = sizeof(too_big) - 1;
+    size_t n = strlen(text);
+    if (n >= cap) {
+        text = too_big;
+        n = strlen(too_big);
     }
     lock(s);
-    memcpy(s->status, json, n + 1);
-    s->status_len = n;
+    memcpy(slot, text, n + 1);
+    *slot_len = n;
     unlock(s);
+}
+
+static char *get_text(macme_shm *s, const char *slot, const size_t *slot_len)
+{
+    char *copy = NULL;
+    lock(s);
+    if (*slot_len) {
+        copy = malloc(*slot_len + 1);
+        if (copy)
+            memcpy(copy, slot, *slot_len + 1);
+    }
+    unlock(s);
+    return copy;
+}
+
+void macme_shm_set_status(macme_shm *s, const char *json)
+{
+    set_text(s, s->status, sizeof(s->status), &s->status_len, json, "{\"error\":\"status document too large\"}");
 }
 
 char *macme_shm_get_status(macme_shm *s)
 {
-    char *copy = NULL;
-    lock(s);
-    if (s->status_len) {
-        copy = malloc(s->status_len + 1);
-        if (copy)
-            memcpy(copy, s->status, s->status_len + 1);
-    }
-    unlock(s);
-    return copy;
+    return get_text(s, s->status, &s->status_len);
+}
+
+void macme_shm_set_metrics(macme_shm *s, const char *text)
+{
+    /* Too many certificates for the slot: a scraper sees that, not a cut text. */
+    set_text(s, s->metrics, sizeof(s->metrics), &s->metrics_len, text,
+             "# HELP acme_metrics_too_large The metrics exceed mod_acme's shared buffer (1 MiB).\n"
+             "# TYPE acme_metrics_too_large gauge\nacme_metrics_too_large 1\n");
+}
+
+char *macme_shm_get_metrics(macme_shm *s)
+{
+    return get_text(s, s->metrics, &s->metrics_len);
 }

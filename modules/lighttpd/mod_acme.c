@@ -414,6 +414,18 @@ static handler_t finish(request_st *r, int status, const char *ctype, const char
     return HANDLER_FINISHED;
 }
 
+/* "format=prometheus" among the query's &-separated parameters. */
+static int wants_prometheus(const buffer *query)
+{
+    static const char want[] = "format=prometheus";
+    const char *q = query->ptr;
+    size_t n = buffer_clen(query), k = sizeof(want) - 1;
+    for (size_t i = 0; q && i + k <= n; i++)
+        if ((i == 0 || q[i - 1] == '&') && memcmp(q + i, want, k) == 0 && (i + k == n || q[i + k] == '&'))
+            return 1;
+    return 0;
+}
+
 URIHANDLER_FUNC(mod_acme_uri_handler)
 {
     plugin_data *const p = p_d;
@@ -433,6 +445,14 @@ URIHANDLER_FUNC(mod_acme_uri_handler)
     if (p->conf.status_url && buffer_is_equal(path, p->conf.status_url)) {
         if (!status_allowed(r, p->conf.status_allow))
             return finish(r, 403, NULL, NULL, 0);
+        if (wants_prometheus(&r->uri.query)) {
+            /* Before the engine's first step there is nothing to report:
+             * an empty exposition is a valid one. */
+            char *m = macme_shm_get_metrics(p->shm);
+            handler_t h = finish(r, 200, "text/plain; version=0.0.4; charset=utf-8", m ? m : "", m ? strlen(m) : 0);
+            free(m);
+            return h;
+        }
         char *s = macme_shm_get_status(p->shm);
         static const char none[] = "{\"pid\":null,\"account\":\"starting\",\"certificates\":[]}";
         handler_t h = finish(r, 200, "application/json", s ? s : none, s ? strlen(s) : sizeof(none) - 1);

@@ -183,6 +183,40 @@ static void cb_log(void *ud, acme_log_level level, const char *msg)
         itest_log("libacme %s: %s", (unsigned)level < 4 ? names[level] : "?", msg);
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s ? itest_strdup(s) : NULL;
+}
+
+static void cb_event(void *ud, const acme_event *ev)
+{
+    etest_host *h = ud;
+    h->events = grow(h->events, &h->event_cap, h->event_count + 1, sizeof *h->events);
+    etest_event *x = &h->events[h->event_count++];
+    memset(x, 0, sizeof *x);
+    x->code = ev->code;
+    x->cert_id = dup_or_null(ev->cert_id);
+    x->identifier = dup_or_null(ev->identifier);
+    x->problem_type = dup_or_null(ev->problem_type);
+    x->message = dup_or_null(ev->message);
+    x->result = ev->result;
+    x->challenge = ev->challenge;
+    x->not_after = ev->not_after;
+    x->renew_at = ev->renew_at;
+    x->time = ev->time;
+    if (!h->quiet)
+        itest_log("event %s %s%s%s", acme_event_code_name(ev->code), ev->cert_id ? ev->cert_id : "-",
+                  ev->identifier ? " " : "", ev->identifier ? ev->identifier : "");
+}
+
+size_t etest_find_event(const etest_host *h, size_t from, acme_event_code code, const char *cert_id)
+{
+    for (size_t i = from; i < h->event_count; i++)
+        if (h->events[i].code == code && (!cert_id || (h->events[i].cert_id && strcmp(h->events[i].cert_id, cert_id) == 0)))
+            return i;
+    return (size_t)-1;
+}
+
 void etest_host_init(etest_host *h, acme_responder_set *responders)
 {
     memset(h, 0, sizeof *h);
@@ -202,6 +236,13 @@ void etest_host_clear(etest_host *h)
     for (size_t i = 0; i < h->line_count; i++)
         free(h->lines[i]);
     free(h->lines);
+    for (size_t i = 0; i < h->event_count; i++) {
+        free(h->events[i].cert_id);
+        free(h->events[i].identifier);
+        free(h->events[i].problem_type);
+        free(h->events[i].message);
+    }
+    free(h->events);
     if (watched_host == h)
         watched_host = NULL;
     memset(h, 0, sizeof *h);
@@ -216,6 +257,7 @@ acme_client *etest_client_at(etest_host *h, const char *state_dir, const char *d
         .unpublish = cb_unpublish,
         .install = cb_install,
         .log = cb_log,
+        .event = cb_event,
     };
     return itest_client_with(&cb, h, state_dir, directory_url, ca_file);
 }

@@ -41,6 +41,18 @@ typedef struct etest_pending {
 
 #define ETEST_MAX_PENDING 256
 
+/* One event from the host table's event callback (acme/event.h), copied. */
+typedef struct etest_event {
+    acme_event_code code;
+    char *cert_id;
+    char *identifier;         /* NULL when the event had none */
+    char *problem_type;       /* FAILED: the CA's problem type, or NULL */
+    char *message;            /* FAILED: the sentence */
+    int result;
+    acme_challenge_type challenge;
+    int64_t not_after, renew_at, time;
+} etest_event;
+
 typedef struct etest_host {
     acme_responder_set *responders;   /* where http-01 / tls-alpn-01 go */
     acme_engine *engine;              /* set after acme_engine_new, for done() */
@@ -55,6 +67,10 @@ typedef struct etest_host {
     /* installs: a copy of every certificate handed to install */
     itest_cert *installs;
     size_t install_count, install_cap;
+
+    /* every event, in order */
+    etest_event *events;
+    size_t event_count, event_cap;
 
     /* every log line, in order */
     char **lines;
@@ -130,6 +146,10 @@ void etest_check_installed(const etest_host *h, const char *cert_id, const char 
 
 /* Publishes recorded for this identifier, oldest first (indices into pubs). */
 size_t etest_publishes_for(const etest_host *h, const char *identifier, size_t *idx, size_t cap);
+
+/* Index of the first event from `from` on with this code (and this
+ * cert_id unless NULL), or (size_t)-1. */
+size_t etest_find_event(const etest_host *h, size_t from, acme_event_code code, const char *cert_id);
 
 /* Log lines from index `from` on that contain needle. */
 size_t etest_count_lines(const etest_host *h, size_t from, const char *needle);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Debian's lighttpd with mod_acme against Pebble (run under tests/harness/with-pebble).
 
-    lt_test.py http01|alpn|renew|crash|workers|eab|dns01|badconfig|example
+    lt_test.py http01|alpn|renew|crash|workers|eab|dns01|badconfig|example|metrics
 
 dns01 runs under tests/dns01/with-knot --lagging-secondary and
 with-pebble --dnsserver {secondary}: a wildcard certificate through the
@@ -511,6 +511,90 @@ def sc_workers(env):
     report_steps(env)
 
 
+def cert_epoch(pem, which):
+    """notBefore / notAfter ("startdate" / "enddate") of a PEM certificate, Unix seconds."""
+    import datetime
+    r = subprocess.run(["openssl", "x509", "-noout", "-" + which], input=pem.encode(), capture_output=True,
+                       timeout=20, check=True)
+    text = r.stdout.decode().strip().split("=", 1)[1]
+    t = datetime.datetime.strptime(text, "%b %d %H:%M:%S %Y GMT").replace(tzinfo=datetime.timezone.utc)
+    return int(t.timestamp())
+
+
+def parse_prometheus(text):
+    """{'name{labels}': value} of a text exposition 0.0.4; every sample must
+    follow its family's # HELP and # TYPE lines."""
+    if text and not text.endswith("\n"):
+        raise Fail("the exposition does not end with a newline")
+    samples, helps, types = {}, set(), {}
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helps.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            types[line.split()[2]] = line.split()[3]
+        else:
+            m = re.fullmatch(r'(acme_[a-z_]+)(\{[^}]*\})? (-?[0-9]+)', line)
+            if not m:
+                raise Fail(f"not a sample line: {line!r}")
+            if m.group(1) not in helps or m.group(1) not in types:
+                raise Fail(f"no HELP/TYPE before {line!r}")
+            samples[m.group(1) + (m.group(2) or "")] = int(m.group(3))
+    return samples
+
+
+def sc_metrics(env):
+    """The status URL's ?format=prometheus, from every worker (issue 14 part 5)."""
+    env.config("lt-metrics.example", workers=2)
+    env.start()
+    pid = env.proc.pid
+    leaf = env.wait_for(env.served_issued, 90, "the issued certificate")
+    check_common_after_issue(env, leaf, pid)
+    not_after, not_before = cert_epoch(leaf, "enddate"), cert_epoch(leaf, "startdate")
+    cid = env.status()["certificates"][0]["id"]
+
+    def scrape():
+        req = urllib.request.Request(f"http://127.0.0.1:{env.http_port}/.acme-status?x=1&format=prometheus")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            ctype = r.headers.get("Content-Type", "")
+            if not ctype.startswith("text/plain; version=0.0.4"):
+                raise Fail(f"Content-Type {ctype!r}")
+            return parse_prometheus(r.read().decode())
+
+    def valid_in(m):
+        return m.get(f'acme_certificate_state{{id="{cid}",state="valid"}}') == 1 and m
+
+    m = env.wait_for(lambda: valid_in(scrape()), 20, "metrics: state valid")
+    say(f"metrics: {len(m)} samples")
+    want = {
+        "acme_certificates_managed": 1,
+        f'acme_certificate_info{{id="{cid}",names="lt-metrics.example"}}': 1,
+        f'acme_certificate_not_after_timestamp_seconds{{id="{cid}"}}': not_after,
+        f'acme_certificate_state{{id="{cid}",state="ordering"}}': 0,
+        f'acme_certificate_consecutive_failures{{id="{cid}"}}': 0,
+    }
+    for k, v in want.items():
+        if m.get(k) != v:
+            raise Fail(f"metrics: {k} is {m.get(k)}, want {v} (served certificate notAfter {not_after})")
+    nr = m.get(f'acme_certificate_next_renewal_timestamp_seconds{{id="{cid}"}}')
+    if nr is None or not not_before < nr < not_after:
+        raise Fail(f"metrics: next renewal {nr} outside the certificate's lifetime [{not_before}, {not_after}]")
+    # Every worker answers with the one engine's view.
+    for _ in range(6):
+        if scrape() != m:
+            raise Fail("a worker answered other metrics")
+    # The JSON page is still what the URL gives without the parameter,
+    # and the parameter alone (no other query) works too.
+    if "certificates" not in env.status():
+        raise Fail("the status URL without ?format=prometheus is no longer JSON")
+    code, body = env.http("/.acme-status?format=prometheus")
+    if code != 200 or parse_prometheus(body).get("acme_certificates_managed") != 1:
+        raise Fail(f"?format=prometheus alone answered {code}")
+    code, _ = env.http("/.acme-status?format=prometheus", host="denied.test")
+    if code != 403:
+        raise Fail(f"metrics with acme.status-allow not matching answered {code}, want 403")
+    say(f"metrics: notAfter {not_after} as served, renewal at {nr}, same from every worker, 403 where denied")
+
+
 def sc_badconfig(env):
     def refuses(label, expect, relative=False, **kw):
         env.config("lt-bad.example", **kw)
@@ -686,7 +770,8 @@ def sc_dns01(env):
 
 
 SCENARIOS = {"dns01": sc_dns01, "http01": sc_http01, "alpn": sc_alpn, "renew": sc_renew, "crash": sc_crash,
-             "workers": sc_workers, "eab": sc_eab, "badconfig": sc_badconfig, "example": sc_example}
+             "workers": sc_workers, "eab": sc_eab, "badconfig": sc_badconfig, "example": sc_example,
+             "metrics": sc_metrics}
 
 
 def main():
