@@ -76,6 +76,7 @@ ACME_EXPORT void acme_client_free(acme_client *c)
     free(c->ca_id);
     if (c->file_storage)
         storage_file_close(c->file_storage);
+    etcd_storage_drop(c);
     if (c->curl_transport)
         transport_curl_free(c->curl_transport);
     free(c->ca_file);
@@ -144,6 +145,7 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
     }
     if (c->file_storage)
         storage_file_close(c->file_storage);
+    etcd_storage_drop(c);
     c->file_storage = ud;
     c->storage = storage_file_ops;
     c->storage_ud = ud;
@@ -169,6 +171,7 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
         storage_file_close(c->file_storage);
         c->file_storage = NULL;
     }
+    etcd_storage_drop(c);
     memset(&c->storage, 0, sizeof(c->storage));
     memcpy(&c->storage, ops, ops->size < sizeof(c->storage) ? ops->size : sizeof(c->storage));
     c->storage_ud = ud;

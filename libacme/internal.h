@@ -44,6 +44,7 @@ struct acme_client {
     acme_storage_ops storage;
     void *storage_ud;
     void *file_storage;          /* our default storage, when in use */
+    void *etcd_storage;          /* the etcd storage (storage_etcd.c), when in use */
 
     acme_transport_ops transport;
     void *transport_ud;
@@ -112,6 +113,11 @@ char *json_text(json_t *v);
  * copies the runs between escapes. ACME_E_INVALID_ARG on a byte >= 0x80
  * (b then holds a partial literal: the caller starts over with jansson). */
 int json_append_ascii_string(acme_buf *b, const char *s);
+
+/* Close the etcd storage c owns, if any (storage_etcd_client.c). */
+void etcd_storage_drop(acme_client *c);
+/* The etcd storage's last error for a sentence, "" if none or not etcd. */
+const char *etcd_storage_error(acme_client *c);
 
 /* ---- storage keys (store.c) ---- */
 /* Derive the per-CA prefix from the directory URL. */

@@ -43,6 +43,12 @@ int store_ready(acme_client *c)
                 "or acme_client_set_storage() before this");
 }
 
+/* The storage's own account of a failure, when it is one of ours. */
+static const char *table_error(acme_client *c)
+{
+    return c->file_storage ? storage_file_last_error(c->file_storage) : etcd_storage_error(c);
+}
+
 static char *full_key(acme_client *c, const char *rel)
 {
     return xasprintf("%s/%s", c->ca_id, rel);
@@ -59,8 +65,7 @@ int store_get(acme_client *c, const char *rel, acme_buf *out)
     rc = c->storage.get(c->storage_ud, k, out);
     if (rc && rc != ACME_E_NOT_FOUND)
         rc = client_fail(c, ACME_E_STORAGE, "storage: could not read %s (%s)%s%s", k,
-                  acme_strerror(rc), c->file_storage ? ": " : "",
-                  c->file_storage ? storage_file_last_error(c->file_storage) : "");
+                  acme_strerror(rc), *table_error(c) ? ": " : "", table_error(c));
     free(k);
     return rc;
 }
@@ -78,8 +83,7 @@ int store_put(acme_client *c, const char *rel, const void *data, size_t len, uns
         rc = client_fail(c, ACME_E_STORAGE,
                   "storage: could not write %s (%s)%s%s; the previous value is unchanged — "
                   "check free space and permissions of the state directory", k,
-                  acme_strerror(rc), c->file_storage ? ": " : "",
-                  c->file_storage ? storage_file_last_error(c->file_storage) : "");
+                  acme_strerror(rc), *table_error(c) ? ": " : "", table_error(c));
     free(k);
     return rc;
 }
@@ -94,7 +98,8 @@ int store_remove(acme_client *c, const char *rel)
         return ACME_E_NOMEM;
     rc = c->storage.remove(c->storage_ud, k);
     if (rc)
-        rc = client_fail(c, ACME_E_STORAGE, "storage: could not remove %s (%s)", k, acme_strerror(rc));
+        rc = client_fail(c, ACME_E_STORAGE, "storage: could not remove %s (%s)%s%s", k, acme_strerror(rc),
+                         *table_error(c) ? ": " : "", table_error(c));
     free(k);
     return rc;
 }
@@ -128,6 +133,7 @@ int store_list(acme_client *c, const char *rel_prefix, acme_storage_list_cb cb, 
     rc = c->storage.list(c->storage_ud, k, strip_prefix, &s);
     free(k);
     if (rc)
-        return client_fail(c, ACME_E_STORAGE, "storage: could not list %s (%s)", rel_prefix, acme_strerror(rc));
+        return client_fail(c, ACME_E_STORAGE, "storage: could not list %s (%s)%s%s", rel_prefix, acme_strerror(rc),
+                           *table_error(c) ? ": " : "", table_error(c));
     return ACME_OK;
 }

@@ -16,5 +16,6 @@
 #include <acme/module.h>
 #include <acme/engine.h>
 #include <acme/event.h>
+#include <acme/etcd.h>
 
 #endif

@@ -1,0 +1,76 @@
+/* libacme — storage in an etcd cluster, for several hosts that share their
+ * certificates (doc/cluster.md).
+ *
+ * libacme talks to etcd's v3 JSON gateway (etcd 3.4 and later) over the
+ * same libcurl it uses for the CA: no client library is needed. Values are
+ * kept under a prefix, with the key grammar of the file storage
+ * (doc/storage.md). Order locks are etcd leases with a fencing token: every
+ * write made under a lock is a transaction that re-checks the lock, so a
+ * holder that lost its lease (paused, partitioned) cannot overwrite its
+ * successor's work. */
+#ifndef ACME_ETCD_H
+#define ACME_ETCD_H
+
+#include <stddef.h>
+#include <acme/export.h>
+#include <acme/client.h>
+#include <acme/responder.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Every field 0/NULL means "the default". Grown by appending; set size. */
+typedef struct acme_etcd_options {
+    size_t size;                    /* sizeof(acme_etcd_options) as the host compiled it */
+    const char *const *endpoints;   /* client URLs, "http://10.0.0.1:2379" or https://;
+                                     * tried in turn when one fails. Required. */
+    size_t endpoint_count;          /* 1..16 */
+    const char *prefix;             /* every key starts with it; default "/libacme/" */
+    const char *ca_file;            /* PEM trust for https:// endpoints; NULL: the system's */
+    const char *username;           /* etcd auth (/v3/auth/authenticate); NULL: none */
+    const char *password;
+    unsigned request_timeout_ms;    /* one request to one member; default 5000 */
+    unsigned connect_timeout_ms;    /* default 1000 */
+    unsigned lock_ttl_s;            /* TTL of a lock's etcd lease, kept alive every TTL/3
+                                     * while its holder lives; a dead holder's lock is
+                                     * free after at most this. Default 15, at least 3. */
+    const char *node_name;          /* this host in lock values and status; default
+                                     * "<hostname>:<pid>" */
+} acme_etcd_options;
+
+/* Use etcd for c's storage (replacing any other). Nothing is sent yet: a
+ * cluster that is down fails the first storage call, not this one.
+ * ACME_E_INVALID_ARG for a missing endpoint, an endpoint that is not
+ * http:// or https://, a prefix that does not end in '/', or a size too
+ * small; the client's last error says which. */
+ACME_EXPORT int acme_client_set_storage_etcd(acme_client *c, const acme_etcd_options *opts);
+
+/* Distributed challenges: feed responder r (http-01 or tls-alpn-01) with
+ * every answer any node publishes through acme_client_etcd_publish, and
+ * announce this node as one that answers. A background thread polls the
+ * store (every 250 ms) and adds or removes the answers in r. c must use
+ * etcd storage (ACME_E_STATE otherwise). r must outlive c, or be detached
+ * by freeing c first. */
+ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder *r);
+
+/* Put the answer of ch (http-01 or tls-alpn-01) into the store, then wait
+ * up to wait_ms (0: 3000) until every node that attached a responder of its
+ * type has loaded it, so the CA may validate against any of them.
+ * ACME_OK when all have; ACME_E_TIMEOUT when some had not (the answer
+ * stays published); ACME_E_UNSUPPORTED for dns-01; ACME_E_STATE without
+ * etcd storage. Call from the host's publish callback. */
+ACME_EXPORT int acme_client_etcd_publish(acme_client *c, const acme_challenge *ch, unsigned wait_ms);
+/* Remove what acme_client_etcd_publish put there. */
+ACME_EXPORT int acme_client_etcd_unpublish(acme_client *c, const acme_challenge *ch);
+
+/* The last error talking to etcd ("" when the last request succeeded), for a
+ * status page: which endpoint and what it answered. NULL without etcd
+ * storage. Valid until the next call on c. */
+ACME_EXPORT const char *acme_client_etcd_health(acme_client *c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
