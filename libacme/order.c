@@ -95,6 +95,9 @@ struct order_run {
 
     char *lock_name;          /* storage lock held while ordering */
     char *fail_ident;         /* the identifier whose challenge failed the run, for the event */
+    int recheck;              /* after the lock: is a newer certificate stored? */
+    int64_t known_not_after;  /* what the driver knew when it decided to order */
+    int preloaded;            /* r->cert came from storage: install only */
 
     /* the one thing in flight */
     net_op op;
@@ -409,6 +412,38 @@ static int op_rc(order_run *r)
  * loses it (the default storage sees the dead holder; a lease bounds the rest). */
 #define ORDER_LOCK_LEASE_S 3600
 
+/* Storage shared by several hosts: between the driver's decision and the
+ * lock, another holder may have done the work. A stored certificate newer
+ * than the one the driver knew and not yet due is installed instead of
+ * ordered again. 1 if so (r->state is set). */
+static int order_recheck_stored(order_run *r)
+{
+    acme_client *c = r->c;
+    acme_certificate *cur = NULL;
+    if (certificate_load(c, r->spec->cert_id, &cur) != ACME_OK) {
+        result_reset(c);
+        return 0;
+    }
+    if (cur->info->not_after > r->known_not_after &&
+        (int64_t)time(NULL) < renewal_time(cur->info->not_before, cur->info->not_after)) {
+        char when[32];
+        alog(c, ACME_LOG_INFO, "certificate %s was stored by another holder meanwhile (valid until %s): "
+             "installing it, no new order", r->spec->cert_id, fmt_utc(cur->info->not_after, when));
+        r->cert = cur;
+        r->preloaded = 1;
+        r->state = OS_INSTALL;
+        return 1;
+    }
+    certificate_free(cur);
+    return 0;
+}
+
+void order_set_recheck(order_run *r, int64_t known_not_after)
+{
+    r->recheck = 1;
+    r->known_not_after = known_not_after;
+}
+
 static order_want step_start(order_run *r)
 {
     acme_client *c = r->c;
@@ -427,6 +462,8 @@ static order_want step_start(order_run *r)
         r->lock_name = name;
         event_plain(c, ACME_EVENT_LOCK_TAKEN, r->spec->cert_id);
     }
+    if (r->recheck && order_recheck_stored(r))
+        return OW_CONTINUE;
     r->state = c->have_directory ? OS_ACCOUNT : OS_DIRECTORY;
     return OW_CONTINUE;
 }
@@ -1457,6 +1494,13 @@ static order_want step_install(order_run *r)
     if (r->install_pending == 2) {
         r->install_pending = 0;
         rc = r->install_rc;
+    } else if (r->preloaded) {
+        /* Stored by another holder (order_recheck_stored): only install. */
+        rc = c->host.install ? c->host.install(c->host_ud, r->cert) : ACME_OK;
+        if (rc == ACME_E_PENDING) {
+            r->install_pending = 1;
+            return OW_EXTERNAL;
+        }
     } else {
         char *key_pem = NULL;
         rc = key_to_pem(r->cert_key, &key_pem);

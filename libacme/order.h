@@ -49,6 +49,10 @@ const struct issue_spec *order_spec(const order_run *r);
 /* The params in their stored form (borrowed). */
 /* ARI: the certificate this order replaces (RFC 9773 "replaces"). */
 int order_set_replaces(order_run *r, const char *ari_id);
+/* Storage shared with other hosts: once the lock is taken, a stored
+ * certificate with a later notAfter than known_not_after (0: none known)
+ * that is not due yet is installed instead of ordered (doc/cluster.md). */
+void order_set_recheck(order_run *r, int64_t known_not_after);
 /* A pending callback finished. 1 if object belonged to this run. */
 int order_external_done(order_run *r, const void *object, int result);
 /* The callback the run waits for ("publish", "unpublish", "install") and
