@@ -383,6 +383,15 @@ typedef struct run_cert {
     char *profile, *preferred_chain;
 } run_cert;
 
+/* [global] storage = etcd and its settings (doc/cluster.md). */
+typedef struct run_etcd {
+    int on;                        /* storage = etcd */
+    char **endpoints;
+    size_t endpoint_count;
+    char *prefix, *ca_file, *username, *password, *node_name;
+    unsigned lock_ttl, poll;       /* 0: the defaults (15 s, 10 s) */
+} run_etcd;
+
 typedef struct run_config {
     char *file;
     char *directory, *ca_file, *state_dir, *out_dir, *status_file, *bind;
@@ -402,6 +411,7 @@ typedef struct run_config {
     size_t module_count;
     run_cert *certs;
     size_t cert_count;
+    run_etcd etcd;
 } run_config;
 
 /* Read and check path. 0, or -1 with the message in err. */
@@ -453,6 +463,25 @@ int router_unpublish(void *ud, const acme_challenge *ch);
 int router_install(void *ud, const acme_certificate *cert);
 /* Whether something here answers type t. */
 int router_serves(const router *r, acme_challenge_type t);
+
+/* ---- cluster.c: run with storage = etcd (doc/cluster.md) -------------------
+ * The host callbacks wrap the router's: publish also shares a built-in
+ * responder's answer through etcd and waits for every node; install
+ * remembers what this node installed; cluster_tick installs what other
+ * nodes stored. */
+typedef struct cluster cluster;
+int cluster_storage(acme_client *c, const run_etcd *cfg);
+cluster *cluster_new(acme_client *c, router *rt, acme_responder *http, acme_responder *alpn, const run_etcd *cfg);
+void cluster_bind_engine(cluster *cl, acme_engine *e);
+void cluster_free(cluster *cl);
+int cluster_publish(void *ud, const acme_challenge *ch);
+int cluster_unpublish(void *ud, const acme_challenge *ch);
+int cluster_install(void *ud, const acme_certificate *cert);
+void cluster_tick(cluster *cl);
+int cluster_timeout_ms(const cluster *cl);
+/* The engine's status JSON with "storage_error" first (the etcd health,
+ * "" while etcd answers). Valid until the next call. */
+const char *cluster_status(cluster *cl, const char *engine_json);
 /* Module jobs that finished: record them and tell the engine. */
 void router_collect(router *r);
 /* Shutdown: stop the module workers (a running call finishes), then take

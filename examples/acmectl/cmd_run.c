@@ -38,6 +38,7 @@ typedef struct rund {
     size_t mod_count;
     acme_responder *http, *alpn;
     router *rt;
+    cluster *cl;                   /* storage = etcd; NULL otherwise */
     acme_engine *e;
     run_metrics *metrics;          /* metrics-listen / metrics-file, or NULL */
     char *status;                  /* what status-file holds */
@@ -115,6 +116,8 @@ static int status_write(rund *d, int quiet_errors)
     if (!path)
         return 0;
     const char *s = acme_engine_status_json(d->e);
+    if (d->cl)
+        s = cluster_status(d->cl, s);
     if (!s || (d->status && !strcmp(d->status, s)))
         return 0;
     char *dcopy = strdup(path), *bcopy = strdup(path), *text = NULL;
@@ -418,11 +421,25 @@ static int setup(rund *d, int *act)
     cb.unpublish = router_unpublish;
     cb.install = router_install;
     cb.log = progress_lib_log;
-    acme_client_set_host(d->c, &cb, d->rt);
     acme_client_set_log_level(d->c, level);
-    if ((rc = acme_client_set_storage_dir(d->c, cf->state_dir)) != ACME_OK) {
-        output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
-        return EXIT_STORAGE;
+    if (cf->etcd.on) {
+        /* The state directory stays this host's (its lock); the data is
+         * the cluster's. */
+        if ((rc = cluster_storage(d->c, &cf->etcd)) != ACME_OK ||
+            !(d->cl = cluster_new(d->c, d->rt, d->http, d->alpn, &cf->etcd))) {
+            output_error(o, NULL, EXIT_STORAGE, rc ? rc : ACME_E_NOMEM, d->c, NULL);
+            return EXIT_STORAGE;
+        }
+        cb.publish = cluster_publish;
+        cb.unpublish = cluster_unpublish;
+        cb.install = cluster_install;
+        acme_client_set_host(d->c, &cb, d->cl);
+    } else {
+        acme_client_set_host(d->c, &cb, d->rt);
+        if ((rc = acme_client_set_storage_dir(d->c, cf->state_dir)) != ACME_OK) {
+            output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
+            return EXIT_STORAGE;
+        }
     }
     if (cf->ca_file)
         acme_client_set_ca_file(d->c, cf->ca_file);
@@ -441,6 +458,8 @@ static int setup(rund *d, int *act)
         return EXIT_INTERNAL;
     }
     router_bind_engine(d->rt, d->e);
+    if (d->cl)
+        cluster_bind_engine(d->cl, d->e);
     if ((code = plan(d)) != EXIT_OK)
         return code;
     /* The status file must be writable before anything is sent. */
@@ -469,10 +488,13 @@ static void teardown(rund *d)
     for (size_t i = 0; i < d->mod_count; i++)
         modhost_free(d->mods[i]);
     free(d->mods);
+    /* The client first: its etcd storage feeds the responders from a
+     * thread of its own. */
+    acme_client_free(d->c);
+    cluster_free(d->cl);
     acme_responder_free(d->http);
     acme_responder_free(d->alpn);
     router_free(d->rt);
-    acme_client_free(d->c);
     if (d->notify[0] >= 0) {
         close(d->notify[0]);
         close(d->notify[1]);
@@ -505,6 +527,15 @@ static int loop(rund *d)
         fds[0] = (struct pollfd){d->sigfd, POLLIN, 0};
         fds[1] = (struct pollfd){d->notify[0], POLLIN, 0};
         int timeout = acme_engine_timeout_ms(d->e);
+        if (d->cl) {
+            /* Also wake for the cluster poll, and at least once a second
+             * so the status file follows etcd's health. */
+            int ct = cluster_timeout_ms(d->cl);
+            if (ct > 1000)
+                ct = 1000;
+            if (timeout < 0 || ct < timeout)
+                timeout = ct;
+        }
         if (poll(fds, n + 2, timeout) < 0 && errno != EINTR) {
             progress(ACME_LOG_ERROR, "poll: %s", strerror(errno));
             free(fds);
@@ -524,6 +555,8 @@ static int loop(rund *d)
         }
         router_collect(d->rt);
         acme_engine_step(d->e);
+        if (d->cl)
+            cluster_tick(d->cl);
         status_write(d, 0);
         run_metrics_update(d->metrics, d->e, 0);
     }

@@ -212,6 +212,58 @@ static void forget_seen(parser *p)
     p->seen_count = 0;
 }
 
+/* storage = file | etcd, and the etcd-* settings (doc/cluster.md). */
+static int storage_key(parser *p, const char *k, const char *v)
+{
+    run_etcd *e = &p->cf->etcd;
+    if (!strcmp(k, "storage")) {
+        if (!strcmp(v, "file") || !strcmp(v, "etcd")) {
+            e->on = !strcmp(v, "etcd");
+            return 0;
+        }
+        return fail(p, k, "\"%s\": give file (state-dir, the default) or etcd", v);
+    }
+    if (!strcmp(k, "etcd-endpoints")) {
+        if (split_words(p, k, v, &e->endpoints, &e->endpoint_count))
+            return -1;
+        for (size_t i = 0; i < e->endpoint_count; i++)
+            if (strncmp(e->endpoints[i], "http://", 7) && strncmp(e->endpoints[i], "https://", 8))
+                return fail(p, k, "\"%s\": give etcd client URLs such as http://10.0.0.1:2379", e->endpoints[i]);
+        return e->endpoint_count ? 0 : fail(p, k, "no endpoints");
+    }
+    if (!strcmp(k, "etcd-prefix")) {
+        if (!*v || v[strlen(v) - 1] != '/')
+            return fail(p, k, "\"%s\": the prefix ends in '/' (e.g. /libacme/)", v);
+        return set_str(p, k, &e->prefix, v);
+    }
+    if (!strcmp(k, "etcd-ca-file"))
+        return get_file(p, k, &e->ca_file, v, R_OK);
+    if (!strcmp(k, "etcd-username"))
+        return set_str(p, k, &e->username, v);
+    if (!strcmp(k, "etcd-password-file")) {
+        /* Kept out of the configuration file itself, read once here. */
+        FILE *f = fopen(v, "re");
+        char line[512];
+        if (!f)
+            return fail(p, k, "%s: %s", v, strerror(errno));
+        int ok = fgets(line, sizeof(line), f) != NULL;
+        fclose(f);
+        if (!ok)
+            return fail(p, k, "%s is empty", v);
+        line[strcspn(line, "\r\n")] = '\0';
+        int rc = set_str(p, k, &e->password, line);
+        explicit_bzero(line, sizeof(line));
+        return rc;
+    }
+    if (!strcmp(k, "etcd-lock-ttl"))
+        return get_uint(p, k, v, 3, 3600, &e->lock_ttl);
+    if (!strcmp(k, "etcd-node-name"))
+        return set_str(p, k, &e->node_name, v);
+    if (!strcmp(k, "cluster-poll"))
+        return get_uint(p, k, v, 1, 86400, &e->poll);
+    return 1;
+}
+
 static int global_key(parser *p, const char *k, const char *v)
 {
     run_config *cf = p->cf;
@@ -289,6 +341,9 @@ static int global_key(parser *p, const char *k, const char *v)
         return set_str(p, k, &cf->profile, v);
     if (!strcmp(k, "preferred-chain"))
         return set_str(p, k, &cf->preferred_chain, v);
+    int src = storage_key(p, k, v);
+    if (src <= 0)
+        return src;
     return fail(p, k, "unknown key in [global] (see acmectl(1), CONFIGURATION FILE)");
 }
 
@@ -506,6 +561,12 @@ static int check_whole(parser *p)
         return fail(p, cf->eab_kid ? "eab-hmac-key" : "eab-kid", "eab-kid and eab-hmac-key go together");
     if (cf->retry_min && cf->retry_max && cf->retry_min > cf->retry_max)
         return fail(p, "retry-min", "larger than retry-max");
+    if (cf->etcd.on && !cf->etcd.endpoint_count)
+        return fail(p, "storage", "storage = etcd needs etcd-endpoints (the cluster's client URLs)");
+    if (!cf->etcd.on && (cf->etcd.endpoint_count || cf->etcd.prefix || cf->etcd.username))
+        return fail(p, "etcd-endpoints", "etcd settings without storage = etcd");
+    if (cf->etcd.password && !cf->etcd.username)
+        return fail(p, "etcd-password-file", "a password without etcd-username");
     if (cf->cert_count == 0)
         return fail(p, NULL, "no [certificate] section: nothing to do");
     for (size_t i = 0; i < cf->cert_count; i++) {
@@ -604,6 +665,12 @@ void runconf_free(run_config *cf)
         free(c->preferred_chain);
     }
     free(cf->certs);
+    free_words(cf->etcd.endpoints, cf->etcd.endpoint_count);
+    free(cf->etcd.prefix);
+    free(cf->etcd.ca_file);
+    free(cf->etcd.username);
+    wipe_str(cf->etcd.password);
+    free(cf->etcd.node_name);
     free(cf);
 }
 

@@ -1,0 +1,233 @@
+/* `run` on a cluster: storage = etcd (doc/cluster.md).
+ *
+ * Three jobs on top of the etcd storage libacme ships:
+ *  - publish: the built-in responder's answer also goes into etcd, and the
+ *    call returns once every node's responder has loaded it, so the CA may
+ *    validate against whichever node its connection reaches;
+ *  - every node installs: every cluster-poll seconds the stored certificates
+ *    this node manages are read back, and one newer than what this node
+ *    installed (another node ordered it) is installed here too;
+ *  - the status file says when etcd cannot be reached. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <acme/acme.h>
+
+#include "acmectl.h"
+
+#define DEFAULT_POLL_S 10
+#define PUBLISH_WAIT_MS 5000
+
+typedef struct seen_cert {
+    char *id;
+    int64_t not_after;  /* of what was installed here */
+} seen_cert;
+
+struct cluster {
+    acme_client *c;
+    router *rt;
+    acme_engine *e;
+    int builtin_http, builtin_alpn;
+    unsigned poll_s;
+    time_t next_poll;
+    seen_cert *seen;
+    size_t seen_count;
+    char *status;
+};
+
+int cluster_storage(acme_client *c, const run_etcd *cfg)
+{
+    acme_etcd_options o;
+    memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.endpoints = (const char *const *)cfg->endpoints;
+    o.endpoint_count = cfg->endpoint_count;
+    o.prefix = cfg->prefix;
+    o.ca_file = cfg->ca_file;
+    o.username = cfg->username;
+    o.password = cfg->password;
+    o.lock_ttl_s = cfg->lock_ttl;
+    o.node_name = cfg->node_name;
+    return acme_client_set_storage_etcd(c, &o);
+}
+
+cluster *cluster_new(acme_client *c, router *rt, acme_responder *http, acme_responder *alpn, const run_etcd *cfg)
+{
+    cluster *cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return NULL;
+    cl->c = c;
+    cl->rt = rt;
+    cl->poll_s = cfg->poll ? cfg->poll : DEFAULT_POLL_S;
+    cl->next_poll = time(NULL) + cl->poll_s;
+    /* Every node's built-in responders answer what any node publishes. */
+    if (http && acme_client_etcd_attach_responder(c, http) == ACME_OK)
+        cl->builtin_http = 1;
+    if (alpn && acme_client_etcd_attach_responder(c, alpn) == ACME_OK)
+        cl->builtin_alpn = 1;
+    return cl;
+}
+
+void cluster_bind_engine(cluster *cl, acme_engine *e)
+{
+    cl->e = e;
+}
+
+void cluster_free(cluster *cl)
+{
+    if (!cl)
+        return;
+    for (size_t i = 0; i < cl->seen_count; i++)
+        free(cl->seen[i].id);
+    free(cl->seen);
+    free(cl->status);
+    free(cl);
+}
+
+static seen_cert *seen_of(cluster *cl, const char *id)
+{
+    for (size_t i = 0; i < cl->seen_count; i++)
+        if (!strcmp(cl->seen[i].id, id))
+            return &cl->seen[i];
+    seen_cert *n = realloc(cl->seen, (cl->seen_count + 1) * sizeof(*n));
+    if (!n)
+        return NULL;
+    cl->seen = n;
+    n[cl->seen_count].id = strdup(id);
+    n[cl->seen_count].not_after = 0;
+    if (!n[cl->seen_count].id)
+        return NULL;
+    return &n[cl->seen_count++];
+}
+
+int cluster_publish(void *ud, const acme_challenge *ch)
+{
+    cluster *cl = ud;
+    int rc = router_publish(cl->rt, ch);
+    acme_challenge_type t = acme_challenge_get_type(ch);
+    int shared = (t == ACME_CHALLENGE_HTTP_01 && cl->builtin_http) || (t == ACME_CHALLENGE_TLS_ALPN_01 && cl->builtin_alpn);
+    /* A module's answer (webroot, a server's own map) is that module's
+     * business; the built-in responders' is shared through etcd. */
+    if (rc != ACME_OK || !shared)
+        return rc;
+    rc = acme_client_etcd_publish(cl->c, ch, PUBLISH_WAIT_MS);
+    if (rc != ACME_OK) {
+        progress(ACME_LOG_WARNING, "%s", acme_client_last_error(cl->c));
+        router_unpublish(cl->rt, ch);
+    }
+    return rc;
+}
+
+int cluster_unpublish(void *ud, const acme_challenge *ch)
+{
+    cluster *cl = ud;
+    acme_challenge_type t = acme_challenge_get_type(ch);
+    if ((t == ACME_CHALLENGE_HTTP_01 && cl->builtin_http) || (t == ACME_CHALLENGE_TLS_ALPN_01 && cl->builtin_alpn))
+        acme_client_etcd_unpublish(cl->c, ch);
+    return router_unpublish(cl->rt, ch);
+}
+
+int cluster_install(void *ud, const acme_certificate *cert)
+{
+    cluster *cl = ud;
+    int rc = router_install(cl->rt, cert);
+    seen_cert *s;
+    if ((rc == ACME_OK || rc == ACME_E_PENDING) && (s = seen_of(cl, acme_certificate_id(cert))))
+        s->not_after = acme_certificate_not_after(cert);
+    return rc;
+}
+
+static int install_if_newer(void *ud, const acme_certificate *cert)
+{
+    cluster *cl = ud;
+    seen_cert *s = seen_of(cl, acme_certificate_id(cert));
+    if (!s || acme_certificate_not_after(cert) <= s->not_after)
+        return ACME_OK;
+    progress(ACME_LOG_INFO, "%s: a newer certificate is in the cluster store (ordered by another node): installing it",
+             acme_certificate_id(cert));
+    return cluster_install(cl, cert);
+}
+
+typedef struct poll_ctx {
+    cluster *cl;
+    char **ids;
+    size_t n;
+} poll_ctx;
+
+static int collect(void *ud, const char *id)
+{
+    poll_ctx *p = ud;
+    acme_cert_status st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st);
+    /* Only what this node manages, and never under a running order. */
+    if (acme_engine_cert_status(p->cl->e, id, &st) != ACME_OK || st.state == ACME_CERT_STATE_ORDERING)
+        return 0;
+    char **n = realloc(p->ids, (p->n + 1) * sizeof(char *));
+    if (!n)
+        return 1;
+    p->ids = n;
+    if ((n[p->n] = strdup(id)))
+        p->n++;
+    return 0;
+}
+
+void cluster_tick(cluster *cl)
+{
+    time_t now = time(NULL);
+    if (!cl->e || now < cl->next_poll)
+        return;
+    cl->next_poll = now + cl->poll_s;
+    poll_ctx p = {cl, NULL, 0};
+    /* Listed first, loaded after: no callback runs inside the listing. */
+    if (acme_cert_list(cl->c, collect, &p) == ACME_OK)
+        for (size_t i = 0; i < p.n; i++)
+            acme_cert_load(cl->c, p.ids[i], install_if_newer, cl);
+    for (size_t i = 0; i < p.n; i++)
+        free(p.ids[i]);
+    free(p.ids);
+}
+
+int cluster_timeout_ms(const cluster *cl)
+{
+    time_t now = time(NULL);
+    return cl->next_poll <= now ? 0 : (int)(cl->next_poll - now) * 1000;
+}
+
+const char *cluster_status(cluster *cl, const char *engine_json)
+{
+    /* {"storage":{"etcd":"ok"|"<error>"},"certificates":<engine's>} would
+     * change the file's shape for everybody; the engine's object gets one
+     * more member instead. */
+    const char *h = acme_client_etcd_health(cl->c);
+    free(cl->status);
+    cl->status = NULL;
+    if (!engine_json || engine_json[0] != '{' || !h)
+        return engine_json;
+    acme_buffer *b = acme_buffer_new();
+    if (!b)
+        return engine_json;
+    acme_buffer_append(b, "{\"storage_error\":\"", 18);
+    for (const char *p = h; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\')
+            snprintf(esc, sizeof(esc), "\\%c", *p);
+        else if ((unsigned char)*p < 0x20)
+            snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*p);
+        else
+            snprintf(esc, sizeof(esc), "%c", *p);
+        acme_buffer_append(b, esc, strlen(esc));
+    }
+    acme_buffer_append(b, "\"", 1);
+    const char *rest = engine_json + 1;
+    while (*rest == ' ' || *rest == '\n')
+        rest++;
+    if (*rest != '}')
+        acme_buffer_append(b, ",", 1);
+    acme_buffer_append(b, rest, strlen(rest));
+    cl->status = strdup(acme_buffer_data(b));
+    acme_buffer_free(b);
+    return cl->status ? cl->status : engine_json;
+}
