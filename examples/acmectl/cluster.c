@@ -35,6 +35,7 @@ struct cluster {
     seen_cert *seen;
     size_t seen_count;
     char *status;
+    int was_bad;      /* etcd's health at the last status */
 };
 
 int cluster_storage(acme_client *c, const run_etcd *cfg)
@@ -198,35 +199,44 @@ int cluster_timeout_ms(const cluster *cl)
 
 const char *cluster_status(cluster *cl, const char *engine_json)
 {
-    /* {"storage":{"etcd":"ok"|"<error>"},"certificates":<engine's>} would
-     * change the file's shape for everybody; the engine's object gets one
-     * more member instead. */
+    /* In a cluster the file is {"storage_error": "..." | null,
+     * "certificates": [the engine's array]}: a node that cannot reach etcd
+     * still serves what it has, and says so here. */
     const char *h = acme_client_etcd_health(cl->c);
+    int bad = h && *h;
+    if (bad != cl->was_bad) {
+        if (bad)
+            progress(ACME_LOG_WARNING, "cluster storage: %s; serving what is installed until etcd answers again", h);
+        else
+            progress(ACME_LOG_INFO, "cluster storage: etcd answers again");
+        cl->was_bad = bad;
+    }
     free(cl->status);
     cl->status = NULL;
-    if (!engine_json || engine_json[0] != '{' || !h)
-        return engine_json;
+    if (!engine_json)
+        return NULL;
     acme_buffer *b = acme_buffer_new();
     if (!b)
         return engine_json;
-    acme_buffer_append(b, "{\"storage_error\":\"", 18);
-    for (const char *p = h; *p; p++) {
-        char esc[8];
-        if (*p == '"' || *p == '\\')
-            snprintf(esc, sizeof(esc), "\\%c", *p);
-        else if ((unsigned char)*p < 0x20)
-            snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*p);
-        else
-            snprintf(esc, sizeof(esc), "%c", *p);
-        acme_buffer_append(b, esc, strlen(esc));
+    if (bad) {
+        acme_buffer_append(b, "{\"storage_error\":\"", 18);
+        for (const char *p = h; *p; p++) {
+            char esc[8];
+            if (*p == '"' || *p == '\\')
+                snprintf(esc, sizeof(esc), "\\%c", *p);
+            else if ((unsigned char)*p < 0x20)
+                snprintf(esc, sizeof(esc), "\\u%04x", (unsigned char)*p);
+            else
+                snprintf(esc, sizeof(esc), "%c", *p);
+            acme_buffer_append(b, esc, strlen(esc));
+        }
+        acme_buffer_append(b, "\",", 2);
+    } else {
+        acme_buffer_append(b, "{\"storage_error\":null,", 22);
     }
-    acme_buffer_append(b, "\"", 1);
-    const char *rest = engine_json + 1;
-    while (*rest == ' ' || *rest == '\n')
-        rest++;
-    if (*rest != '}')
-        acme_buffer_append(b, ",", 1);
-    acme_buffer_append(b, rest, strlen(rest));
+    acme_buffer_append(b, "\"certificates\":", 15);
+    acme_buffer_append(b, engine_json, strlen(engine_json));
+    acme_buffer_append(b, "}", 1);
     cl->status = strdup(acme_buffer_data(b));
     acme_buffer_free(b);
     return cl->status ? cl->status : engine_json;
