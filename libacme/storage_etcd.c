@@ -87,7 +87,7 @@ struct storage_etcd {
     etcd_conn fg, bg;             /* callers' requests; the background thread's */
     held_lock *held;
     char err[700];
-    int healthy;
+    char health[700];             /* the last failed request, "" once one succeeds */
     unsigned long requests;
 
     pthread_t thread;
@@ -133,7 +133,7 @@ const char *storage_etcd_last_error(storage_etcd *s)
 const char *storage_etcd_health(storage_etcd *s)
 {
     pthread_mutex_lock(&s->mu);
-    snprintf(err_copy, sizeof(err_copy), "%s", s->healthy ? "" : s->err);
+    snprintf(err_copy, sizeof(err_copy), "%s", s->health);
     pthread_mutex_unlock(&s->mu);
     return err_copy;
 }
@@ -291,7 +291,7 @@ int etcd_call(storage_etcd *s, int bg, const char *path, json_t *body, json_t **
         if (status == 200 && a) {
             pthread_mutex_lock(&s->mu);
             s->current = idx;
-            s->healthy = 1;
+            s->health[0] = '\0';
             pthread_mutex_unlock(&s->mu);
             *answer = a;
             secure_free_str(text);
@@ -321,7 +321,7 @@ int etcd_call(storage_etcd *s, int bg, const char *path, json_t *body, json_t **
     snprintf(s->err, sizeof(s->err), "etcd %s%s: %s%s", failed_ep, path, why,
              s->endpoint_count > 1 && (rc == ACME_E_NETWORK || rc == ACME_E_TIMEOUT)
                  ? " (and no other member answered either; is the cluster up?)" : "");
-    s->healthy = 0;
+    snprintf(s->health, sizeof(s->health), "%s", s->err);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -983,7 +983,6 @@ int storage_etcd_open(const acme_etcd_options *o, storage_etcd **out, char *err,
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
     pthread_condattr_destroy(&ca);
-    s->healthy = 1;
     int bad = conn_init(&s->fg) || conn_init(&s->bg);
     s->endpoints = calloc(o->endpoint_count, sizeof(char *));
     bad = bad || !s->endpoints;
