@@ -136,7 +136,7 @@ for n in 1 2 3; do
     [ "$(openssl x509 -in "$T/n$n/out/s1.crt" -noout -serial)" = "$(printf '%s\n' "$stored" | openssl x509 -noout -serial)" ] ||
         fail "node $n serves another s1 than the stored one"
 done
-pass "SIGSTOPped holder (node $h): writes refused after resume, the stored s1 is the successor's${succ:+ (node $succ)}"
+pass "SIGSTOPped holder (node $h): resumed, it found its lock lost (writes fenced); the stored s1 is the successor's${succ:+ (node $succ)}"
 
 # ---- 5. one etcd member killed -------------------------------------------
 kill -KILL "$(cat "$ETCD_TEST_DIR/m1.pid")"
