@@ -253,6 +253,7 @@ int etcd_call(storage_etcd *s, int bg, const char *path, json_t *body, json_t **
     int rc = ACME_E_NETWORK;
     char why[600] = "";
     const char *failed_ep = s->endpoints[start];
+    int answered = 0; /* a member gave a definite answer: etcd is up */
     for (size_t i = 0; i < s->endpoint_count; i++) {
         size_t idx = (start + i) % s->endpoint_count;
         const char *ep = s->endpoints[idx];
@@ -312,8 +313,10 @@ int etcd_call(storage_etcd *s, int bg, const char *path, json_t *body, json_t **
         int next = status == 503 || status == 502 || status == 504 || is_failover_text(t);
         json_decref(a);
         rc = ACME_E_STORAGE;
-        if (!next)
+        if (!next) {
+            answered = 1;
             break; /* etcd said no: another member would say the same */
+        }
     }
     secure_free_str(text);
     pthread_mutex_unlock(&cn->mu);
@@ -321,7 +324,12 @@ int etcd_call(storage_etcd *s, int bg, const char *path, json_t *body, json_t **
     snprintf(s->err, sizeof(s->err), "etcd %s%s: %s%s", failed_ep, path, why,
              s->endpoint_count > 1 && (rc == ACME_E_NETWORK || rc == ACME_E_TIMEOUT)
                  ? " (and no other member answered either; is the cluster up?)" : "");
-    snprintf(s->health, sizeof(s->health), "%s", s->err);
+    /* Health is about reaching the cluster: a refusal (a lease already
+     * gone, permission denied) is this request's failure, not etcd's. */
+    if (answered)
+        s->health[0] = '\0';
+    else
+        snprintf(s->health, sizeof(s->health), "%s", s->err);
     pthread_mutex_unlock(&s->mu);
     return rc;
 }

@@ -39,6 +39,9 @@ unsigned long storage_etcd_requests(storage_etcd *s);
 int storage_etcd_attach_responder(storage_etcd *s, acme_responder *r);
 int storage_etcd_publish(storage_etcd *s, const acme_challenge *ch, unsigned wait_ms);
 int storage_etcd_unpublish(storage_etcd *s, const acme_challenge *ch);
+/* One look (shared by all answers of a type for 100 ms): ACME_OK once
+ * every node has loaded ch's answer, ACME_E_PENDING before. */
+int storage_etcd_published(storage_etcd *s, const acme_challenge *ch);
 
 /* ---- shared by storage_etcd*.c ---- */
 #include <jansson.h>

@@ -50,7 +50,13 @@ typedef struct chal_state {
     uint64_t node_next_keepalive;
     int registered[3];    /* P.nodes/<kind>/<node> written on the current lease */
     loaded *loaded;
+    /* acme_client_etcd_published: one look at .nodes/ and .acks/ of a type
+     * serves every pending answer for SNAPSHOT_MS. */
+    json_t *snap_nodes[3], *snap_acks[3];
+    uint64_t snap_at[3];
 } chal_state;
+
+#define SNAPSHOT_MS 100
 
 static uint64_t mono_ms(void)
 {
@@ -359,6 +365,10 @@ void etcd_chal_free(storage_etcd *s)
         json_decref(req);
         json_decref(a);
     }
+    for (int k = 0; k < 3; k++) {
+        json_decref(st->snap_nodes[k]);
+        json_decref(st->snap_acks[k]);
+    }
     while (st->loaded) {
         loaded *l = st->loaded;
         st->loaded = l->next;
@@ -469,6 +479,10 @@ int storage_etcd_publish(storage_etcd *s, const acme_challenge *ch, unsigned wai
     if (text)
         secure_free_str(text); /* a tls-alpn-01 key, though a throwaway one */
     uint64_t deadline = mono_ms() + (wait_ms ? wait_ms : 3000);
+    if (rc == ACME_OK && wait_ms == ACME_ETCD_NO_WAIT) {
+        rc = ACME_E_PENDING; /* the caller asks acme_client_etcd_published */
+        etcd_thread_need(s);
+    }
     while (rc == ACME_OK) {
         int r1 = 0, r2 = 0;
         json_t *want = names_under(s, nodes, &r1);
@@ -516,4 +530,59 @@ int storage_etcd_unpublish(storage_etcd *s, const acme_challenge *ch)
     free(key);
     free(acks);
     return rc;
+}
+
+/* Every key under prefix, relative to it, as a JSON array; NULL on failure. */
+static json_t *keys_under(storage_etcd *s, const char *prefix)
+{
+    int rc = 0;
+    json_t *k = names_under(s, prefix, &rc);
+    if (rc) {
+        json_decref(k);
+        return NULL;
+    }
+    return k;
+}
+
+int storage_etcd_published(storage_etcd *s, const acme_challenge *ch)
+{
+    int kind = chal_kind(ch);
+    if (!kind)
+        return ACME_E_UNSUPPORTED;
+    chal_state *st = state(s);
+    if (!st)
+        return ACME_E_NOMEM;
+    uint64_t now = mono_ms();
+    if (!st->snap_nodes[kind] || now >= st->snap_at[kind] + SNAPSHOT_MS) {
+        char *nodes = xasprintf("%s.nodes/%s/", etcd_prefix(s), kind_name(kind));
+        char *acks = xasprintf("%s.acks/%s/", etcd_prefix(s), kind_name(kind));
+        json_t *n = nodes ? keys_under(s, nodes) : NULL;
+        json_t *a = n && acks ? keys_under(s, acks) : NULL;
+        free(nodes);
+        free(acks);
+        if (!n || !a) {
+            json_decref(n);
+            json_decref(a);
+            return ACME_E_STORAGE;
+        }
+        json_decref(st->snap_nodes[kind]);
+        json_decref(st->snap_acks[kind]);
+        st->snap_nodes[kind] = n;
+        st->snap_acks[kind] = a;
+        st->snap_at[kind] = now;
+    }
+    char *id = chal_id(ch, kind);
+    if (!id)
+        return ACME_E_NOMEM;
+    int all = 1;
+    size_t i;
+    json_t *n;
+    json_array_foreach(st->snap_nodes[kind], i, n) {
+        char *want = xasprintf("%s/%s", id, json_string_value(n));
+        if (!want || !contains(st->snap_acks[kind], want))
+            all = 0;
+        free(want);
+    }
+    free(id);
+    return all ? ACME_OK : ACME_E_PENDING;
 }

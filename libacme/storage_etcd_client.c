@@ -60,13 +60,22 @@ ACME_EXPORT int acme_client_etcd_publish(acme_client *c, const acme_challenge *c
     if (!c->etcd_storage)
         return ACME_E_STATE;
     int rc = storage_etcd_publish(c->etcd_storage, ch, wait_ms);
-    if (rc && rc != ACME_E_UNSUPPORTED)
+    if (rc && rc != ACME_E_UNSUPPORTED && rc != ACME_E_PENDING)
         return client_fail(c, rc, "cluster: the %s answer for %s %s: %s", acme_challenge_type_name(acme_challenge_get_type(ch)),
                            acme_challenge_identifier(ch),
                            rc == ACME_E_TIMEOUT ? "did not reach every node in time (a node is slow or cut off from etcd)"
                                                 : "could not be stored",
                            storage_etcd_last_error(c->etcd_storage));
     return rc;
+}
+
+ACME_EXPORT int acme_client_etcd_published(acme_client *c, const acme_challenge *ch)
+{
+    if (!c || !ch)
+        return ACME_E_INVALID_ARG;
+    if (!c->etcd_storage)
+        return ACME_E_STATE;
+    return storage_etcd_published(c->etcd_storage, ch);
 }
 
 ACME_EXPORT int acme_client_etcd_unpublish(acme_client *c, const acme_challenge *ch)

@@ -25,7 +25,15 @@ typedef struct seen_cert {
     int64_t not_after;  /* of what was installed here */
 } seen_cert;
 
+/* A publish waiting for every node's acknowledgement. */
+typedef struct pending_pub {
+    const acme_challenge *ch;
+    time_t deadline;
+} pending_pub;
+
 struct cluster {
+    pending_pub *pending;
+    size_t pending_count;
     acme_client *c;
     router *rt;
     acme_engine *e;
@@ -83,6 +91,7 @@ void cluster_free(cluster *cl)
     for (size_t i = 0; i < cl->seen_count; i++)
         free(cl->seen[i].id);
     free(cl->seen);
+    free(cl->pending);
     free(cl->status);
     free(cl);
 }
@@ -113,7 +122,18 @@ int cluster_publish(void *ud, const acme_challenge *ch)
      * business; the built-in responders' is shared through etcd. */
     if (rc != ACME_OK || !shared)
         return rc;
-    rc = acme_client_etcd_publish(cl->c, ch, PUBLISH_WAIT_MS);
+    /* Stored now; the engine goes on with other orders while the other
+     * nodes load it (cluster_tick reports back), so publishes overlap. */
+    pending_pub *np = realloc(cl->pending, (cl->pending_count + 1) * sizeof(*np));
+    if (np)
+        cl->pending = np;
+    rc = np ? acme_client_etcd_publish(cl->c, ch, ACME_ETCD_NO_WAIT) : ACME_E_NOMEM;
+    if (rc == ACME_E_PENDING) {
+        cl->pending[cl->pending_count].ch = ch;
+        cl->pending[cl->pending_count].deadline = time(NULL) + (PUBLISH_WAIT_MS + 999) / 1000;
+        cl->pending_count++;
+        return ACME_E_PENDING;
+    }
     if (rc != ACME_OK) {
         progress(ACME_LOG_WARNING, "%s", acme_client_last_error(cl->c));
         router_unpublish(cl->rt, ch);
@@ -175,8 +195,36 @@ static int collect(void *ud, const char *id)
     return 0;
 }
 
+/* Publishes whose answer every node has loaded (or that ran out of
+ * time) are handed back to the engine. */
+static void pending_tick(cluster *cl)
+{
+    time_t now = time(NULL);
+    for (size_t i = 0; i < cl->pending_count;) {
+        const acme_challenge *ch = cl->pending[i].ch;
+        int rc = acme_client_etcd_published(cl->c, ch);
+        if (rc == ACME_E_PENDING && now < cl->pending[i].deadline) {
+            i++;
+            continue;
+        }
+        if (rc != ACME_OK) {
+            progress(ACME_LOG_WARNING, "cluster: the %s answer for %s did not reach every node in %d s "
+                     "(a node is slow or cut off from etcd)", acme_challenge_type_name(acme_challenge_get_type(ch)),
+                     acme_challenge_identifier(ch), (PUBLISH_WAIT_MS + 999) / 1000);
+            rc = ACME_E_TIMEOUT;
+            acme_client_etcd_unpublish(cl->c, ch);
+            router_unpublish(cl->rt, ch);
+        }
+        cl->pending[i] = cl->pending[--cl->pending_count];
+        if (cl->e)
+            acme_engine_done(cl->e, ch, rc);
+    }
+}
+
 void cluster_tick(cluster *cl)
 {
+    if (cl->pending_count)
+        pending_tick(cl);
     time_t now = time(NULL);
     if (!cl->e || now < cl->next_poll)
         return;
@@ -193,6 +241,8 @@ void cluster_tick(cluster *cl)
 
 int cluster_timeout_ms(const cluster *cl)
 {
+    if (cl->pending_count)
+        return 50; /* look at the acknowledgements again soon */
     time_t now = time(NULL);
     return cl->next_poll <= now ? 0 : (int)(cl->next_poll - now) * 1000;
 }

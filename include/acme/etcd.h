@@ -61,6 +61,16 @@ ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder
  * stays published); ACME_E_UNSUPPORTED for dns-01; ACME_E_STATE without
  * etcd storage. Call from the host's publish callback. */
 ACME_EXPORT int acme_client_etcd_publish(acme_client *c, const acme_challenge *ch, unsigned wait_ms);
+/* acme_client_etcd_publish's wait_ms for "do not wait": it stores the
+ * answer and returns ACME_E_PENDING. */
+#define ACME_ETCD_NO_WAIT 1u
+
+/* Without waiting: publish with ACME_ETCD_NO_WAIT, answer the host callback with
+ * ACME_E_PENDING, and call this from the host's loop until it returns
+ * ACME_OK (every node has loaded the answer), then acme_engine_done. One
+ * look at the store serves every pending answer of a type for 100 ms.
+ * ACME_E_PENDING before; ACME_E_STORAGE when etcd cannot be asked. */
+ACME_EXPORT int acme_client_etcd_published(acme_client *c, const acme_challenge *ch);
 /* Remove what acme_client_etcd_publish put there. */
 ACME_EXPORT int acme_client_etcd_unpublish(acme_client *c, const acme_challenge *ch);
 

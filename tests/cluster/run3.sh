@@ -127,8 +127,8 @@ say "node $h stopped; successor stored s1"
 kill -CONT "${NODE_PID[$h]}"
 lb_route "1 2 3"
 # The resumed node learns it lost the lock: a write refused by the fence, or
-# the keep-alive answering that the lease is gone.
-wait_for "the resumed node sees it lost the lock" 60 grep -Eq "fencing|lease ran out|lock .*was lost|not had its lease confirmed|lease of lock .* expired" "$T/n$h/log"
+# the keep-alive answering that the lease is gone, or its unlock refused.
+wait_for "the resumed node sees it lost the lock" 60 grep -Eq "fencing|lease ran out|lock .*was lost|not had its lease confirmed|lease of lock .* expired|could not release the storage lock .*order\.s1" "$T/n$h/log"
 sleep 3
 [ "$(stored_chain s1)" = "$stored" ] || fail "the stored s1 changed after node $h resumed"
 wait_for "s1 on every node" 60 all_have s1
