@@ -713,8 +713,10 @@ static void start_order(acme_engine *e, managed *m)
      * for the directory to know). */
     if (m->ari_id && m->has_valid && c->url_renewal_info)
         order_set_replaces(m->run, m->ari_id);
-    /* Another host sharing the storage may store it first (doc/cluster.md). */
-    order_set_recheck(m->run, m->not_after);
+    /* Another host sharing the storage may store it first (doc/cluster.md);
+     * acme_issue and a forced acme_renew order whatever is stored. */
+    if (!e->one || e->one->mode == ONE_RENEW)
+        order_set_recheck(m->run, m->not_after);
     set_running(e, m, 1);
     m->state = M_ORDERING;
     m->wait = W_NONE;
