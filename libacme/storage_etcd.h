@@ -37,6 +37,7 @@ unsigned long storage_etcd_requests(storage_etcd *s);
 
 /* Distributed challenges (storage_etcd_chal.c). kind: 1 http-01, 2 tls-alpn-01. */
 int storage_etcd_attach_responder(storage_etcd *s, acme_responder *r);
+int storage_etcd_attach_sink(storage_etcd *s, const acme_etcd_sink *sink);
 int storage_etcd_publish(storage_etcd *s, const acme_challenge *ch, unsigned wait_ms);
 int storage_etcd_unpublish(storage_etcd *s, const acme_challenge *ch);
 /* One look (shared by all answers of a type for 100 ms): ACME_OK once

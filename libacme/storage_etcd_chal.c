@@ -43,7 +43,8 @@ typedef struct loaded {
 
 typedef struct chal_state {
     pthread_mutex_t mu;
-    acme_responder *resp[MAX_RESPONDERS];
+    acme_responder *resp[MAX_RESPONDERS];   /* NULL: sink[i] instead */
+    acme_etcd_sink sink[MAX_RESPONDERS];
     int kind[MAX_RESPONDERS];
     size_t nresp;
     int64_t node_lease;
@@ -225,7 +226,8 @@ static int load_answer(chal_state *st, int kind, const unsigned char *value, siz
         if (tok && ka) {
             rc = ACME_OK;
             for (size_t i = 0; i < st->nresp; i++)
-                if (st->kind[i] == kind && acme_responder_add_http01(st->resp[i], tok, ka) != ACME_OK)
+                if (st->kind[i] == kind && (st->resp[i] ? acme_responder_add_http01(st->resp[i], tok, ka)
+                                                        : st->sink[i].add_http01(st->sink[i].ud, tok, ka)) != ACME_OK)
                     rc = ACME_E_STORAGE;
             *served_as = strdup(tok);
         }
@@ -236,7 +238,9 @@ static int load_answer(chal_state *st, int kind, const unsigned char *value, siz
         if (id && cert && key) {
             rc = ACME_OK;
             for (size_t i = 0; i < st->nresp; i++)
-                if (st->kind[i] == kind && acme_responder_add_tlsalpn01(st->resp[i], id, cert, key) != ACME_OK)
+                if (st->kind[i] == kind &&
+                    (st->resp[i] ? acme_responder_add_tlsalpn01(st->resp[i], id, cert, key)
+                                 : st->sink[i].add_tlsalpn01(st->sink[i].ud, id, cert, key)) != ACME_OK)
                     rc = ACME_E_STORAGE;
             *served_as = strdup(id);
         }
@@ -314,8 +318,12 @@ static void poll_kind(storage_etcd *s, chal_state *st, int kind, int64_t lease)
         loaded *l = *pp;
         if (l->kind == kind && !l->seen) {
             for (size_t r = 0; r < st->nresp; r++)
-                if (st->kind[r] == kind && l->served_as)
-                    acme_responder_remove(st->resp[r], l->served_as);
+                if (st->kind[r] == kind && l->served_as) {
+                    if (st->resp[r])
+                        acme_responder_remove(st->resp[r], l->served_as);
+                    else if (st->sink[r].remove)
+                        st->sink[r].remove(st->sink[r].ud, (acme_responder_kind)kind, l->served_as);
+                }
             *pp = l->next;
             free(l->id);
             free(l->served_as);
@@ -396,6 +404,33 @@ int storage_etcd_attach_responder(storage_etcd *s, acme_responder *r)
     st->resp[st->nresp] = r;
     st->kind[st->nresp] = (int)acme_responder_get_kind(r);
     st->nresp++;
+    pthread_mutex_unlock(&st->mu);
+    return etcd_thread_need(s);
+}
+
+int storage_etcd_attach_sink(storage_etcd *s, const acme_etcd_sink *sink)
+{
+    if (!sink || sink->size < sizeof(acme_etcd_sink) || (!sink->add_http01 && !sink->add_tlsalpn01))
+        return ACME_E_INVALID_ARG;
+    chal_state *st = state(s);
+    if (!st)
+        return ACME_E_NOMEM;
+    int want = (sink->add_http01 ? 1 : 0) + (sink->add_tlsalpn01 ? 1 : 0);
+    pthread_mutex_lock(&st->mu);
+    if (st->nresp + (size_t)want > MAX_RESPONDERS) {
+        pthread_mutex_unlock(&st->mu);
+        return ACME_E_INVALID_ARG;
+    }
+    /* One entry per kind it takes, so the rest of this file sees a
+     * responder-like slot of one kind. */
+    for (int kind = ACME_RESPONDER_HTTP01; kind <= ACME_RESPONDER_TLSALPN01; kind++) {
+        if (kind == ACME_RESPONDER_HTTP01 ? !sink->add_http01 : !sink->add_tlsalpn01)
+            continue;
+        st->resp[st->nresp] = NULL;
+        st->sink[st->nresp] = *sink;
+        st->kind[st->nresp] = kind;
+        st->nresp++;
+    }
     pthread_mutex_unlock(&st->mu);
     return etcd_thread_need(s);
 }

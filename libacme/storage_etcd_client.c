@@ -53,6 +53,22 @@ ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder
     return storage_etcd_attach_responder(c->etcd_storage, r);
 }
 
+ACME_EXPORT int acme_client_etcd_attach_sink(acme_client *c, const acme_etcd_sink *sink)
+{
+    if (!c)
+        return ACME_E_INVALID_ARG;
+    if (!c->etcd_storage)
+        return ACME_E_STATE;
+    int rc = storage_etcd_attach_sink(c->etcd_storage, sink);
+    if (rc == ACME_E_INVALID_ARG)
+        return client_fail(c, rc, "acme_client_etcd_attach_sink: %s",
+                           !sink || sink->size < sizeof(acme_etcd_sink)
+                               ? "the sink is missing or its size field is too small (set size = sizeof(acme_etcd_sink))"
+                           : !sink->add_http01 && !sink->add_tlsalpn01 ? "the sink has neither add_http01 nor add_tlsalpn01"
+                                                                        : "at most 4 responders and sink kinds per client");
+    return rc;
+}
+
 ACME_EXPORT int acme_client_etcd_publish(acme_client *c, const acme_challenge *ch, unsigned wait_ms)
 {
     if (!c || !ch)

@@ -54,6 +54,24 @@ ACME_EXPORT int acme_client_set_storage_etcd(acme_client *c, const acme_etcd_opt
  * by freeing c first. */
 ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder *r);
 
+/* The same for a host that serves answers itself (a web server module):
+ * the store's answers are handed to the sink's callbacks instead of a
+ * responder. The callbacks run on the client's etcd thread, one at a
+ * time, and must not call into c; return ACME_OK once the answer is
+ * served here (the node then acknowledges it). add_http01 / add_tlsalpn01
+ * may be NULL for a type the host does not serve (at least one is set);
+ * remove is called when an answer leaves the store. The sink is copied;
+ * ud must outlive c. ACME_E_INVALID_ARG for a sink without size or
+ * callbacks. */
+typedef struct acme_etcd_sink {
+    size_t size;   /* sizeof(acme_etcd_sink) as the host compiled it */
+    void *ud;
+    int (*add_http01)(void *ud, const char *token, const char *key_authorization);
+    int (*add_tlsalpn01)(void *ud, const char *identifier, const char *cert_pem, const char *key_pem);
+    void (*remove)(void *ud, acme_responder_kind kind, const char *token_or_identifier);
+} acme_etcd_sink;
+ACME_EXPORT int acme_client_etcd_attach_sink(acme_client *c, const acme_etcd_sink *sink);
+
 /* Put the answer of ch (http-01 or tls-alpn-01) into the store, then wait
  * up to wait_ms (0: 3000) until every node that attached a responder of its
  * type has loaded it, so the CA may validate against any of them.
