@@ -54,6 +54,19 @@ typedef struct macme_conf {
     char *dns_module_config;     /* "key=value\n"... */
     macme_cert *certs;
     size_t cert_count;
+    /* acme.storage = "etcd": the state lives in an etcd cluster shared
+     * with other hosts (doc/cluster.md); acme.state-dir then holds only
+     * the leader lock of this host's workers. */
+    int storage_etcd;
+    char **etcd_endpoints;       /* acme.etcd-endpoints */
+    size_t etcd_endpoint_count;
+    char *etcd_prefix;           /* acme.etcd-prefix, NULL: libacme's default */
+    char *etcd_ca_file;
+    char *etcd_username;
+    char *etcd_password;
+    char *etcd_node_name;
+    unsigned etcd_lock_ttl;      /* acme.etcd-lock-ttl, 0: libacme's default */
+    unsigned etcd_poll_s;        /* acme.etcd-poll-seconds: look for certificates other hosts stored */
 } macme_conf;
 
 void macme_conf_free(macme_conf *mc);
@@ -115,8 +128,40 @@ char *macme_shm_get_metrics(macme_shm *s);
 int macme_alpn_publish(char *const *dirs, size_t n, const acme_challenge *ch,
                        char *err, size_t errlen);
 int macme_alpn_unpublish(char *const *dirs, size_t n, const acme_challenge *ch);
+/* The same by identifier (ident_type "dns" or "ip"): answers another host
+ * published (macme_etcd.c). */
+int macme_alpn_write(char *const *dirs, size_t n, const char *ident_type, const char *ident, const char *cert,
+                     const char *key, char *err, size_t errlen);
+int macme_alpn_remove(char *const *dirs, size_t n, const char *ident_type, const char *ident);
 /* The SNI name a validator sends for this identifier (RFC 8737/8738). */
 int macme_alpn_sni_name(const char *ident_type, const char *ident, char *out, size_t cap);
+
+/* ---- a cluster on etcd (macme_etcd.c) ---------------------------------- */
+
+/* c's storage as configured: acme.state-dir, or the etcd cluster. */
+int macme_storage_set(const macme_conf *mc, acme_client *c);
+
+typedef struct macme_cluster macme_cluster;
+
+/* On the leader's client (etcd storage): every answer any host publishes
+ * goes into shm (http-01) and the ssl.acme-tls-1 files (tls-alpn-01). */
+int macme_cluster_new(const macme_conf *mc, macme_shm *shm, acme_client *c,
+                      void (*log)(void *ud, acme_log_level level, const char *msg), void *log_ud,
+                      macme_cluster **out);
+void macme_cluster_free(macme_cluster *cl);
+/* After the local publish: share the answer. ACME_E_PENDING: the engine
+ * hears the outcome from macme_cluster_tick (acme_engine_done). */
+int macme_cluster_publish(macme_cluster *cl, const acme_challenge *ch);
+void macme_cluster_unpublish(macme_cluster *cl, const acme_challenge *ch);
+/* Hands finished publishes to e; every acme.etcd-poll-seconds loads the
+ * stored certificates not being ordered here and calls install (which
+ * writes only what differs from the files). */
+void macme_cluster_tick(macme_cluster *cl, acme_engine *e, int (*install)(void *ud, const acme_certificate *cert),
+                        void *ud);
+/* When the next tick is due (ms), 50 while a publish waits. */
+int macme_cluster_timeout_ms(const macme_cluster *cl);
+/* "" or etcd's last failure (which endpoint, what it answered). */
+const char *macme_cluster_health(macme_cluster *cl);
 
 /* ---- the driver (macme_core.c) ------------------------------------------ */
 

@@ -63,19 +63,18 @@ static char *path_of(const char *dir, const char *sni, const char *suffix)
     return p;
 }
 
-int macme_alpn_publish(char *const *dirs, size_t n, const acme_challenge *ch, char *err, size_t errlen)
+int macme_alpn_write(char *const *dirs, size_t n, const char *ident_type, const char *ident, const char *cert,
+                     const char *key, char *err, size_t errlen)
 {
     char sni[300];
-    if (macme_alpn_sni_name(acme_challenge_identifier_type(ch), acme_challenge_identifier(ch), sni, sizeof(sni))) {
-        snprintf(err, errlen, "tls-alpn-01: \"%s\" cannot be a file name in ssl.acme-tls-1",
-                 acme_challenge_identifier(ch));
+    if (macme_alpn_sni_name(ident_type, ident, sni, sizeof(sni))) {
+        snprintf(err, errlen, "tls-alpn-01: \"%s\" cannot be a file name in ssl.acme-tls-1", ident);
         return -1;
     }
     if (!n) {
         snprintf(err, errlen, "tls-alpn-01 for %s: ssl.acme-tls-1 is not set", sni);
         return -1;
     }
-    const char *cert = acme_challenge_alpn_cert_pem(ch), *key = acme_challenge_alpn_key_pem(ch);
     for (size_t i = 0; i < n; i++) {
         char *kp = path_of(dirs[i], sni, ".key.pem"), *cp = path_of(dirs[i], sni, ".crt.pem");
         int rc = !kp || !cp ? (snprintf(err, errlen, "out of memory"), -1)
@@ -90,10 +89,16 @@ int macme_alpn_publish(char *const *dirs, size_t n, const acme_challenge *ch, ch
     return 0;
 }
 
-int macme_alpn_unpublish(char *const *dirs, size_t n, const acme_challenge *ch)
+int macme_alpn_publish(char *const *dirs, size_t n, const acme_challenge *ch, char *err, size_t errlen)
+{
+    return macme_alpn_write(dirs, n, acme_challenge_identifier_type(ch), acme_challenge_identifier(ch),
+                            acme_challenge_alpn_cert_pem(ch), acme_challenge_alpn_key_pem(ch), err, errlen);
+}
+
+int macme_alpn_remove(char *const *dirs, size_t n, const char *ident_type, const char *ident)
 {
     char sni[300];
-    if (macme_alpn_sni_name(acme_challenge_identifier_type(ch), acme_challenge_identifier(ch), sni, sizeof(sni)))
+    if (macme_alpn_sni_name(ident_type, ident, sni, sizeof(sni)))
         return 0;
     int rc = 0;
     for (size_t i = 0; i < n; i++) {
@@ -107,4 +112,9 @@ int macme_alpn_unpublish(char *const *dirs, size_t n, const acme_challenge *ch)
         free(cp);
     }
     return rc;
+}
+
+int macme_alpn_unpublish(char *const *dirs, size_t n, const acme_challenge *ch)
+{
+    return macme_alpn_remove(dirs, n, acme_challenge_identifier_type(ch), acme_challenge_identifier(ch));
 }

@@ -57,6 +57,7 @@ struct macme_core {
     acme_engine *e;
     int managed;
     acme_module *dns;          /* acme.dns-module, on the engine's client */
+    macme_cluster *cluster;    /* acme.storage = "etcd": answers and certificates of other hosts */
 
     /* account registration on its own thread */
     pthread_t reg_thread;
@@ -125,6 +126,20 @@ static void klog(macme_core *k, acme_log_level level, const char *fmt, ...)
 
 /* ---- the host callbacks libacme calls (from inside a step) ---- */
 
+static int cb_unpublish(void *ud, const acme_challenge *ch);
+
+/* In a cluster the answer also goes to the other hosts; the engine hears
+ * once they all serve it (macme_cluster_tick). */
+static int share(macme_core *k, const acme_challenge *ch)
+{
+    if (!k->cluster)
+        return ACME_OK;
+    int rc = macme_cluster_publish(k->cluster, ch);
+    if (rc != ACME_OK && rc != ACME_E_PENDING)
+        cb_unpublish(k, ch);
+    return rc;
+}
+
 static int cb_publish(void *ud, const acme_challenge *ch)
 {
     macme_core *k = ud;
@@ -138,7 +153,7 @@ static int cb_publish(void *ud, const acme_challenge *ch)
         }
         klog(k, ACME_LOG_INFO, "published http-01 for %s (token %s)", acme_challenge_identifier(ch),
              acme_challenge_token(ch));
-        return ACME_OK;
+        return share(k, ch);
     }
     case ACME_CHALLENGE_TLS_ALPN_01:
         if (macme_alpn_publish(k->conf->alpn_dirs, k->conf->alpn_dir_count, ch, err, sizeof(err))) {
@@ -147,7 +162,7 @@ static int cb_publish(void *ud, const acme_challenge *ch)
         }
         klog(k, ACME_LOG_INFO, "published tls-alpn-01 for %s in %s", acme_challenge_identifier(ch),
              k->conf->alpn_dirs[0]);
-        return ACME_OK;
+        return share(k, ch);
     case ACME_CHALLENGE_DNS_01:
         /* The module's thread sends the record and waits for every
          * authoritative server; this answers ACME_E_PENDING at once and
@@ -166,6 +181,8 @@ static int cb_publish(void *ud, const acme_challenge *ch)
 static int cb_unpublish(void *ud, const acme_challenge *ch)
 {
     macme_core *k = ud;
+    if (k->cluster)
+        macme_cluster_unpublish(k->cluster, ch);
     switch (acme_challenge_get_type(ch)) {
     case ACME_CHALLENGE_HTTP_01:
         macme_shm_del_token(k->shm, acme_challenge_token(ch));
@@ -276,6 +293,8 @@ void macme_core_free(macme_core *k)
         acme_engine_free(k->e);
         acme_client_free(k->c);
         acme_client_free(k->reg_c);
+        /* After its client: the client's etcd thread calls into it. */
+        macme_cluster_free(k->cluster);
     }
     /* else: a fork()ed copy (server.graceful-restart-bg keeps the old
      * generation alive in a child): threads did not come along, so the
@@ -328,7 +347,7 @@ static int client_setup(macme_core *k, acme_client **out, int with_host)
     acme_client *c = NULL;
     int rc = acme_client_new(mc->directory, &c);
     if (!rc)
-        rc = acme_client_set_storage_dir(c, mc->state_dir);
+        rc = macme_storage_set(mc, c);
     if (!rc && mc->ca_file)
         rc = acme_client_set_ca_file(c, mc->ca_file);
     if (!rc)
@@ -489,6 +508,12 @@ static void try_lead(macme_core *k)
         k->lock_fd = -1;
         return;
     }
+    if (k->conf->storage_etcd) {
+        int rc = macme_cluster_new(k->conf, k->shm, k->c, k->host.log, k->host.ud, &k->cluster);
+        if (rc != ACME_OK)
+            klog(k, ACME_LOG_ERROR, "cluster: cannot serve the other hosts' challenge answers: %s",
+                 *acme_client_last_error(k->c) ? acme_client_last_error(k->c) : acme_strerror(rc));
+    }
     if (k->conf->dns_module)
         load_dns_module(k);
     k->leader = 1;
@@ -543,6 +568,11 @@ static void sync_fds(macme_core *k)
     k->watched_n = w;
 
     int t = acme_engine_timeout_ms(k->e);
+    if (k->cluster) {
+        int ct = macme_cluster_timeout_ms(k->cluster);
+        if (t < 0 || ct < t)
+            t = ct;
+    }
     struct itimerspec its;
     memset(&its, 0, sizeof(its));
     if (t == 0) {
@@ -603,6 +633,10 @@ static void publish_status(macme_core *k)
      * says that publishing failed, this says why. */
     const char *dns_err = k->dns ? acme_module_last_error(k->dns) : NULL;
     json_object_set_new(o, "dns_module_error", dns_err ? json_string(dns_err) : json_null());
+    /* In a cluster: a host that cannot reach etcd keeps serving what it
+     * has, and says so here. */
+    const char *etcd_err = k->cluster ? macme_cluster_health(k->cluster) : NULL;
+    json_object_set_new(o, "storage_error", etcd_err && *etcd_err ? json_string(etcd_err) : json_null());
     json_object_set_new(o, "installs", json_integer(k->installs));
     json_object_set_new(o, "restart_pending", json_boolean(k->restart_pending));
     json_object_set_new(o, "certificates", arr ? arr : json_array());
@@ -641,6 +675,8 @@ static void maybe_restart(macme_core *k)
 static void do_step(macme_core *k)
 {
     uint64_t t0 = clock_us(CLOCK_MONOTONIC), c0 = clock_us(CLOCK_THREAD_CPUTIME_ID);
+    if (k->cluster)
+        macme_cluster_tick(k->cluster, k->e, cb_install, k);
     acme_engine_step(k->e);
     maybe_restart(k);
     sync_fds(k);
@@ -754,9 +790,10 @@ int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_lev
     acme_client *c = NULL;
     int rc = acme_client_new(conf->directory, &c);
     if (!rc)
-        rc = acme_client_set_storage_dir(c, conf->state_dir);
+        rc = macme_storage_set(conf, c);
     if (rc) {
-        snprintf(err, errlen, "acme.state-dir \"%s\" (for %s): %s", conf->state_dir, conf->directory,
+        snprintf(err, errlen, "%s \"%s\" (for %s): %s", conf->storage_etcd ? "acme.etcd-endpoints" : "acme.state-dir",
+                 conf->storage_etcd ? conf->etcd_endpoints[0] : conf->state_dir, conf->directory,
                  c && *acme_client_last_error(c) ? acme_client_last_error(c) : acme_strerror(rc));
         acme_client_free(c);
         return -1;

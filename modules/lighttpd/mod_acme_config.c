@@ -36,6 +36,16 @@ const config_plugin_keys_t mod_acme_keys[] = {
     {CONST_STR_LEN("acme.log-level"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.dns-module"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.dns-module-config"), T_CONFIG_ARRAY_KVSTRING, T_CONFIG_SCOPE_SERVER},
+    /* A cluster of hosts sharing their state in etcd (doc/cluster.md). */
+    {CONST_STR_LEN("acme.storage"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-endpoints"), T_CONFIG_ARRAY_VLIST, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-prefix"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-ca-file"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-username"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-password"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-lock-ttl"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-node-name"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.etcd-poll-seconds"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
     {NULL, 0, T_CONFIG_UNSET, T_CONFIG_SCOPE_UNSET}};
 
 void macme_conf_free(macme_conf *mc)
@@ -56,6 +66,17 @@ void macme_conf_free(macme_conf *mc)
         free(mc->dns_module_config);
     }
     free(mc->eab_kid);
+    for (size_t i = 0; i < mc->etcd_endpoint_count; i++)
+        free(mc->etcd_endpoints[i]);
+    free(mc->etcd_endpoints);
+    free(mc->etcd_prefix);
+    free(mc->etcd_ca_file);
+    free(mc->etcd_username);
+    if (mc->etcd_password) {
+        explicit_bzero(mc->etcd_password, strlen(mc->etcd_password));
+        free(mc->etcd_password);
+    }
+    free(mc->etcd_node_name);
     if (mc->eab_hmac) {
         explicit_bzero(mc->eab_hmac, strlen(mc->eab_hmac));
         free(mc->eab_hmac);
@@ -313,6 +334,37 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
     case K_EAB_HMAC: return set_string(&mc->eab_hmac, cpv->v.b);
     case K_DNS_MODULE: return set_string(&mc->dns_module, cpv->v.b);
     case K_DNS_MODULE_CONFIG: return set_module_config(srv, mc, cpv->v.a);
+    case K_STORAGE:
+        if (buffer_eq_slen(cpv->v.b, CONST_STR_LEN("etcd")))
+            mc->storage_etcd = 1;
+        else if (buffer_eq_slen(cpv->v.b, CONST_STR_LEN("file")))
+            mc->storage_etcd = 0;
+        else {
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                      "mod_acme: acme.storage: \"%s\" is not \"file\" (acme.state-dir, the default) or \"etcd\" "
+                      "(a cluster: acme.etcd-endpoints)", cpv->v.b->ptr ? cpv->v.b->ptr : "");
+            return -1;
+        }
+        return 0;
+    case K_ETCD_ENDPOINTS: {
+        const array *a = cpv->v.a;
+        mc->etcd_endpoints = calloc(a->used ? a->used : 1, sizeof(char *));
+        if (!mc->etcd_endpoints)
+            return -1;
+        for (uint32_t i = 0; i < a->used; i++) {
+            const buffer *v = &((const data_string *)a->data[i])->value;
+            if (!buffer_is_blank(v) && !(mc->etcd_endpoints[mc->etcd_endpoint_count++] = bdup(v)))
+                return -1;
+        }
+        return 0;
+    }
+    case K_ETCD_PREFIX: return set_string(&mc->etcd_prefix, cpv->v.b);
+    case K_ETCD_CA_FILE: return set_string(&mc->etcd_ca_file, cpv->v.b);
+    case K_ETCD_USERNAME: return set_string(&mc->etcd_username, cpv->v.b);
+    case K_ETCD_PASSWORD: return set_string(&mc->etcd_password, cpv->v.b);
+    case K_ETCD_NODE_NAME: return set_string(&mc->etcd_node_name, cpv->v.b);
+    case K_ETCD_LOCK_TTL: mc->etcd_lock_ttl = cpv->v.u; return 0;
+    case K_ETCD_POLL: mc->etcd_poll_s = cpv->v.u; return 0;
     case K_RENEW_AFTER: mc->renew_after_s = cpv->v.u; return 0;
     case K_RETRY: mc->retry_s = cpv->v.u; return 0;
     case K_LOG_LEVEL: {
@@ -426,6 +478,28 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
     if (mc->dns_module && mc->dns_module[0] != '/') {
         log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.dns-module \"%s\" must be an absolute path",
                   mc->dns_module);
+        goto fail;
+    }
+    if (mc->storage_etcd && !mc->etcd_endpoint_count) {
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                  "mod_acme: acme.storage = \"etcd\" needs acme.etcd-endpoints = (\"http://10.0.0.1:2379\", ...): "
+                  "the client URLs of the etcd members");
+        goto fail;
+    }
+    if (!mc->storage_etcd && (mc->etcd_endpoint_count || mc->etcd_prefix || mc->etcd_username)) {
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                  "mod_acme: acme.etcd-* is set but acme.storage is not \"etcd\": set acme.storage = \"etcd\" "
+                  "(or remove the acme.etcd-* keys)");
+        goto fail;
+    }
+    if (mc->etcd_ca_file && mc->etcd_ca_file[0] != '/') {
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.etcd-ca-file \"%s\" must be an absolute path",
+                  mc->etcd_ca_file);
+        goto fail;
+    }
+    if (!mc->etcd_username != !mc->etcd_password) {
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                  "mod_acme: acme.etcd-username and acme.etcd-password go together: set both or neither");
         goto fail;
     }
     if (challenge) {
