@@ -82,6 +82,7 @@ struct storage_etcd {
     char *auth_token;
     unsigned request_ms, connect_ms, lock_ttl_s;
     char node[200];
+    unsigned flags;               /* ACME_ETCD_* of acme_etcd_options.flags */
 
     pthread_mutex_t mu;           /* guards everything below and the fields above that change */
     etcd_conn fg, bg;             /* callers' requests; the background thread's */
@@ -148,6 +149,7 @@ unsigned long storage_etcd_requests(storage_etcd *s)
 
 const char *etcd_prefix(const storage_etcd *s) { return s->prefix; }
 const char *etcd_node(const storage_etcd *s) { return s->node; }
+unsigned etcd_flags(const storage_etcd *s) { return s->flags; }
 
 /* ---- requests ---- */
 
@@ -1012,6 +1014,9 @@ int storage_etcd_open(const acme_etcd_options *o, storage_etcd **out, char *err,
     s->request_ms = o->request_timeout_ms ? o->request_timeout_ms : DEFAULT_REQUEST_MS;
     s->connect_ms = o->connect_timeout_ms ? o->connect_timeout_ms : DEFAULT_CONNECT_MS;
     s->lock_ttl_s = o->lock_ttl_s ? o->lock_ttl_s : DEFAULT_LOCK_TTL_S;
+    /* flags came with 1.2's second form of the struct: older sizes mean 0. */
+    if (o->size >= offsetof(acme_etcd_options, flags) + sizeof(o->flags))
+        s->flags = o->flags;
     if (s->lock_ttl_s < MIN_LOCK_TTL_S)
         s->lock_ttl_s = MIN_LOCK_TTL_S;
     if (o->node_name && *o->node_name) {

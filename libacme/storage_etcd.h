@@ -52,6 +52,7 @@ int etcd_call(storage_etcd *s, int bg, const char *path, json_t *body, json_t **
 /* The prefix (borrowed) and this node's name. */
 const char *etcd_prefix(const storage_etcd *s);
 const char *etcd_node(const storage_etcd *s);
+unsigned etcd_flags(const storage_etcd *s);
 /* Called by the background thread every tick (~250 ms) with no lock held. */
 void etcd_chal_tick(storage_etcd *s);
 void etcd_chal_free(storage_etcd *s);

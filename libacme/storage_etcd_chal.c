@@ -362,8 +362,12 @@ void etcd_chal_free(storage_etcd *s)
     chal_state *st = etcd_chal_state(s);
     if (!st)
         return;
-    /* Leave the cluster at once rather than when the node lease runs out. */
-    if (st->node_lease) {
+    /* Leave the cluster at once rather than when the node lease runs out,
+     * unless the host comes back at once under the same node name (a web
+     * server's graceful restart): then the other nodes keep waiting for
+     * its acknowledgements, which its next generation gives once it has
+     * loaded their answers. */
+    if (st->node_lease && !(etcd_flags(s) & ACME_ETCD_KEEP_NODE)) {
         char ids[24];
         snprintf(ids, sizeof(ids), "%" PRId64, st->node_lease);
         json_t *req = json_pack("{s:s}", "ID", ids);

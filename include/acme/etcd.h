@@ -37,7 +37,18 @@ typedef struct acme_etcd_options {
                                      * free after at most this. Default 15, at least 3. */
     const char *node_name;          /* this host in lock values and status; default
                                      * "<hostname>:<pid>" */
+    unsigned flags;                 /* ACME_ETCD_KEEP_NODE; 0: none. A size that ends
+                                     * before it means 0. */
 } acme_etcd_options;
+
+/* acme_etcd_options.flags: freeing the client does not take this node out
+ * of the cluster at once; its entry lasts until its lease runs out (about
+ * 10 s), so the other nodes keep waiting for its acknowledgement of their
+ * challenge answers. For a host that restarts in place under the same
+ * node_name (a web server's graceful restart): its next client
+ * acknowledges once it has loaded them, and no validator reaches a node
+ * that has not. Needs a fixed node_name. */
+#define ACME_ETCD_KEEP_NODE 1u
 
 /* Use etcd for c's storage (replacing any other). Nothing is sent yet: a
  * cluster that is down fails the first storage call, not this one.

@@ -47,6 +47,7 @@ typedef struct macme_conf {
     char *eab_hmac;
     unsigned renew_after_s;      /* acme.renew-after-seconds -> max_age_s */
     unsigned retry_s;            /* acme.retry-seconds -> retry_min_s */
+    unsigned max_orders;         /* acme.max-orders -> max_orders (0: libacme's 16) */
     acme_log_level log_level;
     char *alpn_dirs[MACME_MAX_ALPN_DIRS];  /* every distinct ssl.acme-tls-1 */
     size_t alpn_dir_count;
@@ -160,6 +161,10 @@ void macme_cluster_tick(macme_cluster *cl, acme_engine *e, int (*install)(void *
                         void *ud);
 /* When the next tick is due (ms), 50 while a publish waits. */
 int macme_cluster_timeout_ms(const macme_cluster *cl);
+/* How many answers (any host's) this host serves now: a graceful restart
+ * waits for 0, since the new generation starts with an empty table and a
+ * validator may be on its way. */
+unsigned macme_cluster_answers(const macme_cluster *cl);
 /* "" or etcd's last failure (which endpoint, what it answered). */
 const char *macme_cluster_health(macme_cluster *cl);
 

@@ -494,6 +494,7 @@ static void try_lead(macme_core *k)
     o.size = sizeof(o);
     o.retry_min_s = k->conf->retry_s;
     o.max_age_s = k->conf->renew_after_s;
+    o.max_orders = k->conf->max_orders;
     if (client_setup(k, &k->c, 1) == ACME_OK) {
         int rc = acme_engine_new(k->c, &o, &k->e);
         if (rc) {
@@ -658,8 +659,11 @@ static void maybe_restart(macme_core *k)
 {
     if (!k->restart_pending || k->restart_sent)
         return;
-    /* One restart for a batch: wait until no order is in flight. */
-    if (!acme_engine_idle(k->e) && mono_ms() - k->restart_since_ms < RESTART_BATCH_MS)
+    /* One restart for a batch: wait until no order is in flight, and in a
+     * cluster until no host's challenge answer is served here either (a
+     * validator sent here must not meet the restart). */
+    int busy = !acme_engine_idle(k->e) || (k->cluster && macme_cluster_answers(k->cluster) > 0);
+    if (busy && mono_ms() - k->restart_since_ms < RESTART_BATCH_MS)
         return;
     k->restart_sent = 1;
     k->restarts++;

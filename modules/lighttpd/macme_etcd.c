@@ -44,6 +44,7 @@ struct macme_cluster {
     time_t next_poll;
     void (*log)(void *ud, acme_log_level level, const char *msg);
     void *log_ud;
+    unsigned answers;   /* other hosts' answers served here (atomic: the etcd thread counts) */
 };
 
 static void cl_log(macme_cluster *cl, acme_log_level level, const char *fmt, ...)
@@ -77,6 +78,11 @@ int macme_storage_set(const macme_conf *mc, acme_client *c)
     o.node_name = mc->etcd_node_name;
     o.request_timeout_ms = ETCD_REQUEST_MS;
     o.connect_timeout_ms = ETCD_CONNECT_MS;
+    /* A graceful restart frees the client and makes a new one under the
+     * same node name: the other hosts keep waiting for this host's
+     * acknowledgements meanwhile, so none of their validators meets the
+     * new generation before it loaded their answers. */
+    o.flags = ACME_ETCD_KEEP_NODE; /* node_name: acme.etcd-node-name or the host name */
     return acme_client_set_storage_etcd(c, &o);
 }
 
@@ -85,7 +91,10 @@ int macme_storage_set(const macme_conf *mc, acme_client *c)
 static int sink_http01(void *ud, const char *token, const char *key_authorization)
 {
     macme_cluster *cl = ud;
-    return macme_shm_put_token(cl->shm, token, key_authorization);
+    int rc = macme_shm_put_token(cl->shm, token, key_authorization);
+    if (rc == ACME_OK)
+        __atomic_add_fetch(&cl->answers, 1, __ATOMIC_RELAXED);
+    return rc;
 }
 
 static const char *ident_type(const char *identifier)
@@ -103,12 +112,15 @@ static int sink_tlsalpn01(void *ud, const char *identifier, const char *cert_pem
         cl_log(cl, ACME_LOG_ERROR, "cluster: the tls-alpn-01 answer for %s: %s", identifier, err);
         return ACME_E_STORAGE;
     }
+    __atomic_add_fetch(&cl->answers, 1, __ATOMIC_RELAXED);
     return ACME_OK;
 }
 
 static void sink_remove(void *ud, acme_responder_kind kind, const char *what)
 {
     macme_cluster *cl = ud;
+    if (__atomic_load_n(&cl->answers, __ATOMIC_RELAXED))
+        __atomic_sub_fetch(&cl->answers, 1, __ATOMIC_RELAXED);
     if (kind == ACME_RESPONDER_HTTP01)
         macme_shm_del_token(cl->shm, what);
     else
@@ -204,9 +216,33 @@ int macme_cluster_timeout_ms(const macme_cluster *cl)
 
 typedef struct poll_ctx {
     macme_cluster *cl;
+    acme_engine *e;
+    char **ids;
+    size_t n;
     int (*install)(void *ud, const acme_certificate *cert);
     void *ud;
 } poll_ctx;
+
+/* The stored ids this host is configured for and not ordering itself
+ * (it installs its own). */
+static int collect(void *ud, const char *id)
+{
+    poll_ctx *p = ud;
+    if (!macme_conf_cert(p->cl->conf, id))
+        return 0;
+    acme_cert_status st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st);
+    if (acme_engine_cert_status(p->e, id, &st) == ACME_OK && st.state == ACME_CERT_STATE_ORDERING)
+        return 0;
+    char **n = realloc(p->ids, (p->n + 1) * sizeof(char *));
+    if (!n)
+        return 1;
+    p->ids = n;
+    if ((n[p->n] = strdup(id)))
+        p->n++;
+    return 0;
+}
 
 static int poll_cb(void *ud, const acme_certificate *cert)
 {
@@ -231,9 +267,9 @@ void macme_cluster_tick(macme_cluster *cl, acme_engine *e, int (*install)(void *
         }
         if (rc != ACME_OK) {
             cl_log(cl, ACME_LOG_WARNING,
-                 "cluster: the %s answer for %s did not reach every host in %d s (a host is slow or cut off from "
-                 "etcd)", acme_challenge_type_name(acme_challenge_get_type(ch)), acme_challenge_identifier(ch),
-                 PUBLISH_WAIT_S);
+                   "cluster: the %s answer for %s did not reach every host in %d s (a host is slow or cut off from "
+                   "etcd)", acme_challenge_type_name(acme_challenge_get_type(ch)), acme_challenge_identifier(ch),
+                   PUBLISH_WAIT_S);
             rc = ACME_E_TIMEOUT;
         }
         cl->pending[i] = cl->pending[--cl->pending_count];
@@ -244,21 +280,20 @@ void macme_cluster_tick(macme_cluster *cl, acme_engine *e, int (*install)(void *
     if (now < cl->next_poll)
         return;
     cl->next_poll = now + (cl->conf->etcd_poll_s ? cl->conf->etcd_poll_s : DEFAULT_POLL_S);
-    poll_ctx p = {cl, install, ud};
-    for (size_t i = 0; i < cl->conf->cert_count; i++) {
-        const char *id = cl->conf->certs[i].id;
-        acme_cert_status st;
-        memset(&st, 0, sizeof(st));
-        st.size = sizeof(st);
-        /* Never under this host's own running order: it installs itself. */
-        if (acme_engine_cert_status(e, id, &st) == ACME_OK && st.state == ACME_CERT_STATE_ORDERING)
-            continue;
-        int rc = acme_cert_load(cl->c, id, poll_cb, &p);
-        if (rc != ACME_OK && rc != ACME_E_NOT_FOUND) {
-            cl_log(cl, ACME_LOG_DEBUG, "cluster: reading %s from etcd: %s", id, acme_client_last_error(cl->c));
-            break; /* etcd is down: the status says so; look again next time */
-        }
-    }
+    poll_ctx p = {cl, e, NULL, 0, install, ud};
+    /* Listed first (one range request), loaded after: no callback runs
+     * inside the listing. A failure (etcd down) shows in the status. */
+    if (acme_cert_list(cl->c, collect, &p) == ACME_OK)
+        for (size_t i = 0; i < p.n; i++)
+            acme_cert_load(cl->c, p.ids[i], poll_cb, &p);
+    for (size_t i = 0; i < p.n; i++)
+        free(p.ids[i]);
+    free(p.ids);
+}
+
+unsigned macme_cluster_answers(const macme_cluster *cl)
+{
+    return __atomic_load_n(&cl->answers, __ATOMIC_RELAXED);
 }
 
 const char *macme_cluster_health(macme_cluster *cl)

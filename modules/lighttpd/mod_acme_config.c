@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "array.h"
 #include "configfile.h"
@@ -46,6 +47,7 @@ const config_plugin_keys_t mod_acme_keys[] = {
     {CONST_STR_LEN("acme.etcd-lock-ttl"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.etcd-node-name"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.etcd-poll-seconds"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.max-orders"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
     {NULL, 0, T_CONFIG_UNSET, T_CONFIG_SCOPE_UNSET}};
 
 void macme_conf_free(macme_conf *mc)
@@ -365,6 +367,7 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
     case K_ETCD_NODE_NAME: return set_string(&mc->etcd_node_name, cpv->v.b);
     case K_ETCD_LOCK_TTL: mc->etcd_lock_ttl = cpv->v.u; return 0;
     case K_ETCD_POLL: mc->etcd_poll_s = cpv->v.u; return 0;
+    case K_MAX_ORDERS: mc->max_orders = cpv->v.u; return 0;
     case K_RENEW_AFTER: mc->renew_after_s = cpv->v.u; return 0;
     case K_RETRY: mc->retry_s = cpv->v.u; return 0;
     case K_LOG_LEVEL: {
@@ -491,6 +494,15 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
                   "mod_acme: acme.etcd-* is set but acme.storage is not \"etcd\": set acme.storage = \"etcd\" "
                   "(or remove the acme.etcd-* keys)");
         goto fail;
+    }
+    if (mc->storage_etcd && !mc->etcd_node_name) {
+        /* The host name, not libacme's "<host>:<pid>": the name must stay
+         * the same across graceful restarts (macme_storage_set). */
+        char host[256] = "";
+        if (gethostname(host, sizeof(host) - 1) != 0 || !*host)
+            snprintf(host, sizeof(host), "lighttpd");
+        if (!(mc->etcd_node_name = strdup(host)))
+            goto fail;
     }
     if (mc->etcd_ca_file && mc->etcd_ca_file[0] != '/') {
         log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.etcd-ca-file \"%s\" must be an absolute path",
