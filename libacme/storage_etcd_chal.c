@@ -43,6 +43,9 @@ typedef struct loaded {
 
 typedef struct chal_state {
     pthread_mutex_t mu;
+    /* One poll at a time: the background thread's, or the first one an
+     * attach makes on the caller's thread. Held across the requests. */
+    pthread_mutex_t poll_mu;
     acme_responder *resp[MAX_RESPONDERS];   /* NULL: sink[i] instead */
     acme_etcd_sink sink[MAX_RESPONDERS];
     int kind[MAX_RESPONDERS];
@@ -76,6 +79,7 @@ static chal_state *state(storage_etcd *s)
     chal_state *st = etcd_chal_state(s);
     if (!st && (st = calloc(1, sizeof(*st)))) {
         pthread_mutex_init(&st->mu, NULL);
+        pthread_mutex_init(&st->poll_mu, NULL);
         etcd_chal_set_state(s, st);
     }
     return st;
@@ -249,11 +253,11 @@ static int load_answer(chal_state *st, int kind, const unsigned char *value, siz
     return rc;
 }
 
-static void poll_kind(storage_etcd *s, chal_state *st, int kind, int64_t lease)
+static void poll_kind(storage_etcd *s, chal_state *st, int bg, int kind, int64_t lease)
 {
     char *prefix = xasprintf("%s.challenges/%s/", etcd_prefix(s), kind_name(kind));
     json_t *a = NULL;
-    if (!prefix || range_prefix(s, 1, prefix, 0, &a) != ACME_OK) {
+    if (!prefix || range_prefix(s, bg, prefix, 0, &a) != ACME_OK) {
         free(prefix);
         return; /* etcd away: serve what we have */
     }
@@ -302,7 +306,7 @@ static void poll_kind(storage_etcd *s, chal_state *st, int kind, int64_t lease)
             json_t *ops = json_array();
             if (ack && ops) {
                 json_array_append_new(ops, etcd_op_put(ack, "1", 1, lease));
-                txn_ops(s, 1, ops);
+                txn_ops(s, bg, ops);
             } else {
                 json_decref(ops);
             }
@@ -335,11 +339,8 @@ static void poll_kind(storage_etcd *s, chal_state *st, int kind, int64_t lease)
     pthread_mutex_unlock(&st->mu);
 }
 
-void etcd_chal_tick(storage_etcd *s)
+static void chal_tick(storage_etcd *s, chal_state *st, int bg)
 {
-    chal_state *st = etcd_chal_state(s);
-    if (!st)
-        return;
     pthread_mutex_lock(&st->mu);
     size_t n = st->nresp;
     int kinds = 0;
@@ -348,13 +349,37 @@ void etcd_chal_tick(storage_etcd *s)
     pthread_mutex_unlock(&st->mu);
     if (!n && !etcd_node_lease(s))
         return;
-    node_lease_tick(s, st, 1);
+    node_lease_tick(s, st, bg);
     int64_t lease = etcd_node_lease(s);
     if (!lease)
         return;
     for (int kind = 1; kind <= 2; kind++)
         if (kinds & (1 << kind))
-            poll_kind(s, st, kind, lease);
+            poll_kind(s, st, bg, kind, lease);
+}
+
+void etcd_chal_tick(storage_etcd *s)
+{
+    chal_state *st = etcd_chal_state(s);
+    if (!st)
+        return;
+    pthread_mutex_lock(&st->poll_mu);
+    chal_tick(s, st, 1);
+    pthread_mutex_unlock(&st->poll_mu);
+}
+
+/* After an attach: register and load what the store holds now, on the
+ * caller's thread, before the call returns. A host that starts serving
+ * right after (a web server's new generation after a graceful restart)
+ * then already has every answer another node may have told the CA to
+ * validate; the thread keeps it current from there. etcd away: the
+ * thread catches up when it answers. */
+static int attached(storage_etcd *s, chal_state *st)
+{
+    pthread_mutex_lock(&st->poll_mu);
+    chal_tick(s, st, 0);
+    pthread_mutex_unlock(&st->poll_mu);
+    return etcd_thread_need(s);
 }
 
 void etcd_chal_free(storage_etcd *s)
@@ -389,6 +414,7 @@ void etcd_chal_free(storage_etcd *s)
         free(l);
     }
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->poll_mu);
     free(st);
     etcd_chal_set_state(s, NULL);
 }
@@ -409,7 +435,7 @@ int storage_etcd_attach_responder(storage_etcd *s, acme_responder *r)
     st->kind[st->nresp] = (int)acme_responder_get_kind(r);
     st->nresp++;
     pthread_mutex_unlock(&st->mu);
-    return etcd_thread_need(s);
+    return attached(s, st);
 }
 
 int storage_etcd_attach_sink(storage_etcd *s, const acme_etcd_sink *sink)
@@ -436,7 +462,7 @@ int storage_etcd_attach_sink(storage_etcd *s, const acme_etcd_sink *sink)
         st->nresp++;
     }
     pthread_mutex_unlock(&st->mu);
-    return etcd_thread_need(s);
+    return attached(s, st);
 }
 
 static int chal_kind(const acme_challenge *ch)

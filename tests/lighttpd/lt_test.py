@@ -629,6 +629,10 @@ def sc_badconfig(env):
     refuses("mod_acme after mod_openssl", "server.modules", modules=["mod_openssl", "mod_acme"])
     refuses("no ssl.pemfile", "ssl.pemfile", pemfile=False)
     refuses("bad key type", "acme.key-type", extra='acme.key-type = "dsa-512"')
+    refuses("unknown storage", "acme.storage: \"consul\"", extra='acme.storage = "consul"')
+    refuses("etcd without endpoints", "needs acme.etcd-endpoints", extra='acme.storage = "etcd"')
+    refuses("etcd keys without etcd storage", "acme.storage is not \"etcd\"",
+            extra='acme.etcd-endpoints = ("http://127.0.0.1:2379")')
     refuses("relative -f", "absolute -f", relative=True)
     refuses("server.chroot", "server.chroot", extra=f'server.chroot = "{env.base}"')
 
