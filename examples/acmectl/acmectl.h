@@ -406,6 +406,7 @@ typedef struct run_config {
     unsigned http_port, tls_port;  /* 0: that built-in responder is off */
     int verbosity, verbosity_set;  /* log-level as progress's verbosity */
     unsigned max_age, retry_min, retry_max;
+    unsigned max_orders;         /* max-orders: the engine's orders at once, 0 = libacme's 16 */
     char *profile, *preferred_chain;  /* defaults for the certificates */
     run_module *modules;
     size_t module_count;

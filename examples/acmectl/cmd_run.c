@@ -451,6 +451,7 @@ static int setup(rund *d, int *act)
     eo.max_age_s = cf->max_age;
     eo.retry_min_s = cf->retry_min;
     eo.retry_max_s = cf->retry_max;
+    eo.max_orders = cf->max_orders;
     /* The engine before the account: a certificate it cannot serve is a
      * configuration error worth reporting before anything is sent. */
     if ((rc = acme_engine_new(d->c, &eo, &d->e)) != ACME_OK) {

@@ -337,6 +337,8 @@ static int global_key(parser *p, const char *k, const char *v)
         return get_uint(p, k, v, 1, 86400, &cf->retry_min);
     if (!strcmp(k, "retry-max"))
         return get_uint(p, k, v, 1, 30u * 86400u, &cf->retry_max);
+    if (!strcmp(k, "max-orders"))
+        return get_uint(p, k, v, 1, 1024, &cf->max_orders);
     if (!strcmp(k, "profile"))
         return set_str(p, k, &cf->profile, v);
     if (!strcmp(k, "preferred-chain"))

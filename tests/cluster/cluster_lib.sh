@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers for the cluster tests: three `acmectl run` nodes on one etcd
 # (tests/cluster/with-etcd) and one Pebble (tests/harness/with-pebble), with
 # tests/cluster/lb.py in front of their built-in responders on the ports

@@ -2,7 +2,9 @@
  * its installed headers and `pkg-config --cflags --libs libacme`, run under
  * tests/harness/with-pebble. It registers an account, serves http-01 with
  * the library's own responder, obtains a certificate for consumer.example
- * and checks what the install callback received.
+ * and checks what the install callback received. Before that, the etcd
+ * storage API of <acme/etcd.h> as a cluster host would call it (no etcd
+ * is contacted: setting the storage sends nothing).
  *
  *   consumer [CHAIN_OUT]   (CHAIN_OUT: where to write the chain, for an
  *                           independent check by run.sh)
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include <acme/acme.h>
+#include <acme/etcd.h>
 #include <acme/responder.h>
 
 #define NAME "consumer.example"
@@ -49,6 +52,73 @@ static const char *env(const char *name)
         exit(1);
     }
     return v;
+}
+
+static int sink_http01(void *ud, const char *token, const char *key_authorization)
+{
+    (void)ud;
+    (void)token;
+    (void)key_authorization;
+    return ACME_OK;
+}
+
+/* <acme/etcd.h> from the installed tree: its options struct, its
+ * argument checks and their sentences, without a cluster. */
+static int etcd_api(const char *directory)
+{
+    acme_client *c = NULL;
+    int rc = acme_client_new(directory, &c);
+    if (rc != ACME_OK)
+        return fail(NULL, "acme_client_new (etcd)", rc);
+    int status = 1;
+    static const char *const bad[] = { "ftp://127.0.0.1:2379" };
+    static const char *const good[] = { "http://127.0.0.1:9", "http://127.0.0.1:10" };
+    acme_etcd_options o;
+    acme_etcd_sink s;
+    if (acme_client_etcd_health(c) != NULL) {
+        fprintf(stderr, "consumer: FAIL: acme_client_etcd_health without etcd storage is not NULL\n");
+        goto out;
+    }
+    memset(&s, 0, sizeof s);
+    s.size = sizeof s;
+    s.add_http01 = sink_http01;
+    if ((rc = acme_client_etcd_attach_sink(c, &s)) != ACME_E_STATE) {
+        fprintf(stderr, "consumer: FAIL: acme_client_etcd_attach_sink without etcd storage: %s, want ACME_E_STATE\n",
+                acme_strerror(rc));
+        goto out;
+    }
+    memset(&o, 0, sizeof o);
+    o.size = sizeof o;
+    o.endpoints = bad;
+    o.endpoint_count = 1;
+    if ((rc = acme_client_set_storage_etcd(c, &o)) != ACME_E_INVALID_ARG || !strstr(acme_client_last_error(c), "ftp")) {
+        fprintf(stderr, "consumer: FAIL: an ftp:// endpoint: %s (%s), want ACME_E_INVALID_ARG naming it\n",
+                acme_strerror(rc), acme_client_last_error(c));
+        goto out;
+    }
+    o.endpoints = good;
+    o.endpoint_count = 2;
+    o.node_name = "consumer";
+    o.flags = ACME_ETCD_KEEP_NODE;
+    if ((rc = acme_client_set_storage_etcd(c, &o)) != ACME_OK) {
+        fail(c, "acme_client_set_storage_etcd", rc);
+        goto out;
+    }
+    if (!acme_client_etcd_health(c)) {
+        fprintf(stderr, "consumer: FAIL: acme_client_etcd_health with etcd storage is NULL\n");
+        goto out;
+    }
+    s.size = 0;
+    if ((rc = acme_client_etcd_attach_sink(c, &s)) != ACME_E_INVALID_ARG || !strstr(acme_client_last_error(c), "size")) {
+        fprintf(stderr, "consumer: FAIL: a sink without size: %s (%s), want ACME_E_INVALID_ARG naming size\n",
+                acme_strerror(rc), acme_client_last_error(c));
+        goto out;
+    }
+    status = 0;
+    fprintf(stderr, "consumer: <acme/etcd.h>: options, sink and their checks work from the installed tree\n");
+out:
+    acme_client_free(c);
+    return status;
 }
 
 static int on_publish(void *ud, const acme_challenge *ch)
@@ -113,6 +183,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "consumer: libacme %s (headers %s)\n", acme_version(), ACME_VERSION_STRING);
     snprintf(state, sizeof state, "%s/consumer-state", tmpdir);
 
+    if (etcd_api(directory) != 0)
+        return 1;
     if ((rc = acme_client_new(directory, &c)) != ACME_OK)
         return fail(NULL, "acme_client_new", rc);
     if ((rc = acme_client_set_ca_file(c, ca_file)) != ACME_OK) {

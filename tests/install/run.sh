@@ -7,7 +7,7 @@
 # 1. `meson install --destdir` the build under test into a temporary tree.
 # 2. Check the layout the installed libacme.pc describes: headers, the
 #    libacme.so -> libacme.so.1 -> libacme.so.1.x.y links, SONAME libacme.so.1.
-# 3. Compile tests/install/consumer.c with $CC and nothing but
+# 3. Compile every installed header alone, then tests/install/consumer.c with $CC and nothing but
 #    `pkg-config --cflags --libs libacme` (PKG_CONFIG_PATH and
 #    PKG_CONFIG_SYSROOT_DIR pointing into the tree), strict C11, -Werror.
 #    pkg-config --cflags must carry nothing but the include directory (no
@@ -83,6 +83,21 @@ fi
 soname=$(readelf -d "$real" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
 [ "$soname" = "libacme.so.1" ] || die "SONAME is '$soname', want libacme.so.1"
 echo "libacme.so.$version: SONAME $soname"
+
+step "every installed header compiles on its own"
+# A consumer may include any one header first and alone (<acme/etcd.h>
+# for a cluster host, <acme/engine.h>...): each brings what it needs.
+nhdr=0
+cflags_alone=$(pkg-config --cflags libacme)
+for h in "$dest$includedir"/acme/*.h; do
+    printf '#include <acme/%s>\nint main(void) { return 0; }\n' "${h##*/}" >"$tmp/alone.c"
+    # shellcheck disable=SC2086
+    $cc -std=c11 -Wall -Wextra -Wpedantic -Werror -fsyntax-only "$tmp/alone.c" $cflags_alone ||
+        die "acme/${h##*/} does not compile on its own from the installed tree"
+    nhdr=$((nhdr + 1))
+done
+[ -f "$dest$includedir/acme/etcd.h" ] || die "acme/etcd.h (the etcd storage API) is not installed"
+echo "$nhdr headers compile alone (acme/etcd.h among them)"
 
 step "compile consumer.c from the installed tree"
 cflags=$(pkg-config --cflags libacme)
