@@ -59,8 +59,11 @@ ACME_EXPORT int acme_client_set_storage_etcd(acme_client *c, const acme_etcd_opt
 
 /* Distributed challenges: feed responder r (http-01 or tls-alpn-01) with
  * every answer any node publishes through acme_client_etcd_publish, and
- * announce this node as one that answers. A background thread polls the
- * store (every 250 ms) and adds or removes the answers in r. c must use
+ * announce this node as one that answers. Before it returns it loads what
+ * the store holds now (on the caller's thread), so a host that starts
+ * serving right after the call has every published answer; then a
+ * background thread polls the store (every 250 ms) and adds or removes
+ * the answers in r. c must use
  * etcd storage (ACME_E_STATE otherwise). r must outlive c, or be detached
  * by freeing c first. */
 ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder *r);
