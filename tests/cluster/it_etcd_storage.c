@@ -1,8 +1,11 @@
 /* The etcd storage table against a real 3-member etcd (tests/cluster/with-etcd):
  * the key-value contract, locks with leases, fencing of a holder that lost
  * its lease (deleted under it; paused with SIGSTOP), a SIGKILLed holder,
- * member failover and a cluster that is down and comes back. */
+ * member failover and a cluster that is down and comes back; a host's own
+ * answer table (acme_etcd_sink) fed from the store, loaded before the
+ * attach returns, and ACME_ETCD_KEEP_NODE. */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -296,6 +299,128 @@ static void member(int i, const char *what)
     assert_int_equal(system(cmdline), 0);
 }
 
+/* ---- acme_etcd_sink ---- */
+
+typedef struct sink_log {
+    pthread_mutex_t mu;
+    char added[128];
+    char removed[128];
+    int adds, removes;
+} sink_log;
+
+static int sink_add(void *ud, const char *token, const char *ka)
+{
+    sink_log *l = ud;
+    pthread_mutex_lock(&l->mu);
+    snprintf(l->added, sizeof(l->added), "%s=%s", token, ka);
+    l->adds++;
+    pthread_mutex_unlock(&l->mu);
+    return ACME_OK;
+}
+
+static void sink_remove(void *ud, acme_responder_kind kind, const char *what)
+{
+    sink_log *l = ud;
+    pthread_mutex_lock(&l->mu);
+    snprintf(l->removed, sizeof(l->removed), "%d:%s", (int)kind, what);
+    l->removes++;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* One put or delete straight through the gateway (the challenge and node
+ * keys are outside the storage table's grammar). */
+static void raw_txn(storage_etcd *s, json_t *op)
+{
+    json_t *ops = json_array();
+    json_array_append_new(ops, op);
+    json_t *txn = etcd_req_txn(NULL, 0, ops, NULL);
+    json_t *a = NULL;
+    assert_int_equal(etcd_call(s, 0, "/v3/kv/txn", txn, &a), ACME_OK);
+    json_decref(txn);
+    json_decref(a);
+}
+
+static int raw_exists(storage_etcd *s, const char *key)
+{
+    json_t *req = etcd_req_range(key, NULL, 1, 0);
+    json_t *a = NULL;
+    assert_int_equal(etcd_call(s, 0, "/v3/kv/range", req, &a), ACME_OK);
+    int n = (int)json_array_size(etcd_resp_kvs(a));
+    json_decref(req);
+    json_decref(a);
+    return n;
+}
+
+static void test_sink(void **st)
+{
+    (void)st;
+    storage_etcd *pub = open_node("sink-pub", 0);
+    char key[200], ack[200], node[200];
+    snprintf(key, sizeof(key), "%s.challenges/http-01/tok-sink", prefix);
+    snprintf(ack, sizeof(ack), "%s.acks/http-01/tok-sink/sink-host", prefix);
+    snprintf(node, sizeof(node), "%s.nodes/http-01/sink-host", prefix);
+    const char *v = "{\"token\":\"tok-sink\",\"key_authorization\":\"tok-sink.thumb\"}";
+    raw_txn(pub, etcd_op_put(key, v, strlen(v), 0));
+
+    sink_log l;
+    memset(&l, 0, sizeof(l));
+    pthread_mutex_init(&l.mu, NULL);
+    acme_etcd_sink sk;
+    memset(&sk, 0, sizeof(sk));
+    sk.ud = &l;
+    sk.add_http01 = sink_add;
+    sk.remove = sink_remove;
+    storage_etcd *host = open_node("sink-host", 0);
+    assert_int_equal(storage_etcd_attach_sink(host, &sk), ACME_E_INVALID_ARG); /* no size */
+    sk.size = sizeof(sk);
+    /* The answer already stored is served when the attach returns: a web
+     * server's new generation has it before its first request. */
+    assert_int_equal(storage_etcd_attach_sink(host, &sk), ACME_OK);
+    pthread_mutex_lock(&l.mu);
+    assert_int_equal(l.adds, 1);
+    assert_string_equal(l.added, "tok-sink=tok-sink.thumb");
+    pthread_mutex_unlock(&l.mu);
+    assert_int_equal(raw_exists(pub, node), 1);
+    assert_int_equal(raw_exists(pub, ack), 1);
+
+    /* Gone from the store: removed from the host's table by the thread. */
+    raw_txn(pub, etcd_op_delete(key));
+    double t0 = now_s();
+    for (;;) {
+        pthread_mutex_lock(&l.mu);
+        int done = l.removes;
+        pthread_mutex_unlock(&l.mu);
+        if (done || now_s() - t0 > 5)
+            break;
+        usleep(50000);
+    }
+    assert_int_equal(l.removes, 1);
+    assert_string_equal(l.removed, "1:tok-sink");
+    /* Freed without ACME_ETCD_KEEP_NODE: out of the answering nodes at once. */
+    storage_etcd_close(host);
+    assert_int_equal(raw_exists(pub, node), 0);
+
+    /* With it: the entry stays (until its lease ends) for the host's next
+     * generation, which registers under the same name. */
+    acme_etcd_options o;
+    memset(&o, 0, sizeof(o));
+    o.size = sizeof(o);
+    o.endpoints = (const char *const *)endpoints;
+    o.endpoint_count = endpoint_count;
+    o.prefix = prefix;
+    o.node_name = "sink-host";
+    o.flags = ACME_ETCD_KEEP_NODE;
+    char err[300];
+    assert_int_equal(storage_etcd_open(&o, &host, err, sizeof(err)), ACME_OK);
+    assert_int_equal(storage_etcd_attach_sink(host, &sk), ACME_OK);
+    assert_int_equal(raw_exists(pub, node), 1);
+    storage_etcd_close(host);
+    assert_int_equal(raw_exists(pub, node), 1);
+    raw_txn(pub, etcd_op_delete(node));
+    pthread_mutex_destroy(&l.mu);
+    storage_etcd_close(pub);
+}
+
 static void test_failover(void **st)
 {
     (void)st;
@@ -348,6 +473,7 @@ int main(void)
         cmocka_unit_test(test_fence_txn),
         cmocka_unit_test(test_sigkill_holder),
         cmocka_unit_test(test_sigstop_holder),
+        cmocka_unit_test(test_sink),
         cmocka_unit_test(test_failover),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
