@@ -541,6 +541,18 @@ int storage_etcd_publish(storage_etcd *s, const acme_challenge *ch, unsigned wai
         json_array_append_new(ops, etcd_op_put(key, text, strlen(text), lease));
         rc = txn_ops(s, 0, ops);
     }
+    if (rc == ACME_OK) {
+        /* acme_client_etcd_published must judge by a look taken after this
+         * put: a node listed in it has registered before the answer was
+         * stored, so it is waited for; a node that registers later loads
+         * the answer in its first poll, which follows its registration.
+         * An older look could miss a node that joined meanwhile, or still
+         * hold acknowledgements of an earlier answer with this id. */
+        json_decref(st->snap_nodes[kind]);
+        json_decref(st->snap_acks[kind]);
+        st->snap_nodes[kind] = NULL;
+        st->snap_acks[kind] = NULL;
+    }
     if (text)
         secure_free_str(text); /* a tls-alpn-01 key, though a throwaway one */
     uint64_t deadline = mono_ms() + (wait_ms ? wait_ms : 3000);

@@ -4,6 +4,9 @@
  *   the one that holds an flock() on <state-dir>/mod_acme.lock runs the
  *   engine, the others only answer http-01 and the status page from the
  *   shared table. If the leader dies, the next worker's tick takes over.
+ *   The lock file holds the leader's pid, so that after a graceful restart
+ *   the new generation leads at once even while the forked-off old one
+ *   still shares the flock (see held_by_our_past).
  * - Driving: one descriptor goes into lighttpd's event loop: an epoll set
  *   holding a timerfd (armed to acme_engine_timeout_ms), an eventfd (the
  *   account thread is done) and, one-shot, whatever acme_engine_fds lists.
@@ -472,21 +475,59 @@ static void load_dns_module(macme_core *k)
     }
 }
 
-static void try_lead(macme_core *k)
+static int open_lock_file(macme_core *k)
 {
     size_t n = strlen(k->conf->state_dir);
     char *path = malloc(n + sizeof("/mod_acme.lock"));
     if (!path)
-        return;
+        return -1;
     memcpy(path, k->conf->state_dir, n);
     memcpy(path + n, "/mod_acme.lock", sizeof("/mod_acme.lock"));
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     free(path);
+    return fd;
+}
+
+/* The lock file names the pid that leads: the flock alone cannot tell our
+ * own previous generation from another process. */
+static void note_leader(int fd)
+{
+    char line[32];
+    int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) == n) {
+    }
+}
+
+/* The lock is held, but is the holder our own previous generation? With
+ * server.graceful-restart-bg lighttpd forks the old generation off to
+ * finish its connections; the child shares the lock's open file
+ * description until its first tick closes it (up to a second). Waiting
+ * for that would leave this generation without the cluster's answers
+ * for that long, so it leads at once and takes the flock when it is
+ * free (macme_core_tick). */
+static int held_by_our_past(int fd)
+{
+    char buf[32];
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    return strtol(buf, NULL, 10) == (long)getpid();
+}
+
+static void try_lead(macme_core *k)
+{
+    int fd = open_lock_file(k);
     if (fd < 0)
         return;
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int ours = held_by_our_past(fd);
         close(fd);
-        return;
+        if (!ours)
+            return;
+        fd = -1;
+    } else {
+        note_leader(fd);
     }
     k->lock_fd = fd;
     acme_engine_options o;
@@ -505,7 +546,8 @@ static void try_lead(macme_core *k)
     }
     if (!k->e) {
         /* Let another worker (or a later tick) try. */
-        close(k->lock_fd);
+        if (k->lock_fd >= 0)
+            close(k->lock_fd);
         k->lock_fd = -1;
         return;
     }
@@ -736,6 +778,16 @@ void macme_core_tick(macme_core *k)
         try_lead(k);
         if (!k->leader)
             return;
+    } else if (k->lock_fd < 0) {
+        /* Leading since a graceful restart while our old generation still
+         * held the flock: take it now that it is free. */
+        int fd = open_lock_file(k);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0) {
+            note_leader(fd);
+            k->lock_fd = fd;
+        } else if (fd >= 0) {
+            close(fd);
+        }
     }
     reg_collect(k);
     if (!k->reg_running && !k->managed && mono_ms() >= k->reg_next_ms)

@@ -437,8 +437,15 @@ URIHANDLER_FUNC(mod_acme_uri_handler)
         /* http-01, from memory; unknown tokens are 404. */
         char ka[1024];
         size_t n = macme_shm_get_token(p->shm, path->ptr + plen, ka, sizeof(ka));
-        if (!n)
+        if (!n) {
+            /* Said at debug level only: scanners ask for tokens too. In a
+             * cluster this is the line that shows a validator reaching a
+             * host that did not have another host's answer. */
+            if (p->mc && p->mc->log_level >= ACME_LOG_DEBUG)
+                log_error(r->conf.errh, MOD_ACME_SRC, __LINE__, "mod_acme: debug: http-01 token %s: not known here (404)",
+                          path->ptr + plen);
             return finish(r, 404, NULL, NULL, 0);
+        }
         return finish(r, 200, "text/plain", ka, n);
     }
     patch_config(r, p);

@@ -66,6 +66,12 @@ lb_start() {
     python3 "$HERE/lb.py" --listen "$ACME_TEST_TLS_PORT" --backends "$A1,$A2,$A3" \
         --control "$T/lb-alpn.ctl" --log "$T/lb-alpn.log" &
     LB_PIDS+=($!)
+    # Listening before any node orders: a validation before it would be refused.
+    wait_for "the load balancer listening" 20 lb_listening
+}
+lb_listening() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$ACME_TEST_HTTP_PORT") 2>/dev/null &&
+        (exec 3<>"/dev/tcp/127.0.0.1/$ACME_TEST_TLS_PORT") 2>/dev/null
 }
 # lb_route "2 3 delay=2": which nodes the validator may reach, for both.
 lb_route() {

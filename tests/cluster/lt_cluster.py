@@ -285,6 +285,17 @@ def main():
                                      "--control", os.path.join(top, f"lb-{kind}.ctl"),
                                      "--log", os.path.join(top, f"lb-{kind}.log")]))
 
+    def listening(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    # The balancer first: a validation before it listens is refused.
+    wait_for(lambda: listening(int(os.environ["ACME_TEST_HTTP_PORT"])) and
+             listening(int(os.environ["ACME_TEST_TLS_PORT"])), 20, "the load balancer listening")
+
     def route(which):
         for kind in ("http", "alpn"):
             with open(os.path.join(top, f"lb-{kind}.ctl"), "w") as f:
