@@ -39,7 +39,7 @@ typedef struct macme_conf {
     char **contacts;
     size_t contact_count;
     int agree_tos;
-    acme_challenge_type challenges[3];
+    acme_challenge_type challenges[5];  /* every type at most once */
     size_t challenge_count;
     acme_key_type key_type;
     char *profile;
@@ -50,7 +50,8 @@ typedef struct macme_conf {
     acme_log_level log_level;
     char *alpn_dirs[MACME_MAX_ALPN_DIRS];  /* every distinct ssl.acme-tls-1 */
     size_t alpn_dir_count;
-    char *dns_module;            /* acme.dns-module: a libacme module for dns-01 */
+    char *dns_module;            /* acme.dns-module: a libacme module for dns-01, dns-account-01
+                                  * (and dns-persist-01, which it checks or creates once) */
     char *dns_module_config;     /* "key=value\n"... */
     macme_cert *certs;
     size_t cert_count;

@@ -148,17 +148,28 @@ static int cb_publish(void *ud, const acme_challenge *ch)
         klog(k, ACME_LOG_INFO, "published tls-alpn-01 for %s in %s", acme_challenge_identifier(ch),
              k->conf->alpn_dirs[0]);
         return ACME_OK;
+    case ACME_CHALLENGE_DNS_PERSIST_01:
+        /* The owner created _validation-persist.<name> once; a module
+         * that answers the type checks it (or creates it once). */
+        if (!k->dns || !acme_module_handles(k->dns, ACME_CHALLENGE_DNS_PERSIST_01)) {
+            klog(k, ACME_LOG_INFO, "dns-persist-01 for %s: relying on the TXT record at %s",
+                 acme_challenge_identifier(ch), acme_challenge_dns_name(ch));
+            return ACME_OK;
+        }
+        return acme_module_publish(k->dns, ch);
     case ACME_CHALLENGE_DNS_01:
+    case ACME_CHALLENGE_DNS_ACCOUNT_01:
         /* The module's thread sends the record and waits for every
          * authoritative server; this answers ACME_E_PENDING at once and
          * macme_core_ready hands the outcome to the engine. */
-        if (k->dns)
+        if (k->dns && acme_module_handles(k->dns, acme_challenge_get_type(ch)))
             return acme_module_publish(k->dns, ch);
         __attribute__((fallthrough));
     default:
-        klog(k, ACME_LOG_ERROR, "%s for %s: mod_acme answers http-01, tls-alpn-01%s",
+        klog(k, ACME_LOG_ERROR, "%s for %s: mod_acme answers http-01, tls-alpn-01, dns-persist-01%s",
              acme_challenge_type_name(acme_challenge_get_type(ch)), acme_challenge_identifier(ch),
-             k->conf->dns_module ? " (dns-01: the DNS module did not load)" : " and, with acme.dns-module, dns-01");
+             k->conf->dns_module ? " (dns-01, dns-account-01: the DNS module did not load or does not answer it)"
+                                 : " and, with acme.dns-module, dns-01 and dns-account-01");
         return ACME_E_UNSUPPORTED;
     }
 }
@@ -173,7 +184,12 @@ static int cb_unpublish(void *ud, const acme_challenge *ch)
     case ACME_CHALLENGE_TLS_ALPN_01:
         return macme_alpn_unpublish(k->conf->alpn_dirs, k->conf->alpn_dir_count, ch) ? ACME_E_STORAGE : ACME_OK;
     case ACME_CHALLENGE_DNS_01:
-        return k->dns ? acme_module_unpublish(k->dns, ch) : ACME_OK;
+    case ACME_CHALLENGE_DNS_ACCOUNT_01:
+    case ACME_CHALLENGE_DNS_PERSIST_01:
+        /* Only what the module published: a persist record relied on is
+         * the owner's and stays. */
+        return k->dns && acme_module_handles(k->dns, acme_challenge_get_type(ch)) ? acme_module_unpublish(k->dns, ch)
+                                                                                  : ACME_OK;
     default:
         return ACME_OK;
     }
@@ -434,12 +450,17 @@ static void reg_collect(macme_core *k)
 static void load_dns_module(macme_core *k)
 {
     int rc = acme_module_load(k->c, k->conf->dns_module, k->conf->dns_module_config, &k->dns);
-    if (rc == ACME_OK && !acme_module_handles(k->dns, ACME_CHALLENGE_DNS_01)) {
-        klog(k, ACME_LOG_ERROR, "acme.dns-module %s (%s) does not answer dns-01", k->conf->dns_module,
-             acme_module_name(k->dns));
-        acme_module_free(k->dns);
-        k->dns = NULL;
-        return;
+    /* It must answer every type acme.challenge publishes through it
+     * (dns-persist-01 works without: the record is the owner's). */
+    for (size_t i = 0; rc == ACME_OK && i < k->conf->challenge_count; i++) {
+        acme_challenge_type t = k->conf->challenges[i];
+        if ((t == ACME_CHALLENGE_DNS_01 || t == ACME_CHALLENGE_DNS_ACCOUNT_01) && !acme_module_handles(k->dns, t)) {
+            klog(k, ACME_LOG_ERROR, "acme.dns-module %s (%s) does not answer %s", k->conf->dns_module,
+                 acme_module_name(k->dns), acme_challenge_type_name(t));
+            acme_module_free(k->dns);
+            k->dns = NULL;
+            return;
+        }
     }
     if (rc == ACME_OK)
         rc = acme_module_set_engine(k->dns, k->e);
