@@ -17,6 +17,8 @@
 
 #include <acme/acme.h>
 
+#include "afile.h"
+
 #define MACME_MAX_ALPN_DIRS 8
 #define MACME_ERRLEN 512
 
@@ -63,14 +65,8 @@ const macme_cert *macme_conf_cert(const macme_conf *mc, const char *id);
 
 /* ---- files (macme_files.c) ---------------------------------------------- */
 
-/* mkdir -p; directories this call creates get mode and, when chown_to is
- * set, owner uid/gid. */
-int macme_mkdirs(const char *dir, mode_t mode, int chown_to, uid_t uid, gid_t gid,
-                 char *err, size_t errlen);
-/* The directory part of path (malloc'ed). */
-char *macme_dirname(const char *path);
-/* 1 if the file holds exactly data. */
-int macme_file_equals(const char *path, const char *data, size_t len);
+/* mkdir -p, the directory part of a path, comparing a file with bytes:
+ * afile_mkdirs, afile_dirname, afile_equals (modules/common/afile.h). */
 /* Replace path atomically (temp file in the same directory, rename): a
  * reader sees the old content or the new, never a mix. durable: fsync the
  * file and the directory too (certificates; not the short-lived
