@@ -250,6 +250,18 @@ int provision_unpublish(void *ud, const acme_challenge *ch);
  * returns the lock: the caller exits. */
 size_t provision_interrupt(provision *p);
 
+/* ---- route.c: what provision.c and run_route.c share --------------------- */
+/* The built-in responder for type t (http-01 or tls-alpn-01), else NULL. */
+acme_responder *route_builtin(acme_responder *http, acme_responder *alpn, acme_challenge_type t);
+/* What acme_responder_remove wants for t: the token or the identifier. */
+const char *route_builtin_key(acme_challenge_type t, const char *token, const char *ident);
+/* Put ch into r (route_builtin's); libacme's code. */
+int route_builtin_add(acme_responder *r, const acme_challenge *ch);
+/* Take a challenge out of r again (r may be NULL). */
+void route_builtin_remove(acme_responder *r, acme_challenge_type t, const char *token, const char *ident);
+/* dns-persist-01 that nobody publishes: say so; ACME_OK. */
+int route_persist(const acme_challenge *ch);
+
 /* ---- signals.c: interrupts ---------------------------------------------- */
 /* Block SIGINT/SIGTERM/SIGHUP in every thread and wait for them in one. */
 void signals_start(void);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "acmectl.h"
+#include "hostclient.h"
 
 typedef struct rund {
     const acmectl_opts *o;
@@ -324,14 +325,8 @@ static int manage_all(rund *d)
 static int account(rund *d, int *act)
 {
     run_config *cf = d->cf;
-    acme_account_params ap;
-    memset(&ap, 0, sizeof(ap));
-    ap.size = sizeof(ap);
-    ap.contacts = (const char *const *)cf->contacts;
-    ap.contact_count = cf->contact_count;
-    ap.agree_tos = cf->agree_tos;
-    ap.eab_kid = cf->eab_kid;
-    ap.eab_hmac_key = cf->eab_hmac;
+    acme_account_params ap = hostclient_account_params((const char *const *)cf->contacts, cf->contact_count,
+                                                       cf->agree_tos, cf->eab_kid, cf->eab_hmac);
     unsigned wait_s = 5;
     for (;;) {
         int rc = acme_account_register(d->c, &ap);
@@ -399,11 +394,22 @@ static int setup(rund *d, int *act)
     if (pipe2(d->notify, O_CLOEXEC | O_NONBLOCK) != 0)
         return EXIT_INTERNAL;
 
-    int rc = acme_client_new(cf->directory, &d->c);
-    if (rc != ACME_OK) {
+    /* modules/common/hostclient.c: the set-up issue/renew and mod_acme
+     * share. The host callbacks come once the router exists (it needs
+     * the modules, which load on this client). */
+    hostclient_cfg hc = {
+        .directory = cf->directory, .state_dir = cf->state_dir, .ca_file = cf->ca_file,
+        .account_key_type = cf->account_key_type, .log_level = level,
+    };
+    int rc = hostclient_open(&hc, &d->c);
+    if (rc != ACME_OK && !d->c) {
         bprintf(err, sizeof(err), "%s: directory %s: %s", cf->file, cf->directory, acme_strerror(rc));
         config_error(err, rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE);
         return rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
+    }
+    if (rc != ACME_OK) {
+        output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
+        return EXIT_STORAGE;
     }
     if ((code = load_modules(d, level)) != EXIT_OK)
         return code;
@@ -419,14 +425,6 @@ static int setup(rund *d, int *act)
     cb.install = router_install;
     cb.log = progress_lib_log;
     acme_client_set_host(d->c, &cb, d->rt);
-    acme_client_set_log_level(d->c, level);
-    if ((rc = acme_client_set_storage_dir(d->c, cf->state_dir)) != ACME_OK) {
-        output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
-        return EXIT_STORAGE;
-    }
-    if (cf->ca_file)
-        acme_client_set_ca_file(d->c, cf->ca_file);
-    acme_client_set_account_key_type(d->c, cf->account_key_type);
 
     acme_engine_options eo;
     memset(&eo, 0, sizeof(eo));

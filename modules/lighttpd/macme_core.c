@@ -20,6 +20,7 @@
  * - Installing: new files only when they differ from what is on disk;
  *   then one graceful restart, once no order is in flight (or after 30 s). */
 #include "macme.h"
+#include "hostclient.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -317,14 +318,8 @@ static void *reg_main(void *arg)
 {
     macme_core *k = arg;
     const macme_conf *mc = k->conf;
-    acme_account_params ap;
-    memset(&ap, 0, sizeof(ap));
-    ap.size = sizeof(ap);
-    ap.contacts = (const char *const *)mc->contacts;
-    ap.contact_count = mc->contact_count;
-    ap.agree_tos = mc->agree_tos;
-    ap.eab_kid = mc->eab_kid;
-    ap.eab_hmac_key = mc->eab_hmac;
+    acme_account_params ap = hostclient_account_params((const char *const *)mc->contacts, mc->contact_count,
+                                                       mc->agree_tos, mc->eab_kid, mc->eab_hmac);
     int rc = acme_account_register(k->reg_c, &ap);
     k->reg_rc = rc;
     if (rc)
@@ -341,24 +336,21 @@ static void *reg_main(void *arg)
 static int client_setup(macme_core *k, acme_client **out, int with_host)
 {
     const macme_conf *mc = k->conf;
+    acme_host_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.size = sizeof(cb);
+    cb.publish = cb_publish;
+    cb.unpublish = cb_unpublish;
+    cb.install = cb_install;
+    cb.log = cb_log;
+    /* modules/common/hostclient.c: the set-up acmectl shares. */
+    hostclient_cfg hc = {
+        .directory = mc->directory, .state_dir = mc->state_dir, .ca_file = mc->ca_file,
+        .account_key_type = ACME_KEY_DEFAULT, .log_level = mc->log_level,
+        .host = with_host ? &cb : NULL, .host_ud = k,
+    };
     acme_client *c = NULL;
-    int rc = acme_client_new(mc->directory, &c);
-    if (!rc)
-        rc = acme_client_set_storage_dir(c, mc->state_dir);
-    if (!rc && mc->ca_file)
-        rc = acme_client_set_ca_file(c, mc->ca_file);
-    if (!rc)
-        rc = acme_client_set_log_level(c, mc->log_level);
-    if (!rc && with_host) {
-        acme_host_callbacks cb;
-        memset(&cb, 0, sizeof(cb));
-        cb.size = sizeof(cb);
-        cb.publish = cb_publish;
-        cb.unpublish = cb_unpublish;
-        cb.install = cb_install;
-        cb.log = cb_log;
-        rc = acme_client_set_host(c, &cb, k);
-    }
+    int rc = hostclient_open(&hc, &c);
     if (!rc && !with_host)
         rc = acme_client_set_timeouts(c, 5000, 20000);
     if (rc) {
