@@ -185,16 +185,6 @@ static void free_secret(char *p, size_t len)
     }
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
 int hap_write_file(hap *h, const char *path, const char *data, size_t len, unsigned mode, int *changed)
 {
     *changed = 0;
@@ -226,7 +216,7 @@ int hap_write_file(hap *h, const char *path, const char *data, size_t len, unsig
     afile_fault f = {0};
     if (afile_replace_at(AT_FDCWD, path, data, len, &o, &f) != 0) {
         int e = errno;
-        char *dir = dir_of(path);
+        char *dir = afile_dirname(path);
         int rc;
         if (!strcmp(f.step, "create"))
             rc = hap_fail(h, ACME_E_STORAGE, "cannot create a file in %s: %s", dir ? dir : path, strerror(e));

@@ -688,17 +688,12 @@ def kdig_txt(server, name):
     return [l.strip('"') for l in r.stdout.decode().split()] if r.returncode == 0 else []
 
 
-def sc_dns01(env):
-    """A wildcard certificate through acme.dns-module (the dns01 module,
-    RFC 2136 + TSIG to knot). The base name goes by http-01, the wildcard
-    by dns-01. Pebble asks only the secondary, which the test holds back:
-    the module's wait must run off lighttpd's loop for LAG_S seconds while
-    lighttpd answers requests and the engine steps stay short."""
-    if os.environ.get("DNS01_TEST_LAGGING") != "1":
-        raise Fail("run under tests/dns01/with-knot --lagging-secondary")
+def dns01_module_conf(env):
+    """The dns01 module (DNS01_MODULE_SO, copied where www-data can load it)
+    as acme.dns-module, RFC 2136 + TSIG to with-knot's primary."""
     so = os.path.join(env.moddir, "acme_dns01.so")
     shutil.copy(os.environ["DNS01_MODULE_SO"], so)
-    primary, secondary = os.environ["DNS01_TEST_SERVER"], os.environ["DNS01_TEST_SECONDARY"]
+    primary = os.environ["DNS01_TEST_SERVER"]
     cfg = {
         "backend": "rfc2136", "server": primary, "resolver": primary,
         "nameserver-port": os.environ["DNS01_TEST_PORT"],
@@ -707,8 +702,20 @@ def sc_dns01(env):
         "tsig-secret": os.environ["DNS01_TEST_TSIG_SECRET"],
         "ttl": "5", "propagation-timeout": "60", "propagation-interval": "100", "dns-timeout": "1000",
     }
-    extra = (f'acme.dns-module = "{so}"\n' + "acme.dns-module-config = (" +
-             ", ".join(f'"{k}" => "{v}"' for k, v in cfg.items()) + ")")
+    return (f'acme.dns-module = "{so}"\n' + "acme.dns-module-config = (" +
+            ", ".join(f'"{k}" => "{v}"' for k, v in cfg.items()) + ")")
+
+
+def sc_dns01(env):
+    """A wildcard certificate through acme.dns-module (the dns01 module,
+    RFC 2136 + TSIG to knot). The base name goes by http-01, the wildcard
+    by dns-01. Pebble asks only the secondary, which the test holds back:
+    the module's wait must run off lighttpd's loop for LAG_S seconds while
+    lighttpd answers requests and the engine steps stay short."""
+    if os.environ.get("DNS01_TEST_LAGGING") != "1":
+        raise Fail("run under tests/dns01/with-knot --lagging-secondary")
+    primary, secondary = os.environ["DNS01_TEST_SERVER"], os.environ["DNS01_TEST_SECONDARY"]
+    extra = dns01_module_conf(env)
     # The zone's apex: it has an A record of its own. (A name below it
     # would lose the zone's *.acme.test A the moment its _acme-challenge
     # TXT exists: an empty non-terminal is not covered by a wildcard.)
@@ -809,18 +816,7 @@ def sc_dns_persist(env):
             raise Fail("run under tests/dns01/with-knot and tests/integration/dns_persist_ca_standin.py")
     zone = os.environ["DNS01_TEST_ZONE"]
     primary = os.environ["DNS01_TEST_SERVER"]
-    so = os.path.join(env.moddir, "acme_dns01.so")
-    shutil.copy(os.environ["DNS01_MODULE_SO"], so)
-    cfg = {
-        "backend": "rfc2136", "server": primary, "resolver": primary,
-        "nameserver-port": os.environ["DNS01_TEST_PORT"],
-        "tsig-key-name": os.environ["DNS01_TEST_TSIG_NAME"],
-        "tsig-algorithm": os.environ["DNS01_TEST_TSIG_ALGORITHM"],
-        "tsig-secret": os.environ["DNS01_TEST_TSIG_SECRET"],
-        "ttl": "5", "propagation-timeout": "60", "propagation-interval": "100", "dns-timeout": "1000",
-    }
-    extra = (f'acme.dns-module = "{so}"\n' + "acme.dns-module-config = (" +
-             ", ".join(f'"{k}" => "{v}"' for k, v in cfg.items()) + ")")
+    extra = dns01_module_conf(env)
 
     # ---- 1. dns-account-01, a wildcard, through the module
     base = "lt-acct." + zone
