@@ -5,14 +5,14 @@
  *   engine, the others only answer http-01 and the status page from the
  *   shared table. If the leader dies, the next worker's tick takes over.
  * - Driving: one descriptor goes into lighttpd's event loop: an epoll set
- *   holding a timerfd (armed to acme_engine_timeout_ms), an eventfd (the
- *   account thread is done) and, one-shot, whatever acme_engine_fds lists.
+ *   holding a timerfd (armed to acme_engine_timeout_ms) and, one-shot,
+ *   whatever acme_engine_fds lists.
  *   Readable -> one acme_engine_step, then the set is synced again. Nothing
  *   here ever waits: lighttpd's loop never blocks on ACME work.
- * - The account: the engine orders for an existing account. Registering
- *   one (or finding it) is a blocking libacme call, so it runs on a thread
- *   of its own with a second client over the same storage; certificates
- *   are handed to the engine once the account is there.
+ * - The account: an engine step like the orders (acme_engine_set_account):
+ *   found or registered without blocking, retried with the engine's
+ *   back-off; no second client, no thread. The certificates are declared
+ *   at once and wait for it.
  * - dns-01 (acme.dns-module): the module is loaded on the engine's client
  *   and handed to the engine (acme_module_set_engine); its publish, wait
  *   and cleanup run on the module's own thread, and its descriptor sits in
@@ -25,13 +25,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -41,8 +39,6 @@
 #include <jansson.h>
 
 #define RESTART_BATCH_MS 30000u
-#define REG_RETRY_MIN_MS 10000u
-#define REG_RETRY_MAX_MS 3600000u
 
 struct macme_core {
     const macme_conf *conf;
@@ -52,26 +48,17 @@ struct macme_core {
 
     int lock_fd;               /* held flock: we lead */
     int leader;
-    int epfd, tfd, efd;
+    int epfd, tfd;
 
     acme_client *c;
     acme_engine *e;
     int managed;
     acme_module *dns;          /* acme.dns-module, on the engine's client */
 
-    /* account registration on its own thread */
-    pthread_t reg_thread;
-    int reg_running;
-    int reg_done;              /* atomic: set by the thread */
-    int reg_rc;
-    char reg_error[MACME_ERRLEN];
-    acme_client *reg_c;
-    uint64_t reg_next_ms;
-    unsigned reg_failures;
     char account_state[32];
     char account_error[MACME_ERRLEN];
 
-    /* descriptors currently in the epoll set (besides tfd and efd) */
+    /* descriptors currently in the epoll set (besides tfd) */
     int *watched;
     size_t watched_n, watched_cap;
     struct pollfd *fds;
@@ -259,8 +246,7 @@ int macme_core_new(const macme_conf *conf, macme_shm *shm, const macme_core_host
     k->lock_fd = -1;
     k->epfd = epoll_create1(EPOLL_CLOEXEC);
     k->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (k->epfd < 0 || k->tfd < 0 || k->efd < 0 || add_to_epoll(k->epfd, k->tfd) || add_to_epoll(k->epfd, k->efd)) {
+    if (k->epfd < 0 || k->tfd < 0 || add_to_epoll(k->epfd, k->tfd)) {
         snprintf(err, errlen, "cannot set up its event descriptors: %s", strerror(errno));
         macme_core_free(k);
         return -1;
@@ -285,14 +271,10 @@ void macme_core_free(macme_core *k)
     if (!k)
         return;
     if (k->pid == getpid()) {
-        /* The account thread must be gone before the library can be. */
-        if (k->reg_running)
-            pthread_join(k->reg_thread, NULL);
-        /* Its thread reports to the engine: gone first. */
+        /* The module's thread reports to the engine: gone first. */
         acme_module_free(k->dns);
         acme_engine_free(k->e);
         acme_client_free(k->c);
-        acme_client_free(k->reg_c);
     }
     /* else: a fork()ed copy (server.graceful-restart-bg keeps the old
      * generation alive in a child): threads did not come along, so the
@@ -303,8 +285,6 @@ void macme_core_free(macme_core *k)
         close(k->epfd);
     if (k->tfd >= 0)
         close(k->tfd);
-    if (k->efd >= 0)
-        close(k->efd);
     free(k->watched);
     free(k->fds);
     free(k->last_status);
@@ -312,28 +292,7 @@ void macme_core_free(macme_core *k)
     free(k);
 }
 
-/* ---- the account ---- */
-
-static void *reg_main(void *arg)
-{
-    macme_core *k = arg;
-    const macme_conf *mc = k->conf;
-    acme_account_params ap = hostclient_account_params((const char *const *)mc->contacts, mc->contact_count,
-                                                       mc->agree_tos, mc->eab_kid, mc->eab_hmac);
-    int rc = acme_account_register(k->reg_c, &ap);
-    k->reg_rc = rc;
-    if (rc)
-        snprintf(k->reg_error, sizeof(k->reg_error), "%s", acme_client_last_error(k->reg_c));
-    else
-        snprintf(k->reg_error, sizeof(k->reg_error), "%s", acme_account_url(k->reg_c));
-    __atomic_store_n(&k->reg_done, 1, __ATOMIC_RELEASE);
-    uint64_t one = 1;
-    ssize_t w = write(k->efd, &one, sizeof(one));
-    (void)w;
-    return NULL;
-}
-
-static int client_setup(macme_core *k, acme_client **out, int with_host)
+static int client_setup(macme_core *k, acme_client **out)
 {
     const macme_conf *mc = k->conf;
     acme_host_callbacks cb;
@@ -347,12 +306,10 @@ static int client_setup(macme_core *k, acme_client **out, int with_host)
     hostclient_cfg hc = {
         .directory = mc->directory, .state_dir = mc->state_dir, .ca_file = mc->ca_file,
         .account_key_type = ACME_KEY_DEFAULT, .log_level = mc->log_level,
-        .host = with_host ? &cb : NULL, .host_ud = k,
+        .host = &cb, .host_ud = k,
     };
     acme_client *c = NULL;
     int rc = hostclient_open(&hc, &c);
-    if (!rc && !with_host)
-        rc = acme_client_set_timeouts(c, 5000, 20000);
     if (rc) {
         klog(k, ACME_LOG_ERROR, "setting up the ACME client for %s failed: %s%s%s", mc->directory, acme_strerror(rc),
              c && *acme_client_last_error(c) ? " — " : "", c ? acme_client_last_error(c) : "");
@@ -361,24 +318,6 @@ static int client_setup(macme_core *k, acme_client **out, int with_host)
     }
     *out = c;
     return ACME_OK;
-}
-
-static void reg_start(macme_core *k)
-{
-    if (client_setup(k, &k->reg_c, 0)) {
-        k->reg_next_ms = mono_ms() + REG_RETRY_MAX_MS;
-        return;
-    }
-    k->reg_done = 0;
-    if (pthread_create(&k->reg_thread, NULL, reg_main, k) != 0) {
-        klog(k, ACME_LOG_ERROR, "cannot start the account thread: %s", strerror(errno));
-        acme_client_free(k->reg_c);
-        k->reg_c = NULL;
-        k->reg_next_ms = mono_ms() + REG_RETRY_MIN_MS;
-        return;
-    }
-    k->reg_running = 1;
-    snprintf(k->account_state, sizeof(k->account_state), "registering");
 }
 
 static void manage_all(macme_core *k)
@@ -403,34 +342,36 @@ static void manage_all(macme_core *k)
     k->managed = 1;
 }
 
-/* The account thread finished: hand the certificates to the engine, or
- * try again later. */
-static void reg_collect(macme_core *k)
+/* ---- the account ---- */
+
+/* The engine finds or registers the account before its first order and
+ * retries with back-off; a failure shows in every waiting certificate's
+ * last error. This turns that into the status page's account state and
+ * one log line per change. */
+static void account_watch(macme_core *k)
 {
-    if (!k->reg_running || !__atomic_load_n(&k->reg_done, __ATOMIC_ACQUIRE))
+    if (!k->e || !strcmp(k->account_state, "ready"))
         return;
-    pthread_join(k->reg_thread, NULL);
-    k->reg_running = 0;
-    acme_client_free(k->reg_c);
-    k->reg_c = NULL;
-    if (k->reg_rc == ACME_OK) {
+    const char *url = acme_account_url(k->c);
+    if (url) {
         snprintf(k->account_state, sizeof(k->account_state), "ready");
         k->account_error[0] = '\0';
-        klog(k, ACME_LOG_INFO, "account at %s: %s", k->conf->directory, k->reg_error);
-        k->reg_failures = 0;
-        if (!k->managed && k->e)
-            manage_all(k);
-    } else {
-        uint64_t wait_ms = REG_RETRY_MIN_MS << (k->reg_failures < 16 ? k->reg_failures : 16);
-        if (wait_ms > REG_RETRY_MAX_MS)
-            wait_ms = REG_RETRY_MAX_MS;
-        k->reg_failures++;
-        k->reg_next_ms = mono_ms() + wait_ms;
-        snprintf(k->account_state, sizeof(k->account_state), "failed");
-        snprintf(k->account_error, sizeof(k->account_error), "%s", k->reg_error);
-        klog(k, ACME_LOG_ERROR, "account at %s: %s (%s); retrying in %llu s", k->conf->directory,
-             acme_strerror(k->reg_rc), k->reg_error, (unsigned long long)(wait_ms / 1000));
+        klog(k, ACME_LOG_INFO, "account at %s: %s", k->conf->directory, url);
+        return;
     }
+    /* No order starts before the account: a failure now is the account's. */
+    acme_cert_status st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st);
+    if (!k->conf->cert_count || acme_engine_cert_status(k->e, k->conf->certs[0].id, &st) != ACME_OK ||
+        !st.last_error)
+        return;
+    if (strcmp(k->account_error, st.last_error) != 0) {
+        snprintf(k->account_error, sizeof(k->account_error), "%s", st.last_error);
+        klog(k, ACME_LOG_ERROR, "account at %s: %s (%s); the engine tries again with back-off", k->conf->directory,
+             acme_strerror(st.last_code), st.last_error);
+    }
+    snprintf(k->account_state, sizeof(k->account_state), "failed");
 }
 
 /* ---- leading ---- */
@@ -488,7 +429,7 @@ static void try_lead(macme_core *k)
     o.size = sizeof(o);
     o.retry_min_s = k->conf->retry_s;
     o.max_age_s = k->conf->renew_after_s;
-    if (client_setup(k, &k->c, 1) == ACME_OK) {
+    if (client_setup(k, &k->c) == ACME_OK) {
         int rc = acme_engine_new(k->c, &o, &k->e);
         if (rc) {
             klog(k, ACME_LOG_ERROR, "cannot start the engine: %s", acme_client_last_error(k->c));
@@ -507,7 +448,15 @@ static void try_lead(macme_core *k)
     k->leader = 1;
     klog(k, ACME_LOG_INFO, "pid %ld runs the ACME engine for %zu certificate(s) from %s", (long)getpid(),
          k->conf->cert_count, k->conf->directory);
-    reg_start(k);
+    const macme_conf *mc = k->conf;
+    acme_account_params ap = hostclient_account_params((const char *const *)mc->contacts, mc->contact_count,
+                                                       mc->agree_tos, mc->eab_kid, mc->eab_hmac);
+    int rc = acme_engine_set_account(k->e, &ap);
+    if (rc != ACME_OK)
+        klog(k, ACME_LOG_ERROR, "account at %s: %s", mc->directory,
+             *acme_client_last_error(k->c) ? acme_client_last_error(k->c) : acme_strerror(rc));
+    snprintf(k->account_state, sizeof(k->account_state), "registering");
+    manage_all(k);
 }
 
 /* ---- driving ---- */
@@ -665,6 +614,7 @@ static void do_step(macme_core *k)
     if (d > 5000)
         klog(k, ACME_LOG_DEBUG, "a step took %llu us (%llu us of CPU)", (unsigned long long)d,
              (unsigned long long)cpu);
+    account_watch(k);
     publish_status(k);
 }
 
@@ -673,8 +623,6 @@ void macme_core_ready(macme_core *k)
     /* Drain first: the descriptor is level-triggered in lighttpd's loop. */
     uint64_t v;
     while (read(k->tfd, &v, sizeof(v)) > 0) {
-    }
-    while (read(k->efd, &v, sizeof(v)) > 0) {
     }
     struct epoll_event evs[32];
     while (epoll_wait(k->epfd, evs, 32, 0) == 32) {
@@ -688,7 +636,6 @@ void macme_core_ready(macme_core *k)
     }
     if (!k->leader)
         return;
-    reg_collect(k);
     if (k->dns)
         acme_module_dispatch(k->dns);
     do_step(k);
@@ -710,9 +657,6 @@ void macme_core_tick(macme_core *k)
         if (!k->leader)
             return;
     }
-    reg_collect(k);
-    if (!k->reg_running && !k->managed && mono_ms() >= k->reg_next_ms)
-        reg_start(k);
     do_step(k);
 }
 

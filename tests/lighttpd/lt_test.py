@@ -500,6 +500,28 @@ def sc_crash(env):
 def sc_eab(env):
     # The CA requires external account binding (with-pebble --eab).
     kid, hmac = os.environ["ACME_TEST_EAB_KID"], os.environ["ACME_TEST_EAB_HMAC"]
+    # First without it: the engine's account step fails, lighttpd serves
+    # on, and the status page says why (the engine retries with back-off).
+    env.config("lt-eab.example")
+    env.start()
+    s = env.wait_for(lambda: (lambda s: s if s["account"] == "failed" else None)(env.status()), 30,
+                     "status: account failed")
+    if "external account binding" not in (s["account_error"] or ""):
+        raise Fail(f"the account error does not name external account binding: {s['account_error']!r}")
+    say(f"account without EAB: {s['account']}: {s['account_error']}")
+    code, body = env.http("/index.html")
+    if code != 200:
+        raise Fail(f"lighttpd answered {code} while the account was refused")
+    log = env.run_log()
+    if "account at " not in log or "the engine tries again with back-off" not in log:
+        raise Fail("the refused account is not in the error log")
+    # Day one has no key and no account: that is not an error, and the
+    # lookup's "no such account" is followed by the reason (EAB), not
+    # shown as one of its own.
+    for noise in ("ERROR: account: no account key stored", "ERROR: account lookup"):
+        if noise in log:
+            raise Fail(f"the error log has a misleading {noise!r}:\n{log[-2000:]}")
+    env.stop()
     env.config("lt-eab.example", extra=f'acme.eab-kid = "{kid}"\nacme.eab-hmac-key = "{hmac}"')
     env.start()
     pid = env.proc.pid
