@@ -708,10 +708,13 @@ static int prep_cb(void *ud, const acme_certificate *cert)
 int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_level, const char *), void *ud,
                         char *err, size_t errlen)
 {
+    /* Only the storage is used (no host callbacks, nothing sent). */
+    hostclient_cfg hc = {
+        .directory = conf->directory, .state_dir = conf->state_dir, .ca_file = conf->ca_file,
+        .account_key_type = ACME_KEY_DEFAULT, .log_level = conf->log_level,
+    };
     acme_client *c = NULL;
-    int rc = acme_client_new(conf->directory, &c);
-    if (!rc)
-        rc = acme_client_set_storage_dir(c, conf->state_dir);
+    int rc = hostclient_open(&hc, &c);
     if (rc) {
         snprintf(err, errlen, "acme.state-dir \"%s\" (for %s): %s", conf->state_dir, conf->directory,
                  c && *acme_client_last_error(c) ? acme_client_last_error(c) : acme_strerror(rc));
