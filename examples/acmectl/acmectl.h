@@ -351,15 +351,16 @@ const char *session_extra_error(const session *s);
 /* Copy what a person and --json want to know about a certificate. */
 void session_fill_cert(result_cert *rc, const acme_certificate *cert);
 
-/* ---- issue.c: one certificate, with fallback over declined types -------- */
+/* ---- issue.c: one certificate (a declined type is libacme's to fall back on) */
 typedef struct issue_request {
     const char *const *names;
     size_t name_count;
     const char *cert_id;           /* NULL: the library's default */
     acme_key_type key_type;
 } issue_request;
-/* acme_issue, and again with the next challenge types while the hook
- * declines (each retry is a new order). Returns a libacme code. */
+/* acme_issue with the types this run can answer; libacme moves on from a
+ * declined type by itself. When every type was declined, install_error
+ * says so. Returns a libacme code. */
 int issue_run(session *s, const issue_request *rq);
 /* The same with an explicit list of types (modified in place). */
 int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *types, size_t n);
