@@ -320,8 +320,12 @@ def check_common_after_issue(env, leaf, pid):
     if st.st_uid != env.pw.pw_uid or (st.st_mode & 0o777) != 0o600:
         raise Fail(f"{keyfile}: owner {st.st_uid} mode {oct(st.st_mode & 0o777)}, "
                    f"want {env.pw.pw_uid} and 0600")
-    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0]["state"] == "valid" else None)(
-        env.status()), 20, "status: valid")
+    # A restarted engine shows a stored certificate as valid at once and
+    # plans its renewal once it has the directory (and the CA's ARI
+    # window): next_renewal is null until then.
+    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0]["state"] == "valid" and
+                              s["certificates"][0]["next_renewal"] else None)(env.status()), 20,
+                     "status: valid, renewal planned")
     c = s["certificates"][0]
     if c["names"] != [env.name] or not c["not_after"] or c["not_after"] < time.time() or not c["next_renewal"]:
         raise Fail(f"status does not describe the certificate: {c}")
