@@ -188,6 +188,12 @@ static void every_call_clears(void **state)
     WALK(acme_engine_status_json_page, e, 0, 10, &total);
     acme_cert_status st = {.size = sizeof st};
     WALK(acme_engine_cert_status, e, "walk", &st);
+    /* the host-loop face (socket and timer callbacks) */
+    WALK(acme_engine_set_socket_callback, e, NULL, NULL);
+    WALK(acme_engine_set_timer_callback, e, NULL, NULL);
+    WALK(acme_engine_socket_action, e, -1, 0);
+    WALK(acme_engine_timeout_action, e);
+    WALK(acme_engine_set_pending_timeout, e, 600);
 
     const char *path = getenv("MOD_V2");
     assert_non_null(path);
