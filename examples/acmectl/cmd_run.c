@@ -166,14 +166,10 @@ static int load_modules(rund *d, acme_log_level level)
     d->mods = calloc(cf->module_count ? cf->module_count : 1, sizeof(modhost *));
     if (!d->mods)
         return EXIT_INTERNAL;
-    /* The modules live on the one client: its log before they are made
-     * (the rest of the host table follows once the router exists). */
-    acme_host_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
-    cb.size = sizeof(cb);
-    cb.log = progress_lib_log;
-    acme_client_set_host(d->c, &cb, NULL);
-    acme_client_set_log_level(d->c, level);
+    /* The modules live on the one client, which has its log already
+     * (hostclient_open in setup); the rest of the host table follows
+     * once the router exists. */
+    (void)level;
     for (size_t i = 0; i < cf->module_count; i++) {
         run_module *m = &cf->modules[i];
         char *text = runconf_module_text(m), err[700];
@@ -395,11 +391,16 @@ static int setup(rund *d, int *act)
         return EXIT_INTERNAL;
 
     /* modules/common/hostclient.c: the set-up issue/renew and mod_acme
-     * share. The host callbacks come once the router exists (it needs
-     * the modules, which load on this client). */
+     * share. The log first: the modules, loaded on this client, log
+     * through it; the rest of the host table comes once the router
+     * exists (it needs the modules). */
+    acme_host_callbacks logcb;
+    memset(&logcb, 0, sizeof(logcb));
+    logcb.size = sizeof(logcb);
+    logcb.log = progress_lib_log;
     hostclient_cfg hc = {
         .directory = cf->directory, .state_dir = cf->state_dir, .ca_file = cf->ca_file,
-        .account_key_type = cf->account_key_type, .log_level = level,
+        .account_key_type = cf->account_key_type, .log_level = level, .host = &logcb,
     };
     int rc = hostclient_open(&hc, &d->c);
     if (rc != ACME_OK && !d->c) {

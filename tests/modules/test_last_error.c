@@ -194,6 +194,11 @@ static void every_call_clears(void **state)
     WALK(acme_engine_socket_action, e, -1, 0);
     WALK(acme_engine_timeout_action, e);
     WALK(acme_engine_set_pending_timeout, e, 600);
+    /* event.h */
+    acme_buffer *mb = acme_buffer_new();
+    assert_non_null(mb);
+    WALK(acme_engine_metrics, e, mb);
+    acme_buffer_free(mb);
 
     const char *path = getenv("MOD_V2");
     assert_non_null(path);
