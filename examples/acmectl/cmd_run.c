@@ -160,7 +160,7 @@ static int lock_state_dir(const char *dir)
     return EXIT_OK;
 }
 
-static int load_modules(rund *d, acme_log_level level)
+static int load_modules(rund *d)
 {
     run_config *cf = d->cf;
     d->mods = calloc(cf->module_count ? cf->module_count : 1, sizeof(modhost *));
@@ -169,7 +169,6 @@ static int load_modules(rund *d, acme_log_level level)
     /* The modules live on the one client, which has its log already
      * (hostclient_open in setup); the rest of the host table follows
      * once the router exists. */
-    (void)level;
     for (size_t i = 0; i < cf->module_count; i++) {
         run_module *m = &cf->modules[i];
         char *text = runconf_module_text(m), err[700];
@@ -412,7 +411,7 @@ static int setup(rund *d, int *act)
         output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
         return EXIT_STORAGE;
     }
-    if ((code = load_modules(d, level)) != EXIT_OK)
+    if ((code = load_modules(d)) != EXIT_OK)
         return code;
     start_responders(d);
     router_params rp = {d->mods, d->mod_count, d->http, d->alpn, cf->out_dir};
