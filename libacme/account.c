@@ -338,18 +338,29 @@ ACME_EXPORT int acme_directory_eab_required(acme_client *c)
     return c->eab_required;
 }
 
-int account_params_valid(const acme_account_params *p)
+/* The params a host passes, checked member by member so the sentence
+ * names the one mistake (a size left 0 is the usual one). who starts the
+ * sentence ("account", "engine"). */
+int account_params_check(acme_client *c, const char *who, const acme_account_params *p)
 {
     if (!p)
-        return 1;
-    if (p->size < offsetof(acme_account_params, eab_hmac_key) + sizeof(p->eab_hmac_key))
-        return 0;
+        return ACME_OK;
+    size_t need = offsetof(acme_account_params, eab_hmac_key) + sizeof(p->eab_hmac_key);
+    if (p->size < need)
+        return client_fail(c, ACME_E_INVALID_ARG, "%s: acme_account_params.size is %zu, at least %zu expected: "
+                           "set .size = sizeof(acme_account_params)", who, p->size, need);
     if (p->contact_count && !p->contacts)
-        return 0;
+        return client_fail(c, ACME_E_INVALID_ARG, "%s: acme_account_params.contact_count is %zu but .contacts is "
+                           "NULL", who, p->contact_count);
     for (size_t i = 0; i < p->contact_count; i++)
         if (!p->contacts[i])
-            return 0;
-    return !p->eab_kid == !p->eab_hmac_key;
+            return client_fail(c, ACME_E_INVALID_ARG, "%s: acme_account_params.contacts[%zu] is NULL (%zu "
+                               "contacts counted)", who, i, p->contact_count);
+    if (!p->eab_kid != !p->eab_hmac_key)
+        return client_fail(c, ACME_E_INVALID_ARG, "%s: acme_account_params.%s is set but .%s is not: external "
+                           "account binding needs both (or neither)", who, p->eab_kid ? "eab_kid" : "eab_hmac_key",
+                           p->eab_kid ? "eab_hmac_key" : "eab_kid");
+    return ACME_OK;
 }
 
 /* Whether an account may be created with p: the user agreed to the
@@ -421,8 +432,9 @@ ACME_EXPORT int acme_account_register(acme_client *c, const acme_account_params 
     if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
-    if (!account_params_valid(p))
-        return client_fail(c, ACME_E_INVALID_ARG, "account: bad parameters (size, contacts, or only one of eab_kid/eab_hmac_key)");
+    int rc = account_params_check(c, "account", p);
+    if (rc)
+        return rc;
     return account_run_to_end(c, p, ACCOUNT_REGISTER);
 }
 
@@ -457,10 +469,11 @@ ACME_EXPORT int acme_account_update_contacts(acme_client *c, const char *const *
     int refused = reentry_refused(c, "acme_account_update_contacts");
     if (refused)
         return refused;
-    if (c)
-        result_reset(c);
-    if (!c || (n && !contacts))
+    if (!c)
         return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (n && !contacts)
+        return client_fail(c, ACME_E_INVALID_ARG, "account: update_contacts: n is %zu but contacts is NULL", n);
     int rc = account_ensure(c);
     if (rc)
         return rc;
@@ -567,6 +580,7 @@ ACME_EXPORT const char *acme_account_thumbprint(acme_client *c)
 {
     if (!c)
         return NULL;
+    result_reset(c);
     if (!c->thumbprint) {
         if (!c->account_key && key_ready(c, 0))
             return NULL;

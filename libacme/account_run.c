@@ -139,12 +139,13 @@ static void job_keygen(work_job *j)
     j->rc = key_generate((acme_key_type)j->key_type, &j->key);
 }
 
-static order_want post_new_account(account_run *a, const char *step, const char *payload)
+static order_want post_new_account(account_run *a, const char *step, const char *payload, int soft)
 {
     acme_client *c = a->c;
     int rc = net_op_post(&a->op, c, step, c->url_new_account, payload, c->account_key, 1);
     if (rc)
         return fail(a, rc);
+    a->op.soft_problem = soft;
     a->op_active = 1;
     return drive(a);
 }
@@ -168,8 +169,12 @@ order_want account_run_step(account_run *a)
     switch (a->state) {
     case AS_START:
         if (a->goal == ACCOUNT_ENSURE) {
-            /* Key and URL stored: the account exists, nothing to ask. */
-            int rc = account_load_local(c);
+            /* Key and URL stored: the account exists, nothing to ask.
+             * No key yet is the normal start of a host with no account:
+             * nothing to report (the log shows the key being made). */
+            int rc = account_key_load(c);
+            if (rc == ACME_OK)
+                rc = account_load_local(c);
             if (rc == ACME_OK)
                 return done(a);
             result_reset(c);
@@ -239,8 +244,11 @@ order_want account_run_step(account_run *a)
         return OW_CONTINUE;
     }
     case AS_LOOKUP: {
+        /* Unless finding is all we were asked, "no such account" is
+         * followed by the sentence that says why none was created (terms,
+         * EAB): the lookup's own refusal is only a warning. */
         if (!a->op_active)
-            return post_new_account(a, "account lookup", "{\"onlyReturnExisting\":true}");
+            return post_new_account(a, "account lookup", "{\"onlyReturnExisting\":true}", a->goal != ACCOUNT_FIND);
         order_want w = drive(a);
         if (w != OW_CONTINUE)
             return w;
@@ -255,7 +263,7 @@ order_want account_run_step(account_run *a)
             int rc = account_payload(c, &a->p, &payload);
             if (rc)
                 return fail(a, rc);
-            order_want w = post_new_account(a, "account registration", payload);
+            order_want w = post_new_account(a, "account registration", payload, 0);
             free(payload);
             return w;
         }

@@ -18,7 +18,7 @@ typedef enum account_goal {
 
 typedef struct account_run account_run;
 
-/* p (may be NULL) is copied; it must have passed account_params_valid. */
+/* p (may be NULL) is copied; it must have passed account_params_check. */
 account_run *account_run_new(struct acme_client *c, const acme_account_params *p, account_goal goal, int *rc);
 void account_run_free(account_run *a);
 /* A fresh run with the same params and goal (a retry after a failure). */
@@ -39,7 +39,8 @@ void account_run_hand_result(account_run *a);
 int account_run_to_end(struct acme_client *c, const acme_account_params *p, account_goal goal);
 
 /* account.c: the pieces the step is made of (shared with account_ensure). */
-int account_params_valid(const acme_account_params *p);
+/* ACME_OK, or ACME_E_INVALID_ARG with a sentence naming the member (who: "account", "engine"). */
+int account_params_check(struct acme_client *c, const char *who, const acme_account_params *p);
 int account_key_load(struct acme_client *c);
 int account_key_adopt(struct acme_client *c, struct acme_key *k);
 int account_settle_rollover(struct acme_client *c);

@@ -129,9 +129,11 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
     int refused = reentry_refused(c, "acme_client_set_storage_dir");
     if (refused)
         return refused;
-    if (!c || !dir || !*dir)
+    if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
+    if (!dir || !*dir)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_storage_dir: no directory given");
     void *ud = NULL;
     int rc = storage_file_open(dir, &ud);
     if (rc) {
@@ -227,9 +229,12 @@ ACME_EXPORT int acme_client_set_ca_file(acme_client *c, const char *path)
 
 ACME_EXPORT int acme_client_set_ca_pem(acme_client *c, const char *pem, size_t len)
 {
-    if (!c || (pem && !len))
+    if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
+    if (pem && !len)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_ca_pem: len is 0 (pass the PEM's length, or "
+                           "NULL to go back to the system store)");
     char *p = NULL;
     if (pem) {
         if (!(p = malloc(len + 1)))
@@ -282,10 +287,9 @@ ACME_EXPORT int acme_client_set_trust_anchor_lookup(acme_client *c, const acme_t
 
 ACME_EXPORT int acme_client_set_timeouts(acme_client *c, unsigned connect_ms, unsigned total_ms)
 {
-    if (c)
-        result_reset(c);
     if (!c)
         return ACME_E_INVALID_ARG;
+    result_reset(c);
     c->connect_ms = connect_ms;
     c->total_ms = total_ms;
     drop_default_transport(c);
@@ -294,40 +298,48 @@ ACME_EXPORT int acme_client_set_timeouts(acme_client *c, unsigned connect_ms, un
 
 ACME_EXPORT int acme_client_set_max_response(acme_client *c, size_t bytes)
 {
-    if (c)
-        result_reset(c);
-    if (!c || bytes < 1024)
+    if (!c)
         return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (bytes < 1024)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_max_response: %zu bytes is below the minimum "
+                           "of 1024", bytes);
     c->max_response = bytes;
     return ACME_OK;
 }
 
 ACME_EXPORT int acme_client_set_poll_limit(acme_client *c, unsigned ms)
 {
-    if (c)
-        result_reset(c);
-    if (!c || !ms)
+    if (!c)
         return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (!ms)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_poll_limit: 0 ms would give up before the "
+                           "first poll; pass the limit in milliseconds (default 120000)");
     c->poll_limit_ms = ms;
     return ACME_OK;
 }
 
 ACME_EXPORT int acme_client_set_account_key_type(acme_client *c, acme_key_type type)
 {
-    if (c)
-        result_reset(c);
-    if (!c || type < ACME_KEY_DEFAULT || type > ACME_KEY_ED25519)
+    if (!c)
         return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (type < ACME_KEY_DEFAULT || type > ACME_KEY_ED25519)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_account_key_type: %d is not an acme_key_type",
+                           (int)type);
     c->account_key_type = type == ACME_KEY_DEFAULT ? ACME_KEY_EC_P256 : type;
     return ACME_OK;
 }
 
 ACME_EXPORT int acme_client_set_log_level(acme_client *c, acme_log_level level)
 {
-    if (c)
-        result_reset(c);
-    if (!c || level < ACME_LOG_ERROR || level > ACME_LOG_DEBUG)
+    if (!c)
         return ACME_E_INVALID_ARG;
+    result_reset(c);
+    if (level < ACME_LOG_ERROR || level > ACME_LOG_DEBUG)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_log_level: %d is not an acme_log_level "
+                           "(ACME_LOG_ERROR to ACME_LOG_DEBUG)", (int)level);
     c->log_level = level;
     return ACME_OK;
 }

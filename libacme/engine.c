@@ -315,9 +315,13 @@ static int engine_make(acme_client *c, const acme_engine_options *opts, engine_o
     if (!out)
         return ACME_E_INVALID_ARG;
     *out = NULL;
-    if (!c || (opts && opts->size < offsetof(acme_engine_options, jitter_percent) + sizeof(opts->jitter_percent)))
+    if (!c)
         return ACME_E_INVALID_ARG;
     result_reset(c);
+    size_t need = offsetof(acme_engine_options, jitter_percent) + sizeof(opts->jitter_percent);
+    if (opts && opts->size < need)
+        return client_fail(c, ACME_E_INVALID_ARG, "engine: acme_engine_options.size is %zu, at least %zu expected: "
+                           "set .size = sizeof(acme_engine_options)", opts->size, need);
     int rc = store_ready(c);
     if (rc)
         return rc;
@@ -573,9 +577,10 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
     int rc = reentry_refused(e->c, "acme_engine_unmanage");
     if (rc)
         return rc;
+    result_reset(e->c);
     managed *m = find(e, cert_id);
     if (!m)
-        return ACME_E_NOT_FOUND;
+        return client_fail(e->c, ACME_E_NOT_FOUND, "engine: unmanage: no certificate \"%s\" is managed", cert_id);
     /* Stopping a run mid-way leaves its saved state: a later manage() of
      * the same id resumes it. */
     size_t i = m->pos;
@@ -1087,10 +1092,9 @@ ACME_EXPORT int acme_engine_set_account(acme_engine *e, const acme_account_param
     if (rc0)
         return rc0;
     result_reset(c);
-    if (!account_params_valid(p))
-        return client_fail(c, ACME_E_INVALID_ARG, "engine: bad account parameters (size, contacts, or only one of "
-                           "eab_kid/eab_hmac_key); set .size = sizeof(acme_account_params)");
-    int rc;
+    int rc = account_params_check(c, "engine", p);
+    if (rc)
+        return rc;
     account_run *a = account_run_new(c, p, ACCOUNT_ENSURE, &rc);
     if (!a)
         return rc;
@@ -1283,7 +1287,11 @@ static uint64_t us_since(const struct timespec *t0)
     return (uint64_t)(t1.tv_sec - t0->tv_sec) * 1000000u + (uint64_t)((t1.tv_nsec - t0->tv_nsec) / 1000);
 }
 
-ACME_EXPORT int acme_engine_step(acme_engine *e)
+/* The public calls clear the client's last error on entry; the drivers
+ * that loop over step/timeout/fds (acme_engine_perform, the engine of
+ * one) call these instead, so a sentence set in one step stays for the
+ * call that loops. */
+int engine_step_run(acme_engine *e)
 {
     if (!e)
         return ACME_E_INVALID_ARG;
@@ -1331,11 +1339,19 @@ ACME_EXPORT int acme_engine_step(acme_engine *e)
     uint64_t us = us_since(&ts0);
     if (us > e->longest_step_us)
         e->longest_step_us = us;
-    engine_loop_sync(&e->loop, acme_engine_timeout_ms(e));
+    engine_loop_sync(&e->loop, engine_timeout_run(e));
     return ACME_OK;
 }
 
-ACME_EXPORT int acme_engine_fds(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n)
+ACME_EXPORT int acme_engine_step(acme_engine *e)
+{
+    /* Refused from inside a callback before anything is cleared. */
+    if (e && !e->c->in_callback)
+        result_reset(e->c);
+    return engine_step_run(e);
+}
+
+static int engine_fds_run(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n)
 {
     if (!e || !n || (cap && !fds))
         return ACME_E_INVALID_ARG;
@@ -1352,7 +1368,14 @@ ACME_EXPORT int acme_engine_fds(acme_engine *e, struct pollfd *fds, size_t cap, 
     return ACME_OK;
 }
 
-ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
+ACME_EXPORT int acme_engine_fds(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n)
+{
+    if (e)
+        result_reset_entry(e->c);
+    return engine_fds_run(e, fds, cap, n);
+}
+
+int engine_timeout_run(acme_engine *e)
 {
     if (!e)
         return -1;
@@ -1382,6 +1405,13 @@ ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
     return (int)best;
 }
 
+ACME_EXPORT int acme_engine_timeout_ms(acme_engine *e)
+{
+    if (e)
+        result_reset_entry(e->c);
+    return engine_timeout_run(e);
+}
+
 ACME_EXPORT int acme_engine_idle(const acme_engine *e)
 {
     if (!e)
@@ -1409,16 +1439,17 @@ ACME_EXPORT int acme_engine_perform(acme_engine *e, int timeout_ms)
     int rc = reentry_refused(e->c, "acme_engine_perform");
     if (rc)
         return rc;
+    result_reset(e->c);
     uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : now_ms() + (uint64_t)timeout_ms;
     struct pollfd *fds = NULL;
     size_t cap = 0;
     for (;;) {
-        acme_engine_step(e);
+        engine_step_run(e);
         /* all_valid() walks every certificate: only where the loop may
          * end, not after every step (100,000 certificates, thousands of
          * steps). */
         int code = ACME_OK, valid = 0;
-        int wait = acme_engine_timeout_ms(e);
+        int wait = engine_timeout_run(e);
         uint64_t now = now_ms();
         int idle = acme_engine_idle(e);
         if (idle || now >= deadline)
@@ -1437,7 +1468,7 @@ ACME_EXPORT int acme_engine_perform(acme_engine *e, int timeout_ms)
             return valid ? ACME_OK : ACME_E_TIMEOUT;
         }
         size_t n = 0;
-        if (acme_engine_fds(e, fds, cap, &n) != ACME_OK) {
+        if (engine_fds_run(e, fds, cap, &n) != ACME_OK) {
             struct pollfd *grown = realloc(fds, (n + 8) * sizeof(*fds));
             if (!grown) {
                 free(fds);
@@ -1445,7 +1476,7 @@ ACME_EXPORT int acme_engine_perform(acme_engine *e, int timeout_ms)
             }
             fds = grown;
             cap = n + 8;
-            acme_engine_fds(e, fds, cap, &n);
+            engine_fds_run(e, fds, cap, &n);
         }
         uint64_t left = deadline - now;
         int ms = wait;
@@ -1464,6 +1495,7 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
     int rc = reentry_refused(e->c, "acme_engine_done");
     if (rc)
         return rc;
+    result_reset(e->c);
     /* Only runs can wait for the host: at most max_orders to ask. */
     for (size_t i = 0; i < e->running_n; i++) {
         managed *m = e->running[i];
@@ -1530,13 +1562,17 @@ static const char *status_of_range(acme_engine *e, size_t from, size_t to)
 
 ACME_EXPORT const char *acme_engine_status_json(acme_engine *e)
 {
-    return e ? status_of_range(e, 0, e->count) : NULL;
+    if (!e)
+        return NULL;
+    result_reset_entry(e->c);
+    return status_of_range(e, 0, e->count);
 }
 
 ACME_EXPORT const char *acme_engine_status_json_page(acme_engine *e, size_t offset, size_t limit, size_t *total)
 {
     if (!e)
         return NULL;
+    result_reset_entry(e->c);
     if (total)
         *total = e->count;
     size_t end = offset < e->count ? offset + (limit < e->count - offset ? limit : e->count - offset) : offset;
@@ -1557,8 +1593,13 @@ static acme_cert_state public_state(const managed *m)
 
 ACME_EXPORT int acme_engine_cert_status(acme_engine *e, const char *cert_id, acme_cert_status *out)
 {
-    if (!e || !cert_id || !out || out->size < sizeof(*out))
+    if (e)
+        result_reset_entry(e->c);
+    if (!e || !cert_id || !out)
         return ACME_E_INVALID_ARG;
+    if (out->size < sizeof(*out))
+        return client_fail(e->c, ACME_E_INVALID_ARG, "engine: acme_cert_status.size is %zu, %zu expected: set "
+                           ".size = sizeof(acme_cert_status)", out->size, sizeof(*out));
     managed *m = find(e, cert_id);
     if (!m)
         return ACME_E_NOT_FOUND;

@@ -22,10 +22,10 @@ static int run_one(acme_client *c, issue_spec *spec, one_mode mode, int *ordered
     if (!rc)
         rc = engine_manage_spec(e, spec);
     while (!rc && !one.finished) {
-        acme_engine_step(e);
+        engine_step_run(e);
         if (one.finished)
             break;
-        int ms = acme_engine_timeout_ms(e);
+        int ms = engine_timeout_run(e);
         if (ms < 0) {
             /* Nothing inline is left and nothing is due: a state the
              * engine of one never reaches. Say so rather than hang. */

@@ -40,5 +40,9 @@ typedef struct engine_one {
 int engine_new_one(acme_client *c, engine_one *one, acme_engine **out);
 /* engine.c: declare a validated spec (acme_engine_manage after checks). */
 int engine_manage_spec(acme_engine *e, struct issue_spec *spec);
+/* engine.c: acme_engine_step / acme_engine_timeout_ms without clearing the
+ * client's last error first (for drivers that loop over them). */
+int engine_step_run(acme_engine *e);
+int engine_timeout_run(acme_engine *e);
 
 #endif

@@ -194,6 +194,7 @@ ACME_EXPORT int acme_engine_set_pending_timeout(acme_engine *e, unsigned seconds
     int rc = reentry_refused(l->c, "acme_engine_set_pending_timeout");
     if (rc)
         return rc;
+    result_reset(l->c);
     l->pending_timeout_s = seconds;
     return ACME_OK;
 }

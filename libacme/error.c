@@ -188,6 +188,15 @@ void result_reset(acme_client *c)
     c->problem = NULL;
 }
 
+void result_reset_entry(acme_client *c)
+{
+    /* A query made from inside one of our callbacks (the engine's fds or
+     * timeout, say) must not wipe what the call around the callback is
+     * recording: the sentence is that call's. */
+    if (c && !c->in_callback)
+        result_reset(c);
+}
+
 /* The sentence often quotes the CA (problem detail, identifiers, URLs):
  * control characters are escaped before anyone sees it, so the last error
  * is one line, like the log. */

@@ -91,6 +91,9 @@ struct acme_client {
 
 /* ---- results and logging (error.c, log.c) ---- */
 /* Start of every public call: forget the previous error and problem. */
+/* result_reset at the entry of a public call that takes no other
+ * precaution; does nothing inside one of the client's callbacks. */
+void result_reset_entry(acme_client *c);
 void result_reset(acme_client *c);
 /* Record "what failed and what to do", log it, return code. */
 int client_fail(acme_client *c, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

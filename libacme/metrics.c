@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <acme/engine.h>
+#include "engine_loop.h"
 #include "event_internal.h"
 #include "internal.h"
 
@@ -167,6 +168,8 @@ ACME_EXPORT int acme_engine_metrics(acme_engine *e, acme_buffer *out)
 {
     if (!e || !out)
         return ACME_E_INVALID_ARG;
+    /* Like every call on an engine: the client's last error is this call's. */
+    result_reset_entry(engine_loop_of(e)->c);
     size_t n = engine_cert_count(e);
     metrics_cert *certs = calloc(n ? n : 1, sizeof(*certs));
     if (!certs)

@@ -552,6 +552,7 @@ ACME_EXPORT int acme_module_set_engine(acme_module *m, acme_engine *e)
 {
     if (!m)
         return ACME_E_INVALID_ARG;
+    result_reset(m->client);
     if (!e) {
         module_async_stop(m);
         return ACME_OK;

@@ -324,6 +324,10 @@ ACME_EXPORT int acme_module_dispatch(acme_module *m)
     while (done) {
         mod_job *j = done;
         done = j->next;
+        /* First: acme_engine_done starts by clearing the client's last
+         * error (every public call does), and the module's sentence is
+         * what this call leaves there. */
+        int drc = a->e ? acme_engine_done(a->e, j->original, j->rc) : ACME_E_NOT_FOUND;
         if (j->why) {
             free(m->last_error);
             m->last_error = j->why;
@@ -333,7 +337,6 @@ ACME_EXPORT int acme_module_dispatch(acme_module *m)
             alog(m->client, ACME_LOG_ERROR, "%s", m->last_error);
             module_client_error(m, m->last_error);
         }
-        int drc = a->e ? acme_engine_done(a->e, j->original, j->rc) : ACME_E_NOT_FOUND;
         if (drc == ACME_E_NOT_FOUND && j->rc != ACME_OK)
             alog(m->client, ACME_LOG_WARNING, "module %s: no order waits for this outcome any more (%s)", m->name,
                  acme_strerror(j->rc));

@@ -77,6 +77,9 @@ static const char *transport_hint(int rc)
         return "the server sent more than the response limit (acme_client_set_max_response)";
     case ACME_E_NETWORK:
         return "the connection failed or was cut; check that the server is up and reachable";
+    case ACME_E_CALLBACK:
+        return "fix the transport's perform: set the status (acme_http_response_set_status) before returning "
+               "ACME_OK, or return the error code that says what failed";
     default:
         return "see the detail";
     }
@@ -122,8 +125,14 @@ void net_exchange_perform(acme_client *c, http_exchange *x)
         return;
     alog(c, ACME_LOG_DEBUG, "%s %s", x->req.method, x->req.url);
     x->rc = c->transport.perform(c->transport_ud, &x->req, &x->resp);
-    if (x->rc == ACME_OK && x->resp.status < 100)
-        x->rc = ACME_E_NETWORK;
+    if (x->rc == ACME_OK && x->resp.status < 100) {
+        /* Not the network's fault: the table broke its contract. Said as
+         * such (and not retried as a transient fault would be), so the
+         * author of the transport looks at perform, not at the CA. */
+        x->rc = ACME_E_CALLBACK;
+        acme_http_response_set_error(&x->resp, "the transport table's perform returned ACME_OK without an HTTP "
+                                               "status: a bug in the transport, not a network failure");
+    }
 }
 
 /* Look at a finished exchange: transport failure becomes the op's error. */

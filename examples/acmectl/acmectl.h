@@ -250,6 +250,18 @@ int provision_unpublish(void *ud, const acme_challenge *ch);
  * returns the lock: the caller exits. */
 size_t provision_interrupt(provision *p);
 
+/* ---- route.c: what provision.c and run_route.c share --------------------- */
+/* The built-in responder for type t (http-01 or tls-alpn-01), else NULL. */
+acme_responder *route_builtin(acme_responder *http, acme_responder *alpn, acme_challenge_type t);
+/* What acme_responder_remove wants for t: the token or the identifier. */
+const char *route_builtin_key(acme_challenge_type t, const char *token, const char *ident);
+/* Put ch into r (route_builtin's); libacme's code. */
+int route_builtin_add(acme_responder *r, const acme_challenge *ch);
+/* Take a challenge out of r again (r may be NULL). */
+void route_builtin_remove(acme_responder *r, acme_challenge_type t, const char *token, const char *ident);
+/* dns-persist-01 that nobody publishes: say so; ACME_OK. */
+int route_persist(const acme_challenge *ch);
+
 /* ---- signals.c: interrupts ---------------------------------------------- */
 /* Block SIGINT/SIGTERM/SIGHUP in every thread and wait for them in one. */
 void signals_start(void);
@@ -339,15 +351,16 @@ const char *session_extra_error(const session *s);
 /* Copy what a person and --json want to know about a certificate. */
 void session_fill_cert(result_cert *rc, const acme_certificate *cert);
 
-/* ---- issue.c: one certificate, with fallback over declined types -------- */
+/* ---- issue.c: one certificate (a declined type is libacme's to fall back on) */
 typedef struct issue_request {
     const char *const *names;
     size_t name_count;
     const char *cert_id;           /* NULL: the library's default */
     acme_key_type key_type;
 } issue_request;
-/* acme_issue, and again with the next challenge types while the hook
- * declines (each retry is a new order). Returns a libacme code. */
+/* acme_issue with the types this run can answer; libacme moves on from a
+ * declined type by itself. When every type was declined, install_error
+ * says so. Returns a libacme code. */
 int issue_run(session *s, const issue_request *rq);
 /* The same with an explicit list of types (modified in place). */
 int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *types, size_t n);

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "acmectl.h"
+#include "hostclient.h"
 
 typedef struct rund {
     const acmectl_opts *o;
@@ -162,20 +163,15 @@ static int lock_state_dir(const char *dir)
     return EXIT_OK;
 }
 
-static int load_modules(rund *d, acme_log_level level)
+static int load_modules(rund *d)
 {
     run_config *cf = d->cf;
     d->mods = calloc(cf->module_count ? cf->module_count : 1, sizeof(modhost *));
     if (!d->mods)
         return EXIT_INTERNAL;
-    /* The modules live on the one client: its log before they are made
-     * (the rest of the host table follows once the router exists). */
-    acme_host_callbacks cb;
-    memset(&cb, 0, sizeof(cb));
-    cb.size = sizeof(cb);
-    cb.log = progress_lib_log;
-    acme_client_set_host(d->c, &cb, NULL);
-    acme_client_set_log_level(d->c, level);
+    /* The modules live on the one client, which has its log already
+     * (hostclient_open in setup); the rest of the host table follows
+     * once the router exists. */
     for (size_t i = 0; i < cf->module_count; i++) {
         run_module *m = &cf->modules[i];
         char *text = runconf_module_text(m), err[700];
@@ -327,14 +323,8 @@ static int manage_all(rund *d)
 static int account(rund *d, int *act)
 {
     run_config *cf = d->cf;
-    acme_account_params ap;
-    memset(&ap, 0, sizeof(ap));
-    ap.size = sizeof(ap);
-    ap.contacts = (const char *const *)cf->contacts;
-    ap.contact_count = cf->contact_count;
-    ap.agree_tos = cf->agree_tos;
-    ap.eab_kid = cf->eab_kid;
-    ap.eab_hmac_key = cf->eab_hmac;
+    acme_account_params ap = hostclient_account_params((const char *const *)cf->contacts, cf->contact_count,
+                                                       cf->agree_tos, cf->eab_kid, cf->eab_hmac);
     unsigned wait_s = 5;
     for (;;) {
         int rc = acme_account_register(d->c, &ap);
@@ -402,13 +392,29 @@ static int setup(rund *d, int *act)
     if (pipe2(d->notify, O_CLOEXEC | O_NONBLOCK) != 0)
         return EXIT_INTERNAL;
 
-    int rc = acme_client_new(cf->directory, &d->c);
-    if (rc != ACME_OK) {
+    /* modules/common/hostclient.c: the set-up issue/renew and mod_acme
+     * share. The log first: the modules, loaded on this client, log
+     * through it; the rest of the host table comes once the router
+     * exists (it needs the modules). */
+    acme_host_callbacks logcb;
+    memset(&logcb, 0, sizeof(logcb));
+    logcb.size = sizeof(logcb);
+    logcb.log = progress_lib_log;
+    hostclient_cfg hc = {
+        .directory = cf->directory, .state_dir = cf->state_dir, .ca_file = cf->ca_file,
+        .account_key_type = cf->account_key_type, .log_level = level, .host = &logcb,
+    };
+    int rc = hostclient_open(&hc, &d->c);
+    if (rc != ACME_OK && !d->c) {
         bprintf(err, sizeof(err), "%s: directory %s: %s", cf->file, cf->directory, acme_strerror(rc));
         config_error(err, rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE);
         return rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
     }
-    if ((code = load_modules(d, level)) != EXIT_OK)
+    if (rc != ACME_OK) {
+        output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
+        return EXIT_STORAGE;
+    }
+    if ((code = load_modules(d)) != EXIT_OK)
         return code;
     start_responders(d);
     router_params rp = {d->mods, d->mod_count, d->http, d->alpn, cf->out_dir};
@@ -421,10 +427,10 @@ static int setup(rund *d, int *act)
     cb.unpublish = router_unpublish;
     cb.install = router_install;
     cb.log = progress_lib_log;
-    acme_client_set_log_level(d->c, level);
     if (cf->etcd.on) {
         /* The state directory stays this host's (its lock); the data is
-         * the cluster's. */
+         * the cluster's: the etcd storage replaces the file storage
+         * hostclient_open set. */
         if ((rc = cluster_storage(d->c, &cf->etcd)) != ACME_OK ||
             !(d->cl = cluster_new(d->c, d->rt, d->http, d->alpn, &cf->etcd))) {
             output_error(o, NULL, EXIT_STORAGE, rc ? rc : ACME_E_NOMEM, d->c, NULL);
@@ -436,14 +442,7 @@ static int setup(rund *d, int *act)
         acme_client_set_host(d->c, &cb, d->cl);
     } else {
         acme_client_set_host(d->c, &cb, d->rt);
-        if ((rc = acme_client_set_storage_dir(d->c, cf->state_dir)) != ACME_OK) {
-            output_error(o, NULL, EXIT_STORAGE, rc, d->c, NULL);
-            return EXIT_STORAGE;
-        }
     }
-    if (cf->ca_file)
-        acme_client_set_ca_file(d->c, cf->ca_file);
-    acme_client_set_account_key_type(d->c, cf->account_key_type);
 
     acme_engine_options eo;
     memset(&eo, 0, sizeof(eo));

@@ -12,71 +12,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <sys/random.h>
-
 #include "acmectl.h"
+#include "afile.h"
 #include "pairfile.h"
 
-static int write_all(int fd, const void *data, size_t len)
-{
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* ".<name>.XXXXXX" created exclusively in dfd with a random name, never
- * through a link. */
-static int temp_at(int dfd, const char *name, char *tmp, size_t cap)
-{
-    static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    for (int tries = 0; tries < 100; tries++) {
-        unsigned char r[6];
-        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-            return -1;
-        if ((size_t)snprintf(tmp, cap, ".%s.%c%c%c%c%c%c", name, set[r[0] % 62], set[r[1] % 62],
-                             set[r[2] % 62], set[r[3] % 62], set[r[4] % 62], set[r[5] % 62]) >= cap) {
-            errno = ENAMETOOLONG;
-            return -1;
-        }
-        /* 0600 at creation: the secret is never readable by others. */
-        int fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
+/* One home for the temp + fsync + rename (modules/common/afile.c, shared
+ * with mod_acme and the HAProxy module); the name is never followed. */
 int file_write_atomic_at(int dfd, const char *name, const void *data, size_t len, unsigned mode)
 {
-    char tmp[4096];
-    int fd = temp_at(dfd, name, tmp, sizeof(tmp));
-    if (fd < 0)
-        return -1;
-    int e = 0;
-    if (fchmod(fd, (mode_t)mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
-        e = errno;
-    if (close(fd) != 0 && !e)
-        e = errno;
-    /* renameat replaces name itself, never what a link there points at. */
-    if (!e && renameat(dfd, tmp, dfd, name) != 0)
-        e = errno;
-    if (e) {
-        unlinkat(dfd, tmp, 0);
-        errno = e;
-        return -1;
-    }
-    /* The rename itself must survive a crash. */
-    (void)fsync(dfd);
-    return 0;
+    afile_opts o = {.mode = mode, .durable = 1, .uid = (uid_t)-1, .gid = (gid_t)-1};
+    return afile_replace_at(dfd, name, data, len, &o, NULL);
 }
 
 int file_write_atomic(const char *dir, const char *name, const void *data, size_t len,

@@ -274,11 +274,7 @@ static int publish_locked(provision *p, const acme_challenge *ch, chal_rec *x)
     case P_BUILTIN:
         if (start_builtin(p, t) != 0)
             return decline(p, t);
-        if (t == ACME_CHALLENGE_HTTP_01)
-            rc = acme_responder_add_http01(p->http, x->token, x->key_auth);
-        else
-            rc = acme_responder_add_tlsalpn01(p->alpn, ident, acme_challenge_alpn_cert_pem(ch),
-                                              acme_challenge_alpn_key_pem(ch));
+        rc = route_builtin_add(route_builtin(p->http, p->alpn, t), ch);
         if (rc != ACME_OK) {
             bprintf(p->failure, sizeof(p->failure), "the built-in %s responder refused the challenge for %s (%s)",
                     tname(t), ident, acme_strerror(rc));
@@ -309,9 +305,7 @@ static int publish_locked(provision *p, const acme_challenge *ch, chal_rec *x)
         return ACME_OK;
     }
     case P_PERSIST:
-        progress(ACME_LOG_INFO, "dns-persist-01 for %s: relying on the TXT record at %s", ident,
-                 acme_challenge_dns_name(ch));
-        return ACME_OK;
+        return route_persist(ch);
     case P_HOOK: {
         int st = chal_hook_run(p->o, "begin", x);
         if (st == 0)
@@ -354,12 +348,9 @@ int provision_publish(void *ud, const acme_challenge *ch)
 static void take_down(provision *p, const chal_rec *x, const char *method)
 {
     switch (p->by_type[x->type]) {
-    case P_BUILTIN: {
-        acme_responder *r = x->type == ACME_CHALLENGE_HTTP_01 ? p->http : p->alpn;
-        if (r)
-            (void)acme_responder_remove(r, x->type == ACME_CHALLENGE_HTTP_01 ? x->token : x->ident);
+    case P_BUILTIN:
+        route_builtin_remove(route_builtin(p->http, p->alpn, x->type), x->type, x->token, x->ident);
         break;
-    }
     case P_WEBROOT:
         webroot_unpublish(p->o->webroot, x->token);
         break;

@@ -76,7 +76,7 @@ static modhost *module_for(const router *r, acme_challenge_type t)
 
 static acme_responder *builtin_for(const router *r, acme_challenge_type t)
 {
-    return t == ACME_CHALLENGE_HTTP_01 ? r->p.http : t == ACME_CHALLENGE_TLS_ALPN_01 ? r->p.alpn : NULL;
+    return route_builtin(r->p.http, r->p.alpn, t);
 }
 
 int router_serves(const router *r, acme_challenge_type t)
@@ -111,11 +111,8 @@ int router_publish(void *ud, const acme_challenge *ch)
     const char *ident = acme_challenge_identifier(ch);
     modhost *mh = module_for(r, t);
     acme_responder *resp = mh ? NULL : builtin_for(r, t);
-    if (!mh && t == ACME_CHALLENGE_DNS_PERSIST_01) {
-        progress(ACME_LOG_INFO, "dns-persist-01 for %s: relying on the TXT record at %s", ident,
-                 acme_challenge_dns_name(ch));
-        return ACME_OK; /* nothing remembered: unpublish finds nothing to take down */
-    }
+    if (!mh && t == ACME_CHALLENGE_DNS_PERSIST_01)
+        return route_persist(ch); /* nothing remembered: unpublish finds nothing to take down */
     if (!mh && !resp) {
         progress(ACME_LOG_INFO, "nothing here answers %s (for %s): declined", acme_challenge_type_name(t), ident);
         return ACME_E_DECLINED;
@@ -138,15 +135,12 @@ int router_publish(void *ud, const acme_challenge *ch)
         progress(ACME_LOG_DEBUG, "%s: module %s publishes it", x->what, modhost_label(mh));
         rc = ACME_E_PENDING;
     } else {
-        x->key = strdup(t == ACME_CHALLENGE_HTTP_01 ? acme_challenge_token(ch) : ident);
+        x->key = strdup(route_builtin_key(t, acme_challenge_token(ch), ident));
         if (!x->key) {
             free(x);
             return ACME_E_NOMEM;
         }
-        rc = t == ACME_CHALLENGE_HTTP_01
-                 ? acme_responder_add_http01(resp, x->key, acme_challenge_key_authorization(ch))
-                 : acme_responder_add_tlsalpn01(resp, ident, acme_challenge_alpn_cert_pem(ch),
-                                                acme_challenge_alpn_key_pem(ch));
+        rc = route_builtin_add(resp, ch);
         if (rc != ACME_OK) {
             progress(ACME_LOG_ERROR, "%s: the built-in responder refused it (%s)", x->what, acme_strerror(rc));
             free(x->key);

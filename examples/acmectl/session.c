@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "acmectl.h"
+#include "hostclient.h"
 
 static int on_publish(void *ud, const acme_challenge *ch)
 {
@@ -202,13 +203,6 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
         output_error(o, res, EXIT_STORAGE, ACME_E_LOCKED, NULL, err);
         return EXIT_STORAGE;
     }
-    int rc = acme_client_new(o->directory, &s->c);
-    if (rc != ACME_OK) {
-        bprintf(err, sizeof(err), "cannot use the directory URL %s (%s)", o->directory, acme_strerror(rc));
-        int code = rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
-        output_error(o, res, code, rc, NULL, err);
-        return code;
-    }
     acme_host_callbacks cb;
     memset(&cb, 0, sizeof(cb));
     cb.size = sizeof(cb);
@@ -216,16 +210,25 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
     cb.unpublish = on_unpublish;
     cb.install = on_install;
     cb.log = on_log;
-    acme_client_set_host(s->c, &cb, s);
-    acme_client_set_log_level(s->c, o->verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO);
-    if ((rc = acme_client_set_storage_dir(s->c, o->state_dir)) != ACME_OK) {
+    /* modules/common/hostclient.c: the set-up `run` and mod_acme share. */
+    hostclient_cfg hc = {
+        .directory = o->directory, .state_dir = o->state_dir, .ca_file = o->ca_file,
+        .account_key_type = o->account_key_type,
+        .log_level = o->verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO,
+        .host = &cb, .host_ud = s,
+    };
+    int rc = hostclient_open(&hc, &s->c);
+    if (rc != ACME_OK && !s->c) {
+        bprintf(err, sizeof(err), "cannot use the directory URL %s (%s)", o->directory, acme_strerror(rc));
+        int code = rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
+        output_error(o, res, code, rc, NULL, err);
+        return code;
+    }
+    if (rc != ACME_OK) {
         int code = exit_code_for(rc, s->c, o->command);
         output_error(o, res, code, rc, s->c, NULL);
         return code;
     }
-    if (o->ca_file)
-        acme_client_set_ca_file(s->c, o->ca_file);
-    acme_client_set_account_key_type(s->c, o->account_key_type);
 
     if (challenges != SESSION_NO_CHALLENGES) {
         int code = provision_start(o, s->c, challenges == SESSION_CHALLENGES_LAZY, &s->prov, err, sizeof(err));
@@ -250,14 +253,8 @@ void session_close(session *s)
 int session_account(session *s)
 {
     const acmectl_opts *o = s->o;
-    acme_account_params ap;
-    memset(&ap, 0, sizeof(ap));
-    ap.size = sizeof(ap);
-    ap.contacts = o->contacts;
-    ap.contact_count = o->contact_count;
-    ap.agree_tos = o->agree_tos;
-    ap.eab_kid = o->eab_kid;
-    ap.eab_hmac_key = o->eab_hmac;
+    acme_account_params ap = hostclient_account_params(o->contacts, o->contact_count, o->agree_tos, o->eab_kid,
+                                                       o->eab_hmac);
     return acme_account_register(s->c, &ap);
 }
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "acmectl.h"
+#include "afile.h"
 
 char *state_dir_default(void)
 {
@@ -34,34 +35,8 @@ char *state_dir_default(void)
 
 int mkdir_p(const char *path, unsigned mode)
 {
-    char *p = strdup(path);
-    if (!p)
-        return -1;
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/')
-            continue;
-        *s = '\0';
-        if (mkdir(p, mode) != 0 && errno != EEXIST) {
-            free(p);
-            return -1;
-        }
-        *s = '/';
-    }
-    int rc = mkdir(p, mode);
-    int e = errno;
-    free(p);
-    if (rc != 0 && e != EEXIST) {
-        errno = e;
-        return -1;
-    }
-    struct stat st;
-    if (stat(path, &st) != 0)
-        return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
+    /* modules/common/afile.c: the one mkdir -p of the hosts. */
+    return afile_mkdirs(path, mode, (uid_t)-1, (gid_t)-1, NULL, 0);
 }
 
 /* ssh's StrictModes, the rule libacme's file storage applies too: each

@@ -11,6 +11,7 @@
  *      when there was none before);
  *   4. drop the kept key, fsync both directories. */
 #include "pairfile.h"
+#include "afile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,75 +37,13 @@ static int say(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* "<dir>/.<base>.<tag>XXXXXX" next to path, in buf. */
-static int sibling(const char *path, const char *tag, char *buf, size_t cap)
-{
-    const char *slash = strrchr(path, '/');
-    int dl = slash ? (int)(slash - path + 1) : 0;
-    if ((size_t)snprintf(buf, cap, "%.*s.%s.%sXXXXXX", dl, path, slash ? slash + 1 : path, tag) >= cap) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    return 0;
-}
-
-/* Replace the trailing XXXXXX of name with random letters. */
-static int randomize(char *name)
-{
-    static const char set[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char r[6];
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
-        return -1;
-    char *x = name + strlen(name) - 6;
-    for (size_t i = 0; i < 6; i++)
-        x[i] = set[r[i] % (sizeof(set) - 1)];
-    return 0;
-}
-
-static int write_all(int fd, const char *p, size_t len)
-{
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return -1;
-        if (n == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* Step 1 for one file: tmp (a template from sibling) becomes a complete,
- * fsync'ed file of the given mode. -1 with errno; nothing is left behind. */
+/* Step 1 for one file: tmp (a template from afile_sibling) becomes a
+ * complete, fsync'ed file of the given mode (afile.c: the one home of
+ * that). -1 with errno; nothing is left behind. */
 static int write_temp(char *tmp, const void *data, size_t len, unsigned mode)
 {
-    int fd = -1;
-    for (int tries = 0; fd < 0 && tries < 100; tries++) {
-        if (randomize(tmp) != 0)
-            return -1;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0 && errno != EEXIST)
-            return -1;
-    }
-    if (fd < 0)
-        return -1;
-    int e = 0;
-    if (fchmod(fd, (mode_t)mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
-        e = errno;
-    /* Some file systems report a failed write only at close. */
-    if (close(fd) != 0 && !e)
-        e = errno;
-    if (e) {
-        unlink(tmp);
-        errno = e;
-        return -1;
-    }
-    return 0;
+    afile_opts o = {.mode = mode, .durable = 1, .uid = (uid_t)-1, .gid = (gid_t)-1};
+    return afile_temp_at(AT_FDCWD, tmp, data, len, &o, NULL);
 }
 
 /* Step 2: keep the old key at a fresh name in keep. 1 if kept, 0 if there
@@ -117,7 +56,7 @@ static int keep_old(const char *key_path, char *keep)
     if (!S_ISREG(st.st_mode))
         return 0; /* nothing worth restoring: a link or odd file is replaced */
     for (int tries = 0; tries < 100; tries++) {
-        if (randomize(keep) != 0)
+        if (afile_pick_name(keep) != 0)
             return -1;
         if (link(key_path, keep) == 0)
             return 1;
@@ -149,19 +88,7 @@ static int keep_old(const char *key_path, char *keep)
 
 static void fsync_dir_of(const char *path)
 {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash)
-        strcpy(dir, ".");
-    else if ((size_t)(slash - path) >= sizeof(dir))
-        return;
-    else
-        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
+    (void)afile_fsync_dir_of(AT_FDCWD, path);
 }
 
 int pairfile_write(const char *key_path, const void *key, size_t key_len,
@@ -169,8 +96,8 @@ int pairfile_write(const char *key_path, const void *key, size_t key_len,
                    unsigned chain_mode, char *err, size_t errlen)
 {
     char tk[4096], tc[4096], kb[4096];
-    if (sibling(key_path, "new", tk, sizeof(tk)) || sibling(chain_path, "new", tc, sizeof(tc)) ||
-        sibling(key_path, "old", kb, sizeof(kb)))
+    if (afile_sibling(key_path, "new", tk, sizeof(tk)) || afile_sibling(chain_path, "new", tc, sizeof(tc)) ||
+        afile_sibling(key_path, "old", kb, sizeof(kb)))
         return say(err, errlen, "cannot write %s: %s", key_path, strerror(errno));
 
     if (write_temp(tk, key, key_len, 0600) != 0)

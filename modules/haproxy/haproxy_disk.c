@@ -15,6 +15,7 @@
 #include <gnutls/x509.h>
 
 #include "haproxy.h"
+#include "afile.h"
 
 #define HAP_MAX_FILE (8u * 1024u * 1024u)
 
@@ -184,16 +185,6 @@ static void free_secret(char *p, size_t len)
     }
 }
 
-static char *dir_of(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
 int hap_write_file(hap *h, const char *path, const char *data, size_t len, unsigned mode, int *changed)
 {
     *changed = 0;
@@ -214,67 +205,36 @@ int hap_write_file(hap *h, const char *path, const char *data, size_t len, unsig
                 return ACME_OK;
         }
     }
-    char *dir = dir_of(path);
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    char *tmp = NULL;
-    if (!dir || asprintf(&tmp, "%s/.%s.tmp-XXXXXX", strcmp(dir, "/") ? dir : "", base) < 0) {
+    /* The temp + fsync + rename: modules/common/afile.c, shared with
+     * acmectl and mod_acme. The file we replace keeps its owner and group
+     * when we may (root). */
+    afile_opts o = {.mode = want, .durable = 1, .uid = (uid_t)-1, .gid = (gid_t)-1, .tag = "tmp-"};
+    if (exists && geteuid() == 0) {
+        o.uid = st.st_uid;
+        o.gid = st.st_gid;
+    }
+    afile_fault f = {0};
+    if (afile_replace_at(AT_FDCWD, path, data, len, &o, &f) != 0) {
+        int e = errno;
+        char *dir = afile_dirname(path);
+        int rc;
+        if (!strcmp(f.step, "create"))
+            rc = hap_fail(h, ACME_E_STORAGE, "cannot create a file in %s: %s", dir ? dir : path, strerror(e));
+        else if (!strcmp(f.step, "rename"))
+            rc = hap_fail(h, ACME_E_STORAGE, "cannot rename the new file over %s: %s", path, strerror(e));
+        else
+            rc = hap_fail(h, ACME_E_STORAGE, "%s of the new %s: %s", !strcmp(f.step, "write") ? "writing" : f.step,
+                          path, strerror(e));
         free(dir);
-        return hap_fail(h, ACME_E_NOMEM, "out of memory");
+        return rc;
     }
-    int rc = ACME_OK;
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        rc = hap_fail(h, ACME_E_STORAGE, "cannot create a file in %s: %s", dir, strerror(errno));
-        goto out;
-    }
-    /* Owner and group of the file we replace, when we may (root). */
-    if (exists && geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) != 0)
-        hap_log(h, ACME_LOG_WARNING, "cannot give %s the owner of %s: %s", tmp, path, strerror(errno));
-    if (fchmod(fd, (mode_t)want) != 0) {
-        rc = hap_fail(h, ACME_E_STORAGE, "chmod %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    for (size_t off = 0; off < len;) {
-        ssize_t w = write(fd, data + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            rc = hap_fail(h, ACME_E_STORAGE, "writing %s: %s", tmp, w < 0 ? strerror(errno) : "no progress");
-            goto fail;
-        }
-        off += (size_t)w;
-    }
-    if (fsync(fd) != 0) {
-        rc = hap_fail(h, ACME_E_STORAGE, "fsync %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    if (close(fd) != 0) {
-        fd = -1;
-        rc = hap_fail(h, ACME_E_STORAGE, "closing %s: %s", tmp, strerror(errno));
-        goto fail;
-    }
-    fd = -1;
-    if (rename(tmp, path) != 0) {
-        rc = hap_fail(h, ACME_E_STORAGE, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        goto fail;
-    }
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        if (fsync(dfd) != 0)
-            hap_log(h, ACME_LOG_WARNING, "fsync of directory %s: %s", dir, strerror(errno));
-        close(dfd);
-    }
+    if (f.chown_errno)
+        hap_log(h, ACME_LOG_WARNING, "cannot give the new %s the owner of the old one: %s", path,
+                strerror(f.chown_errno));
+    if (f.dir_sync_errno)
+        hap_log(h, ACME_LOG_WARNING, "fsync of the directory of %s: %s", path, strerror(f.dir_sync_errno));
     *changed = 1;
-    goto out;
-fail:
-    if (fd >= 0)
-        close(fd);
-    unlink(tmp);
-out:
-    free(tmp);
-    free(dir);
-    return rc;
+    return ACME_OK;
 }
 
 int hap_crt_list_file_add(hap *h, const char *list_path, const char *cert_path, const char *options)

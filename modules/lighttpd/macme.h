@@ -17,6 +17,8 @@
 
 #include <acme/acme.h>
 
+#include "afile.h"
+
 #define MACME_MAX_ALPN_DIRS 8
 #define MACME_ERRLEN 512
 
@@ -39,7 +41,7 @@ typedef struct macme_conf {
     char **contacts;
     size_t contact_count;
     int agree_tos;
-    acme_challenge_type challenges[3];
+    acme_challenge_type challenges[5];  /* every type at most once */
     size_t challenge_count;
     acme_key_type key_type;
     char *profile;
@@ -51,7 +53,8 @@ typedef struct macme_conf {
     acme_log_level log_level;
     char *alpn_dirs[MACME_MAX_ALPN_DIRS];  /* every distinct ssl.acme-tls-1 */
     size_t alpn_dir_count;
-    char *dns_module;            /* acme.dns-module: a libacme module for dns-01 */
+    char *dns_module;            /* acme.dns-module: a libacme module for dns-01, dns-account-01
+                                  * (and dns-persist-01, which it checks or creates once) */
     char *dns_module_config;     /* "key=value\n"... */
     macme_cert *certs;
     size_t cert_count;
@@ -76,14 +79,8 @@ const macme_cert *macme_conf_cert(const macme_conf *mc, const char *id);
 
 /* ---- files (macme_files.c) ---------------------------------------------- */
 
-/* mkdir -p; directories this call creates get mode and, when chown_to is
- * set, owner uid/gid. */
-int macme_mkdirs(const char *dir, mode_t mode, int chown_to, uid_t uid, gid_t gid,
-                 char *err, size_t errlen);
-/* The directory part of path (malloc'ed). */
-char *macme_dirname(const char *path);
-/* 1 if the file holds exactly data. */
-int macme_file_equals(const char *path, const char *data, size_t len);
+/* mkdir -p, the directory part of a path, comparing a file with bytes:
+ * afile_mkdirs, afile_dirname, afile_equals (modules/common/afile.h). */
 /* Replace path atomically (temp file in the same directory, rename): a
  * reader sees the old content or the new, never a mix. durable: fsync the
  * file and the directory too (certificates; not the short-lived

@@ -8,14 +8,14 @@
  *   the new generation leads at once even while the forked-off old one
  *   still shares the flock (see held_by_our_past).
  * - Driving: one descriptor goes into lighttpd's event loop: an epoll set
- *   holding a timerfd (armed to acme_engine_timeout_ms), an eventfd (the
- *   account thread is done) and, one-shot, whatever acme_engine_fds lists.
+ *   holding a timerfd (armed to acme_engine_timeout_ms) and, one-shot,
+ *   whatever acme_engine_fds lists.
  *   Readable -> one acme_engine_step, then the set is synced again. Nothing
  *   here ever waits: lighttpd's loop never blocks on ACME work.
- * - The account: the engine orders for an existing account. Registering
- *   one (or finding it) is a blocking libacme call, so it runs on a thread
- *   of its own with a second client over the same storage; certificates
- *   are handed to the engine once the account is there.
+ * - The account: an engine step like the orders (acme_engine_set_account):
+ *   found or registered without blocking, retried with the engine's
+ *   back-off; no second client, no thread. The certificates are declared
+ *   at once and wait for it.
  * - dns-01 (acme.dns-module): the module is loaded on the engine's client
  *   and handed to the engine (acme_module_set_engine); its publish, wait
  *   and cleanup run on the module's own thread, and its descriptor sits in
@@ -23,17 +23,16 @@
  * - Installing: new files only when they differ from what is on disk;
  *   then one graceful restart, once no order is in flight (or after 30 s). */
 #include "macme.h"
+#include "hostclient.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
@@ -43,8 +42,6 @@
 #include <jansson.h>
 
 #define RESTART_BATCH_MS 30000u
-#define REG_RETRY_MIN_MS 10000u
-#define REG_RETRY_MAX_MS 3600000u
 
 struct macme_core {
     const macme_conf *conf;
@@ -54,7 +51,7 @@ struct macme_core {
 
     int lock_fd;               /* held flock: we lead */
     int leader;
-    int epfd, tfd, efd;
+    int epfd, tfd;
 
     acme_client *c;
     acme_engine *e;
@@ -62,19 +59,10 @@ struct macme_core {
     acme_module *dns;          /* acme.dns-module, on the engine's client */
     macme_cluster *cluster;    /* acme.storage = "etcd": answers and certificates of other hosts */
 
-    /* account registration on its own thread */
-    pthread_t reg_thread;
-    int reg_running;
-    int reg_done;              /* atomic: set by the thread */
-    int reg_rc;
-    char reg_error[MACME_ERRLEN];
-    acme_client *reg_c;
-    uint64_t reg_next_ms;
-    unsigned reg_failures;
     char account_state[32];
     char account_error[MACME_ERRLEN];
 
-    /* descriptors currently in the epoll set (besides tfd and efd) */
+    /* descriptors currently in the epoll set (besides tfd) */
     int *watched;
     size_t watched_n, watched_cap;
     struct pollfd *fds;
@@ -166,17 +154,28 @@ static int cb_publish(void *ud, const acme_challenge *ch)
         klog(k, ACME_LOG_INFO, "published tls-alpn-01 for %s in %s", acme_challenge_identifier(ch),
              k->conf->alpn_dirs[0]);
         return share(k, ch);
+    case ACME_CHALLENGE_DNS_PERSIST_01:
+        /* The owner created _validation-persist.<name> once; a module
+         * that answers the type checks it (or creates it once). */
+        if (!k->dns || !acme_module_handles(k->dns, ACME_CHALLENGE_DNS_PERSIST_01)) {
+            klog(k, ACME_LOG_INFO, "dns-persist-01 for %s: relying on the TXT record at %s",
+                 acme_challenge_identifier(ch), acme_challenge_dns_name(ch));
+            return ACME_OK;
+        }
+        return acme_module_publish(k->dns, ch);
     case ACME_CHALLENGE_DNS_01:
+    case ACME_CHALLENGE_DNS_ACCOUNT_01:
         /* The module's thread sends the record and waits for every
          * authoritative server; this answers ACME_E_PENDING at once and
          * macme_core_ready hands the outcome to the engine. */
-        if (k->dns)
+        if (k->dns && acme_module_handles(k->dns, acme_challenge_get_type(ch)))
             return acme_module_publish(k->dns, ch);
         __attribute__((fallthrough));
     default:
-        klog(k, ACME_LOG_ERROR, "%s for %s: mod_acme answers http-01, tls-alpn-01%s",
+        klog(k, ACME_LOG_ERROR, "%s for %s: mod_acme answers http-01, tls-alpn-01, dns-persist-01%s",
              acme_challenge_type_name(acme_challenge_get_type(ch)), acme_challenge_identifier(ch),
-             k->conf->dns_module ? " (dns-01: the DNS module did not load)" : " and, with acme.dns-module, dns-01");
+             k->conf->dns_module ? " (dns-01, dns-account-01: the DNS module did not load or does not answer it)"
+                                 : " and, with acme.dns-module, dns-01 and dns-account-01");
         return ACME_E_UNSUPPORTED;
     }
 }
@@ -193,7 +192,12 @@ static int cb_unpublish(void *ud, const acme_challenge *ch)
     case ACME_CHALLENGE_TLS_ALPN_01:
         return macme_alpn_unpublish(k->conf->alpn_dirs, k->conf->alpn_dir_count, ch) ? ACME_E_STORAGE : ACME_OK;
     case ACME_CHALLENGE_DNS_01:
-        return k->dns ? acme_module_unpublish(k->dns, ch) : ACME_OK;
+    case ACME_CHALLENGE_DNS_ACCOUNT_01:
+    case ACME_CHALLENGE_DNS_PERSIST_01:
+        /* Only what the module published: a persist record relied on is
+         * the owner's and stays. */
+        return k->dns && acme_module_handles(k->dns, acme_challenge_get_type(ch)) ? acme_module_unpublish(k->dns, ch)
+                                                                                  : ACME_OK;
     default:
         return ACME_OK;
     }
@@ -262,8 +266,7 @@ int macme_core_new(const macme_conf *conf, macme_shm *shm, const macme_core_host
     k->lock_fd = -1;
     k->epfd = epoll_create1(EPOLL_CLOEXEC);
     k->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    k->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (k->epfd < 0 || k->tfd < 0 || k->efd < 0 || add_to_epoll(k->epfd, k->tfd) || add_to_epoll(k->epfd, k->efd)) {
+    if (k->epfd < 0 || k->tfd < 0 || add_to_epoll(k->epfd, k->tfd)) {
         snprintf(err, errlen, "cannot set up its event descriptors: %s", strerror(errno));
         macme_core_free(k);
         return -1;
@@ -288,14 +291,10 @@ void macme_core_free(macme_core *k)
     if (!k)
         return;
     if (k->pid == getpid()) {
-        /* The account thread must be gone before the library can be. */
-        if (k->reg_running)
-            pthread_join(k->reg_thread, NULL);
-        /* Its thread reports to the engine: gone first. */
+        /* The module's thread reports to the engine: gone first. */
         acme_module_free(k->dns);
         acme_engine_free(k->e);
         acme_client_free(k->c);
-        acme_client_free(k->reg_c);
         /* After its client: the client's etcd thread calls into it. */
         macme_cluster_free(k->cluster);
     }
@@ -308,8 +307,6 @@ void macme_core_free(macme_core *k)
         close(k->epfd);
     if (k->tfd >= 0)
         close(k->tfd);
-    if (k->efd >= 0)
-        close(k->efd);
     free(k->watched);
     free(k->fds);
     free(k->last_status);
@@ -317,56 +314,28 @@ void macme_core_free(macme_core *k)
     free(k);
 }
 
-/* ---- the account ---- */
-
-static void *reg_main(void *arg)
-{
-    macme_core *k = arg;
-    const macme_conf *mc = k->conf;
-    acme_account_params ap;
-    memset(&ap, 0, sizeof(ap));
-    ap.size = sizeof(ap);
-    ap.contacts = (const char *const *)mc->contacts;
-    ap.contact_count = mc->contact_count;
-    ap.agree_tos = mc->agree_tos;
-    ap.eab_kid = mc->eab_kid;
-    ap.eab_hmac_key = mc->eab_hmac;
-    int rc = acme_account_register(k->reg_c, &ap);
-    k->reg_rc = rc;
-    if (rc)
-        snprintf(k->reg_error, sizeof(k->reg_error), "%s", acme_client_last_error(k->reg_c));
-    else
-        snprintf(k->reg_error, sizeof(k->reg_error), "%s", acme_account_url(k->reg_c));
-    __atomic_store_n(&k->reg_done, 1, __ATOMIC_RELEASE);
-    uint64_t one = 1;
-    ssize_t w = write(k->efd, &one, sizeof(one));
-    (void)w;
-    return NULL;
-}
-
-static int client_setup(macme_core *k, acme_client **out, int with_host)
+static int client_setup(macme_core *k, acme_client **out)
 {
     const macme_conf *mc = k->conf;
+    acme_host_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.size = sizeof(cb);
+    cb.publish = cb_publish;
+    cb.unpublish = cb_unpublish;
+    cb.install = cb_install;
+    cb.log = cb_log;
+    /* modules/common/hostclient.c: the set-up acmectl shares. */
+    hostclient_cfg hc = {
+        .directory = mc->directory, .state_dir = mc->state_dir, .ca_file = mc->ca_file,
+        .account_key_type = ACME_KEY_DEFAULT, .log_level = mc->log_level,
+        .host = &cb, .host_ud = k,
+    };
     acme_client *c = NULL;
-    int rc = acme_client_new(mc->directory, &c);
-    if (!rc)
+    int rc = hostclient_open(&hc, &c);
+    /* acme.storage = "etcd": the cluster's store replaces the file
+     * storage hostclient_open set (the state dir keeps the lock). */
+    if (!rc && mc->storage_etcd)
         rc = macme_storage_set(mc, c);
-    if (!rc && mc->ca_file)
-        rc = acme_client_set_ca_file(c, mc->ca_file);
-    if (!rc)
-        rc = acme_client_set_log_level(c, mc->log_level);
-    if (!rc && with_host) {
-        acme_host_callbacks cb;
-        memset(&cb, 0, sizeof(cb));
-        cb.size = sizeof(cb);
-        cb.publish = cb_publish;
-        cb.unpublish = cb_unpublish;
-        cb.install = cb_install;
-        cb.log = cb_log;
-        rc = acme_client_set_host(c, &cb, k);
-    }
-    if (!rc && !with_host)
-        rc = acme_client_set_timeouts(c, 5000, 20000);
     if (rc) {
         klog(k, ACME_LOG_ERROR, "setting up the ACME client for %s failed: %s%s%s", mc->directory, acme_strerror(rc),
              c && *acme_client_last_error(c) ? " — " : "", c ? acme_client_last_error(c) : "");
@@ -375,24 +344,6 @@ static int client_setup(macme_core *k, acme_client **out, int with_host)
     }
     *out = c;
     return ACME_OK;
-}
-
-static void reg_start(macme_core *k)
-{
-    if (client_setup(k, &k->reg_c, 0)) {
-        k->reg_next_ms = mono_ms() + REG_RETRY_MAX_MS;
-        return;
-    }
-    k->reg_done = 0;
-    if (pthread_create(&k->reg_thread, NULL, reg_main, k) != 0) {
-        klog(k, ACME_LOG_ERROR, "cannot start the account thread: %s", strerror(errno));
-        acme_client_free(k->reg_c);
-        k->reg_c = NULL;
-        k->reg_next_ms = mono_ms() + REG_RETRY_MIN_MS;
-        return;
-    }
-    k->reg_running = 1;
-    snprintf(k->account_state, sizeof(k->account_state), "registering");
 }
 
 static void manage_all(macme_core *k)
@@ -417,34 +368,36 @@ static void manage_all(macme_core *k)
     k->managed = 1;
 }
 
-/* The account thread finished: hand the certificates to the engine, or
- * try again later. */
-static void reg_collect(macme_core *k)
+/* ---- the account ---- */
+
+/* The engine finds or registers the account before its first order and
+ * retries with back-off; a failure shows in every waiting certificate's
+ * last error. This turns that into the status page's account state and
+ * one log line per change. */
+static void account_watch(macme_core *k)
 {
-    if (!k->reg_running || !__atomic_load_n(&k->reg_done, __ATOMIC_ACQUIRE))
+    if (!k->e || !strcmp(k->account_state, "ready"))
         return;
-    pthread_join(k->reg_thread, NULL);
-    k->reg_running = 0;
-    acme_client_free(k->reg_c);
-    k->reg_c = NULL;
-    if (k->reg_rc == ACME_OK) {
+    const char *url = acme_account_url(k->c);
+    if (url) {
         snprintf(k->account_state, sizeof(k->account_state), "ready");
         k->account_error[0] = '\0';
-        klog(k, ACME_LOG_INFO, "account at %s: %s", k->conf->directory, k->reg_error);
-        k->reg_failures = 0;
-        if (!k->managed && k->e)
-            manage_all(k);
-    } else {
-        uint64_t wait_ms = REG_RETRY_MIN_MS << (k->reg_failures < 16 ? k->reg_failures : 16);
-        if (wait_ms > REG_RETRY_MAX_MS)
-            wait_ms = REG_RETRY_MAX_MS;
-        k->reg_failures++;
-        k->reg_next_ms = mono_ms() + wait_ms;
-        snprintf(k->account_state, sizeof(k->account_state), "failed");
-        snprintf(k->account_error, sizeof(k->account_error), "%s", k->reg_error);
-        klog(k, ACME_LOG_ERROR, "account at %s: %s (%s); retrying in %llu s", k->conf->directory,
-             acme_strerror(k->reg_rc), k->reg_error, (unsigned long long)(wait_ms / 1000));
+        klog(k, ACME_LOG_INFO, "account at %s: %s", k->conf->directory, url);
+        return;
     }
+    /* No order starts before the account: a failure now is the account's. */
+    acme_cert_status st;
+    memset(&st, 0, sizeof(st));
+    st.size = sizeof(st);
+    if (!k->conf->cert_count || acme_engine_cert_status(k->e, k->conf->certs[0].id, &st) != ACME_OK ||
+        !st.last_error)
+        return;
+    if (strcmp(k->account_error, st.last_error) != 0) {
+        snprintf(k->account_error, sizeof(k->account_error), "%s", st.last_error);
+        klog(k, ACME_LOG_ERROR, "account at %s: %s (%s); the engine tries again with back-off", k->conf->directory,
+             acme_strerror(st.last_code), st.last_error);
+    }
+    snprintf(k->account_state, sizeof(k->account_state), "failed");
 }
 
 /* ---- leading ---- */
@@ -456,12 +409,17 @@ static void reg_collect(macme_core *k)
 static void load_dns_module(macme_core *k)
 {
     int rc = acme_module_load(k->c, k->conf->dns_module, k->conf->dns_module_config, &k->dns);
-    if (rc == ACME_OK && !acme_module_handles(k->dns, ACME_CHALLENGE_DNS_01)) {
-        klog(k, ACME_LOG_ERROR, "acme.dns-module %s (%s) does not answer dns-01", k->conf->dns_module,
-             acme_module_name(k->dns));
-        acme_module_free(k->dns);
-        k->dns = NULL;
-        return;
+    /* It must answer every type acme.challenge publishes through it
+     * (dns-persist-01 works without: the record is the owner's). */
+    for (size_t i = 0; rc == ACME_OK && i < k->conf->challenge_count; i++) {
+        acme_challenge_type t = k->conf->challenges[i];
+        if ((t == ACME_CHALLENGE_DNS_01 || t == ACME_CHALLENGE_DNS_ACCOUNT_01) && !acme_module_handles(k->dns, t)) {
+            klog(k, ACME_LOG_ERROR, "acme.dns-module %s (%s) does not answer %s", k->conf->dns_module,
+                 acme_module_name(k->dns), acme_challenge_type_name(t));
+            acme_module_free(k->dns);
+            k->dns = NULL;
+            return;
+        }
     }
     if (rc == ACME_OK)
         rc = acme_module_set_engine(k->dns, k->e);
@@ -536,7 +494,7 @@ static void try_lead(macme_core *k)
     o.retry_min_s = k->conf->retry_s;
     o.max_age_s = k->conf->renew_after_s;
     o.max_orders = k->conf->max_orders;
-    if (client_setup(k, &k->c, 1) == ACME_OK) {
+    if (client_setup(k, &k->c) == ACME_OK) {
         int rc = acme_engine_new(k->c, &o, &k->e);
         if (rc) {
             klog(k, ACME_LOG_ERROR, "cannot start the engine: %s", acme_client_last_error(k->c));
@@ -562,7 +520,15 @@ static void try_lead(macme_core *k)
     k->leader = 1;
     klog(k, ACME_LOG_INFO, "pid %ld runs the ACME engine for %zu certificate(s) from %s", (long)getpid(),
          k->conf->cert_count, k->conf->directory);
-    reg_start(k);
+    const macme_conf *mc = k->conf;
+    acme_account_params ap = hostclient_account_params((const char *const *)mc->contacts, mc->contact_count,
+                                                       mc->agree_tos, mc->eab_kid, mc->eab_hmac);
+    int rc = acme_engine_set_account(k->e, &ap);
+    if (rc != ACME_OK)
+        klog(k, ACME_LOG_ERROR, "account at %s: %s", mc->directory,
+             *acme_client_last_error(k->c) ? acme_client_last_error(k->c) : acme_strerror(rc));
+    snprintf(k->account_state, sizeof(k->account_state), "registering");
+    manage_all(k);
 }
 
 /* ---- driving ---- */
@@ -734,6 +700,7 @@ static void do_step(macme_core *k)
     if (d > 5000)
         klog(k, ACME_LOG_DEBUG, "a step took %llu us (%llu us of CPU)", (unsigned long long)d,
              (unsigned long long)cpu);
+    account_watch(k);
     publish_status(k);
 }
 
@@ -742,8 +709,6 @@ void macme_core_ready(macme_core *k)
     /* Drain first: the descriptor is level-triggered in lighttpd's loop. */
     uint64_t v;
     while (read(k->tfd, &v, sizeof(v)) > 0) {
-    }
-    while (read(k->efd, &v, sizeof(v)) > 0) {
     }
     struct epoll_event evs[32];
     while (epoll_wait(k->epfd, evs, 32, 0) == 32) {
@@ -757,7 +722,6 @@ void macme_core_ready(macme_core *k)
     }
     if (!k->leader)
         return;
-    reg_collect(k);
     if (k->dns)
         acme_module_dispatch(k->dns);
     do_step(k);
@@ -789,9 +753,6 @@ void macme_core_tick(macme_core *k)
             close(fd);
         }
     }
-    reg_collect(k);
-    if (!k->reg_running && !k->managed && mono_ms() >= k->reg_next_ms)
-        reg_start(k);
     do_step(k);
 }
 
@@ -843,9 +804,14 @@ static int prep_cb(void *ud, const acme_certificate *cert)
 int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_level, const char *), void *ud,
                         char *err, size_t errlen)
 {
+    /* Only the storage is used (no host callbacks, nothing sent). */
+    hostclient_cfg hc = {
+        .directory = conf->directory, .state_dir = conf->state_dir, .ca_file = conf->ca_file,
+        .account_key_type = ACME_KEY_DEFAULT, .log_level = conf->log_level,
+    };
     acme_client *c = NULL;
-    int rc = acme_client_new(conf->directory, &c);
-    if (!rc)
+    int rc = hostclient_open(&hc, &c);
+    if (!rc && conf->storage_etcd)
         rc = macme_storage_set(conf, c);
     if (rc) {
         snprintf(err, errlen, "%s \"%s\" (for %s): %s", conf->storage_etcd ? "acme.etcd-endpoints" : "acme.state-dir",

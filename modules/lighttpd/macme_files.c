@@ -2,6 +2,7 @@
  * self-signed placeholder, and putting a certificate where ssl.pemfile /
  * ssl.privkey point. */
 #include "macme.h"
+#include "afile.h"
 #include "pairfile.h"
 
 #include <arpa/inet.h>
@@ -30,147 +31,20 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-char *macme_dirname(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    if (!slash)
-        return strdup(".");
-    if (slash == path)
-        return strdup("/");
-    return strndup(path, (size_t)(slash - path));
-}
-
-int macme_mkdirs(const char *dir, mode_t mode, int chown_to, uid_t uid, gid_t gid,
-                 char *err, size_t errlen)
-{
-    char *p = strdup(dir);
-    if (!p)
-        return fail(err, errlen, "out of memory");
-    size_t len = strlen(p);
-    while (len > 1 && p[len - 1] == '/')
-        p[--len] = '\0';
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char keep = *s;
-        *s = '\0';
-        struct stat st;
-        if (stat(p, &st) != 0) {
-            if (mkdir(p, mode) != 0 && errno != EEXIST) {
-                int e = errno;
-                fail(err, errlen, "cannot create directory %s: %s", p, strerror(e));
-                free(p);
-                return -1;
-            }
-            if (chown_to && chown(p, uid, gid) != 0) {
-                int e = errno;
-                fail(err, errlen, "cannot give directory %s to uid %ld: %s", p, (long)uid, strerror(e));
-                free(p);
-                return -1;
-            }
-        } else if (!S_ISDIR(st.st_mode)) {
-            fail(err, errlen, "%s exists and is not a directory", p);
-            free(p);
-            return -1;
-        }
-        *s = keep;
-        if (!keep)
-            break;
-    }
-    free(p);
-    return 0;
-}
-
-int macme_file_equals(const char *path, const char *data, size_t len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size != len) {
-        close(fd);
-        return 0;
-    }
-    char buf[8192];
-    size_t off = 0;
-    int same = 1;
-    while (off < len) {
-        ssize_t n = read(fd, buf, sizeof(buf));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0 || off + (size_t)n > len || memcmp(buf, data + off, (size_t)n) != 0) {
-            same = 0;
-            break;
-        }
-        off += (size_t)n;
-    }
-    if (same) {
-        /* Nothing after the expected end. */
-        ssize_t n = read(fd, buf, 1);
-        same = n == 0;
-    }
-    close(fd);
-    return same;
-}
-
+/* The temp + fsync + rename itself lives in modules/common/afile.c (one
+ * home for acmectl, mod_acme and the HAProxy module); this says what
+ * failed in mod_acme's words. */
 int macme_write_atomic(const char *path, const void *data, size_t len, mode_t mode, int durable,
                        char *err, size_t errlen)
 {
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 16);
-    if (!tmp)
-        return fail(err, errlen, "out of memory");
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".acme-XXXXXX", 13);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int e = errno;
-        fail(err, errlen, "cannot create a file next to %s: %s", path, strerror(e));
-        free(tmp);
-        return -1;
-    }
-    int rc = 0;
-    if (fchmod(fd, mode) != 0)
-        rc = -1;
-    const char *p = data;
-    size_t left = len;
-    while (!rc && left) {
-        ssize_t n = write(fd, p, left);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            rc = -1;
-            break;
-        }
-        p += n;
-        left -= (size_t)n;
-    }
-    if (!rc && durable && fsync(fd) != 0)
-        rc = -1;
+    afile_opts o = {.mode = (unsigned)mode, .durable = durable, .uid = (uid_t)-1, .gid = (gid_t)-1, .tag = "acme-"};
+    afile_fault f = {0};
+    if (afile_replace_at(AT_FDCWD, path, data, len, &o, &f) == 0)
+        return 0;
     int e = errno;
-    if (close(fd) != 0 && !rc) {
-        rc = -1;
-        e = errno;
-    }
-    if (!rc && rename(tmp, path) != 0) {
-        rc = -1;
-        e = errno;
-    }
-    if (rc) {
-        unlink(tmp);
-        fail(err, errlen, "cannot write %s: %s", path, strerror(e));
-    } else if (durable) {
-        /* The rename itself, on disk. */
-        char *dir = macme_dirname(path);
-        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
-        if (dfd >= 0) {
-            fsync(dfd);
-            close(dfd);
-        }
-        free(dir);
-    }
-    free(tmp);
-    return rc;
+    if (f.step && !strcmp(f.step, "create"))
+        return fail(err, errlen, "cannot create a file next to %s: %s", path, strerror(e));
+    return fail(err, errlen, "cannot write %s: %s", path, strerror(e));
 }
 
 /* chain + key in one buffer, with a line break between. */
@@ -195,7 +69,7 @@ int macme_install_files(const macme_cert *cert, const char *chain_pem, const cha
     *changed = 0;
     if (cert->privkey) {
         size_t cl = strlen(chain_pem), kl = strlen(key_pem);
-        if (macme_file_equals(cert->pemfile, chain_pem, cl) && macme_file_equals(cert->privkey, key_pem, kl))
+        if (afile_equals(cert->pemfile, chain_pem, cl) && afile_equals(cert->privkey, key_pem, kl))
             return 0;
         /* As a pair (modules/common/pairfile.c, shared with acmectl): both
          * new files are written and fsync'ed before either is renamed into
@@ -212,7 +86,7 @@ int macme_install_files(const macme_cert *cert, const char *chain_pem, const cha
     if (!both)
         return fail(err, errlen, "out of memory");
     int rc = 0;
-    if (!macme_file_equals(cert->pemfile, both, len)) {
+    if (!afile_equals(cert->pemfile, both, len)) {
         rc = macme_write_atomic(cert->pemfile, both, len, 0600, 1, err, errlen);
         if (!rc)
             *changed = 1;

@@ -207,7 +207,8 @@ static int check_access(server *srv, const run_as *ra, const char *path, int mod
 static int make_dirs(server *srv, const run_as *ra, const char *dir, mode_t mode, const char *key)
 {
     char err[MACME_ERRLEN];
-    if (macme_mkdirs(dir, mode, ra->active, ra->uid, ra->gid, err, sizeof(err)) == 0)
+    if (afile_mkdirs(dir, (unsigned)mode, ra->active ? ra->uid : (uid_t)-1, ra->active ? ra->gid : (gid_t)-1, err,
+                     sizeof(err)) == 0)
         return 0;
     log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: %s: %s", key, err);
     return -1;
@@ -226,8 +227,8 @@ static int prepare(server *srv, plugin_data *p)
         if (make_dirs(srv, &ra, mc->alpn_dirs[i], 0700, "ssl.acme-tls-1"))
             return -1;
     for (size_t i = 0; i < mc->cert_count; i++) {
-        char *d1 = macme_dirname(mc->certs[i].pemfile);
-        char *d2 = mc->certs[i].privkey ? macme_dirname(mc->certs[i].privkey) : NULL;
+        char *d1 = afile_dirname(mc->certs[i].pemfile);
+        char *d2 = mc->certs[i].privkey ? afile_dirname(mc->certs[i].privkey) : NULL;
         int bad = !d1 || make_dirs(srv, &ra, d1, 0755, "ssl.pemfile") ||
                   (d2 && make_dirs(srv, &ra, d2, 0755, "ssl.privkey"));
         free(d1);
@@ -247,8 +248,8 @@ static int prepare(server *srv, plugin_data *p)
     for (size_t i = 0; !rc && i < mc->alpn_dir_count; i++)
         rc = check_access(srv, &ra, mc->alpn_dirs[i], W_OK | X_OK, "ssl.acme-tls-1");
     for (size_t i = 0; !rc && i < mc->cert_count; i++) {
-        char *d1 = macme_dirname(mc->certs[i].pemfile);
-        char *d2 = mc->certs[i].privkey ? macme_dirname(mc->certs[i].privkey) : NULL;
+        char *d1 = afile_dirname(mc->certs[i].pemfile);
+        char *d2 = mc->certs[i].privkey ? afile_dirname(mc->certs[i].privkey) : NULL;
         rc = !d1 || check_access(srv, &ra, d1, W_OK | X_OK, "ssl.pemfile") ||
              (d2 && check_access(srv, &ra, d2, W_OK | X_OK, "ssl.privkey"));
         free(d1);

@@ -220,34 +220,45 @@ static int add_cert(server *srv, macme_conf *mc, const data_config *dc, int idx,
     return 0;
 }
 
+/* dns-01 and dns-account-01 need a DNS module to publish; dns-persist-01
+ * does not (the owner created the record once: draft-ietf-acme-dns-persist),
+ * but a module that answers it checks the record, or creates it once. */
 static int set_challenges(server *srv, macme_conf *mc, const array *a)
 {
+    static const struct {
+        const char *name;
+        acme_challenge_type type;
+        int needs_module;
+    } known[] = {
+        {"http-01", ACME_CHALLENGE_HTTP_01, 0},
+        {"tls-alpn-01", ACME_CHALLENGE_TLS_ALPN_01, 0},
+        {"dns-01", ACME_CHALLENGE_DNS_01, 1},
+        {"dns-account-01", ACME_CHALLENGE_DNS_ACCOUNT_01, 1},
+        {"dns-persist-01", ACME_CHALLENGE_DNS_PERSIST_01, 0},
+    };
     mc->challenge_count = 0;
     for (uint32_t i = 0; i < a->used; i++) {
         const buffer *v = &((const data_string *)a->data[i])->value;
-        acme_challenge_type t;
-        if (buffer_eq_slen(v, CONST_STR_LEN("http-01")))
-            t = ACME_CHALLENGE_HTTP_01;
-        else if (buffer_eq_slen(v, CONST_STR_LEN("tls-alpn-01")))
-            t = ACME_CHALLENGE_TLS_ALPN_01;
-        else if (buffer_eq_slen(v, CONST_STR_LEN("dns-01"))) {
-            if (!mc->dns_module) {
-                log_error(srv->errh, MOD_ACME_SRC, __LINE__,
-                          "mod_acme: acme.challenge: dns-01 needs a DNS module: set acme.dns-module to the dns01 "
-                          "module's path (and acme.dns-module-config to its settings)");
-                return -1;
-            }
-            t = ACME_CHALLENGE_DNS_01;
-        } else {
+        size_t k = 0;
+        while (k < sizeof(known) / sizeof(known[0]) && !buffer_eq_slen(v, known[k].name, strlen(known[k].name)))
+            k++;
+        if (k == sizeof(known) / sizeof(known[0])) {
             log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                       "mod_acme: acme.challenge: unknown challenge type \"%s\" (use \"http-01\", \"tls-alpn-01\", "
-                      "\"dns-01\")", v->ptr ? v->ptr : "");
+                      "\"dns-01\", \"dns-account-01\", \"dns-persist-01\")", v->ptr ? v->ptr : "");
             return -1;
         }
+        if (known[k].needs_module && !mc->dns_module) {
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                      "mod_acme: acme.challenge: %s needs a DNS module: set acme.dns-module to the dns01 "
+                      "module's path (and acme.dns-module-config to its settings)", known[k].name);
+            return -1;
+        }
+        acme_challenge_type t = known[k].type;
         int dup = 0;
         for (size_t j = 0; j < mc->challenge_count; j++)
             dup |= mc->challenges[j] == t;
-        if (!dup && mc->challenge_count < 3)
+        if (!dup && mc->challenge_count < sizeof(mc->challenges) / sizeof(mc->challenges[0]))
             mc->challenges[mc->challenge_count++] = t;
     }
     if (!mc->challenge_count) {
@@ -526,15 +537,19 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
         if (mc->dns_module)
             mc->challenges[mc->challenge_count++] = ACME_CHALLENGE_DNS_01;
     }
+    /* A CA offers only DNS validation for a wildcard: dns-01, dns-account-01,
+     * or dns-persist-01 (whose record then says policy=wildcard). */
     int dns = 0;
     for (size_t i = 0; i < mc->challenge_count; i++)
-        dns |= mc->challenges[i] == ACME_CHALLENGE_DNS_01;
+        dns |= mc->challenges[i] == ACME_CHALLENGE_DNS_01 || mc->challenges[i] == ACME_CHALLENGE_DNS_ACCOUNT_01 ||
+               mc->challenges[i] == ACME_CHALLENGE_DNS_PERSIST_01;
     for (size_t i = 0; i < mc->cert_count && !dns; i++)
         for (size_t j = 0; j < mc->certs[i].name_count; j++)
             if (mc->certs[i].names[j][0] == '*') {
                 log_error(srv->errh, MOD_ACME_SRC, __LINE__,
                           "mod_acme: acme.domains in %s: the wildcard \"%s\" needs dns-01: set acme.dns-module "
-                          "(the dns01 module) and leave dns-01 in acme.challenge", mc->certs[i].where,
+                          "(the dns01 module) and leave dns-01 in acme.challenge (or use dns-account-01, or "
+                          "dns-persist-01 with a policy=wildcard record)", mc->certs[i].where,
                           mc->certs[i].names[j]);
                 goto fail;
             }

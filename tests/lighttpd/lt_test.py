@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Debian's lighttpd with mod_acme against Pebble (run under tests/harness/with-pebble).
 
-    lt_test.py http01|alpn|renew|crash|workers|eab|dns01|badconfig|example|metrics
+    lt_test.py http01|alpn|renew|crash|workers|eab|dns01|dns_persist|badconfig|example|metrics
 
 dns01 runs under tests/dns01/with-knot --lagging-secondary and
 with-pebble --dnsserver {secondary}: a wildcard certificate through the
 dns01 module (DNS01_MODULE_SO) inside lighttpd, the module waiting for a
 secondary that the test holds back for LAG_S seconds while lighttpd must
 keep answering.
+
+dns_persist runs under tests/dns01/with-knot and the stand-in CA
+tests/integration/dns_persist_ca_standin.py (Debian's Pebble offers neither
+type): a wildcard certificate over dns-account-01 through the dns01
+module, then one over dns-persist-01 with no DNS module at all, on a
+record the test creates once as an owner would.
 
 Environment: MOD_ACME_SO, LIBACME_SO (built files), LIGHTTPD_BIN, and the
 ACME_TEST_* variables of with-pebble (badconfig needs none of them).
@@ -70,6 +76,13 @@ def norm(pem):
     return "".join(pem.strip().splitlines()[1:-1])
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Env:
     """Directories, the modules dir, Pebble's roots, and one lighttpd."""
 
@@ -104,8 +117,9 @@ class Env:
         self.runs = 0
         self.stderr_path = os.path.join(self.base, "logs", "stderr-0.log")
         if need_pebble:
-            self.http_port = int(os.environ["ACME_TEST_HTTP_PORT"])
-            self.tls_port = int(os.environ["ACME_TEST_TLS_PORT"])
+            # The stand-in CA validates over DNS only: any free ports do.
+            self.http_port = int(os.environ.get("ACME_TEST_HTTP_PORT") or free_port())
+            self.tls_port = int(os.environ.get("ACME_TEST_TLS_PORT") or free_port())
             self.directory = os.environ["ACME_TEST_DIRECTORY"]
             self.ca_file = os.path.join(self.base, "pebble-listener-ca.pem")
             shutil.copy(os.environ["ACME_TEST_CA_FILE"], self.ca_file)
@@ -306,8 +320,12 @@ def check_common_after_issue(env, leaf, pid):
     if st.st_uid != env.pw.pw_uid or (st.st_mode & 0o777) != 0o600:
         raise Fail(f"{keyfile}: owner {st.st_uid} mode {oct(st.st_mode & 0o777)}, "
                    f"want {env.pw.pw_uid} and 0600")
-    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0]["state"] == "valid" else None)(
-        env.status()), 20, "status: valid")
+    # A restarted engine shows a stored certificate as valid at once and
+    # plans its renewal once it has the directory (and the CA's ARI
+    # window): next_renewal is null until then.
+    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0]["state"] == "valid" and
+                              s["certificates"][0]["next_renewal"] else None)(env.status()), 20,
+                     "status: valid, renewal planned")
     c = s["certificates"][0]
     if c["names"] != [env.name] or not c["not_after"] or c["not_after"] < time.time() or not c["next_renewal"]:
         raise Fail(f"status does not describe the certificate: {c}")
@@ -486,6 +504,28 @@ def sc_crash(env):
 def sc_eab(env):
     # The CA requires external account binding (with-pebble --eab).
     kid, hmac = os.environ["ACME_TEST_EAB_KID"], os.environ["ACME_TEST_EAB_HMAC"]
+    # First without it: the engine's account step fails, lighttpd serves
+    # on, and the status page says why (the engine retries with back-off).
+    env.config("lt-eab.example")
+    env.start()
+    s = env.wait_for(lambda: (lambda s: s if s["account"] == "failed" else None)(env.status()), 30,
+                     "status: account failed")
+    if "external account binding" not in (s["account_error"] or ""):
+        raise Fail(f"the account error does not name external account binding: {s['account_error']!r}")
+    say(f"account without EAB: {s['account']}: {s['account_error']}")
+    code, body = env.http("/index.html")
+    if code != 200:
+        raise Fail(f"lighttpd answered {code} while the account was refused")
+    log = env.run_log()
+    if "account at " not in log or "the engine tries again with back-off" not in log:
+        raise Fail("the refused account is not in the error log")
+    # Day one has no key and no account: that is not an error, and the
+    # lookup's "no such account" is followed by the reason (EAB), not
+    # shown as one of its own.
+    for noise in ("ERROR: account: no account key stored", "ERROR: account lookup"):
+        if noise in log:
+            raise Fail(f"the error log has a misleading {noise!r}:\n{log[-2000:]}")
+    env.stop()
     env.config("lt-eab.example", extra=f'acme.eab-kid = "{kid}"\nacme.eab-hmac-key = "{hmac}"')
     env.start()
     pid = env.proc.pid
@@ -614,6 +654,8 @@ def sc_badconfig(env):
 
     refuses("unknown challenge type", "acme.challenge", challenge=["http-02"])
     refuses("dns-01 without a DNS module", "set acme.dns-module", challenge=["dns-01"])
+    refuses("dns-account-01 without a DNS module", "acme.challenge: dns-account-01 needs a DNS module: set "
+            "acme.dns-module", challenge=["dns-account-01"])
     refuses("a wildcard without a DNS module", "the wildcard \"*.lt-bad.example\" needs dns-01",
             domains=["*.lt-bad.example"])
     refuses("a relative DNS module path", "acme.dns-module \"acme_dns01.so\" must be an absolute path",
@@ -676,17 +718,12 @@ def kdig_txt(server, name):
     return [l.strip('"') for l in r.stdout.decode().split()] if r.returncode == 0 else []
 
 
-def sc_dns01(env):
-    """A wildcard certificate through acme.dns-module (the dns01 module,
-    RFC 2136 + TSIG to knot). The base name goes by http-01, the wildcard
-    by dns-01. Pebble asks only the secondary, which the test holds back:
-    the module's wait must run off lighttpd's loop for LAG_S seconds while
-    lighttpd answers requests and the engine steps stay short."""
-    if os.environ.get("DNS01_TEST_LAGGING") != "1":
-        raise Fail("run under tests/dns01/with-knot --lagging-secondary")
+def dns01_module_conf(env):
+    """The dns01 module (DNS01_MODULE_SO, copied where www-data can load it)
+    as acme.dns-module, RFC 2136 + TSIG to with-knot's primary."""
     so = os.path.join(env.moddir, "acme_dns01.so")
     shutil.copy(os.environ["DNS01_MODULE_SO"], so)
-    primary, secondary = os.environ["DNS01_TEST_SERVER"], os.environ["DNS01_TEST_SECONDARY"]
+    primary = os.environ["DNS01_TEST_SERVER"]
     cfg = {
         "backend": "rfc2136", "server": primary, "resolver": primary,
         "nameserver-port": os.environ["DNS01_TEST_PORT"],
@@ -695,8 +732,20 @@ def sc_dns01(env):
         "tsig-secret": os.environ["DNS01_TEST_TSIG_SECRET"],
         "ttl": "5", "propagation-timeout": "60", "propagation-interval": "100", "dns-timeout": "1000",
     }
-    extra = (f'acme.dns-module = "{so}"\n' + "acme.dns-module-config = (" +
-             ", ".join(f'"{k}" => "{v}"' for k, v in cfg.items()) + ")")
+    return (f'acme.dns-module = "{so}"\n' + "acme.dns-module-config = (" +
+            ", ".join(f'"{k}" => "{v}"' for k, v in cfg.items()) + ")")
+
+
+def sc_dns01(env):
+    """A wildcard certificate through acme.dns-module (the dns01 module,
+    RFC 2136 + TSIG to knot). The base name goes by http-01, the wildcard
+    by dns-01. Pebble asks only the secondary, which the test holds back:
+    the module's wait must run off lighttpd's loop for LAG_S seconds while
+    lighttpd answers requests and the engine steps stay short."""
+    if os.environ.get("DNS01_TEST_LAGGING") != "1":
+        raise Fail("run under tests/dns01/with-knot --lagging-secondary")
+    primary, secondary = os.environ["DNS01_TEST_SERVER"], os.environ["DNS01_TEST_SECONDARY"]
+    extra = dns01_module_conf(env)
     # The zone's apex: it has an A record of its own. (A name below it
     # would lose the zone's *.acme.test A the moment its _acme-challenge
     # TXT exists: an empty non-terminal is not covered by a wildcard.)
@@ -773,9 +822,92 @@ def sc_dns01(env):
     report_steps(env)
 
 
-SCENARIOS = {"dns01": sc_dns01, "http01": sc_http01, "alpn": sc_alpn, "renew": sc_renew, "crash": sc_crash,
-             "workers": sc_workers, "eab": sc_eab, "badconfig": sc_badconfig, "example": sc_example,
-             "metrics": sc_metrics}
+def standin_validations(kind):
+    """The stand-in CA's validations of one type: [(name, ok, record)]."""
+    out = []
+    for line in read(os.environ["ACME_TEST_STANDIN_LOG"]).splitlines():
+        v = json.loads(line)
+        if v.get("type") == kind:
+            out.append((v.get("name"), v.get("ok"), v.get("record")))
+    return out
+
+
+def sc_dns_persist(env):
+    """mod_acme with the two DNS types made for many accounts and for devices
+    without DNS credentials, against the stand-in CA (validating through knot).
+    1. dns-account-01 through acme.dns-module: the record goes to the
+       account's own label, a wildcard certificate is served.
+    2. dns-persist-01 with no DNS module: the owner created
+       _validation-persist.<name> once (here: knsupdate, with the account
+       URL mod_acme logged); mod_acme publishes nothing and is served a
+       certificate."""
+    for v in ("DNS01_TEST_SERVER", "ACME_TEST_STANDIN_LOG"):
+        if not os.environ.get(v):
+            raise Fail("run under tests/dns01/with-knot and tests/integration/dns_persist_ca_standin.py")
+    zone = os.environ["DNS01_TEST_ZONE"]
+    primary = os.environ["DNS01_TEST_SERVER"]
+    extra = dns01_module_conf(env)
+
+    # ---- 1. dns-account-01, a wildcard, through the module
+    base = "lt-acct." + zone
+    env.config("lt-acct", domains=["*." + base, base], challenge=["dns-account-01"], extra=extra)
+    env.name = "www." + base
+    env.start()
+    leaf = env.wait_for(env.served_issued, 90, "the dns-account-01 certificate on the TLS port")
+    text = cert_text(leaf)
+    if f"DNS:*.{base}" not in text or f"DNS:{base}" not in text:
+        raise Fail(f"the served certificate does not name *.{base} and {base}:\n{text}")
+    got = standin_validations("dns-account-01")
+    if not any(ok for _, ok, _ in got) or not all(ok for _, ok, _ in got):
+        raise Fail(f"the stand-in's dns-account-01 validations: {got}")
+    labels = [n for n, _, _ in got]
+    say(f"dns-account-01 validated at {labels}")
+    if not all(n.startswith("_") and ("._acme-challenge." + base) in n for n in labels):
+        raise Fail(f"dns-account-01 was not validated at an account label: {labels}")
+    log = env.run_log()
+    m = re.search(r"account at \S+: (https://\S+)", log)
+    if not m:
+        raise Fail("mod_acme did not log its account URL")
+    account = m.group(1)
+    env.stop()
+
+    # ---- 2. dns-persist-01, no DNS module: the owner's record only
+    name = "lt-persist." + zone
+    record = f"{os.environ['ACME_TEST_ISSUER_DOMAIN']}; accounturi={account}"
+    host, port = primary.rsplit(":", 1)
+    upd = (f"server {host} {port}\nzone {zone}.\n"
+           f'add _validation-persist.{name}. 60 TXT "{record}"\nsend\n')
+    r = subprocess.run(["knsupdate", "-y", f"{os.environ['DNS01_TEST_TSIG_ALGORITHM']}:"
+                        f"{os.environ['DNS01_TEST_TSIG_NAME']}:{os.environ['DNS01_TEST_TSIG_SECRET']}"],
+                       input=upd.encode(), capture_output=True, timeout=20)
+    if r.returncode != 0:
+        raise Fail("knsupdate: " + r.stderr.decode(errors="replace"))
+    env.config("lt-persist", domains=[name], challenge=["dns-persist-01"])
+    env.start()
+    leaf = env.wait_for(env.served_issued, 90, "the dns-persist-01 certificate on the TLS port")
+    if f"DNS:{name}" not in cert_text(leaf):
+        raise Fail(f"the served certificate does not name {name}")
+    got = [g for g in standin_validations("dns-persist-01") if g[0] == "_validation-persist." + name]
+    if not got or not all(ok for _, ok, _ in got):
+        raise Fail(f"the stand-in's dns-persist-01 validations of {name}: {got}")
+    log = env.run_log()
+    if f"dns-persist-01 for {name}: relying on the TXT record at _validation-persist.{name}" not in log:
+        raise Fail("mod_acme did not say it relies on the owner's record")
+    if "module dns01 loaded" in log:
+        raise Fail("a DNS module was loaded for dns-persist-01 although none is configured")
+    # The owner's record stays: mod_acme never removes it.
+    if not kdig_txt(primary, "_validation-persist." + name):
+        raise Fail("the owner's _validation-persist record is gone")
+    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0]["state"] == "valid" else None)(
+        env.status()), 20, "status: valid")
+    if s["certificates"][0]["id"] != name:
+        raise Fail(f"status does not describe {name}: {s['certificates'][0]}")
+    report_steps(env)
+
+
+SCENARIOS = {"dns01": sc_dns01, "dns_persist": sc_dns_persist, "http01": sc_http01, "alpn": sc_alpn,
+             "renew": sc_renew, "crash": sc_crash, "workers": sc_workers, "eab": sc_eab, "badconfig": sc_badconfig,
+             "example": sc_example, "metrics": sc_metrics}
 
 
 def main():
