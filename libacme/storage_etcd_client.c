@@ -45,6 +45,7 @@ ACME_EXPORT int acme_client_set_storage_etcd(acme_client *c, const acme_etcd_opt
 
 ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder *r)
 {
+    result_reset_entry(c); /* called from inside the host's callbacks too */
     if (!c || !r)
         return ACME_E_INVALID_ARG;
     if (!c->etcd_storage)
@@ -55,6 +56,7 @@ ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder
 
 ACME_EXPORT int acme_client_etcd_attach_sink(acme_client *c, const acme_etcd_sink *sink)
 {
+    result_reset_entry(c); /* called from inside the host's callbacks too */
     if (!c)
         return ACME_E_INVALID_ARG;
     if (!c->etcd_storage)
@@ -71,6 +73,7 @@ ACME_EXPORT int acme_client_etcd_attach_sink(acme_client *c, const acme_etcd_sin
 
 ACME_EXPORT int acme_client_etcd_publish(acme_client *c, const acme_challenge *ch, unsigned wait_ms)
 {
+    result_reset_entry(c); /* called from inside the host's callbacks too */
     if (!c || !ch)
         return ACME_E_INVALID_ARG;
     if (!c->etcd_storage)
@@ -87,6 +90,7 @@ ACME_EXPORT int acme_client_etcd_publish(acme_client *c, const acme_challenge *c
 
 ACME_EXPORT int acme_client_etcd_published(acme_client *c, const acme_challenge *ch)
 {
+    result_reset_entry(c); /* called from inside the host's callbacks too */
     if (!c || !ch)
         return ACME_E_INVALID_ARG;
     if (!c->etcd_storage)
@@ -96,6 +100,7 @@ ACME_EXPORT int acme_client_etcd_published(acme_client *c, const acme_challenge 
 
 ACME_EXPORT int acme_client_etcd_unpublish(acme_client *c, const acme_challenge *ch)
 {
+    result_reset_entry(c); /* called from inside the host's callbacks too */
     if (!c || !ch)
         return ACME_E_INVALID_ARG;
     if (!c->etcd_storage)
@@ -105,6 +110,7 @@ ACME_EXPORT int acme_client_etcd_unpublish(acme_client *c, const acme_challenge 
 
 ACME_EXPORT const char *acme_client_etcd_health(acme_client *c)
 {
+    result_reset_entry(c);
     if (!c || !c->etcd_storage)
         return NULL;
     return storage_etcd_health(c->etcd_storage);

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include <acme/acme.h>
+#include <acme/etcd.h>
 #include "internal.h"
 
 #define PLANT "PLANTED: a sentence from an earlier call"
@@ -132,6 +133,15 @@ static void every_call_clears(void **state)
     WALK(acme_client_set_poll_limit, c, 0);     /* refused */
     WALK(acme_client_set_account_key_type, c, ACME_KEY_EC_P256);
     WALK(acme_client_set_log_level, c, ACME_LOG_DEBUG);
+
+    /* etcd.h, on a client without etcd storage: refused, sentence fresh */
+    WALK(acme_client_set_storage_etcd, c, NULL);
+    WALK(acme_client_etcd_attach_responder, c, NULL);
+    WALK(acme_client_etcd_attach_sink, c, NULL);
+    WALK(acme_client_etcd_publish, c, NULL, 0);
+    WALK(acme_client_etcd_published, c, NULL);
+    WALK(acme_client_etcd_unpublish, c, NULL);
+    WALK(acme_client_etcd_health, c);
 
     /* client.h: directory and account (each fails at once: no CA, no key) */
     WALK(acme_directory_fetch, c);
