@@ -160,6 +160,10 @@ void webroot_unpublish(const char *root, const char *token);
  * port and address, on its own thread. 0, or -1 after a warning that says
  * why (busy port, privileges). */
 int builtin_start(const acmectl_opts *o, acme_challenge_type t, acme_responder **out);
+/* The same; with serve = 0 the port is bound (connections wait in the
+ * kernel's queue) but nothing answers until acme_responder_start_thread:
+ * a cluster node first loads the answers other nodes published. */
+int builtin_listen(const acmectl_opts *o, acme_challenge_type t, int serve, acme_responder **out);
 
 /* ---- challenge_hook.c: a challenge for the hook ------------------------- */
 /* Copied out of libacme's acme_challenge (valid only during a callback). */

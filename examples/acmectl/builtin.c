@@ -60,6 +60,11 @@ static void bind_diagnosis(const char *addr, unsigned port, char *out, size_t le
 
 int builtin_start(const acmectl_opts *o, acme_challenge_type t, acme_responder **out)
 {
+    return builtin_listen(o, t, 1, out);
+}
+
+int builtin_listen(const acmectl_opts *o, acme_challenge_type t, int serve, acme_responder **out)
+{
     const char *name = acme_challenge_type_name(t);
     acme_responder_options ro;
     memset(&ro, 0, sizeof(ro));
@@ -69,7 +74,7 @@ int builtin_start(const acmectl_opts *o, acme_challenge_type t, acme_responder *
     acme_responder *r = NULL;
     int rc = acme_responder_new(t == ACME_CHALLENGE_HTTP_01 ? ACME_RESPONDER_HTTP01
                                                             : ACME_RESPONDER_TLSALPN01, &ro, &r);
-    if (rc == ACME_OK && (rc = acme_responder_start_thread(r)) != ACME_OK) {
+    if (rc == ACME_OK && serve && (rc = acme_responder_start_thread(r)) != ACME_OK) {
         acme_responder_free(r);
         r = NULL;
     }

@@ -212,11 +212,26 @@ static void start_responders(rund *d)
     bo.bind = d->cf->bind;
     bo.http_port = d->cf->http_port;
     bo.tls_port = d->cf->tls_port;
-    /* A port that cannot be bound drops the type with a warning (builtin.c). */
+    /* A port that cannot be bound drops the type with a warning (builtin.c).
+     * With etcd the responders answer only once the node has registered
+     * and loaded what other nodes published (serve_responders): a
+     * validation routed here meanwhile waits in the kernel's queue instead
+     * of finding no answer (cluster_run3 saw two orders killed so, nodes 2
+     * and 3 starting while node 1 validated). */
+    int serve = !d->cf->etcd.on;
     if (bo.http_port)
-        (void)builtin_start(&bo, ACME_CHALLENGE_HTTP_01, &d->http);
+        (void)builtin_listen(&bo, ACME_CHALLENGE_HTTP_01, serve, &d->http);
     if (bo.tls_port)
-        (void)builtin_start(&bo, ACME_CHALLENGE_TLS_ALPN_01, &d->alpn);
+        (void)builtin_listen(&bo, ACME_CHALLENGE_TLS_ALPN_01, serve, &d->alpn);
+}
+
+static void serve_responders(rund *d)
+{
+    acme_responder *rs[2] = {d->http, d->alpn};
+    for (int i = 0; i < 2; i++)
+        if (rs[i] && acme_responder_start_thread(rs[i]) != ACME_OK)
+            progress(ACME_LOG_WARNING, "the built-in responder on port %u cannot start its thread",
+                     acme_responder_port(rs[i]));
 }
 
 /* The types of list that something here answers; the others are dropped
@@ -440,6 +455,7 @@ static int setup(rund *d, int *act)
         cb.unpublish = cluster_unpublish;
         cb.install = cluster_install;
         acme_client_set_host(d->c, &cb, d->cl);
+        serve_responders(d);
     } else {
         acme_client_set_host(d->c, &cb, d->rt);
     }

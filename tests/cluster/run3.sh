@@ -31,10 +31,19 @@ lb_start
 
 # ---- 1. one order per certificate, every node installs every one ----------
 # Node 1 first, so the account is made once and the others find it.
+# A starting node is out of the balancer's rotation until it is ready (its
+# status file: the engine runs, the node has registered and loaded what the
+# others published), as a health check would keep it: a validation sent to
+# a node that is still starting finds no answer and kills its order (seen:
+# 21-24 orders for 20). doc/cluster.md says to do the same.
+lb_route "1"
 node_start 1
 wait_for "node 1 registers the account" 60 account_stored
 node_start 2
 node_start 3
+nodes_ready() { [ -s "$T/n2/status.json" ] && [ -s "$T/n3/status.json" ]; }
+wait_for "nodes 2 and 3 ready" 60 nodes_ready
+lb_route "1 2 3"
 t0=$SECONDS
 for i in $(seq -w 1 $N); do
     wait_for "c$i on every node" 180 all_have "c$i"
@@ -52,10 +61,11 @@ for i in $(seq -w 1 $N); do
     openssl x509 -in "$T/n2/out/c$i.crt" -noout -ext subjectAltName | grep -q "DNS:c$i.cluster.test" ||
         fail "c$i.crt on node 2 is not for c$i.cluster.test"
 done
-for b in 1 2 3; do
-    grep -qx "$b" "$T/lb-http.log" || fail "no validation reached node $b ($(sort "$T/lb-http.log" | uniq -c | tr '\n' ' '))"
-done
-pass "$N certificates: $orders orders created, $finals finalized at Pebble; every node installed each; validations reached all 3 nodes"
+# Which nodes the validations reached depends on when nodes 2 and 3 came
+# into rotation; section 2 routes validations away from the publisher on
+# purpose.
+reached=$(sort -u "$T/lb-http.log" | tr '\n' ' ')
+pass "$N certificates: $orders orders created, $finals finalized at Pebble; every node installed each; validations reached nodes $reached"
 
 # ---- 2. validations only to the nodes that did not publish ----------------
 lb_route "2 3"
