@@ -116,7 +116,7 @@ static void setter_errors_name_the_mistake(void **state)
 
     acme_transport_ops to = {.size = sizeof to};
     assert_int_equal(acme_client_set_transport(c, &to, NULL), ACME_E_INVALID_ARG);
-    assert_non_null(strstr(acme_client_last_error(c), "has no perform"));
+    assert_non_null(strstr(acme_client_last_error(c), "has neither perform nor submit"));
     assert_int_equal(acme_client_set_transport(c, NULL, NULL), ACME_E_INVALID_ARG);
     assert_non_null(strstr(acme_client_last_error(c), "no table given"));
 
