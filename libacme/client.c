@@ -4,6 +4,7 @@
 
 #include "internal.h"
 #include "storage_file.h"
+#include "storage_submit.h"
 #include "transport_curl.h"
 #include "trust_anchor.h"
 #include "reentry.h"
@@ -77,6 +78,7 @@ ACME_EXPORT void acme_client_free(acme_client *c)
     if (c->file_storage)
         storage_file_close(c->file_storage);
     etcd_storage_drop(c);
+    storage_submit_free(c->storage_shim);
     if (c->curl_transport)
         transport_curl_free(c->curl_transport);
     free(c->ca_file);
@@ -134,6 +136,9 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
     result_reset(c);
     if (!dir || !*dir)
         return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_storage_dir: no directory given");
+    if (c->sa)
+        return client_fail(c, ACME_E_STATE, "acme_client_set_storage_dir: an engine runs on this client and "
+                           "calls its storage; free the engine (acme_engine_free) first");
     void *ud = NULL;
     int rc = storage_file_open(dir, &ud);
     if (rc) {
@@ -148,6 +153,8 @@ ACME_EXPORT int acme_client_set_storage_dir(acme_client *c, const char *dir)
     if (c->file_storage)
         storage_file_close(c->file_storage);
     etcd_storage_drop(c);
+    storage_submit_free(c->storage_shim);
+    c->storage_shim = NULL;
     c->file_storage = ud;
     c->storage = storage_file_ops;
     c->storage_ud = ud;
@@ -165,18 +172,35 @@ ACME_EXPORT int acme_client_set_storage(acme_client *c, const acme_storage_ops *
     int rc = TABLE_OK(c, "acme_client_set_storage", acme_storage_ops, ops, unlock);
     if (rc)
         return rc;
-    if (!ops->get || !ops->put || !ops->remove)
+    if (c->sa)
+        return client_fail(c, ACME_E_STATE, "acme_client_set_storage: an engine runs on this client and "
+                           "calls its storage; free the engine (acme_engine_free) first");
+    /* submit (1.2) only where the host's size says the member is there. */
+    int has_submit = ops->size >= offsetof(acme_storage_ops, submit) + sizeof(ops->submit) && ops->submit;
+    if (!has_submit && (!ops->get || !ops->put || !ops->remove))
         return client_fail(c, ACME_E_INVALID_ARG,
-                           "acme_client_set_storage: the table has no %s (get, put and remove are required)",
-                           !ops->get ? "get" : !ops->put ? "put" : "remove");
+                           "acme_client_set_storage: the table has no %s (get, put and remove are required, "
+                           "or submit)", !ops->get ? "get" : !ops->put ? "put" : "remove");
+    acme_storage_ops table;
+    void *table_ud = ud, *shim = NULL;
+    memset(&table, 0, sizeof(table));
+    if (has_submit) {
+        /* The rest of libacme calls synchronous members: they submit and wait. */
+        if ((rc = storage_submit_wrap(ops, ud, &table, &shim)))
+            return rc;
+        table_ud = shim;
+    } else {
+        memcpy(&table, ops, ops->size < sizeof(table) ? ops->size : sizeof(table));
+    }
     if (c->file_storage) {
         storage_file_close(c->file_storage);
         c->file_storage = NULL;
     }
     etcd_storage_drop(c);
-    memset(&c->storage, 0, sizeof(c->storage));
-    memcpy(&c->storage, ops, ops->size < sizeof(c->storage) ? ops->size : sizeof(c->storage));
-    c->storage_ud = ud;
+    storage_submit_free(c->storage_shim);
+    c->storage_shim = shim;
+    c->storage = table;
+    c->storage_ud = table_ud;
     return ACME_OK;
 }
 
@@ -191,8 +215,10 @@ ACME_EXPORT int acme_client_set_transport(acme_client *c, const acme_transport_o
     int rc = TABLE_OK(c, "acme_client_set_transport", acme_transport_ops, ops, perform);
     if (rc)
         return rc;
-    if (!ops->perform)
-        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_transport: the table has no perform");
+    /* submit (1.2) only where the host's size says the member is there. */
+    int has_submit = ops->size >= offsetof(acme_transport_ops, submit) + sizeof(ops->submit) && ops->submit;
+    if (!ops->perform && !has_submit)
+        return client_fail(c, ACME_E_INVALID_ARG, "acme_client_set_transport: the table has neither perform nor submit");
     memset(&c->transport, 0, sizeof(c->transport));
     memcpy(&c->transport, ops, ops->size < sizeof(c->transport) ? ops->size : sizeof(c->transport));
     c->transport_ud = ud;

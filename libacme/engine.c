@@ -22,6 +22,7 @@
 #include "issue_spec.h"
 #include "order.h"
 #include "reentry.h"
+#include "store_async.h"
 #include "timerq.h"
 #include "worker.h"
 
@@ -120,6 +121,7 @@ struct acme_engine {
     uint64_t step_no;
     wake_tag dir_tag;
     int freeing;              /* acme_engine_free: no more scheduling */
+    int own_sa;               /* this engine started the client's storage thread */
 
     /* The engine of one behind the blocking calls (engine_one.h): no
      * multi handle and no worker; exchanges run inline and report at the
@@ -310,6 +312,19 @@ static void edge_work_cancel(acme_engine *e, managed *m)
 
 /* ---- life cycle ---- */
 
+/* A host transport's or the storage thread's completion: make the first
+ * descriptor readable (any thread). */
+static void wake_fd(void *ud)
+{
+    worker_wake(ud);
+}
+
+/* The storage thread's answer to an order's lock (store_async.h). */
+static int engine_locked(void *ud, const void *object, int rc)
+{
+    return acme_engine_done(ud, object, rc) == ACME_OK;
+}
+
 static int engine_make(acme_client *c, const acme_engine_options *opts, engine_one *one, acme_engine **out)
 {
     if (!out)
@@ -359,8 +374,16 @@ static int engine_make(acme_client *c, const acme_engine_options *opts, engine_o
     }
     if (one)
         rc = net_transport_ready(c);
-    else if (!(rc = http_async_new(c, &e->http)))
-        rc = worker_new(&e->work);
+    else if (!(rc = http_async_new(c, &e->http)) && !(rc = worker_new(&e->work))) {
+        /* Nothing a step does may wait for the host's tables: their calls
+         * run on threads that wake the loop when done (doc/engine.md). */
+        http_async_set_wake(e->http, wake_fd, e->work);
+        /* The etcd storage keeps its in-step calls for now: with the
+         * storage thread, cluster_run3 saw duplicate orders across nodes
+         * (not understood yet; see doc/storage.md). */
+        if (!c->sa && !c->etcd_storage && !(rc = store_async_start(c, wake_fd, e->work)))
+            e->own_sa = 1;
+    }
     if (rc) {
         acme_engine_free(e);
         return client_fail(c, rc, "engine: could not start (%s)", acme_strerror(rc));
@@ -435,6 +458,8 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
         account_run_free(e->acct);
     }
     net_op_clear(&e->dir_op);
+    if (e->own_sa)
+        store_async_stop(e->c); /* every queued write reaches the table */
     worker_free(e->work);
     http_async_free(e->http);
     free(e->status);
@@ -1303,7 +1328,9 @@ int engine_step_run(acme_engine *e)
     struct timespec ts0;
     clock_gettime(CLOCK_MONOTONIC, &ts0);
     if (e->work)
-        collect_work(e);
+        collect_work(e); /* drains the pipe: take the storage thread's answers after it */
+    if (e->own_sa)
+        store_async_begin_step(e->c, engine_locked, e);
     edge_http_step(e);
     drive_directory(e);
     drive_account(e);
@@ -1336,6 +1363,8 @@ int engine_step_run(acme_engine *e)
         if (granted && !m->run)
             grant_slot(e);
     }
+    if (e->own_sa)
+        store_async_end_step(e->c);
     uint64_t us = us_since(&ts0);
     if (us > e->longest_step_us)
         e->longest_step_us = us;
@@ -1416,7 +1445,10 @@ ACME_EXPORT int acme_engine_idle(const acme_engine *e)
 {
     if (!e)
         return 1;
-    return !e->dir_busy && !e->running_n && !e->ari_n && !e->new_n && !(e->acct && e->acct_wait != W_TIME);
+    /* Storage writes still queued count as work: a host that stops when
+     * idle finds everything in its table. */
+    return !e->dir_busy && !e->running_n && !e->ari_n && !e->new_n && !(e->acct && e->acct_wait != W_TIME) &&
+           !(e->own_sa && store_async_pending(e->c->sa));
 }
 
 static int all_valid(const acme_engine *e, int *code)

@@ -10,6 +10,7 @@
 
 #include <acme/engine.h>
 
+#include "http_host.h"
 #include "internal.h"
 #include "transport_curl.h"
 
@@ -41,7 +42,8 @@ typedef struct sockent {
 struct http_async {
     acme_client *c;
     CURLM *multi;
-    int sync;               /* the host's own (blocking) transport */
+    int sync;               /* the host's own transport */
+    http_host *host;        /* ... driven off the step (http_host.c) */
     xfer *list;
     sockent *socks;
     size_t sock_count, sock_cap;
@@ -179,7 +181,13 @@ int http_async_new(acme_client *c, http_async **out)
         return ACME_E_NOMEM;
     a->c = c;
     a->sync = c->transport.perform != transport_curl_ops.perform;
-    if (!a->sync) {
+    if (a->sync) {
+        rc = http_host_new(c, &a->host);
+        if (rc) {
+            free(a);
+            return rc;
+        }
+    } else {
         if (!(a->multi = curl_multi_init())) {
             free(a);
             return ACME_E_NOMEM;
@@ -219,12 +227,21 @@ void http_async_free(http_async *a)
     }
     if (a->multi)
         curl_multi_cleanup(a->multi);
+    http_host_free(a->host);
     free(a->socks);
     free(a);
 }
 
+void http_async_set_wake(http_async *a, void (*wake)(void *), void *ud)
+{
+    if (a->host)
+        http_host_set_wake(a->host, wake, ud);
+}
+
 int http_async_start(http_async *a, http_exchange *x, void *cookie)
 {
+    if (a->host)
+        return http_host_start(a->host, x, cookie);
     xfer *t = calloc(1, sizeof(*t));
     if (!t)
         return ACME_E_NOMEM;
@@ -232,10 +249,7 @@ int http_async_start(http_async *a, http_exchange *x, void *cookie)
     t->cookie = cookie;
     t->started_ms = t->progress_ms = now_ms();
     alog(a->c, ACME_LOG_DEBUG, "%s %s", x->req.method, x->req.url);
-    if (a->sync) {
-        net_exchange_perform(a->c, x);
-        t->finished = 1;
-    } else {
+    {
         x->rc = transport_curl_call_new(a->c->transport_ud, &x->req, &x->resp, &t->call);
         if (x->rc == ACME_OK) {
             CURL *easy = transport_curl_call_easy(t->call);
@@ -258,6 +272,10 @@ int http_async_start(http_async *a, http_exchange *x, void *cookie)
 
 void http_async_cancel(http_async *a, void *cookie)
 {
+    if (a->host) {
+        http_host_cancel(a->host, cookie);
+        return;
+    }
     for (xfer **pp = &a->list; *pp;) {
         xfer *t = *pp;
         if (t->cookie == cookie) {
@@ -282,6 +300,8 @@ size_t http_async_fds(http_async *a, struct pollfd *fds, size_t cap)
 
 long http_async_timeout_ms(http_async *a)
 {
+    if (a->host)
+        return http_host_ready(a->host) ? 0 : -1;
     for (xfer *t = a->list; t; t = t->next)
         if (t->finished)
             return 0;
@@ -296,6 +316,8 @@ long http_async_timeout_ms(http_async *a)
 
 size_t http_async_busy(const http_async *a)
 {
+    if (a->host)
+        return http_host_busy(a->host);
     return a->busy;
 }
 
@@ -348,6 +370,10 @@ static void collect_done(http_async *a)
 
 void http_async_step(http_async *a, void (*done)(void *ud, void *cookie), void *ud)
 {
+    if (a->host) {
+        http_host_collect(a->host, done, ud);
+        return;
+    }
     if (a->multi) {
         /* Which of libcurl's sockets are ready: ask the kernel without
          * waiting, then hand each event to libcurl. */

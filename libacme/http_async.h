@@ -1,7 +1,9 @@
 /* HTTP exchanges without blocking, for the engine: a libcurl multi handle
  * over the default transport's configuration, its sockets exposed for the
- * host's poll(). A host-supplied transport has no such interface; its
- * exchanges are performed synchronously when started (documented). */
+ * host's poll(). A host-supplied transport goes through http_host.c: a
+ * blocking table on a thread of its own, an asynchronous one by submit
+ * and completion; their completions wake the host through the wake
+ * function (http_async_set_wake). */
 #ifndef ACME_HTTP_ASYNC_H
 #define ACME_HTTP_ASYNC_H
 
@@ -14,6 +16,8 @@ typedef struct http_async http_async;
 
 int http_async_new(struct acme_client *c, http_async **out);
 void http_async_free(http_async *a);
+/* Who to wake (any thread) when a host transport finished a request. */
+void http_async_set_wake(http_async *a, void (*wake)(void *), void *ud);
 /* Start x; its owner learns it finished through http_async_step's done(). */
 int http_async_start(http_async *a, http_exchange *x, void *cookie);
 /* Abandon an exchange in flight (its owner goes away). */

@@ -45,6 +45,8 @@ struct acme_client {
     void *storage_ud;
     void *file_storage;          /* our default storage, when in use */
     void *etcd_storage;          /* the etcd storage (storage_etcd.c), when in use */
+    void *storage_shim;          /* the host table's submit face made synchronous (storage_submit.c) */
+    struct store_async *sa;      /* an engine's storage thread (store_async.h), or NULL */
 
     acme_transport_ops transport;
     void *transport_ud;
@@ -132,6 +134,20 @@ int store_get(acme_client *c, const char *rel, acme_buf *out);
 int store_put(acme_client *c, const char *rel, const void *data, size_t len, unsigned flags);
 int store_remove(acme_client *c, const char *rel);
 int store_list(acme_client *c, const char *rel_prefix, acme_storage_list_cb cb, void *cbdata);
+/* Order locks (store_lock.c; the contract is in include/acme/storage.h).
+ * ACME_OK: held (or the table has no locks: *held 0); ACME_E_PENDING: the
+ * engine's storage thread asks the table, the answer comes to object
+ * through acme_engine_done's path; else the table's refusal. */
+int store_lock(acme_client *c, const char *name, const void *object, int *held);
+void store_unlock(acme_client *c, const char *name);
+/* object no longer waits for a pending store_lock (a held answer is released)
+ * or store_barrier. */
+void store_lock_forget(acme_client *c, const void *object);
+/* Durable writes queued to an engine's storage thread so far (0 without one). */
+unsigned long long store_durable_writes(acme_client *c);
+/* ACME_E_PENDING: object hears (acme_engine_done's path) once every write
+ * queued so far is on the table; ACME_OK at once without a storage thread. */
+int store_barrier(acme_client *c, const void *object);
 
 /* ---- network (net.c; the resumable form is in net.h) ---- */
 /* Fetch the directory once (blocking). */

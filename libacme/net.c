@@ -8,6 +8,7 @@
 #include "b64url.h"
 #include "internal.h"
 #include "net.h"
+#include "http_host.h"
 #include "transport_curl.h"
 
 #define MAX_REDIRECTS 3
@@ -33,7 +34,7 @@ int net_url_ok(acme_client *c, const char *what, const char *url)
 
 int net_transport_ready(acme_client *c)
 {
-    if (c->transport.perform)
+    if (c->transport.perform || c->transport.submit)
         return ACME_OK;
     transport_curl_config cfg = {
         .ca_file = c->ca_file,
@@ -124,6 +125,11 @@ void net_exchange_perform(acme_client *c, http_exchange *x)
     if (x->rc)
         return;
     alog(c, ACME_LOG_DEBUG, "%s %s", x->req.method, x->req.url);
+    if (!c->transport.perform) {
+        /* An asynchronous-only table: submit and wait for its completion. */
+        http_host_perform_wait(c, x);
+        return;
+    }
     x->rc = c->transport.perform(c->transport_ud, &x->req, &x->resp);
     if (x->rc == ACME_OK && x->resp.status < 100) {
         /* Not the network's fault: the table broke its contract. Said as

@@ -98,6 +98,13 @@ struct order_run {
     int recheck;              /* after the lock: is a newer certificate stored? */
     int64_t known_not_after;  /* what the driver knew when it decided to order */
     int preloaded;            /* r->cert came from storage: install only */
+    char *lock_try;           /* its name ("<ca-id>.order.<cert-id>") until held */
+    int lock_pending;         /* 1: the storage thread asks the table; 2: answered */
+    int lock_rc;
+    int barrier;              /* 1: waiting for queued writes to reach the table; 2: they did */
+    int announce_created;     /* log the new order once its state is stored */
+    int barrier_rc;
+    order_want barrier_then;  /* what the step returned, handed on after the wait */
 
     /* the one thing in flight */
     net_op op;
@@ -191,12 +198,14 @@ void order_free(order_run *r)
 {
     if (!r)
         return;
-    if (r->lock_name) {
-        acme_client *c = r->c;
-        if (c->storage.unlock && c->storage.unlock(c->storage_ud, r->lock_name))
-            alog(c, ACME_LOG_WARNING, "could not release the storage lock %s", r->lock_name);
-        free(r->lock_name);
-    }
+    if (r->lock_pending == 1)
+        store_lock_forget(r->c, r);
+    if (r->barrier == 1)
+        store_lock_forget(r->c, &r->barrier);
+    if (r->lock_name)
+        store_unlock(r->c, r->lock_name);
+    free(r->lock_name);
+    free(r->lock_try);
     drop_order(r);
     issue_spec_free(r->spec);
     free(r->replaces);
@@ -410,7 +419,6 @@ static int op_rc(order_run *r)
 /* Two processes (or two engines) on one storage must not order the same
  * certificate at once: the storage lock says who does. A holder that died
  * loses it (the default storage sees the dead holder; a lease bounds the rest). */
-#define ORDER_LOCK_LEASE_S 3600
 
 /* Storage shared by several hosts: between the driver's decision and the
  * lock, another holder may have done the work. A stored certificate newer
@@ -448,19 +456,34 @@ static order_want step_start(order_run *r)
 {
     acme_client *c = r->c;
     if (c->storage.lock && !r->lock_name) {
-        char *name = xasprintf("%s.order.%s", c->ca_id, r->spec->cert_id);
-        if (!name)
-            return order_fail(r, ACME_E_NOMEM);
-        int rc = c->storage.lock(c->storage_ud, name, ORDER_LOCK_LEASE_S);
-        if (rc) {
-            free(name);
+        int rc, held = 0;
+        if (r->lock_pending == 1)
+            return OW_EXTERNAL;
+        if (r->lock_pending == 2) {
+            rc = r->lock_rc;
+            held = rc == ACME_OK;
+            r->lock_pending = 0;
+        } else {
+            if (!r->lock_try && !(r->lock_try = xasprintf("%s.order.%s", c->ca_id, r->spec->cert_id)))
+                return order_fail(r, ACME_E_NOMEM);
+            rc = store_lock(c, r->lock_try, r, &held);
+            if (rc == ACME_E_PENDING) {
+                /* An engine asks the table on its storage thread. */
+                r->lock_pending = 1;
+                return OW_EXTERNAL;
+            }
+        }
+        if (rc)
             return order_fail(r, client_fail(c, rc == ACME_E_LOCKED ? ACME_E_LOCKED : ACME_E_STORAGE,
                                              "order for %s: another process is ordering certificate %s right now "
-                                             "(storage lock); wait for it to finish%s",
-                                             first_name(r), r->spec->cert_id, rc == ACME_E_LOCKED ? "" : " (the lock failed)"));
+                                             "(storage lock %s); wait for it to finish%s",
+                                             first_name(r), r->spec->cert_id, r->lock_try,
+                                             rc == ACME_E_LOCKED ? "" : " (the lock failed)"));
+        if (held) {
+            r->lock_name = r->lock_try;
+            r->lock_try = NULL;
+            event_plain(c, ACME_EVENT_LOCK_TAKEN, r->spec->cert_id);
         }
-        r->lock_name = name;
-        event_plain(c, ACME_EVENT_LOCK_TAKEN, r->spec->cert_id);
     }
     if (r->recheck && order_recheck_stored(r))
         return OW_CONTINUE;
@@ -697,8 +720,9 @@ static order_want step_new_order(order_run *r)
     if (rc)
         return order_fail(r, rc);
     r->orders_placed++;
-    alog(c, ACME_LOG_INFO, "order: %s created with %zu authorization(s)", r->order_url, r->authz_count);
-    event_step(c, ACME_EVENT_ORDERING, r->spec->cert_id, NULL, ACME_CHALLENGE_NONE, r->order_url);
+    /* Said once the state is on the table (order_step): from that line on
+     * a restart resumes this order. */
+    r->announce_created = 1;
     r->state = OS_FETCH_AUTHZ;
     r->cursor = 0;
     return OW_CONTINUE;
@@ -1501,6 +1525,21 @@ static order_want step_install(order_run *r)
             r->install_pending = 1;
             return OW_EXTERNAL;
         }
+    } else if (r->install_pending == 3) {
+        /* Stored (and, under an engine, on the table: order_step waited
+         * for the storage thread): now the host may have it. */
+        r->install_pending = 0;
+        char when[32];
+        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %s)", first_name(r), r->spec->cert_id,
+             fmt_utc(r->cert->info->not_after, when));
+        event_cert(c, ACME_EVENT_ISSUED, r->spec->cert_id, r->cert->info->not_after);
+        const char *cb = callback_enter(c, "install");
+        rc = c->host.install ? c->host.install(c->host_ud, r->cert) : ACME_OK;
+        callback_leave(c, cb);
+        if (rc == ACME_E_PENDING) {
+            r->install_pending = 1;
+            return OW_EXTERNAL;
+        }
     } else {
         char *key_pem = NULL;
         rc = key_to_pem(r->cert_key, &key_pem);
@@ -1521,17 +1560,8 @@ static order_want step_install(order_run *r)
         if (rc)
             return order_fail(r, rc);
         remove_state(r);
-        char when[32];
-        alog(c, ACME_LOG_INFO, "certificate for %s stored as %s (valid until %s)", first_name(r), r->spec->cert_id,
-             fmt_utc(r->cert->info->not_after, when));
-        event_cert(c, ACME_EVENT_ISSUED, r->spec->cert_id, r->cert->info->not_after);
-        const char *cb = callback_enter(c, "install");
-        rc = c->host.install ? c->host.install(c->host_ud, r->cert) : ACME_OK;
-        callback_leave(c, cb);
-        if (rc == ACME_E_PENDING) {
-            r->install_pending = 1;
-            return OW_EXTERNAL;
-        }
+        r->install_pending = 3;
+        return OW_CONTINUE;
     }
     if (rc) {
         client_fail(c, ACME_E_CALLBACK, "installing the certificate %s failed in the host (%s)%s%s; it is stored, "
@@ -1610,7 +1640,53 @@ static order_want step_done(order_run *r)
     return OW_DONE;
 }
 
+static order_want order_dispatch(order_run *r);
+
+/* Durable before anything depends on it: a step that queued a write to
+ * an engine's storage thread (the order state before the CA hears of the
+ * key, the certificate before the host gets it) waits, without blocking
+ * the loop, until the thread has it on the table — what it returned then
+ * follows (its exchange or job is still prepared). */
 order_want order_step(order_run *r)
+{
+    acme_client *c = r->c;
+    if (r->barrier == 1)
+        return OW_EXTERNAL;
+    if (r->barrier == 2) {
+        r->barrier = 0;
+        /* A write that failed was logged with the table's reason when it
+         * came back. Where the run is between two actions, it stops here
+         * as it would have at the write; an exchange or job it prepared
+         * goes on (its failure path cleans up). */
+        if (r->barrier_rc && !r->rc && (r->barrier_then == OW_CONTINUE || r->barrier_then == OW_DONE))
+            return order_fail(r, client_fail(c, ACME_E_STORAGE,
+                                             "order for %s: the storage table did not take a write (%s); the "
+                                             "previous value is unchanged — check the storage (free space, "
+                                             "permissions)", first_name(r), acme_strerror(r->barrier_rc)));
+        /* A host callback the step left pending may have finished during
+         * the wait: ask the step again (it answers OW_EXTERNAL while the
+         * callback is still out). */
+        return r->barrier_then == OW_EXTERNAL ? OW_CONTINUE : r->barrier_then;
+    }
+    if (r->announce_created) {
+        r->announce_created = 0;
+        alog(c, ACME_LOG_INFO, "order: %s created with %zu authorization(s)", r->order_url, r->authz_count);
+        event_step(c, ACME_EVENT_ORDERING, r->spec->cert_id, NULL, ACME_CHALLENGE_NONE, r->order_url);
+    }
+    unsigned long long before = store_durable_writes(c);
+    order_want w = order_dispatch(r);
+    if (store_durable_writes(c) != before) {
+        int rc = store_barrier(c, &r->barrier);
+        if (rc == ACME_E_PENDING) {
+            r->barrier = 1;
+            r->barrier_then = w;
+            return OW_EXTERNAL;
+        }
+    }
+    return w;
+}
+
+static order_want order_dispatch(order_run *r)
 {
     switch (r->state) {
     case OS_START: return step_start(r);
@@ -1657,6 +1733,16 @@ int order_set_replaces(order_run *r, const char *ari_id)
 
 int order_external_done(order_run *r, const void *object, int result)
 {
+    if (object == r && r->lock_pending == 1) {
+        r->lock_rc = result;
+        r->lock_pending = 2;
+        return 1;
+    }
+    if (object == &r->barrier && r->barrier == 1) {
+        r->barrier_rc = result;
+        r->barrier = 2;
+        return 1;
+    }
     if (r->cert && object == r->cert && r->install_pending == 1) {
         r->install_rc = result;
         r->install_pending = 2;

@@ -1112,6 +1112,54 @@ static int sf_unlock(void *ud, const char *name)
     return release_held(sf, h);
 }
 
+/* Extend a lease we hold: the lock file is rewritten in place (under the
+ * guard, so nobody judges it half-written), and only if it is still ours. */
+static int sf_refresh(void *ud, const char *name, unsigned lease_seconds)
+{
+    storage_file *sf = ud;
+    if (!sf || !name || !storage_key_valid(name) || lease_seconds == 0)
+        return ACME_E_INVALID_ARG;
+    pthread_mutex_lock(&sf->mu);
+    held_lock *h = find_held(sf, name);
+    int fd = h ? h->fd : -1;
+    dev_t dev = h ? h->dev : 0;
+    ino_t ino = h ? h->ino : 0;
+    pthread_mutex_unlock(&sf->mu);
+    if (!h)
+        return ACME_E_LOCKED; /* not held by this handle */
+    char *rel = xasprintf(LOCK_DIR "/%s", name);
+    if (!rel)
+        return ACME_E_NOMEM;
+    int rc, gfd = -1, ldfd = -1;
+    const char *leaf;
+    if ((rc = take_guard(sf, &gfd)) != ACME_OK) {
+        free(rel);
+        return rc;
+    }
+    struct stat st;
+    if ((rc = open_parent(sf, rel, 0, &ldfd, &leaf)) == ACME_OK) {
+        if (fstatat(ldfd, leaf, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_dev == dev && st.st_ino == ino) {
+            char text[LOCK_FILE_MAX];
+            int tn = snprintf(text, sizeof(text), "pid=%ld\nhost=%s\nexpires_ms=%lld\n",
+                              (long)getpid(), sf->host, wall_ms() + 1000LL * lease_seconds);
+            ssize_t w = pwrite(fd, text, (size_t)tn, 0);
+            if (w != tn || ftruncate(fd, tn) != 0 || fsync(fd) != 0) {
+                char *p = shown(sf, rel, strlen(rel));
+                rc = p ? fail(sf, "write", p, w < 0 ? errno : EIO) : ACME_E_NOMEM;
+                free(p);
+            }
+        } else {
+            rc = ACME_E_LOCKED; /* expired and taken over */
+        }
+        close(ldfd);
+    } else if (rc == ACME_E_NOT_FOUND) {
+        rc = ACME_E_LOCKED;
+    }
+    release_guard(gfd);
+    free(rel);
+    return rc;
+}
+
 /* ---- open / close ---- */
 
 /* ---- leftovers of writers that died ----
@@ -1284,4 +1332,5 @@ const acme_storage_ops storage_file_ops = {
     .list = sf_list,
     .lock = sf_lock,
     .unlock = sf_unlock,
+    .refresh = sf_refresh,
 };

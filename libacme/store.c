@@ -9,6 +9,7 @@
 
 #include "internal.h"
 #include "storage_file.h"
+#include "store_async.h"
 
 char *store_ca_id(const char *url)
 {
@@ -62,6 +63,15 @@ int store_get(acme_client *c, const char *rel, acme_buf *out)
     char *k = full_key(c, rel);
     if (!k)
         return ACME_E_NOMEM;
+    if (c->sa) {
+        char *why = NULL;
+        rc = store_async_get(c->sa, k, out, &why);
+        if (rc && rc != ACME_E_NOT_FOUND)
+            rc = client_fail(c, ACME_E_STORAGE, "storage: could not read %s (%s)", k, why ? why : acme_strerror(rc));
+        free(why);
+        free(k);
+        return rc;
+    }
     rc = c->storage.get(c->storage_ud, k, out);
     if (rc && rc != ACME_E_NOT_FOUND)
         rc = client_fail(c, ACME_E_STORAGE, "storage: could not read %s (%s)%s%s", k,
@@ -78,6 +88,18 @@ int store_put(acme_client *c, const char *rel, const void *data, size_t len, uns
     char *k = full_key(c, rel);
     if (!k)
         return ACME_E_NOMEM;
+    if (c->sa) {
+        char *why = NULL;
+        rc = store_async_put(c->sa, k, data, len, flags, &why);
+        if (rc)
+            rc = client_fail(c, ACME_E_STORAGE,
+                             "storage: could not write %s (%s); the previous value is unchanged — "
+                             "check free space and permissions of the state directory", k,
+                             why ? why : acme_strerror(rc));
+        free(why);
+        free(k);
+        return rc;
+    }
     rc = c->storage.put(c->storage_ud, k, data, len, flags);
     if (rc)
         rc = client_fail(c, ACME_E_STORAGE,
@@ -96,10 +118,12 @@ int store_remove(acme_client *c, const char *rel)
     char *k = full_key(c, rel);
     if (!k)
         return ACME_E_NOMEM;
-    rc = c->storage.remove(c->storage_ud, k);
+    char *why = NULL;
+    rc = c->sa ? store_async_remove(c->sa, k, &why) : c->storage.remove(c->storage_ud, k);
     if (rc)
-        rc = client_fail(c, ACME_E_STORAGE, "storage: could not remove %s (%s)%s%s", k, acme_strerror(rc),
-                         *table_error(c) ? ": " : "", table_error(c));
+        rc = client_fail(c, ACME_E_STORAGE, "storage: could not remove %s (%s)%s%s", k,
+                         why ? why : acme_strerror(rc), !why && *table_error(c) ? ": " : "", why ? "" : table_error(c));
+    free(why);
     free(k);
     return rc;
 }
@@ -130,7 +154,7 @@ int store_list(acme_client *c, const char *rel_prefix, acme_storage_list_cb cb, 
         return ACME_E_NOMEM;
     /* Callers see keys relative to the CA directory, as they wrote them. */
     struct strip_ctx s = { strlen(c->ca_id) + 1, cb, cbdata };
-    rc = c->storage.list(c->storage_ud, k, strip_prefix, &s);
+    rc = c->sa ? store_async_list(c->sa, k, strip_prefix, &s) : c->storage.list(c->storage_ud, k, strip_prefix, &s);
     free(k);
     if (rc)
         return client_fail(c, ACME_E_STORAGE, "storage: could not list %s (%s)%s%s", rel_prefix, acme_strerror(rc),

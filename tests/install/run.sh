@@ -150,7 +150,7 @@ if command -v man >/dev/null 2>&1; then
     for f in $funcs; do
         out=$(MANWIDTH=80 man -M "${man3%/man3}" -P cat 3 "$f" 2>&1) ||
             die "man 3 $f fails from the installed tree: $out"
-        printf '%s\n' "$out" | grep -q "$f" || die "man 3 $f does not mention $f"
+        grep -q "$f" <<<"$out" || die "man 3 $f does not mention $f"
     done
     echo "$nfunc functions: each has a page, and man renders it from $man3"
 else

@@ -122,7 +122,8 @@ static int ms_unlock(void *ud, const char *name)
 }
 
 static const acme_storage_ops ms_ops = {
-    sizeof(acme_storage_ops), ms_get, ms_put, ms_remove, ms_list, ms_lock, ms_unlock,
+    .size = sizeof(acme_storage_ops), .get = ms_get, .put = ms_put, .remove = ms_remove,
+    .list = ms_list, .lock = ms_lock, .unlock = ms_unlock,
 };
 
 static void ms_free(memstore *m)

@@ -109,14 +109,14 @@ static void setter_errors_name_the_mistake(void **state)
     so.get = no_get;
     assert_int_equal(acme_client_set_storage(c, &so, NULL), ACME_E_INVALID_ARG);
     assert_string_equal(acme_client_last_error(c),
-                        "acme_client_set_storage: the table has no put (get, put and remove are required)");
+                        "acme_client_set_storage: the table has no put (get, put and remove are required, or submit)");
     so.put = no_put;
     assert_int_equal(acme_client_set_storage(c, &so, NULL), ACME_E_INVALID_ARG);
     assert_non_null(strstr(acme_client_last_error(c), "has no remove"));
 
     acme_transport_ops to = {.size = sizeof to};
     assert_int_equal(acme_client_set_transport(c, &to, NULL), ACME_E_INVALID_ARG);
-    assert_non_null(strstr(acme_client_last_error(c), "has no perform"));
+    assert_non_null(strstr(acme_client_last_error(c), "has neither perform nor submit"));
     assert_int_equal(acme_client_set_transport(c, NULL, NULL), ACME_E_INVALID_ARG);
     assert_non_null(strstr(acme_client_last_error(c), "no table given"));
 

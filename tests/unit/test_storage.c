@@ -782,6 +782,31 @@ static void test_lock_expired_takeover(void **state)
     storage_file_close(b);
 }
 
+/* refresh (1.2) keeps a lease alive while an order runs; a lease lost to a
+ * take-over cannot be refreshed back. */
+static void test_lock_refresh(void **state)
+{
+    fixture *f = *state;
+    void *b;
+    assert_int_equal(storage_file_open(f->dir, &b), ACME_OK);
+    assert_int_equal(storage_file_ops.lock(f->st, "order", 1), ACME_OK);
+    assert_int_equal(storage_file_ops.refresh(f->st, "order", 60), ACME_OK);
+    usleep(1300 * 1000);
+    /* The first lease would have run out; the refreshed one has not. */
+    assert_int_equal(storage_file_ops.lock(b, "order", 60), ACME_E_LOCKED);
+    /* Not held by b: nothing to refresh. */
+    assert_int_equal(storage_file_ops.refresh(b, "order", 60), ACME_E_LOCKED);
+    /* Shorten it, let it run out, let b take it over. */
+    assert_int_equal(storage_file_ops.refresh(f->st, "order", 1), ACME_OK);
+    usleep(1100 * 1000);
+    assert_int_equal(storage_file_ops.lock(b, "order", 60), ACME_OK);
+    assert_int_equal(storage_file_ops.refresh(f->st, "order", 60), ACME_E_LOCKED);
+    assert_int_equal(storage_file_ops.refresh(b, "order", 60), ACME_OK);
+    assert_int_equal(storage_file_ops.unlock(f->st, "order"), ACME_E_LOCKED);
+    assert_int_equal(storage_file_ops.unlock(b, "order"), ACME_OK);
+    storage_file_close(b);
+}
+
 /* A holder process that dies (SIGKILL: no cleanup) frees its lock at once,
  * long before its lease would run out. */
 static void test_lock_dead_holder(void **state)
@@ -951,6 +976,7 @@ int main(void)
         T(test_unsafe_root_owner),
         T(test_lock_contention),
         T(test_lock_expired_takeover),
+        T(test_lock_refresh),
         T(test_lock_dead_holder),
         T(test_lock_foreign_files),
         T(test_lock_race),

@@ -1,0 +1,832 @@
+/* The engine's storage thread; see store_async.h and doc/storage.md. */
+#include "store_async.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "event_internal.h"
+#include "internal.h"
+#include "storage_file.h"
+
+typedef enum { J_GET, J_PUT, J_REMOVE, J_LIST, J_PRELOAD, J_LOCK, J_UNLOCK, J_NOTE, J_BARRIER } j_kind;
+
+typedef struct kv {
+    char *key, *val;
+    size_t len;
+} kv;
+
+typedef struct sa_job {
+    j_kind kind;
+    char *key;               /* key, prefix or lock name */
+    char *data;
+    size_t len;
+    unsigned flags;
+    const void *object;      /* lock: who waits for the answer */
+    int rc;
+    char *why;               /* the table's sentence for a failure */
+    acme_buf *out;           /* J_GET (waited for) */
+    kv *kvs;                 /* J_LIST, J_PRELOAD: what was found */
+    size_t kv_n, kv_cap;
+    int want_values;
+    int kvs_ok;              /* J_LOCK: kvs are the certificate's keys, read again */
+    int sync, finished;      /* a caller waits for it (sa->cv) */
+    struct sa_job *next;
+} sa_job;
+
+typedef enum { E_PRESENT, E_ABSENT, E_UNKNOWN } e_state;
+
+/* The overlay: what the table holds as far as this process knows, and
+ * every write not yet done. Touched only from the client's thread. */
+typedef struct entry {
+    char *key;
+    e_state state;
+    char *val;
+    size_t len;
+    unsigned pending;        /* writes queued, not finished */
+    struct entry *next;
+} entry;
+
+#define BUCKETS 512
+
+/* A lock the thread holds (the thread's own list). */
+typedef struct held {
+    char *name;
+    uint64_t refresh_at;     /* monotonic ms */
+    struct held *next;
+} held;
+
+struct store_async {
+    acme_client *c;
+    acme_storage_ops ops;
+    void *ud;
+    void *file;              /* the default storage, for its sentences */
+    char *prefix;            /* "<ca-id>/" */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    sa_job *queue, *queue_tail;
+    sa_job *done;
+    sa_job *running;         /* the job the thread is on */
+    int stop;
+    void (*wake)(void *);
+    void *wake_ud;
+    held *locks;             /* thread only */
+    int thread_fail;         /* thread only: a queued write failed since the last barrier */
+    unsigned lease_s;
+
+    int ready;               /* the start-up reads are in */
+    int complete;            /* ... and listed everything: a miss is absent */
+    int in_step;
+    size_t pending;
+    unsigned long long durable;  /* writes queued that must reach the table */
+    entry *table[BUCKETS];
+};
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static char *copy_bytes(const void *p, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d) {
+        if (n)
+            memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static void kvs_free(sa_job *j)
+{
+    for (size_t i = 0; i < j->kv_n; i++) {
+        free(j->kvs[i].key);
+        if (j->kvs[i].val)
+            secure_free(j->kvs[i].val, j->kvs[i].len);
+    }
+    free(j->kvs);
+    j->kvs = NULL;
+    j->kv_n = 0;
+}
+
+static void job_free(sa_job *j)
+{
+    if (!j)
+        return;
+    free(j->key);
+    if (j->data)
+        secure_free(j->data, j->len);
+    free(j->why);
+    kvs_free(j);
+    free(j);
+}
+
+static sa_job *job_new(j_kind kind, const char *key)
+{
+    sa_job *j = calloc(1, sizeof(*j));
+    if (!j)
+        return NULL;
+    j->kind = kind;
+    if (key && !(j->key = strdup(key))) {
+        free(j);
+        return NULL;
+    }
+    return j;
+}
+
+/* ---- the thread ---- */
+
+static char *table_why(store_async *sa, int rc)
+{
+    if (sa->file)
+        return xasprintf("%s (%s)", acme_strerror(rc), storage_file_last_error(sa->file));
+    return xstrdup(acme_strerror(rc));
+}
+
+static int collect_key(void *d, const char *key)
+{
+    sa_job *j = d;
+    if (j->kv_n == j->kv_cap) {
+        size_t cap = j->kv_cap ? j->kv_cap * 2 : 64;
+        kv *n = realloc(j->kvs, cap * sizeof(*n));
+        if (!n)
+            return 1;
+        j->kvs = n;
+        j->kv_cap = cap;
+    }
+    kv *e = &j->kvs[j->kv_n];
+    memset(e, 0, sizeof(*e));
+    if (!(e->key = strdup(key)))
+        return 1;
+    j->kv_n++;
+    return 0;
+}
+
+static void do_list_at(store_async *sa, sa_job *j, const char *prefix)
+{
+    if (!sa->ops.list) {
+        j->rc = ACME_E_UNSUPPORTED;
+        return;
+    }
+    j->rc = sa->ops.list(sa->ud, prefix, collect_key, j);
+    if (j->rc || !j->want_values)
+        return;
+    /* Start-up: every value in one go, while the engine waits. */
+    for (size_t i = 0; i < j->kv_n; i++) {
+        acme_buf b;
+        buf_init(&b, 4 * 1024 * 1024);
+        b.secret = 1;
+        int rc = sa->ops.get(sa->ud, j->kvs[i].key, &b);
+        if (rc == ACME_OK) {
+            j->kvs[i].val = copy_bytes(b.data ? b.data : "", b.len);
+            j->kvs[i].len = b.len;
+        }
+        buf_clear(&b);
+        /* A key that vanished or cannot be read is left unknown (val
+         * NULL): a later read asks the table again. */
+    }
+}
+
+static void do_list(store_async *sa, sa_job *j)
+{
+    do_list_at(sa, j, j->key);
+}
+
+static void run_job(store_async *sa, sa_job *j)
+{
+    switch (j->kind) {
+    case J_GET:
+        j->rc = sa->ops.get(sa->ud, j->key, j->out);
+        break;
+    case J_PUT:
+        j->rc = sa->ops.put(sa->ud, j->key, j->data, j->len, j->flags);
+        break;
+    case J_REMOVE:
+        j->rc = sa->ops.remove(sa->ud, j->key);
+        break;
+    case J_LIST:
+    case J_PRELOAD:
+        do_list(sa, j);
+        break;
+    case J_LOCK:
+        j->rc = sa->ops.lock ? sa->ops.lock(sa->ud, j->key, sa->lease_s) : ACME_OK;
+        if (j->rc == ACME_OK && sa->ops.lock) {
+            held *h = calloc(1, sizeof(*h));
+            if (h && (h->name = strdup(j->key))) {
+                h->refresh_at = mono_ms() + sa->lease_s * 1000u / 3u;
+                h->next = sa->locks;
+                sa->locks = h;
+            } else {
+                free(h);
+            }
+            /* Another host may have written this certificate's keys since
+             * the start-up read (a shared store): read them again now that
+             * we hold its lock, before the order looks at them. */
+            size_t n = strlen(sa->prefix) - 1; /* the ca-id */
+            if (strncmp(j->key, sa->prefix, n) == 0 && strncmp(j->key + n, ".order.", 7) == 0 &&
+                (j->data = xasprintf("%scerts/%s/", sa->prefix, j->key + n + 7)) != NULL) {
+                j->len = strlen(j->data);
+                j->want_values = 1;
+                int lrc = j->rc;
+                do_list_at(sa, j, j->data);
+                j->kvs_ok = j->rc == ACME_OK;
+                j->rc = lrc;
+            }
+        }
+        break;
+    case J_UNLOCK:
+        for (held **pp = &sa->locks; *pp; pp = &(*pp)->next)
+            if (strcmp((*pp)->name, j->key) == 0) {
+                held *h = *pp;
+                *pp = h->next;
+                free(h->name);
+                free(h);
+                break;
+            }
+        j->rc = sa->ops.unlock ? sa->ops.unlock(sa->ud, j->key) : ACME_OK;
+        break;
+    case J_NOTE:
+        break;
+    case J_BARRIER:
+        /* Everything queued before is done (one thread, in order). */
+        j->rc = sa->thread_fail;
+        sa->thread_fail = 0;
+        return;
+    }
+    if (j->rc && (j->kind == J_PUT || j->kind == J_REMOVE) && !j->sync)
+        sa->thread_fail = j->rc;
+    if (j->rc && j->rc != ACME_E_NOT_FOUND && !j->why)
+        j->why = table_why(sa, j->rc);
+}
+
+/* Keep the leases of the orders in flight alive (thread only). Returns
+ * the next time one is due, 0 if none. */
+static uint64_t refresh_due(store_async *sa, sa_job **notes)
+{
+    if (!sa->ops.refresh)
+        return 0;
+    uint64_t now = mono_ms(), next = 0;
+    for (held *h = sa->locks; h; h = h->next) {
+        if (h->refresh_at <= now) {
+            int rc = sa->ops.refresh(sa->ud, h->name, sa->lease_s);
+            h->refresh_at = now + sa->lease_s * 1000u / 3u;
+            if (rc) {
+                sa_job *n = job_new(J_NOTE, h->name);
+                if (n) {
+                    n->rc = rc;
+                    n->why = table_why(sa, rc);
+                    n->next = *notes;
+                    *notes = n;
+                }
+            }
+        }
+        if (!next || h->refresh_at < next)
+            next = h->refresh_at;
+    }
+    return next;
+}
+
+static void finish_locked(store_async *sa, sa_job *j)
+{
+    if (j->sync) {
+        j->finished = 1;
+        pthread_cond_broadcast(&sa->cv);
+        return;
+    }
+    /* Appended at the tail: completions are taken in queue order. */
+    j->next = NULL;
+    sa_job **pp = &sa->done;
+    while (*pp)
+        pp = &(*pp)->next;
+    *pp = j;
+    if (sa->wake)
+        sa->wake(sa->wake_ud);
+}
+
+static void *run(void *arg)
+{
+    store_async *sa = arg;
+    pthread_mutex_lock(&sa->mu);
+    for (;;) {
+        sa_job *notes = NULL;
+        pthread_mutex_unlock(&sa->mu);
+        uint64_t next = refresh_due(sa, &notes);
+        pthread_mutex_lock(&sa->mu);
+        while (notes) {
+            sa_job *n = notes;
+            notes = n->next;
+            finish_locked(sa, n);
+        }
+        if (!sa->queue) {
+            if (sa->stop)
+                break;
+            if (next) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                uint64_t wait = next > mono_ms() ? next - mono_ms() : 0;
+                ts.tv_sec += (time_t)(wait / 1000u);
+                ts.tv_nsec += (long)(wait % 1000u) * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&sa->cv, &sa->mu, &ts);
+            } else {
+                pthread_cond_wait(&sa->cv, &sa->mu);
+            }
+            continue;
+        }
+        sa_job *j = sa->queue;
+        sa->queue = j->next;
+        if (!sa->queue)
+            sa->queue_tail = NULL;
+        sa->running = j;
+        pthread_mutex_unlock(&sa->mu);
+        run_job(sa, j);
+        pthread_mutex_lock(&sa->mu);
+        sa->running = NULL;
+        finish_locked(sa, j);
+    }
+    pthread_mutex_unlock(&sa->mu);
+    /* Stopping: what this engine still holds goes (its orders are gone). */
+    while (sa->locks) {
+        held *h = sa->locks;
+        sa->locks = h->next;
+        if (sa->ops.unlock)
+            sa->ops.unlock(sa->ud, h->name);
+        free(h->name);
+        free(h);
+    }
+    return NULL;
+}
+
+static void enqueue(store_async *sa, sa_job *j)
+{
+    pthread_mutex_lock(&sa->mu);
+    j->next = NULL;
+    if (sa->queue_tail)
+        sa->queue_tail->next = j;
+    else
+        sa->queue = j;
+    sa->queue_tail = j;
+    pthread_cond_broadcast(&sa->cv);
+    pthread_mutex_unlock(&sa->mu);
+}
+
+/* Queue j and wait for it (a call outside a step, or a read the overlay
+ * cannot answer). */
+static void run_waiting(store_async *sa, sa_job *j)
+{
+    j->sync = 1;
+    enqueue(sa, j);
+    pthread_mutex_lock(&sa->mu);
+    while (!j->finished)
+        pthread_cond_wait(&sa->cv, &sa->mu);
+    pthread_mutex_unlock(&sa->mu);
+}
+
+/* ---- the overlay ---- */
+
+static size_t hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % BUCKETS;
+}
+
+static entry *lookup(store_async *sa, const char *key, int create)
+{
+    size_t b = hash(key);
+    for (entry *e = sa->table[b]; e; e = e->next)
+        if (strcmp(e->key, key) == 0)
+            return e;
+    if (!create)
+        return NULL;
+    entry *e = calloc(1, sizeof(*e));
+    if (!e || !(e->key = strdup(key))) {
+        free(e);
+        return NULL;
+    }
+    e->state = E_UNKNOWN;
+    e->next = sa->table[b];
+    sa->table[b] = e;
+    return e;
+}
+
+static void set_value(entry *e, e_state st, const void *val, size_t len)
+{
+    /* Values are often private keys. */
+    if (e->val)
+        secure_free(e->val, e->len);
+    e->val = NULL;
+    e->len = 0;
+    e->state = st;
+    if (st == E_PRESENT) {
+        e->val = copy_bytes(val, len);
+        if (e->val)
+            e->len = len;
+        else
+            e->state = E_UNKNOWN;
+    }
+}
+
+/* ---- the client's side ---- */
+
+static void preload_in(store_async *sa, sa_job *j);
+
+int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
+{
+    store_async *sa = calloc(1, sizeof(*sa));
+    if (!sa)
+        return ACME_E_NOMEM;
+    sa->c = c;
+    sa->ops = c->storage;
+    sa->ud = c->storage_ud;
+    sa->file = c->file_storage;
+    sa->wake = wake;
+    sa->wake_ud = wake_ud;
+    sa->lease_s = sa->ops.refresh ? ACME_LOCK_LEASE_S : ACME_LOCK_LEASE_LONG_S;
+    sa->prefix = xasprintf("%s/", c->ca_id);
+    sa_job *pre = sa->prefix ? job_new(J_PRELOAD, sa->prefix) : NULL;
+    if (!pre) {
+        free(sa->prefix);
+        free(sa);
+        return ACME_E_NOMEM;
+    }
+    pre->want_values = 1;
+    pthread_mutex_init(&sa->mu, NULL);
+    pthread_cond_init(&sa->cv, NULL);
+    if (pthread_create(&sa->thread, NULL, run, sa) != 0) {
+        pthread_mutex_destroy(&sa->mu);
+        pthread_cond_destroy(&sa->cv);
+        job_free(pre);
+        free(sa->prefix);
+        free(sa);
+        return ACME_E_NOMEM;
+    }
+    /* The start-up reads, in one batch on the thread; the caller
+     * (acme_engine_new, before the host's loop steps anything) waits for
+     * them, so every step after finds the stored state in memory. */
+    c->sa = sa;
+    run_waiting(sa, pre);
+    preload_in(sa, pre);
+    job_free(pre);
+    return ACME_OK;
+}
+
+static void take_done(store_async *sa, int (*locked)(void *, const void *, int), void *ud);
+
+void store_async_stop(acme_client *c)
+{
+    store_async *sa = c->sa;
+    if (!sa)
+        return;
+    pthread_mutex_lock(&sa->mu);
+    sa->stop = 1;
+    sa->wake = NULL; /* the engine is going */
+    pthread_cond_broadcast(&sa->cv);
+    pthread_mutex_unlock(&sa->mu);
+    /* The thread empties the queue first: every write reaches the table. */
+    pthread_join(sa->thread, NULL);
+    c->sa = NULL;
+    take_done(sa, NULL, NULL);
+    for (size_t b = 0; b < BUCKETS; b++)
+        while (sa->table[b]) {
+            entry *e = sa->table[b];
+            sa->table[b] = e->next;
+            set_value(e, E_ABSENT, NULL, 0);
+            free(e->key);
+            free(e);
+        }
+    pthread_mutex_destroy(&sa->mu);
+    pthread_cond_destroy(&sa->cv);
+    free(sa->prefix);
+    free(sa);
+}
+
+int store_async_ready(const store_async *sa)
+{
+    return sa->ready;
+}
+
+size_t store_async_pending(const store_async *sa)
+{
+    return sa->pending;
+}
+
+static void preload_in(store_async *sa, sa_job *j)
+{
+    sa->ready = 1;
+    if (j->rc) {
+        /* No list (or it failed): reads the overlay does not know go to
+         * the thread and wait; correct, only not free of waits. */
+        alog(sa->c, ACME_LOG_WARNING, "storage: could not read the stored state up front (%s); "
+             "reads will wait for the storage table inside engine steps%s",
+             j->rc == ACME_E_UNSUPPORTED ? "the table has no list()" : (j->why ? j->why : acme_strerror(j->rc)),
+             j->rc == ACME_E_UNSUPPORTED ? " — give the table a list() to avoid that" : "");
+        return;
+    }
+    for (size_t i = 0; i < j->kv_n; i++) {
+        entry *e = lookup(sa, j->kvs[i].key, 1);
+        if (!e || e->pending || e->state != E_UNKNOWN)
+            continue; /* a write made meanwhile is newer */
+        if (j->kvs[i].val)
+            set_value(e, E_PRESENT, j->kvs[i].val, j->kvs[i].len);
+    }
+    sa->complete = 1;
+    alog(sa->c, ACME_LOG_DEBUG, "storage: %zu stored keys read at start", j->kv_n);
+}
+
+/* A lock's fresh read of its certificate's keys replaces what memory had
+ * (writes of ours still queued are newer and stay). */
+static void lock_reread_in(store_async *sa, sa_job *j)
+{
+    size_t n = j->len;
+    for (size_t b = 0; b < BUCKETS; b++)
+        for (entry *e = sa->table[b]; e; e = e->next)
+            if (!e->pending && strncmp(e->key, j->data, n) == 0)
+                set_value(e, E_ABSENT, NULL, 0);
+    for (size_t i = 0; i < j->kv_n; i++) {
+        entry *e = lookup(sa, j->kvs[i].key, 1);
+        if (!e || e->pending)
+            continue;
+        if (j->kvs[i].val)
+            set_value(e, E_PRESENT, j->kvs[i].val, j->kvs[i].len);
+        else
+            set_value(e, E_UNKNOWN, NULL, 0);
+    }
+}
+
+static void take_done(store_async *sa, int (*locked)(void *, const void *, int), void *ud)
+{
+    pthread_mutex_lock(&sa->mu);
+    sa_job *list = sa->done;
+    sa->done = NULL;
+    pthread_mutex_unlock(&sa->mu);
+    while (list) {
+        sa_job *j = list;
+        list = j->next;
+        if (j->kind != J_NOTE && sa->pending)
+            sa->pending--;
+        switch (j->kind) {
+        case J_PUT:
+        case J_REMOVE: {
+            entry *e = lookup(sa, j->key, 0);
+            if (e && e->pending)
+                e->pending--;
+            if (j->rc) {
+                /* The table keeps its old value (a put is atomic): forget
+                 * what we thought, ask the table next time. */
+                if (e && !e->pending)
+                    set_value(e, E_UNKNOWN, NULL, 0);
+                alog(sa->c, ACME_LOG_ERROR, "storage: could not %s %s (%s); the previous value is unchanged — "
+                     "check the storage (free space, permissions of the state directory)",
+                     j->kind == J_PUT ? "write" : "remove", j->key, j->why ? j->why : acme_strerror(j->rc));
+            }
+            break;
+        }
+        case J_PRELOAD:
+            preload_in(sa, j);
+            break;
+        case J_LOCK:
+            if (j->rc == ACME_OK && j->kvs_ok)
+                lock_reread_in(sa, j);
+            /* Without locked() the engine is stopping: the thread released
+             * what it held when it ended. */
+            if (locked && (!j->object || !locked(ud, j->object, j->rc))) {
+                /* Its order went away while the table was asked. */
+                if (j->rc == ACME_OK)
+                    store_async_unlock(sa, j->key);
+            }
+            break;
+        case J_UNLOCK:
+            if (j->rc)
+                alog(sa->c, ACME_LOG_WARNING, "could not release the storage lock %s (%s)", j->key,
+                     j->why ? j->why : acme_strerror(j->rc));
+            break;
+        case J_NOTE: {
+            alog(sa->c, ACME_LOG_WARNING, "storage: the lease of the lock %s could not be refreshed (%s); "
+                 "another process may take the order over", j->key, j->why ? j->why : acme_strerror(j->rc));
+            /* "<ca-id>.order.<cert-id>": the host hears which certificate. */
+            const char *id = strstr(j->key, ".order.");
+            if (locked && id)
+                event_plain(sa->c, ACME_EVENT_LOCK_LOST, id + 7);
+            break;
+        }
+        case J_BARRIER:
+            if (j->object && locked)
+                locked(ud, j->object, j->rc);
+            break;
+        case J_GET:
+        case J_LIST:
+            break;
+        }
+        job_free(j);
+    }
+}
+
+void store_async_begin_step(acme_client *c, int (*locked)(void *, const void *, int), void *ud)
+{
+    store_async *sa = c->sa;
+    if (!sa)
+        return;
+    take_done(sa, locked, ud);
+    sa->in_step = 1;
+}
+
+void store_async_end_step(acme_client *c)
+{
+    if (c->sa)
+        c->sa->in_step = 0;
+}
+
+int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
+{
+    *why = NULL;
+    entry *e = lookup(sa, key, 0);
+    if (e && e->state == E_PRESENT)
+        return buf_append(out, e->val, e->len);
+    if (e && e->state == E_ABSENT)
+        return ACME_E_NOT_FOUND;
+    if (!e && sa->complete)
+        return ACME_E_NOT_FOUND;
+    /* Unknown: ask the table, after every write queued before. */
+    sa_job *j = job_new(J_GET, key);
+    if (!j)
+        return ACME_E_NOMEM;
+    j->out = out;
+    if (sa->in_step)
+        alog(sa->c, ACME_LOG_DEBUG, "storage: %s not known in memory; the step waits for the table", key);
+    run_waiting(sa, j);
+    int rc = j->rc;
+    if (rc == ACME_OK || rc == ACME_E_NOT_FOUND) {
+        entry *n = lookup(sa, key, 1);
+        if (n && !n->pending)
+            set_value(n, rc ? E_ABSENT : E_PRESENT, out->data ? out->data : "", out->len);
+    } else {
+        *why = j->why;
+        j->why = NULL;
+    }
+    job_free(j);
+    return rc;
+}
+
+static int write_op(store_async *sa, j_kind kind, const char *key, const void *data, size_t len,
+                    unsigned flags, char **why)
+{
+    *why = NULL;
+    sa_job *j = job_new(kind, key);
+    if (!j)
+        return ACME_E_NOMEM;
+    if (kind == J_PUT && !(j->data = copy_bytes(data, len))) {
+        job_free(j);
+        return ACME_E_NOMEM;
+    }
+    j->len = len;
+    j->flags = flags;
+    entry *e = lookup(sa, key, 1);
+    if (!e) {
+        job_free(j);
+        return ACME_E_NOMEM;
+    }
+    if (sa->in_step) {
+        /* Write-behind: later reads see it now, the table gets it soon;
+         * a failure is logged when it comes back (take_done). */
+        set_value(e, kind == J_PUT ? E_PRESENT : E_ABSENT, data, len);
+        e->pending++;
+        sa->pending++;
+        if (!(flags & ACME_STORAGE_NO_SYNC))
+            sa->durable++;
+        enqueue(sa, j);
+        return ACME_OK;
+    }
+    /* Outside a step the caller expects it done when we return. */
+    run_waiting(sa, j);
+    int rc = j->rc;
+    if (rc == ACME_OK) {
+        if (!e->pending)
+            set_value(e, kind == J_PUT ? E_PRESENT : E_ABSENT, data, len);
+    } else {
+        if (!e->pending)
+            set_value(e, E_UNKNOWN, NULL, 0);
+        *why = j->why;
+        j->why = NULL;
+    }
+    job_free(j);
+    return rc;
+}
+
+int store_async_put(store_async *sa, const char *key, const void *data, size_t len, unsigned flags, char **why)
+{
+    return write_op(sa, J_PUT, key, data, len, flags, why);
+}
+
+int store_async_remove(store_async *sa, const char *key, char **why)
+{
+    return write_op(sa, J_REMOVE, key, NULL, 0, 0, why);
+}
+
+int store_async_list(store_async *sa, const char *prefix, acme_storage_list_cb cb, void *cbdata)
+{
+    size_t n = strlen(prefix);
+    if (sa->complete) {
+        /* The overlay is the table as this process knows it. Collect
+         * first: cb may write (a sweep removes what it is shown). */
+        sa_job tmp;
+        memset(&tmp, 0, sizeof(tmp));
+        for (size_t b = 0; b < BUCKETS; b++)
+            for (entry *e = sa->table[b]; e; e = e->next)
+                if (e->state == E_PRESENT && strncmp(e->key, prefix, n) == 0 && collect_key(&tmp, e->key)) {
+                    kvs_free(&tmp);
+                    return ACME_E_NOMEM;
+                }
+        int rc = ACME_OK;
+        for (size_t i = 0; i < tmp.kv_n; i++)
+            if (cb(cbdata, tmp.kvs[i].key))
+                break;
+        kvs_free(&tmp);
+        return rc;
+    }
+    sa_job *j = job_new(J_LIST, prefix);
+    if (!j)
+        return ACME_E_NOMEM;
+    run_waiting(sa, j);
+    int rc = j->rc;
+    /* The table's answer, corrected by the writes still queued. */
+    for (size_t i = 0; rc == ACME_OK && i < j->kv_n; i++) {
+        entry *e = lookup(sa, j->kvs[i].key, 0);
+        if (e && e->state == E_ABSENT)
+            continue;
+        if (cb(cbdata, j->kvs[i].key))
+            break;
+    }
+    job_free(j);
+    return rc;
+}
+
+int store_async_lock(store_async *sa, const char *name, const void *object)
+{
+    sa_job *j = job_new(J_LOCK, name);
+    if (!j)
+        return ACME_E_NOMEM;
+    if (!sa->in_step) {
+        /* A blocking call on a client whose engine exists: it waits. */
+        run_waiting(sa, j);
+        int rc = j->rc;
+        if (rc == ACME_OK && j->kvs_ok)
+            lock_reread_in(sa, j);
+        job_free(j);
+        return rc;
+    }
+    j->object = object;
+    sa->pending++;
+    enqueue(sa, j);
+    return ACME_E_PENDING;
+}
+
+void store_async_unlock(store_async *sa, const char *name)
+{
+    sa_job *j = job_new(J_UNLOCK, name);
+    if (!j)
+        return; /* the lease frees it */
+    sa->pending++;
+    enqueue(sa, j);
+}
+
+void store_async_forget(store_async *sa, const void *object)
+{
+    /* Its answer must not reach whoever gets the same address next. */
+    pthread_mutex_lock(&sa->mu);
+    for (sa_job *j = sa->queue; j; j = j->next)
+        if (j->object == object)
+            j->object = NULL;
+    for (sa_job *j = sa->done; j; j = j->next)
+        if (j->object == object)
+            j->object = NULL;
+    if (sa->running && sa->running->object == object)
+        sa->running->object = NULL;
+    pthread_mutex_unlock(&sa->mu);
+}
+
+unsigned long long store_async_durable(const store_async *sa)
+{
+    return sa->durable;
+}
+
+int store_async_barrier(store_async *sa, const void *object)
+{
+    sa_job *j = job_new(J_BARRIER, NULL);
+    if (!j)
+        return ACME_E_NOMEM;
+    j->object = object;
+    sa->pending++;
+    enqueue(sa, j);
+    return ACME_E_PENDING;
+}

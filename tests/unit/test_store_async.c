@@ -1,0 +1,440 @@
+/* The engine's storage thread (libacme/store_async.c) against a table the
+ * test controls: writes made in a step are queued and visible at once
+ * (read-your-writes) while the table has not got them yet; they reach the
+ * table in order; a failed write is reported by the next barrier and the
+ * key is asked again; list answers from memory; locks are answered
+ * through the callback; the start-up batch read fills memory; stopping
+ * writes everything still queued. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "internal.h"
+#include "store_async.h"
+
+typedef struct kv {
+    char *key, *val;
+    struct kv *next;
+} kv;
+
+typedef struct table {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int gate_closed;          /* put waits while set */
+    int fail_put;             /* put answers ACME_E_STORAGE */
+    int puts, locks, unlocks, lists;
+    char *locked;             /* the one lock name held */
+    pthread_t loop;           /* the test's thread: no call may come from it in a step */
+    int in_step, calls_in_step;
+    kv *items;
+} table;
+
+static kv *find(table *t, const char *key)
+{
+    for (kv *i = t->items; i; i = i->next)
+        if (strcmp(i->key, key) == 0)
+            return i;
+    return NULL;
+}
+
+static void note_call(table *t)
+{
+    if (t->in_step && pthread_equal(pthread_self(), t->loop))
+        t->calls_in_step++;
+}
+
+static int t_get(void *ud, const char *key, acme_buffer *out)
+{
+    table *t = ud;
+    pthread_mutex_lock(&t->mu);
+    note_call(t);
+    kv *i = find(t, key);
+    int rc = i ? acme_buffer_append(out, i->val, strlen(i->val)) : ACME_E_NOT_FOUND;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static int t_put(void *ud, const char *key, const void *data, size_t len, unsigned flags)
+{
+    (void)flags;
+    table *t = ud;
+    pthread_mutex_lock(&t->mu);
+    note_call(t);
+    while (t->gate_closed)
+        pthread_cond_wait(&t->cv, &t->mu);
+    int rc = ACME_OK;
+    if (t->fail_put) {
+        rc = ACME_E_STORAGE;
+    } else {
+        kv *i = find(t, key);
+        if (!i) {
+            i = calloc(1, sizeof(*i));
+            i->key = strdup(key);
+            i->next = t->items;
+            t->items = i;
+        }
+        free(i->val);
+        i->val = strndup(data, len);
+    }
+    t->puts++;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static int t_remove(void *ud, const char *key)
+{
+    table *t = ud;
+    pthread_mutex_lock(&t->mu);
+    note_call(t);
+    for (kv **pp = &t->items; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->key, key) == 0) {
+            kv *i = *pp;
+            *pp = i->next;
+            free(i->key);
+            free(i->val);
+            free(i);
+            break;
+        }
+    pthread_mutex_unlock(&t->mu);
+    return ACME_OK;
+}
+
+static int t_list(void *ud, const char *prefix, acme_storage_list_cb cb, void *cbdata)
+{
+    table *t = ud;
+    pthread_mutex_lock(&t->mu);
+    note_call(t);
+    t->lists++;
+    char *keys[64];
+    size_t n = 0;
+    for (kv *i = t->items; i && n < 64; i = i->next)
+        if (strncmp(i->key, prefix, strlen(prefix)) == 0)
+            keys[n++] = strdup(i->key);
+    pthread_mutex_unlock(&t->mu);
+    for (size_t i = 0; i < n; i++) {
+        cb(cbdata, keys[i]);
+        free(keys[i]);
+    }
+    return ACME_OK;
+}
+
+static int t_lock(void *ud, const char *name, unsigned lease)
+{
+    (void)lease;
+    table *t = ud;
+    pthread_mutex_lock(&t->mu);
+    note_call(t);
+    t->locks++;
+    int rc = t->locked ? ACME_E_LOCKED : ACME_OK;
+    if (!rc)
+        t->locked = strdup(name);
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static int t_unlock(void *ud, const char *name)
+{
+    table *t = ud;
+    pthread_mutex_lock(&t->mu);
+    note_call(t);
+    t->unlocks++;
+    int rc = t->locked && strcmp(t->locked, name) == 0 ? ACME_OK : ACME_E_STATE;
+    if (!rc) {
+        free(t->locked);
+        t->locked = NULL;
+    }
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static const acme_storage_ops t_ops = {
+    .size = sizeof(acme_storage_ops), .get = t_get, .put = t_put, .remove = t_remove,
+    .list = t_list, .lock = t_lock, .unlock = t_unlock,
+};
+
+static void nop_wake(void *ud)
+{
+    (void)ud;
+}
+
+typedef struct answer {
+    const void *object;
+    int rc, count;
+} answer;
+
+static int on_answer(void *ud, const void *object, int rc)
+{
+    answer *a = ud;
+    a->object = object;
+    a->rc = rc;
+    a->count++;
+    return 1;
+}
+
+typedef struct fixture {
+    table t;
+    acme_client *c;
+    answer a;
+} fixture;
+
+/* One engine "step": take what finished, stay in it. */
+static void step_in(fixture *f)
+{
+    f->t.in_step = 0;
+    store_async_begin_step(f->c, on_answer, &f->a);
+    f->t.in_step = 1;
+}
+
+static void step_out(fixture *f)
+{
+    f->t.in_step = 0;
+    store_async_end_step(f->c);
+}
+
+/* Step until cond or 5 s. */
+#define STEP_UNTIL(f, cond) do { \
+        for (int i_ = 0; i_ < 500 && !(cond); i_++) { step_in(f); step_out(f); if (!(cond)) usleep(10000); } \
+        assert_true(cond); } while (0)
+
+static void put_direct(table *t, const char *key, const char *val)
+{
+    kv *i = calloc(1, sizeof(*i));
+    i->key = strdup(key);
+    i->val = strdup(val);
+    i->next = t->items;
+    t->items = i;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    pthread_mutex_init(&f->t.mu, NULL);
+    pthread_cond_init(&f->t.cv, NULL);
+    f->t.loop = pthread_self();
+    assert_int_equal(acme_client_new("https://127.0.0.1:1/dir", &f->c), ACME_OK);
+    assert_int_equal(acme_client_set_storage(f->c, &t_ops, &f->t), ACME_OK);
+    /* Stored before the engine starts: the batch read must find it. */
+    char *k = xasprintf("%s/certs/old/cert.json", f->c->ca_id);
+    put_direct(&f->t, k, "old-value");
+    free(k);
+    assert_int_equal(store_async_start(f->c, nop_wake, NULL), ACME_OK);
+    STEP_UNTIL(f, store_async_ready(f->c->sa));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    if (f->c->sa)
+        store_async_stop(f->c);
+    acme_client_free(f->c);
+    while (f->t.items) {
+        kv *i = f->t.items;
+        f->t.items = i->next;
+        free(i->key);
+        free(i->val);
+        free(i);
+    }
+    free(f->t.locked);
+    pthread_mutex_destroy(&f->t.mu);
+    pthread_cond_destroy(&f->t.cv);
+    free(f);
+    return 0;
+}
+
+static char *get_str(acme_client *c, const char *rel, int *rc)
+{
+    acme_buf b;
+    buf_init(&b, 0);
+    *rc = store_get(c, rel, &b);
+    char *s = *rc == ACME_OK ? strndup(b.data ? b.data : "", b.len) : NULL;
+    buf_clear(&b);
+    return s;
+}
+
+static int table_has(table *t, acme_client *c, const char *rel, const char *want)
+{
+    char *k = xasprintf("%s/%s", c->ca_id, rel);
+    pthread_mutex_lock(&t->mu);
+    kv *i = find(t, k);
+    int ok = want ? (i && strcmp(i->val, want) == 0) : !i;
+    pthread_mutex_unlock(&t->mu);
+    free(k);
+    return ok;
+}
+
+static void test_batch_read_at_start(void **state)
+{
+    fixture *f = *state;
+    int rc;
+    step_in(f);
+    char *v = get_str(f->c, "certs/old/cert.json", &rc);
+    assert_int_equal(rc, ACME_OK);
+    assert_string_equal(v, "old-value");
+    free(v);
+    /* A key the batch did not find is absent without asking the table. */
+    v = get_str(f->c, "certs/none/cert.json", &rc);
+    assert_int_equal(rc, ACME_E_NOT_FOUND);
+    step_out(f);
+    assert_int_equal(f->t.calls_in_step, 0);
+    assert_int_equal(f->t.lists, 1);
+}
+
+static void test_write_behind_read_your_writes(void **state)
+{
+    fixture *f = *state;
+    int rc;
+    pthread_mutex_lock(&f->t.mu);
+    f->t.gate_closed = 1; /* the table is "slow": put cannot finish */
+    pthread_mutex_unlock(&f->t.mu);
+    step_in(f);
+    assert_int_equal(store_put(f->c, "certs/a/cert.json", "one", 3, 0), ACME_OK);
+    assert_int_equal(store_put(f->c, "certs/a/cert.json", "two", 3, 0), ACME_OK);
+    char *v = get_str(f->c, "certs/a/cert.json", &rc);
+    assert_int_equal(rc, ACME_OK);
+    assert_string_equal(v, "two");
+    free(v);
+    assert_true(store_async_pending(f->c->sa) >= 2);
+    step_out(f);
+    assert_true(table_has(&f->t, f->c, "certs/a/cert.json", NULL));
+    pthread_mutex_lock(&f->t.mu);
+    f->t.gate_closed = 0;
+    pthread_cond_broadcast(&f->t.cv);
+    pthread_mutex_unlock(&f->t.mu);
+    STEP_UNTIL(f, store_async_pending(f->c->sa) == 0);
+    /* In order: the last write wins on the table too. */
+    assert_true(table_has(&f->t, f->c, "certs/a/cert.json", "two"));
+    assert_int_equal(f->t.calls_in_step, 0);
+}
+
+static void test_failed_write_reaches_the_barrier(void **state)
+{
+    fixture *f = *state;
+    int rc, token;
+    pthread_mutex_lock(&f->t.mu);
+    f->t.fail_put = 1;
+    pthread_mutex_unlock(&f->t.mu);
+    step_in(f);
+    unsigned long long d0 = store_durable_writes(f->c);
+    assert_int_equal(store_put(f->c, "certs/b/order.json", "x", 1, 0), ACME_OK);
+    assert_true(store_durable_writes(f->c) > d0);
+    /* Advice is not waited for. */
+    unsigned long long d1 = store_durable_writes(f->c);
+    assert_int_equal(store_put(f->c, "history/h.json", "y", 1, ACME_STORAGE_NO_SYNC), ACME_OK);
+    assert_true(store_durable_writes(f->c) == d1);
+    assert_int_equal(store_barrier(f->c, &token), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_ptr_equal(f->a.object, &token);
+    assert_int_not_equal(f->a.rc, ACME_OK);
+    pthread_mutex_lock(&f->t.mu);
+    f->t.fail_put = 0;
+    pthread_mutex_unlock(&f->t.mu);
+    /* Forgotten, so the table is asked: it has nothing. */
+    step_in(f);
+    char *v = get_str(f->c, "certs/b/order.json", &rc);
+    assert_null(v);
+    assert_int_equal(rc, ACME_E_NOT_FOUND);
+    step_out(f);
+    /* A barrier after good writes says OK. */
+    step_in(f);
+    assert_int_equal(store_put(f->c, "certs/b/order.json", "z", 1, 0), ACME_OK);
+    assert_int_equal(store_barrier(f->c, &token), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_int_equal(f->a.rc, ACME_OK);
+    assert_true(table_has(&f->t, f->c, "certs/b/order.json", "z"));
+}
+
+static int collect(void *ud, const char *key)
+{
+    char *buf = ud;
+    strcat(buf, key);
+    strcat(buf, ";");
+    return 0;
+}
+
+static void test_list_from_memory(void **state)
+{
+    fixture *f = *state;
+    char seen[512] = "";
+    step_in(f);
+    assert_int_equal(store_put(f->c, "certs/c/cert.json", "c", 1, 0), ACME_OK);
+    assert_int_equal(store_remove(f->c, "certs/old/cert.json"), ACME_OK);
+    assert_int_equal(store_list(f->c, "certs/", collect, seen), ACME_OK);
+    step_out(f);
+    assert_non_null(strstr(seen, "certs/c/cert.json;"));
+    assert_null(strstr(seen, "certs/old/"));
+    assert_int_equal(f->t.lists, 1); /* only the batch read at start */
+    assert_int_equal(f->t.calls_in_step, 0);
+}
+
+static void test_locks_through_the_thread(void **state)
+{
+    fixture *f = *state;
+    int held, obj1, obj2;
+    step_in(f);
+    assert_int_equal(store_lock(f->c, "ca.order.x", &obj1, &held), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_ptr_equal(f->a.object, &obj1);
+    assert_int_equal(f->a.rc, ACME_OK);
+    step_in(f);
+    assert_int_equal(store_lock(f->c, "ca.order.x", &obj2, &held), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_int_equal(f->a.rc, ACME_E_LOCKED);
+    /* Outside a step a lock call waits and answers itself. */
+    assert_int_equal(store_lock(f->c, "ca.order.x", &obj2, &held), ACME_E_LOCKED);
+    step_in(f);
+    store_unlock(f->c, "ca.order.x");
+    step_out(f);
+    STEP_UNTIL(f, store_async_pending(f->c->sa) == 0);
+    assert_int_equal(f->t.unlocks, 1);
+    assert_null(f->t.locked);
+    assert_int_equal(f->t.calls_in_step, 0);
+}
+
+static void test_stop_writes_everything(void **state)
+{
+    fixture *f = *state;
+    int held, obj;
+    step_in(f);
+    for (int i = 0; i < 20; i++) {
+        char rel[64], val[16];
+        snprintf(rel, sizeof(rel), "certs/s%d/cert.json", i);
+        snprintf(val, sizeof(val), "v%d", i);
+        assert_int_equal(store_put(f->c, rel, val, strlen(val), 0), ACME_OK);
+    }
+    assert_int_equal(store_lock(f->c, "ca.order.s", &obj, &held), ACME_E_PENDING);
+    step_out(f);
+    store_async_stop(f->c);
+    assert_null(f->c->sa);
+    assert_true(table_has(&f->t, f->c, "certs/s19/cert.json", "v19"));
+    assert_true(table_has(&f->t, f->c, "certs/s0/cert.json", "v0"));
+    /* The lock its (gone) order never heard about was released. */
+    assert_null(f->t.locked);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_batch_read_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_behind_read_your_writes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_write_reaches_the_barrier, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_from_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_locks_through_the_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_writes_everything, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
