@@ -15,6 +15,9 @@
 #include "account_run.h"
 #include "ari.h"
 #include "engine_loop.h"
+#include "backoff.h"
+#include "ca_list_int.h"
+#include "engine_chain.h"
 #include "engine_one.h"
 #include "event_internal.h"
 #include "http_async.h"
@@ -67,6 +70,10 @@ typedef struct managed {
     int has_valid;
     int install_due;          /* stored, but the host's install failed: retry it */
     int names_changed;        /* the stored certificate was ordered for other names: order now */
+    int64_t hold_until;       /* wall clock: back-off, no order before (backoff.c) */
+    char *issued_profile;     /* the profile the stored certificate was ordered with */
+    char *move_reason;        /* CA failover: move to the next CA after this step, why */
+    char *ca_reason;          /* CA failover: why it is at this CA (status) */
 
     order_run *run;
     wait_kind wait;
@@ -142,12 +149,26 @@ struct acme_engine {
     wake_tag acct_tag;
 
     engine_loop loop;         /* socket/timer callbacks, PENDING deadline (engine_socket.c) */
+
+    /* CA failover (acme_ca_list_engine_new, engine_chain.h): the engine of
+     * the next CA of the list, and this one's place in it. Every public
+     * call on the first engine covers the whole chain. */
+    acme_engine *next;
+    acme_ca_list *cas;
+    size_t ca_index;
 };
 
 engine_loop *engine_loop_of(acme_engine *e)
 {
     return &e->loop;
 }
+
+static int engine_step_one(acme_engine *e);
+static int engine_fds_one(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n);
+static int engine_timeout_one(acme_engine *e);
+static void want_move(acme_engine *e, managed *m, int rc, const acme_problem *p, const char *why);
+static void do_moves(acme_engine *e);
+static int chain_manage(acme_engine *e, issue_spec *spec);
 
 /* A step stops taking on more certificates after this much time; the rest
  * go first in the next step (acme_engine_timeout_ms() is then 0). Durable
@@ -428,6 +449,9 @@ static void managed_free(acme_engine *e, managed *m)
     issue_spec_free(m->spec);
     free(m->last_error);
     free(m->ari_id);
+    free(m->issued_profile);
+    free(m->move_reason);
+    free(m->ca_reason);
     free(m);
 }
 
@@ -437,6 +461,7 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
         return;
     if (reentry_refused(e->c, "acme_engine_free"))
         return; /* freeing what the caller is inside of: leak rather than crash */
+    acme_engine_free(e->next);
     /* The host's loop lets go of every descriptor while all are open. */
     engine_loop_close(&e->loop);
     /* The queue points into the certificates: empty it before they go.
@@ -538,7 +563,7 @@ ACME_EXPORT int acme_engine_manage(acme_engine *e, const acme_issue_params *p)
         issue_spec_free(spec);
         return rc;
     }
-    rc = engine_manage_spec(e, spec);
+    rc = chain_manage(e, spec);
     issue_spec_free(spec);
     engine_loop_sync(&e->loop, acme_engine_timeout_ms(e));
     return rc;
@@ -605,7 +630,9 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
     result_reset(e->c);
     managed *m = find(e, cert_id);
     if (!m)
-        return client_fail(e->c, ACME_E_NOT_FOUND, "engine: unmanage: no certificate \"%s\" is managed", cert_id);
+        return e->next ? acme_engine_unmanage(e->next, cert_id)
+                       : client_fail(e->c, ACME_E_NOT_FOUND, "engine: unmanage: no certificate \"%s\" is managed",
+                                     cert_id);
     /* Stopping a run mid-way leaves its saved state: a later manage() of
      * the same id resumes it. */
     size_t i = m->pos;
@@ -672,6 +699,12 @@ static void plan_renewal(acme_engine *e, managed *m)
 }
 
 /* What the plan needs of m's current certificate. */
+static void note_profile(managed *m, const char *profile)
+{
+    free(m->issued_profile);
+    m->issued_profile = profile ? strdup(profile) : NULL;
+}
+
 static void note_facts(managed *m, const cert_info *ci)
 {
     m->not_before = ci->not_before;
@@ -700,6 +733,8 @@ static int load_current(acme_engine *e, managed *m, int install, int *install_rc
         alog(c, ACME_LOG_INFO, "engine: %s: the stored certificate was ordered for other names; it serves until "
              "one for the names now managed is issued", m->id);
     m->names_changed = differ;
+    /* A renewal asks for the profile the certificate was issued under. */
+    note_profile(m, json_str(cert->params, "profile"));
     if (install && m->has_valid && c->host.install) {
         result_reset(c);
         const char *cb = callback_enter(c, "install");
@@ -724,12 +759,85 @@ static void one_finish(acme_engine *e, int rc)
     e->one->rc = rc;
 }
 
+/* A renewal asks for the profile the certificate was issued under when
+ * the host names none, as long as the CA still offers it. NULL: use
+ * m->spec as it is. */
+static issue_spec *engine_kept_profile(acme_engine *e, managed *m)
+{
+    acme_client *c = e->c;
+    if (m->spec->profile || !m->issued_profile)
+        return NULL;
+    if (!c->profiles || !json_object_get(c->profiles, m->issued_profile)) {
+        alog(c, ACME_LOG_WARNING, "engine: %s was issued under profile \"%s\", which the CA no longer offers; "
+             "renewing with the CA's default", m->id, m->issued_profile);
+        return NULL;
+    }
+    int rc;
+    issue_spec *s = issue_spec_with_profile(c, m->spec, m->issued_profile, &rc);
+    result_reset(c);
+    return s;
+}
+
+/* Rules of failing well (doc/engine.md "After a failure"): the
+ * schedule and the paused signal are backoff.c's; this records one
+ * failed order for the certificate's set of names and says how long to
+ * wait. */
+static uint64_t note_failure(acme_engine *e, managed *m, int rc)
+{
+    acme_client *c = e->c;
+    m->failures++;
+    uint64_t wait = backoff_delay_s(m->failures, e->opt.retry_min_s, e->opt.retry_max_s);
+    if (m->run && order_retry_after_s(m->run) > wait)
+        wait = order_retry_after_s(m->run);
+    char *url = NULL;
+    if (m->run && backoff_paused(order_problem(m->run), &url)) {
+        /* Retrying sooner cannot help: only the admin can unpause. */
+        char *why = backoff_paused_sentence(m->spec->names[0], url);
+        if (why) {
+            set_error(m, rc, why);
+            free(why);
+        }
+        free(url);
+        if (wait < e->opt.retry_max_s)
+            wait = e->opt.retry_max_s;
+    }
+    m->hold_until = (int64_t)time(NULL) + (int64_t)wait;
+    backoff_rec r = { m->failures, m->hold_until, m->last_error };
+    backoff_save(c, (const char *const *)m->spec->names, m->spec->name_count, &r);
+    return wait;
+}
+
+static void note_success(acme_engine *e, managed *m)
+{
+    if (m->failures || m->hold_until)
+        backoff_clear(e->c, (const char *const *)m->spec->names, m->spec->name_count);
+    m->hold_until = 0;
+}
+
+/* At start: a schedule that survived a restart. */
+static void restore_backoff(acme_engine *e, managed *m)
+{
+    backoff_rec r;
+    if (backoff_load(e->c, (const char *const *)m->spec->names, m->spec->name_count, &r))
+        return;
+    m->failures = r.failures;
+    m->hold_until = r.until;
+    if (r.until > (int64_t)time(NULL)) {
+        set_error(m, ACME_E_STATE, r.error);
+        alog(e->c, ACME_LOG_INFO, "engine: %s failed %u time(s) in a row before; no order before the stored "
+             "back-off ends", m->id, r.failures);
+    }
+    backoff_rec_free(&r);
+}
+
 static void start_order(acme_engine *e, managed *m)
 {
     acme_client *c = e->c;
     int rc;
     result_reset(c);
-    m->run = order_new_spec(c, m->spec, &rc);
+    issue_spec *kept = engine_kept_profile(e, m);
+    m->run = order_new_spec(c, kept ? kept : m->spec, &rc);
+    issue_spec_free(kept);
     if (!m->run) {
         set_error(m, rc, c->last_error);
         event_failed(c, m->id, rc, m->last_error, NULL, NULL);
@@ -767,6 +875,13 @@ static void finish_order(acme_engine *e, managed *m)
         /* The call ends with this order: nothing to plan, nothing to
          * reload (parsing the new chain again is a tenth of an issuance). */
         result_reset(c);
+        if (rc == ACME_OK || rc == ACME_E_CALLBACK)
+            note_success(e, m);
+        else {
+            set_error(m, rc, order_error(m->run));
+            note_failure(e, m, rc);
+        }
+        result_reset(c);
         one_finish(e, rc);
         e->one->ordered = 1;
         if (rc == ACME_OK)
@@ -787,6 +902,7 @@ static void finish_order(acme_engine *e, managed *m)
         issued = order_stored_info(m->run);
         if (issued) {
             note_facts(m, issued);
+            note_profile(m, order_profile(m->run));
             known = 1;
         } else {
             known = load_current(e, m, 0, NULL) == ACME_OK;
@@ -798,6 +914,7 @@ static void finish_order(acme_engine *e, managed *m)
         if (issued)
             m->names_changed = !spec_names_equal(m->spec, order_spec(m->run));
         m->last_success = (int64_t)time(NULL);
+        note_success(e, m);
         m->failures = 0;
         m->state = M_VALID;
         set_error(m, rc, rc ? order_error(m->run) : NULL);
@@ -815,13 +932,9 @@ static void finish_order(acme_engine *e, managed *m)
                                     : 0;
     } else {
         set_error(m, rc, order_error(m->run));
-        m->failures++;
-        /* Doubling back-off with a cap, never sooner than the CA asked. */
-        uint64_t wait = (uint64_t)e->opt.retry_min_s << (m->failures - 1 < 20 ? m->failures - 1 : 20);
-        if (wait > e->opt.retry_max_s)
-            wait = e->opt.retry_max_s;
-        if (order_retry_after_s(m->run) > wait)
-            wait = order_retry_after_s(m->run);
+        /* The recommended schedule, never sooner than the CA asked. */
+        uint64_t wait = note_failure(e, m, rc);
+        want_move(e, m, rc, order_problem(m->run), m->last_error);
         m->next_ms = now_ms() + jitter_ms(wait * 1000u, e->opt.jitter_percent);
         m->state = m->has_valid ? M_FAILED : M_WAITING;
         alog(c, ACME_LOG_WARNING, "engine: %s failed (%s); next attempt in %llu s", m->id,
@@ -1009,6 +1122,8 @@ static void drive_directory(acme_engine *e)
             /* The CA is down at start-up: try again, without hammering it. */
             alog(c, ACME_LOG_WARNING, "engine: directory: %s; retrying in 10 s",
                  c->last_error ? c->last_error : acme_strerror(e->dir_op.rc));
+            for (managed *m = e->wait_directory.head; m; m = m->park_next)
+                want_move(e, m, e->dir_op.rc, c->problem, c->last_error);
             e->dir_next_ms = now_ms() + 10000;
             result_reset(c);
         }
@@ -1050,8 +1165,10 @@ static void account_finished(acme_engine *e)
     alog(c, ACME_LOG_WARNING, "engine: account: %s; next attempt in %llu s", why ? why : acme_strerror(rc),
          (unsigned long long)wait);
     /* The certificates waiting for it say why in their status. */
-    for (managed *m = e->wait_directory.head; m; m = m->park_next)
+    for (managed *m = e->wait_directory.head; m; m = m->park_next) {
         set_error(m, rc, why);
+        want_move(e, m, rc, NULL, why);
+    }
     e->acct_wait = W_TIME;
     e->acct_next_ms = now_ms() + jitter_ms(wait * 1000u, e->opt.jitter_percent);
 }
@@ -1108,10 +1225,31 @@ static void drive_account(acme_engine *e)
     }
 }
 
+static int set_account_one(acme_engine *e, const acme_account_params *p);
+
 ACME_EXPORT int acme_engine_set_account(acme_engine *e, const acme_account_params *p)
 {
     if (!e)
         return ACME_E_INVALID_ARG;
+    if (e->cas && e->ca_index == 0 && p && account_params_check(e->c, "engine", p) == ACME_OK) {
+        /* The chain: p's contacts and terms at every CA, each CA's own EAB. */
+        for (acme_engine *x = e; x; x = x->next) {
+            acme_account_params ap;
+            ca_list_account_params(x->cas, x->ca_index, &ap);
+            ap.contacts = p->contacts;
+            ap.contact_count = p->contact_count;
+            ap.agree_tos = p->agree_tos;
+            int rc = set_account_one(x, &ap);
+            if (rc)
+                return rc;
+        }
+        return ACME_OK;
+    }
+    return set_account_one(e, p);
+}
+
+static int set_account_one(acme_engine *e, const acme_account_params *p)
+{
     acme_client *c = e->c;
     int rc0 = reentry_refused(c, "acme_engine_set_account");
     if (rc0)
@@ -1165,6 +1303,7 @@ static void look_at(acme_engine *e, managed *m)
                  fmt_utc(m->not_after, until));
         m->renew_at = 0;
         m->next_ms = m->install_due ? now_ms() + (uint64_t)e->opt.retry_min_s * 1000u : 0;
+        restore_backoff(e, m);
     }
     if (m->install_due && m->has_valid && !m->ari_busy && now_ms() >= m->next_ms) {
         int irc = ACME_OK;
@@ -1223,6 +1362,25 @@ static void look_at(acme_engine *e, managed *m)
             schedule_at_wall(m, m->renew_at);
             return;
         }
+    }
+    if (!forced && m->hold_until > (int64_t)time(NULL)) {
+        /* Backing off after failures (kept across restarts); the forced
+         * calls are the admin asking to try now. */
+        if (e->one) {
+            char when[32];
+            client_fail(c, ACME_E_STATE, "renew: %s failed %u time(s) in a row, so no order before %s%s%s%s; "
+                        "renew with force to try now", m->id, m->failures, fmt_utc(m->hold_until, when),
+                        m->last_error ? " (last error: " : "", m->last_error ? m->last_error : "",
+                        m->last_error ? ")" : "");
+            one_finish(e, ACME_E_STATE);
+            return;
+        }
+        if (m->state == M_VALID)
+            m->state = M_FAILED;
+        else if (!m->has_valid)
+            m->state = M_WAITING;
+        schedule_at_wall(m, m->hold_until);
+        return;
     }
     if (e->acct) {
         /* Every order needs the account the engine is getting. */
@@ -1323,6 +1481,21 @@ int engine_step_run(acme_engine *e)
     int rc = reentry_refused(e->c, "acme_engine_step");
     if (rc)
         return rc;
+    if (e->cas && e->ca_index == 0) {
+        /* The chain: each CA's engine, then the moves they asked for. */
+        for (acme_engine *x = e; x; x = x->next)
+            engine_step_one(x);
+        for (acme_engine *x = e; x; x = x->next)
+            do_moves(x);
+        /* The host's one timer is the first engine's: the chain's earliest. */
+        engine_loop_sync(&e->loop, acme_engine_timeout_ms(e));
+        return ACME_OK;
+    }
+    return engine_step_one(e);
+}
+
+static int engine_step_one(acme_engine *e)
+{
     e->over_budget = 0;
     e->step_no++;
     struct timespec ts0;
@@ -1384,6 +1557,20 @@ static int engine_fds_run(acme_engine *e, struct pollfd *fds, size_t cap, size_t
 {
     if (!e || !n || (cap && !fds))
         return ACME_E_INVALID_ARG;
+    if (e->next) {
+        /* The chain: this CA's descriptors, then the next ones'. */
+        size_t mine = 0, rest = 0;
+        int rc = engine_fds_one(e, fds, cap, &mine);
+        size_t used = rc == ACME_OK ? mine : 0;
+        int rc2 = acme_engine_fds(e->next, fds ? fds + used : NULL, cap - used, &rest);
+        *n = mine + rest;
+        return rc ? rc : rc2;
+    }
+    return engine_fds_one(e, fds, cap, n);
+}
+
+static int engine_fds_one(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n)
+{
     if (!e->http)
         return ACME_E_STATE; /* the engine of one has nothing to watch */
     size_t need = 1 + http_async_fds(e->http, NULL, 0);
@@ -1408,6 +1595,15 @@ int engine_timeout_run(acme_engine *e)
 {
     if (!e)
         return -1;
+    int mine = engine_timeout_one(e);
+    if (!e->next)
+        return mine;
+    int rest = acme_engine_timeout_ms(e->next);
+    return mine < 0 ? rest : rest < 0 ? mine : mine < rest ? mine : rest;
+}
+
+static int engine_timeout_one(acme_engine *e)
+{
     uint64_t now = now_ms();
     if (e->over_budget)
         return 0;
@@ -1448,7 +1644,7 @@ ACME_EXPORT int acme_engine_idle(const acme_engine *e)
     /* Storage writes still queued count as work: a host that stops when
      * idle finds everything in its table. */
     return !e->dir_busy && !e->running_n && !e->ari_n && !e->new_n && !(e->acct && e->acct_wait != W_TIME) &&
-           !(e->own_sa && store_async_pending(e->c->sa));
+           !(e->own_sa && store_async_pending(e->c->sa)) && acme_engine_idle(e->next);
 }
 
 static int all_valid(const acme_engine *e, int *code)
@@ -1461,6 +1657,14 @@ static int all_valid(const acme_engine *e, int *code)
             if (!*code)
                 *code = e->certs[i]->last_code ? e->certs[i]->last_code : ACME_E_ORDER_FAILED;
         }
+    if (e->next) {
+        int c2;
+        if (!all_valid(e->next, &c2)) {
+            if (ok || !*code)
+                *code = c2;
+            ok = 0;
+        }
+    }
     return ok;
 }
 
@@ -1546,7 +1750,7 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
             return ACME_OK;
         }
     }
-    return ACME_E_NOT_FOUND;
+    return e->next ? acme_engine_done(e->next, object, result) : ACME_E_NOT_FOUND;
 }
 
 static const char *state_name(const managed *m)
@@ -1581,11 +1785,38 @@ static json_t *status_entry(const managed *m)
     return o;
 }
 
+/* The whole chain's certificates in one sequence: the first CA's, then
+ * the next's. */
+static size_t chain_count(const acme_engine *e)
+{
+    size_t n = 0;
+    for (; e; e = e->next)
+        n += e->count;
+    return n;
+}
+
+static json_t *chain_entry(acme_engine *e, size_t i)
+{
+    for (; e && i >= e->count; e = e->next)
+        i -= e->count;
+    if (!e)
+        return NULL;
+    json_t *o = status_entry(e->certs[i]);
+    if (o && e->cas) {
+        /* Which CA of the list it is with, and why (CA failover). */
+        json_object_set_new(o, "ca", json_string(acme_ca_list_name(e->cas, e->ca_index)));
+        json_object_set_new(o, "ca_reason", e->certs[i]->ca_reason ? json_string(e->certs[i]->ca_reason)
+                                                                  : json_null());
+    }
+    return o;
+}
+
 static const char *status_of_range(acme_engine *e, size_t from, size_t to)
 {
     json_t *arr = json_array();
-    for (size_t i = from; i < to && i < e->count; i++)
-        json_array_append_new(arr, status_entry(e->certs[i]));
+    size_t total = chain_count(e);
+    for (size_t i = from; i < to && i < total; i++)
+        json_array_append_new(arr, chain_entry(e, i));
     free(e->status);
     e->status = json_dumps(arr, JSON_COMPACT);
     json_decref(arr);
@@ -1597,7 +1828,7 @@ ACME_EXPORT const char *acme_engine_status_json(acme_engine *e)
     if (!e)
         return NULL;
     result_reset_entry(e->c);
-    return status_of_range(e, 0, e->count);
+    return status_of_range(e, 0, chain_count(e));
 }
 
 ACME_EXPORT const char *acme_engine_status_json_page(acme_engine *e, size_t offset, size_t limit, size_t *total)
@@ -1605,9 +1836,10 @@ ACME_EXPORT const char *acme_engine_status_json_page(acme_engine *e, size_t offs
     if (!e)
         return NULL;
     result_reset_entry(e->c);
+    size_t count = chain_count(e);
     if (total)
-        *total = e->count;
-    size_t end = offset < e->count ? offset + (limit < e->count - offset ? limit : e->count - offset) : offset;
+        *total = count;
+    size_t end = offset < count ? offset + (limit < count - offset ? limit : count - offset) : offset;
     return status_of_range(e, offset, end);
 }
 
@@ -1634,7 +1866,7 @@ ACME_EXPORT int acme_engine_cert_status(acme_engine *e, const char *cert_id, acm
                            ".size = sizeof(acme_cert_status)", out->size, sizeof(*out));
     managed *m = find(e, cert_id);
     if (!m)
-        return ACME_E_NOT_FOUND;
+        return e->next ? acme_engine_cert_status(e->next, cert_id, out) : ACME_E_NOT_FOUND;
     size_t size = out->size;
     memset(out, 0, sizeof(*out));
     out->size = size;
@@ -1650,18 +1882,119 @@ ACME_EXPORT int acme_engine_cert_status(acme_engine *e, const char *cert_id, acm
 
 ACME_EXPORT uint64_t acme_engine_longest_step_us(const acme_engine *e)
 {
-    return e ? e->longest_step_us : 0;
+    if (!e)
+        return 0;
+    uint64_t rest = acme_engine_longest_step_us(e->next);
+    return e->longest_step_us > rest ? e->longest_step_us : rest;
+}
+
+/* ---- CA failover: the chain of engines of a CA list (engine_chain.h) ----
+ *
+ * Each CA of the list has its own engine (client, account, directory,
+ * back-off records); a certificate is managed by exactly one of them. When
+ * it fails at its CA in a way that is not the host's to fix
+ * (ca_list_not_ours: outage, 5xx, rate limit, policy refusal), it moves to
+ * the next CA's engine after the step, and the move is stored
+ * (failover/<id>.json) so that a restart manages it there. It stays there
+ * until that CA fails the same way; the last CA keeps it. */
+
+acme_engine *engine_chain_next(const acme_engine *e)
+{
+    return e->next;
+}
+
+int engine_chain_link(acme_engine *e, acme_engine *next, acme_ca_list *l, size_t index)
+{
+    if (!e || !l)
+        return ACME_E_INVALID_ARG;
+    e->cas = l;
+    e->ca_index = index;
+    e->next = next;
+    return ACME_OK;
+}
+
+static void want_move(acme_engine *e, managed *m, int rc, const acme_problem *p, const char *why)
+{
+    if (!e->next || m->move_reason || !ca_list_not_ours(rc, p))
+        return;
+    m->move_reason = xasprintf("CA %s: %s", acme_ca_list_name(e->cas, e->ca_index), why ? why : acme_strerror(rc));
+}
+
+static void do_moves(acme_engine *e)
+{
+    /* Backwards: unmanaging moves the last certificate into the hole. */
+    for (size_t i = e->count; i-- > 0;) {
+        if (i >= e->count)
+            continue;
+        managed *m = e->certs[i];
+        if (!m->move_reason || m->run)
+            continue;
+        char *why = m->move_reason;
+        m->move_reason = NULL;
+        acme_engine *to = e->next;
+        const char *name = acme_ca_list_name(to->cas, to->ca_index);
+        issue_spec *spec = issue_spec_ref(m->spec);
+        char *id = strdup(m->id);
+        char *reason = xasprintf("failed over to %s: %s", name, why);
+        alog(e->c, ACME_LOG_WARNING, "engine: %s moves to CA %s (%s)", m->id, name, why);
+        acme_engine_unmanage(e, m->id);
+        if (id && reason && engine_manage_spec(to, spec) == ACME_OK) {
+            managed *n = find(to, id);
+            if (n) {
+                free(n->ca_reason);
+                n->ca_reason = strdup(reason);
+            }
+            ca_list_record(e->cas, id, to->ca_index, reason, 1);
+            event_plain(to->c, ACME_EVENT_FAILOVER, id);
+        } else {
+            alog(e->c, ACME_LOG_ERROR, "engine: %s could not move to CA %s (out of memory); it is no longer "
+                 "managed: declare it again", id ? id : "?", name);
+        }
+        issue_spec_free(spec);
+        free(id);
+        free(reason);
+        free(why);
+    }
+}
+
+static int chain_manage(acme_engine *e, issue_spec *spec)
+{
+    if (!e->cas || e->ca_index != 0)
+        return engine_manage_spec(e, spec);
+    for (acme_engine *x = e; x; x = x->next)
+        if (find(x, spec->cert_id))
+            return engine_manage_spec(x, spec);
+    /* Where a restart left it. */
+    size_t at = 0;
+    char *reason = NULL;
+    acme_engine *to = e;
+    if (ca_list_recorded(e->cas, spec->cert_id, &at, &reason) == 0)
+        for (acme_engine *x = e; x; x = x->next)
+            if (x->ca_index == at)
+                to = x;
+    int rc = engine_manage_spec(to, spec);
+    managed *m = rc == ACME_OK ? find(to, spec->cert_id) : NULL;
+    if (m && reason) {
+        free(m->ca_reason);
+        m->ca_reason = reason;
+        reason = NULL;
+    }
+    free(reason);
+    return rc;
 }
 
 /* ---- metrics.c's view (event_internal.h) ---- */
 
 size_t engine_cert_count(const acme_engine *e)
 {
-    return e->count;
+    return chain_count(e);
 }
 
 void engine_cert_facts(const acme_engine *e, size_t i, metrics_cert *out)
 {
+    /* A CA list's engines one after the other (chain_count). */
+    for (; e->next && i >= e->count; e = e->next)
+        i -= e->count;
     const managed *m = e->certs[i];
     out->id = m->id;
     out->names = (const char *const *)m->spec->names;

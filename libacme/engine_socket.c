@@ -10,6 +10,7 @@
 
 #include <acme/engine.h>
 
+#include "engine_chain.h"
 #include "engine_loop.h"
 #include "internal.h"
 #include "reentry.h"
@@ -135,7 +136,10 @@ ACME_EXPORT int acme_engine_set_socket_callback(acme_engine *e, acme_engine_sock
         http_async_set_watch(l->http, forward, l);
         tell_all(l, cb, ud, 0);
     }
-    return ACME_OK;
+    /* A CA list's engine (engine_chain.h): every CA's sockets go to the
+     * same watcher; socket_action hands each fd to all of them. */
+    acme_engine *next = engine_chain_next(e);
+    return next ? acme_engine_set_socket_callback(next, cb, ud) : ACME_OK;
 }
 
 ACME_EXPORT int acme_engine_set_timer_callback(acme_engine *e, acme_engine_timer_fn cb, void *ud)
@@ -170,7 +174,8 @@ ACME_EXPORT int acme_engine_socket_action(acme_engine *e, int fd, int events)
     /* libcurl's socket: libcurl reads or writes it now; the worker's pipe
      * (or an fd already forgotten): the step collects what is there. */
     if (l->http && fd >= 0)
-        http_async_socket_action(l->http, fd, events);
+        for (acme_engine *x = e; x; x = engine_chain_next(x))
+            http_async_socket_action(engine_loop_of(x)->http, fd, events);
     return acme_engine_step(e);
 }
 
@@ -196,5 +201,6 @@ ACME_EXPORT int acme_engine_set_pending_timeout(acme_engine *e, unsigned seconds
         return rc;
     result_reset(l->c);
     l->pending_timeout_s = seconds;
-    return ACME_OK;
+    acme_engine *next = engine_chain_next(e);
+    return next ? acme_engine_set_pending_timeout(next, seconds) : ACME_OK;
 }

@@ -154,3 +154,19 @@ issue_spec *issue_spec_from_stored(acme_client *c, const acme_certificate *cert,
     free(names);
     return s;
 }
+
+issue_spec *issue_spec_with_profile(acme_client *c, const issue_spec *s, const char *profile, int *rc)
+{
+    acme_issue_params ip;
+    memset(&ip, 0, sizeof(ip));
+    ip.size = sizeof(ip);
+    ip.names = (const char *const *)s->names;
+    ip.name_count = s->name_count;
+    ip.key_type = s->key_type;
+    ip.challenges = s->prefs;
+    ip.challenge_count = s->pref_count;
+    ip.preferred_chain = s->preferred_chain;
+    ip.cert_id = s->cert_id;
+    ip.profile = profile;
+    return issue_spec_new(c, &ip, rc);
+}

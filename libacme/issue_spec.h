@@ -40,6 +40,9 @@ issue_spec *issue_spec_from_stored(struct acme_client *c, const acme_certificate
  * certificate is stored, not kept: as a JSON tree it would be about half
  * of what the engine holds per managed certificate. */
 json_t *issue_spec_stored_form(const issue_spec *s);
+/* The same spec asking for another profile (a renewal keeps the profile
+ * the certificate was issued under when the host names none). */
+issue_spec *issue_spec_with_profile(struct acme_client *c, const issue_spec *s, const char *profile, int *rc);
 issue_spec *issue_spec_ref(issue_spec *s);
 void issue_spec_free(issue_spec *s);
 

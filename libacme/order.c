@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "internal.h"
+#include "backoff.h"
 #include "history.h"
 #include "issue_spec.h"
 #include "order.h"
@@ -352,11 +353,15 @@ static int start_op(order_run *r, const char *step, const char *url, const char 
     return rc;
 }
 
-static int transient(const net_op *op)
+static int transient(const acme_client *c, const net_op *op)
 {
     int st = op->x.resp.status;
     if (op->rc == ACME_E_NETWORK || op->rc == ACME_E_TIMEOUT)
         return 1;
+    /* A paused account comes as a 429 too, but only the account's owner
+     * can lift it (backoff.c): asking again within seconds cannot help. */
+    if (st == 429 && backoff_paused(c->problem, NULL))
+        return 0;
     /* 5xx and 429 are the CA saying "not now", not "no". */
     return (op->rc == ACME_E_PROBLEM || op->rc == ACME_E_HTTP) && (st >= 500 || st == 429);
 }
@@ -393,7 +398,7 @@ static order_want drive_op(order_run *r)
     long long ra = http_response_retry_after_ms(&r->op.x.resp); /* at most 30 days */
     if (r->op.rc && ra >= 0)
         r->retry_after_s = http_response_retry_after_s(&r->op.x.resp);
-    if (r->op.rc && transient(&r->op) && r->op_retries < MAX_OP_RETRIES &&
+    if (r->op.rc && transient(c, &r->op) && r->op_retries < MAX_OP_RETRIES &&
         (ra < 0 || ra <= 30000)) {
         uint64_t wait = ra >= 0 ? (uint64_t)ra : 1000ull << r->op_retries;
         alog(c, ACME_LOG_WARNING, "%s: %s; retrying in %llu ms", r->op.step,
@@ -1720,6 +1725,8 @@ work_job *order_job(order_run *r) { return r->op_job ? &r->op.job : &r->job; }
 int order_result(const order_run *r) { return r->rc; }
 const char *order_error(const order_run *r) { return r->error; }
 unsigned order_retry_after_s(const order_run *r) { return r->retry_after_s; }
+const acme_problem *order_problem(const order_run *r) { return r->problem; }
+const char *order_profile(const order_run *r) { return r->spec->profile; }
 const char *order_cert_id(const order_run *r) { return r->spec->cert_id; }
 const cert_info *order_stored_info(const order_run *r) { return r->stored_info; }
 const issue_spec *order_spec(const order_run *r) { return r->spec; }

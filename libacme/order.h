@@ -40,6 +40,10 @@ void order_hand_result(order_run *r);
 /* Seconds the CA asked us to wait before trying again (Retry-After on the
  * failing answer), 0 if none. */
 unsigned order_retry_after_s(const order_run *r);
+/* The CA's problem behind the failure, or NULL (borrowed). */
+const acme_problem *order_problem(const order_run *r);
+/* The profile the order asked for, or NULL (borrowed). */
+const char *order_profile(const order_run *r);
 const char *order_cert_id(const order_run *r);
 /* The facts of the certificate the run stored (NULL if it stored none):
  * what the engine plans the renewal by, without loading it again. */

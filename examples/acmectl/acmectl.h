@@ -32,7 +32,10 @@ typedef struct acmectl_opts {
     char **args;                 /* operands after the command */
     int arg_count;
 
-    const char *directory;
+    const char *directory;       /* the first --directory */
+#define MAX_DIRECTORIES 8
+    const char *directories[MAX_DIRECTORIES]; /* --directory repeated: CA failover, in order */
+    size_t directory_count;
     const char *ca_file;
     const char *state_dir;       /* resolved default if not given */
 
@@ -329,7 +332,8 @@ int txt_lookup(const char *resolver, const char *name, txt_answer *out, char *er
 /* ---- session.c: one configured client ------------------------------------ */
 typedef struct session {
     const acmectl_opts *o;
-    acme_client *c;
+    acme_client *c;                /* the first CA's (owned by cas when there is a list) */
+    acme_ca_list *cas;             /* issue/renew with several --directory: failover */
     provision *prov;               /* issue/renew only */
     result *res;
     result_cert *current;          /* where install records (NULL: a new entry) */
@@ -368,6 +372,24 @@ typedef struct issue_request {
 int issue_run(session *s, const issue_request *rq);
 /* The same with an explicit list of types (modified in place). */
 int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *types, size_t n);
+
+/* ---- ca_failover.c: several --directory (issue, renew) -------------------- */
+/* With more than one --directory: put s->c and one client per further
+ * directory (configured like it) in a CA list. EXIT_OK or an exit code with
+ * err filled. */
+int session_open_cas(session *s, char *err, size_t errlen);
+/* A client on url configured like the session's (session.c). */
+int session_new_client(session *s, const char *url, acme_client **out);
+/* acme_issue / acme_renew, through the CA list when there is one. */
+int session_issue(session *s, const acme_issue_params *ip);
+int session_renew(session *s, const char *id, int force, int *renewed);
+/* The client that holds certificate id (the list's stored choice, else the
+ * first that has it; s->c without a list). */
+acme_client *session_holder(session *s, const char *id);
+/* Every stored id at any CA of the session (duplicates skipped by cb). */
+int session_cert_list(session *s, int (*cb)(void *ud, const char *id), void *ud);
+/* Say which CA issued id and why, after a success (only with a list). */
+void session_report_ca(session *s, const char *id);
 
 /* ---- runconf.c: the configuration file of `run` ----------------------------
  * INI-like: [global], [module LABEL], [certificate LABEL]; "key = value";
@@ -408,6 +430,14 @@ typedef struct run_etcd {
     char *prefix, *ca_file, *username, *password, *node_name;
     unsigned lock_ttl, poll;       /* 0: the defaults (15 s, 10 s) */
 } run_etcd;
+/* [ca LABEL]: one more CA to fail over to (issue 14 part 3), after
+ * [global]'s directory when there is one, in file order. */
+typedef struct run_ca {
+    char *label;
+    int line;
+    char *directory, *ca_file;     /* ca_file: NULL = [global]'s */
+    char *eab_kid, *eab_hmac;
+} run_ca;
 
 typedef struct run_config {
     char *file;
@@ -430,6 +460,8 @@ typedef struct run_config {
     run_cert *certs;
     size_t cert_count;
     run_etcd etcd;
+    run_ca *cas;
+    size_t ca_count;
 } run_config;
 
 /* Read and check path. 0, or -1 with the message in err. */

@@ -85,6 +85,10 @@ int cmd_issue(const acmectl_opts *o)
         output_error(o, &res, code, rc, s.c, session_extra_error(&s));
     } else {
         code = EXIT_OK;
+        char id[300];
+        bprintf(id, sizeof(id), "%s%s", strncmp(o->args[0], "*.", 2) ? "" : "_.",
+                strncmp(o->args[0], "*.", 2) ? o->args[0] : o->args[0] + 2);
+        session_report_ca(&s, id);
         output_success(o, &res);
     }
     session_close(&s);

@@ -89,7 +89,7 @@ static int renew_one(session *s, const char *id, result_cert *rc, int *lib_rc)
 {
     const acmectl_opts *o = s->o;
     loaded ld = { rc, ACME_KEY_DEFAULT };
-    int lrc = acme_cert_load(s->c, id, on_load, &ld);
+    int lrc = acme_cert_load(session_holder(s, id), id, on_load, &ld);
     if (lrc != ACME_OK) {
         rc->id = rc->id ? rc->id : strdup(id);
         *lib_rc = lrc;
@@ -101,7 +101,7 @@ static int renew_one(session *s, const char *id, result_cert *rc, int *lib_rc)
     provision_reset_failure(s->prov);
     (void)provision_take_declined(s->prov);
     int renewed = 0;
-    lrc = acme_renew(s->c, id, o->force, &renewed);
+    lrc = session_renew(s, id, o->force, &renewed);
     unsigned declined = provision_take_declined(s->prov);
     if (lrc == ACME_E_CALLBACK && declined && !s->install_failed && !s->out_failed) {
         /* libacme renewed with the challenge types stored at issue time and
@@ -125,6 +125,8 @@ static int renew_one(session *s, const char *id, result_cert *rc, int *lib_rc)
         return code;
     }
     rc->renewed = renewed; /* libacme has said why not, and until when */
+    if (renewed)
+        session_report_ca(s, id);
     return EXIT_OK;
 }
 
@@ -160,7 +162,7 @@ int cmd_renew(const acmectl_opts *o)
             if (collect_id(&ids, o->args[i]))
                 lrc = ACME_E_NOMEM;
     } else {
-        lrc = acme_cert_list(s.c, collect_id, &ids);
+        lrc = session_cert_list(&s, collect_id, &ids);
         if (lrc == ACME_OK && ids.n > 1)
             qsort(ids.v, ids.n, sizeof(char *), cmp_str);
     }

@@ -42,6 +42,7 @@ typedef struct rund {
     cluster *cl;                   /* storage = etcd; NULL otherwise */
     acme_engine *e;
     run_metrics *metrics;          /* metrics-listen / metrics-file, or NULL */
+    acme_ca_list *cas;             /* [ca NAME] sections: CA failover; owns c */
     char *status;                  /* what status-file holds */
     acme_challenge_type (*types)[MAX_CHALLENGES];  /* per certificate: what is answered here */
     size_t *type_count;
@@ -341,6 +342,10 @@ static int account(rund *d, int *act)
     acme_account_params ap = hostclient_account_params((const char *const *)cf->contacts, cf->contact_count,
                                                        cf->agree_tos, cf->eab_kid, cf->eab_hmac);
     unsigned wait_s = 5;
+    /* With [ca] sections the engine finds or registers the account at each
+     * CA as its first step there: the first CA may be the one that is down. */
+    if (d->cas)
+        return EXIT_OK;
     for (;;) {
         int rc = acme_account_register(d->c, &ap);
         if (rc == ACME_OK) {
@@ -380,6 +385,73 @@ static int metrics_start(rund *d)
     return EXIT_OK;
 }
 
+/* [ca NAME] sections: [global]'s directory (as "default") and then each
+ * section's, in file order, as a CA list the engine fails over along. */
+static int make_ca_list(rund *d, const acme_host_callbacks *cb, acme_log_level level)
+{
+    run_config *cf = d->cf;
+    char err[700];
+    acme_account_params ap;
+    memset(&ap, 0, sizeof(ap));
+    ap.size = sizeof(ap);
+    ap.contacts = (const char *const *)cf->contacts;
+    ap.contact_count = cf->contact_count;
+    ap.agree_tos = cf->agree_tos;
+    if (acme_ca_list_new(&ap, &d->cas) != ACME_OK)
+        return EXIT_INTERNAL;
+    size_t from = 0;
+    acme_ca_params p;
+    memset(&p, 0, sizeof(p));
+    p.size = sizeof(p);
+    if (cf->directory) {
+        p.name = "default";
+        p.eab_kid = cf->eab_kid;
+        p.eab_hmac_key = cf->eab_hmac;
+    } else {
+        p.name = cf->cas[0].label;
+        p.eab_kid = cf->cas[0].eab_kid;
+        p.eab_hmac_key = cf->cas[0].eab_hmac;
+        if (cf->cas[0].ca_file)
+            acme_client_set_ca_file(d->c, cf->cas[0].ca_file);
+        from = 1;
+    }
+    acme_client *c = d->c;
+    for (size_t i = from;; i++) {
+        if (acme_ca_list_add(d->cas, &p, c) != ACME_OK) {
+            if (c == d->c)
+                d->c = NULL; /* the list freed it */
+            bprintf(err, sizeof(err), "%s: %s", cf->file, acme_ca_list_last_error(d->cas));
+            config_error(err, EXIT_USAGE);
+            return EXIT_USAGE;
+        }
+        if (i >= cf->ca_count)
+            break;
+        run_ca *k = &cf->cas[i];
+        /* Set up like the first CA's client (hostclient.c), with its own trust. */
+        hostclient_cfg hc = {
+            .directory = k->directory, .state_dir = cf->state_dir, .ca_file = k->ca_file ? k->ca_file : cf->ca_file,
+            .account_key_type = cf->account_key_type, .log_level = level, .host = cb, .host_ud = d->rt,
+        };
+        c = NULL;
+        int rc = hostclient_open(&hc, &c);
+        if (rc != ACME_OK) {
+            bprintf(err, sizeof(err), "%s: [ca %s] (line %d): %s", cf->file, k->label, k->line,
+                    c && *acme_client_last_error(c) ? acme_client_last_error(c) : acme_strerror(rc));
+            acme_client_free(c);
+            config_error(err, rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE);
+            return rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
+        }
+        memset(&p, 0, sizeof(p));
+        p.size = sizeof(p);
+        p.name = k->label;
+        p.eab_kid = k->eab_kid;
+        p.eab_hmac_key = k->eab_hmac;
+    }
+    progress(ACME_LOG_INFO, "%zu CAs in the configuration's order; a certificate moves to the next when its CA "
+             "is down, rate-limits or refuses its names", acme_ca_list_count(d->cas));
+    return EXIT_OK;
+}
+
 static int setup(rund *d, int *act)
 {
     run_config *cf = d->cf;
@@ -415,13 +487,14 @@ static int setup(rund *d, int *act)
     memset(&logcb, 0, sizeof(logcb));
     logcb.size = sizeof(logcb);
     logcb.log = progress_lib_log;
+    const char *first = cf->directory ? cf->directory : cf->cas[0].directory;
     hostclient_cfg hc = {
-        .directory = cf->directory, .state_dir = cf->state_dir, .ca_file = cf->ca_file,
+        .directory = first, .state_dir = cf->state_dir, .ca_file = cf->ca_file,
         .account_key_type = cf->account_key_type, .log_level = level, .host = &logcb,
     };
     int rc = hostclient_open(&hc, &d->c);
     if (rc != ACME_OK && !d->c) {
-        bprintf(err, sizeof(err), "%s: directory %s: %s", cf->file, cf->directory, acme_strerror(rc));
+        bprintf(err, sizeof(err), "%s: directory %s: %s", cf->file, first, acme_strerror(rc));
         config_error(err, rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE);
         return rc == ACME_E_NOMEM ? EXIT_INTERNAL : EXIT_USAGE;
     }
@@ -469,7 +542,9 @@ static int setup(rund *d, int *act)
     eo.max_orders = cf->max_orders;
     /* The engine before the account: a certificate it cannot serve is a
      * configuration error worth reporting before anything is sent. */
-    if ((rc = acme_engine_new(d->c, &eo, &d->e)) != ACME_OK) {
+    if (cf->ca_count && (code = make_ca_list(d, &cb, level)) != EXIT_OK)
+        return code;
+    if ((rc = d->cas ? acme_ca_list_engine_new(d->cas, &eo, &d->e) : acme_engine_new(d->c, &eo, &d->e)) != ACME_OK) {
         output_error(o, NULL, EXIT_INTERNAL, rc, d->c, NULL);
         return EXIT_INTERNAL;
     }
@@ -506,7 +581,10 @@ static void teardown(rund *d)
     free(d->mods);
     /* The client first: its etcd storage feeds the responders from a
      * thread of its own. */
-    acme_client_free(d->c);
+    if (d->cas)
+        acme_ca_list_free(d->cas); /* d->c with it */
+    else
+        acme_client_free(d->c);
     cluster_free(d->cl);
     acme_responder_free(d->http);
     acme_responder_free(d->alpn);

@@ -31,7 +31,7 @@ int issue_run_with(session *s, const issue_request *rq, acme_challenge_type *typ
     ip.cert_id = rq->cert_id;
     provision_reset_failure(s->prov);
     (void)provision_take_declined(s->prov);
-    int rc = acme_issue(s->c, &ip);
+    int rc = session_issue(s, &ip);
     unsigned declined = provision_take_declined(s->prov);
     int all = 1;
     for (size_t i = 0; i < n; i++)

@@ -24,7 +24,8 @@ static const char usage_text[] =
     "       acmectl [OPTIONS] dns-persist NAME... [--resolver ADDR[:PORT]] [--issuer NAME]\n"
     "                                     [--persist-until UNIXTIME]\n"
     "\n"
-    "  -d, --directory URL        the CA's ACME directory (or $ACMECTL_DIRECTORY)\n"
+    "  -d, --directory URL        the CA's ACME directory (or $ACMECTL_DIRECTORY);\n"
+    "                             repeated: CAs to fail over to, in order (issue, renew)\n"
     "      --ca-file FILE         trust only these roots for the ACME server\n"
     "  -s, --state-dir DIR        account and certificates (default: /var/lib/acmectl\n"
     "                             for root, else $XDG_STATE_HOME/acmectl)\n"
@@ -288,7 +289,13 @@ static int parse(int argc, char **argv)
             O.not_for_run = li >= 0 ? long_opts[li].name : shortopt;
         }
         switch (c) {
-        case 'd': O.directory = optarg; break;
+        case 'd':
+            /* Repeated: CA failover in this order (issue, renew). */
+            if (O.directory_count == MAX_DIRECTORIES)
+                return bad("--directory given more than 8 times%s", "");
+            O.directories[O.directory_count++] = optarg;
+            O.directory = O.directories[0];
+            break;
         case OPT_CA_FILE: O.ca_file = optarg; break;
         case 's': O.state_dir = optarg; break;
         case 'c':
@@ -421,8 +428,14 @@ static int parse(int argc, char **argv)
         O.directory = getenv("ACMECTL_DIRECTORY");
     if (!O.directory || !*O.directory)
         return bad("no ACME directory: give --directory URL or set ACMECTL_DIRECTORY%s", "");
-    if (strncasecmp(O.directory, "https://", 8) != 0)
-        return bad("--directory %s: the ACME directory must be an https:// URL", O.directory);
+    if (!O.directory_count)
+        O.directories[O.directory_count++] = O.directory;
+    for (size_t i = 0; i < O.directory_count; i++)
+        if (strncasecmp(O.directories[i], "https://", 8) != 0)
+            return bad("--directory %s: the ACME directory must be an https:// URL", O.directories[i]);
+    if (O.directory_count > 1 && strcmp(O.command, "issue") && strcmp(O.command, "renew"))
+        return bad("--directory is given more than once, but only issue and renew fail over between "
+                   "CAs; give one for %s", O.command);
     /* The HMAC key: --eab-hmac-key-file or --eab-hmac-key (not both), else
      * $ACMECTL_EAB_HMAC_KEY when --eab-kid is given. The variable is
      * taken out of the environment so that no hook inherits it. */

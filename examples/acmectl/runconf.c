@@ -19,7 +19,7 @@
 
 #include "acmectl.h"
 
-typedef enum { SEC_NONE, SEC_GLOBAL, SEC_MODULE, SEC_CERT } sec_kind;
+typedef enum { SEC_NONE, SEC_GLOBAL, SEC_MODULE, SEC_CERT, SEC_CA } sec_kind;
 
 typedef struct parser {
     run_config *cf;
@@ -386,6 +386,25 @@ static int cert_key(parser *p, const char *k, const char *v)
     return fail(p, k, "unknown key in [certificate] (names, id, key-type, challenge, profile, preferred-chain)");
 }
 
+static int ca_key(parser *p, const char *k, const char *v)
+{
+    run_ca *c = &p->cf->cas[p->cf->ca_count - 1];
+    if (once(p, k))
+        return -1;
+    if (!strcmp(k, "directory")) {
+        if (strncasecmp(v, "https://", 8) != 0)
+            return fail(p, k, "\"%s\": the ACME directory must be an https:// URL", v);
+        return set_str(p, k, &c->directory, v);
+    }
+    if (!strcmp(k, "ca-file"))
+        return get_file(p, k, &c->ca_file, v, R_OK);
+    if (!strcmp(k, "eab-kid"))
+        return set_str(p, k, &c->eab_kid, v);
+    if (!strcmp(k, "eab-hmac-key"))
+        return set_str(p, k, &c->eab_hmac, v);
+    return fail(p, k, "unknown key in [ca] (directory, ca-file, eab-kid, eab-hmac-key)");
+}
+
 static int module_key(parser *p, const char *k, const char *v)
 {
     run_module *m = &p->cf->modules[p->cf->module_count - 1];
@@ -434,6 +453,13 @@ static int close_section(parser *p)
         p->line = m->line;
         if (!m->path)
             return fail(p, NULL, "[module %s] has no path (the module's .so file)", m->label);
+    } else if (p->sec == SEC_CA) {
+        run_ca *c = &cf->cas[cf->ca_count - 1];
+        p->line = c->line;
+        if (!c->directory)
+            return fail(p, NULL, "[ca %s] has no directory (the CA's ACME directory URL)", c->label);
+        if (!c->eab_kid != !c->eab_hmac)
+            return fail(p, NULL, "[ca %s]: eab-kid and eab-hmac-key go together", c->label);
     } else if (p->sec == SEC_CERT) {
         run_cert *c = &cf->certs[cf->cert_count - 1];
         p->line = c->line;
@@ -485,6 +511,25 @@ static int open_section(parser *p, char *head)
         p->sec = SEC_MODULE;
         return 0;
     }
+    if (!strcmp(kind, "ca")) {
+        /* The label names the CA in the status: the same rule as an id. */
+        if (!*label || strpbrk(label, " \t") || !id_ok(label) || strlen(label) > 64)
+            return fail(p, NULL, "give a CA a one-word label of letters, digits, '.', '_', '-': [ca backup]");
+        for (size_t i = 0; i < cf->ca_count; i++)
+            if (!strcmp(cf->cas[i].label, label))
+                return fail(p, NULL, "[ca %s] given twice (first on line %d)", label, cf->cas[i].line);
+        run_ca *n = realloc(cf->cas, (cf->ca_count + 1) * sizeof(*n));
+        if (!n)
+            return fail(p, NULL, "out of memory");
+        cf->cas = n;
+        memset(&n[cf->ca_count], 0, sizeof(*n));
+        n[cf->ca_count].line = p->line;
+        if (!(n[cf->ca_count].label = strdup(label)))
+            return fail(p, NULL, "out of memory");
+        cf->ca_count++;
+        p->sec = SEC_CA;
+        return 0;
+    }
     if (!strcmp(kind, "certificate")) {
         if (strpbrk(label, " \t"))
             return fail(p, NULL, "a certificate's label is one word: [certificate www]");
@@ -503,7 +548,7 @@ static int open_section(parser *p, char *head)
         p->sec = SEC_CERT;
         return 0;
     }
-    return fail(p, NULL, "unknown section [%s] (global, module, certificate)", kind);
+    return fail(p, NULL, "unknown section [%s] (global, module, certificate, ca)", kind);
 }
 
 /* The whole file. */
@@ -543,6 +588,7 @@ static int parse_text(parser *p, char *text)
         case SEC_GLOBAL: rc = global_key(p, k, v); break;
         case SEC_MODULE: rc = module_key(p, k, v); break;
         case SEC_CERT: rc = cert_key(p, k, v); break;
+        case SEC_CA: rc = ca_key(p, k, v); break;
         default: rc = fail(p, k, "outside a section: start with [global]"); break;
         }
         if (rc)
@@ -557,8 +603,19 @@ static int check_whole(parser *p)
 {
     run_config *cf = p->cf;
     p->line = p->global_line ? p->global_line : 1;
-    if (!cf->directory)
-        return fail(p, "directory", "missing: the CA's ACME directory URL goes in [global]");
+    if (cf->ca_count && cf->etcd.on) {
+        p->line = cf->cas[0].line;
+        return fail(p, NULL, "[ca %s]: CA failover does not work with storage = etcd yet; use one CA, or the file "
+                    "storage", cf->cas[0].label);
+    }
+    if (!cf->directory && !cf->ca_count)
+        return fail(p, "directory", "missing: the CA's ACME directory URL goes in [global] (or [ca NAME] sections)");
+    for (size_t i = 0; i < cf->ca_count; i++)
+        if ((cf->directory && !strcmp(cf->directory, cf->cas[i].directory)) ||
+            (i && !strcmp(cf->cas[i - 1].directory, cf->cas[i].directory))) {
+            p->line = cf->cas[i].line;
+            return fail(p, NULL, "[ca %s] repeats a directory already listed: list each CA once", cf->cas[i].label);
+        }
     if (!cf->eab_kid != !cf->eab_hmac)
         return fail(p, cf->eab_kid ? "eab-hmac-key" : "eab-kid", "eab-kid and eab-hmac-key go together");
     if (cf->retry_min && cf->retry_max && cf->retry_min > cf->retry_max)
@@ -673,6 +730,15 @@ void runconf_free(run_config *cf)
     free(cf->etcd.username);
     wipe_str(cf->etcd.password);
     free(cf->etcd.node_name);
+    for (size_t i = 0; i < cf->ca_count; i++) {
+        run_ca *c = &cf->cas[i];
+        free(c->label);
+        free(c->directory);
+        free(c->ca_file);
+        free(c->eab_kid);
+        wipe_str(c->eab_hmac);
+    }
+    free(cf->cas);
     free(cf);
 }
 

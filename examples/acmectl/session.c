@@ -182,6 +182,26 @@ static int on_install(void *ud, const acme_certificate *cert)
     return r;
 }
 
+int session_new_client(session *s, const char *url, acme_client **out)
+{
+    const acmectl_opts *o = s->o;
+    acme_host_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.size = sizeof(cb);
+    cb.publish = on_publish;
+    cb.unpublish = on_unpublish;
+    cb.install = on_install;
+    cb.log = on_log;
+    /* The same set-up as the first CA's (session_open). */
+    hostclient_cfg hc = {
+        .directory = url, .state_dir = o->state_dir, .ca_file = o->ca_file,
+        .account_key_type = o->account_key_type,
+        .log_level = o->verbosity >= 1 ? ACME_LOG_DEBUG : ACME_LOG_INFO,
+        .host = &cb, .host_ud = s,
+    };
+    return hostclient_open(&hc, out);
+}
+
 int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
 {
     memset(s, 0, sizeof(*s));
@@ -239,6 +259,13 @@ int session_open(session *s, const acmectl_opts *o, result *res, int challenges)
         provision_bind_client(s->prov, s->c);
         signals_watch(s->prov);
     }
+    if (o->directory_count > 1) {
+        int code = session_open_cas(s, err, sizeof(err));
+        if (code != EXIT_OK) {
+            output_error(o, res, code, ACME_E_INVALID_ARG, NULL, err);
+            return code;
+        }
+    }
     return EXIT_OK;
 }
 
@@ -246,13 +273,21 @@ void session_close(session *s)
 {
     provision_stop(s->prov);
     s->prov = NULL;
-    acme_client_free(s->c);
+    if (s->cas)
+        acme_ca_list_free(s->cas); /* s->c with it */
+    else
+        acme_client_free(s->c);
+    s->cas = NULL;
     s->c = NULL;
 }
 
 int session_account(session *s)
 {
     const acmectl_opts *o = s->o;
+    /* With a CA list the account at each CA is found or registered when
+     * that CA is first used: the first may be the one that is down. */
+    if (s->cas)
+        return ACME_OK;
     acme_account_params ap = hostclient_account_params(o->contacts, o->contact_count, o->agree_tos, o->eab_kid,
                                                        o->eab_hmac);
     return acme_account_register(s->c, &ap);
@@ -277,6 +312,8 @@ const char *session_extra_error(const session *s)
 {
     if (s->install_error[0])
         return s->install_error;
+    if (s->cas && *acme_ca_list_last_error(s->cas))
+        return acme_ca_list_last_error(s->cas);
     if (s->prov && provision_failure(s->prov)[0])
         return provision_failure(s->prov);
     return NULL;

@@ -17,5 +17,6 @@
 #include <acme/engine.h>
 #include <acme/event.h>
 #include <acme/etcd.h>
+#include <acme/ca_list.h>
 
 #endif

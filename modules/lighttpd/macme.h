@@ -34,8 +34,17 @@ typedef struct macme_cert {
 } macme_cert;
 
 /* Everything the module was configured with (see doc/lighttpd.md). */
+/* One CA of acme.fallback (CA failover after acme.directory). */
+typedef struct macme_ca {
+    char *name;
+    char *directory;
+    char *eab_kid, *eab_hmac;
+} macme_ca;
+
 typedef struct macme_conf {
     char *directory;
+    macme_ca *fallback;          /* acme.fallback, in order; trust: acme.ca-file */
+    size_t fallback_count;
     char *ca_file;
     char *state_dir;
     char **contacts;

@@ -55,6 +55,7 @@ struct macme_core {
 
     acme_client *c;
     acme_engine *e;
+    acme_ca_list *cas;         /* acme.fallback: the CAs in order; owns c */
     int managed;
     acme_module *dns;          /* acme.dns-module, on the engine's client */
     macme_cluster *cluster;    /* acme.storage = "etcd": answers and certificates of other hosts */
@@ -294,7 +295,10 @@ void macme_core_free(macme_core *k)
         /* The module's thread reports to the engine: gone first. */
         acme_module_free(k->dns);
         acme_engine_free(k->e);
-        acme_client_free(k->c);
+        if (k->cas)
+            acme_ca_list_free(k->cas); /* k->c with it */
+        else
+            acme_client_free(k->c);
         /* After its client: the client's etcd thread calls into it. */
         macme_cluster_free(k->cluster);
     }
@@ -314,7 +318,7 @@ void macme_core_free(macme_core *k)
     free(k);
 }
 
-static int client_setup(macme_core *k, acme_client **out)
+static int client_setup_at(macme_core *k, const char *directory, acme_client **out)
 {
     const macme_conf *mc = k->conf;
     acme_host_callbacks cb;
@@ -326,7 +330,7 @@ static int client_setup(macme_core *k, acme_client **out)
     cb.log = cb_log;
     /* modules/common/hostclient.c: the set-up acmectl shares. */
     hostclient_cfg hc = {
-        .directory = mc->directory, .state_dir = mc->state_dir, .ca_file = mc->ca_file,
+        .directory = directory, .state_dir = mc->state_dir, .ca_file = mc->ca_file,
         .account_key_type = ACME_KEY_DEFAULT, .log_level = mc->log_level,
         .host = &cb, .host_ud = k,
     };
@@ -337,13 +341,62 @@ static int client_setup(macme_core *k, acme_client **out)
     if (!rc && mc->storage_etcd)
         rc = macme_storage_set(mc, c);
     if (rc) {
-        klog(k, ACME_LOG_ERROR, "setting up the ACME client for %s failed: %s%s%s", mc->directory, acme_strerror(rc),
+        klog(k, ACME_LOG_ERROR, "setting up the ACME client for %s failed: %s%s%s", directory, acme_strerror(rc),
              c && *acme_client_last_error(c) ? " — " : "", c ? acme_client_last_error(c) : "");
         acme_client_free(c);
         return rc;
     }
     *out = c;
     return ACME_OK;
+}
+
+static int client_setup(macme_core *k, acme_client **out)
+{
+    return client_setup_at(k, k->conf->directory, out);
+}
+
+/* acme.fallback: acme.directory ("primary") and each fallback CA, as a CA
+ * list whose engine moves a certificate to the next CA when its own is
+ * down, rate-limits or refuses its names. Takes k->c. */
+static int make_ca_list(macme_core *k, const acme_engine_options *o)
+{
+    const macme_conf *mc = k->conf;
+    acme_account_params ap = hostclient_account_params((const char *const *)mc->contacts, mc->contact_count,
+                                                       mc->agree_tos, NULL, NULL);
+    int rc = acme_ca_list_new(&ap, &k->cas);
+    acme_ca_params p;
+    memset(&p, 0, sizeof(p));
+    p.size = sizeof(p);
+    p.name = "primary";
+    p.eab_kid = mc->eab_kid;
+    p.eab_hmac_key = mc->eab_hmac;
+    acme_client *c = k->c;
+    k->c = NULL; /* the list's from here on */
+    for (size_t i = 0; rc == ACME_OK; i++) {
+        rc = acme_ca_list_add(k->cas, &p, c);
+        if (rc == ACME_OK && i == 0)
+            k->c = c;
+        if (rc != ACME_OK || i == mc->fallback_count)
+            break;
+        const macme_ca *ca = &mc->fallback[i];
+        if ((rc = client_setup_at(k, ca->directory, &c)) != ACME_OK)
+            break;
+        memset(&p, 0, sizeof(p));
+        p.size = sizeof(p);
+        p.name = ca->name;
+        p.eab_kid = ca->eab_kid;
+        p.eab_hmac_key = ca->eab_hmac;
+    }
+    if (rc == ACME_OK)
+        rc = acme_ca_list_engine_new(k->cas, o, &k->e);
+    if (rc != ACME_OK) {
+        klog(k, ACME_LOG_ERROR, "cannot set up the CA list (acme.fallback): %s",
+             k->cas && *acme_ca_list_last_error(k->cas) ? acme_ca_list_last_error(k->cas) : acme_strerror(rc));
+        acme_ca_list_free(k->cas);
+        k->cas = NULL;
+        k->c = NULL;
+    }
+    return rc;
 }
 
 static void manage_all(macme_core *k)
@@ -494,7 +547,10 @@ static void try_lead(macme_core *k)
     o.retry_min_s = k->conf->retry_s;
     o.max_age_s = k->conf->renew_after_s;
     o.max_orders = k->conf->max_orders;
-    if (client_setup(k, &k->c) == ACME_OK) {
+    if (k->conf->fallback_count) {
+        if (client_setup(k, &k->c) == ACME_OK)
+            make_ca_list(k, &o);
+    } else if (client_setup(k, &k->c) == ACME_OK) {
         int rc = acme_engine_new(k->c, &o, &k->e);
         if (rc) {
             klog(k, ACME_LOG_ERROR, "cannot start the engine: %s", acme_client_last_error(k->c));
@@ -632,6 +688,13 @@ static void publish_status(macme_core *k)
     }
     json_object_set_new(o, "pid", json_integer((json_int_t)getpid()));
     json_object_set_new(o, "directory", json_string(k->conf->directory));
+    if (k->cas) {
+        json_t *cas = json_array();
+        for (size_t i = 0; i < acme_ca_list_count(k->cas); i++)
+            json_array_append_new(cas, json_pack("{s:s,s:s}", "name", acme_ca_list_name(k->cas, i), "directory",
+                                                 i ? k->conf->fallback[i - 1].directory : k->conf->directory));
+        json_object_set_new(o, "cas", cas);
+    }
     json_object_set_new(o, "account", json_string(k->account_state));
     json_object_set_new(o, "account_error", k->account_error[0] ? json_string(k->account_error) : json_null());
     json_object_set_new(o, "longest_step_us",
@@ -801,33 +864,57 @@ static int prep_cb(void *ud, const acme_certificate *cert)
     return ACME_OK;
 }
 
+static int peek_cb(void *ud, const acme_certificate *cert)
+{
+    *(int64_t *)ud = acme_certificate_not_after(cert);
+    return ACME_OK;
+}
+
 int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_level, const char *), void *ud,
                         char *err, size_t errlen)
 {
-    /* Only the storage is used (no host callbacks, nothing sent). */
-    hostclient_cfg hc = {
-        .directory = conf->directory, .state_dir = conf->state_dir, .ca_file = conf->ca_file,
-        .account_key_type = ACME_KEY_DEFAULT, .log_level = conf->log_level,
-    };
-    acme_client *c = NULL;
-    int rc = hostclient_open(&hc, &c);
-    if (!rc && conf->storage_etcd)
-        rc = macme_storage_set(conf, c);
-    if (rc) {
-        snprintf(err, errlen, "%s \"%s\" (for %s): %s", conf->storage_etcd ? "acme.etcd-endpoints" : "acme.state-dir",
-                 conf->storage_etcd ? conf->etcd_endpoints[0] : conf->state_dir, conf->directory,
-                 c && *acme_client_last_error(c) ? acme_client_last_error(c) : acme_strerror(rc));
-        acme_client_free(c);
+    /* Only the storage is used (no host callbacks, nothing sent). The
+     * stored certificate may be at any CA of acme.fallback (the one it
+     * moved to): each CA's client, the newest certificate wins. */
+    size_t nc = 1 + conf->fallback_count;
+    acme_client **cs = calloc(nc, sizeof(*cs));
+    if (!cs) {
+        snprintf(err, errlen, "out of memory");
         return -1;
+    }
+    int ret = -1;
+    for (size_t i = 0; i < nc; i++) {
+        const char *dir = i ? conf->fallback[i - 1].directory : conf->directory;
+        hostclient_cfg hc = {
+            .directory = dir, .state_dir = conf->state_dir, .ca_file = conf->ca_file,
+            .account_key_type = ACME_KEY_DEFAULT, .log_level = conf->log_level,
+        };
+        int rc = hostclient_open(&hc, &cs[i]);
+        if (!rc && conf->storage_etcd)
+            rc = macme_storage_set(conf, cs[i]);
+        if (rc) {
+            snprintf(err, errlen, "%s \"%s\" (for %s): %s", conf->storage_etcd ? "acme.etcd-endpoints" : "acme.state-dir",
+                     conf->storage_etcd ? conf->etcd_endpoints[0] : conf->state_dir, dir,
+                     cs[i] && *acme_client_last_error(cs[i]) ? acme_client_last_error(cs[i]) : acme_strerror(rc));
+            goto out;
+        }
     }
     for (size_t i = 0; i < conf->cert_count; i++) {
         const macme_cert *ct = &conf->certs[i];
         prep p = {ct, log, ud, 0, 0, err, errlen};
-        acme_cert_load(c, ct->id, prep_cb, &p);
-        if (p.rc) {
-            acme_client_free(c);
-            return -1;
+        /* The newest: after a failover the old CA still holds the old one. */
+        size_t best = 0;
+        int64_t best_na = 0;
+        for (size_t j = 0; j < nc; j++) {
+            int64_t na = 0;
+            if (acme_cert_load(cs[j], ct->id, peek_cb, &na) == ACME_OK && na > best_na) {
+                best_na = na;
+                best = j;
+            }
         }
+        acme_cert_load(cs[best], ct->id, prep_cb, &p);
+        if (p.rc)
+            goto out;
         if (p.found)
             continue;
         struct stat st;
@@ -842,8 +929,7 @@ int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_lev
             if (key)
                 explicit_bzero(key, strlen(key));
             free(key);
-            acme_client_free(c);
-            return -1;
+            goto out;
         }
         explicit_bzero(key, strlen(key));
         free(chain);
@@ -851,6 +937,10 @@ int macme_prepare_files(const macme_conf *conf, void (*log)(void *, acme_log_lev
         plog(&p, ACME_LOG_INFO, "%s: no certificate yet; wrote a self-signed placeholder to %s until the CA issues one",
              ct->id, ct->pemfile);
     }
-    acme_client_free(c);
-    return 0;
+    ret = 0;
+out:
+    for (size_t i = 0; i < nc; i++)
+        acme_client_free(cs[i]);
+    free(cs);
+    return ret;
 }

@@ -48,6 +48,10 @@ const config_plugin_keys_t mod_acme_keys[] = {
     {CONST_STR_LEN("acme.etcd-node-name"), T_CONFIG_STRING, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.etcd-poll-seconds"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
     {CONST_STR_LEN("acme.max-orders"), T_CONFIG_INT, T_CONFIG_SCOPE_SERVER},
+    /* CA failover (issue 14 part 3): ( "name" => "https://directory", ... )
+     * in order after acme.directory; ( "name" => "KID:HMACKEY" ) per CA. */
+    {CONST_STR_LEN("acme.fallback"), T_CONFIG_ARRAY_KVSTRING, T_CONFIG_SCOPE_SERVER},
+    {CONST_STR_LEN("acme.fallback-eab"), T_CONFIG_ARRAY_KVSTRING, T_CONFIG_SCOPE_SERVER},
     {NULL, 0, T_CONFIG_UNSET, T_CONFIG_SCOPE_UNSET}};
 
 void macme_conf_free(macme_conf *mc)
@@ -67,6 +71,16 @@ void macme_conf_free(macme_conf *mc)
         explicit_bzero(mc->dns_module_config, strlen(mc->dns_module_config));
         free(mc->dns_module_config);
     }
+    for (size_t i = 0; i < mc->fallback_count; i++) {
+        free(mc->fallback[i].name);
+        free(mc->fallback[i].directory);
+        free(mc->fallback[i].eab_kid);
+        if (mc->fallback[i].eab_hmac) {
+            explicit_bzero(mc->fallback[i].eab_hmac, strlen(mc->fallback[i].eab_hmac));
+            free(mc->fallback[i].eab_hmac);
+        }
+    }
+    free(mc->fallback);
     free(mc->eab_kid);
     for (size_t i = 0; i < mc->etcd_endpoint_count; i++)
         free(mc->etcd_endpoints[i]);
@@ -304,8 +318,65 @@ static int set_module_config(server *srv, macme_conf *mc, const array *a)
     return 0;
 }
 
+/* acme.fallback = ( "name" => "https://...", ... ): the CAs after
+ * acme.directory, in order. */
+static int set_fallback(server *srv, macme_conf *mc, const array *a)
+{
+    if (!a->used)
+        return 0;
+    mc->fallback = calloc(a->used, sizeof(*mc->fallback));
+    if (!mc->fallback)
+        return -1;
+    for (uint32_t i = 0; i < a->used; i++) {
+        const data_string *ds = (const data_string *)a->data[i];
+        const char *name = ds->key.ptr ? ds->key.ptr : "";
+        int ok = *name && *name != '.' && strlen(name) <= 64 && strcmp(name, "primary");
+        for (const char *c = name; ok && *c; c++)
+            ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || *c == '.' ||
+                 *c == '_' || *c == '-';
+        if (!ok || !ds->value.ptr || strncmp(ds->value.ptr, "https://", 8) != 0) {
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                      "mod_acme: acme.fallback: each entry is \"name\" => \"https://directory\" (name: letters, "
+                      "digits, '.', '_', '-', not \"primary\"); got \"%s\" => \"%s\"", name,
+                      ds->value.ptr ? ds->value.ptr : "");
+            return -1;
+        }
+        mc->fallback[i].name = strdup(name);
+        mc->fallback[i].directory = strdup(ds->value.ptr);
+        mc->fallback_count++;
+        if (!mc->fallback[i].name || !mc->fallback[i].directory)
+            return -1;
+    }
+    return 0;
+}
+
+/* acme.fallback-eab = ( "name" => "KID:HMACKEY" ): after acme.fallback. */
+static int set_fallback_eab(server *srv, macme_conf *mc, const array *a)
+{
+    for (uint32_t i = 0; i < a->used; i++) {
+        const data_string *ds = (const data_string *)a->data[i];
+        const char *v = ds->value.ptr ? ds->value.ptr : "", *colon = strchr(v, ':');
+        macme_ca *ca = NULL;
+        for (size_t j = 0; j < mc->fallback_count && !ca; j++)
+            if (ds->key.ptr && !strcmp(mc->fallback[j].name, ds->key.ptr))
+                ca = &mc->fallback[j];
+        if (!ca || !colon || colon == v || !colon[1]) {
+            log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                      "mod_acme: acme.fallback-eab: each entry is \"name\" => \"KID:HMACKEY\" for a name of "
+                      "acme.fallback (\"%s\")", ds->key.ptr ? ds->key.ptr : "");
+            return -1;
+        }
+        ca->eab_kid = strndup(v, (size_t)(colon - v));
+        ca->eab_hmac = strdup(colon + 1);
+        if (!ca->eab_kid || !ca->eab_hmac)
+            return -1;
+    }
+    return 0;
+}
+
 /* One server-scope value from the global block. */
-static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t *cpv, const array **challenge)
+static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t *cpv, const array **challenge,
+                        const array **fallback_eab)
 {
     switch (cpv->k_id) {
     case K_DIRECTORY: return set_string(&mc->directory, cpv->v.b);
@@ -379,6 +450,8 @@ static int global_value(server *srv, macme_conf *mc, const config_plugin_value_t
     case K_ETCD_LOCK_TTL: mc->etcd_lock_ttl = cpv->v.u; return 0;
     case K_ETCD_POLL: mc->etcd_poll_s = cpv->v.u; return 0;
     case K_MAX_ORDERS: mc->max_orders = cpv->v.u; return 0;
+    case K_FALLBACK: return set_fallback(srv, mc, cpv->v.a);
+    case K_FALLBACK_EAB: *fallback_eab = cpv->v.a; return 0;
     case K_RENEW_AFTER: mc->renew_after_s = cpv->v.u; return 0;
     case K_RETRY: mc->retry_s = cpv->v.u; return 0;
     case K_LOG_LEVEL: {
@@ -404,7 +477,7 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
     if (!mc)
         return -1;
     mc->log_level = ACME_LOG_INFO;
-    const array *challenge = NULL;
+    const array *challenge = NULL, *fallback_eab = NULL;
     int bad = 0;
     const data_config *const *ctxs = (const data_config *const *)srv->config_context->data;
 
@@ -424,11 +497,27 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
                               "mod_acme: %s must be set in the global scope, not in %s", mod_acme_keys[cpv->k_id].k,
                               ctx_name(dc, idx));
                     bad = 1;
-                } else if (global_value(srv, mc, cpv, &challenge)) {
+                } else if (global_value(srv, mc, cpv, &challenge, &fallback_eab)) {
                     bad = 1;
                 }
             }
         }
+    }
+    /* After the loop: acme.fallback must be known to name its EAB. */
+    if (!bad && fallback_eab && set_fallback_eab(srv, mc, fallback_eab))
+        bad = 1;
+    for (size_t i = 0; !bad && i < mc->fallback_count; i++)
+        for (size_t j = 0; j < i && !bad; j++)
+            if (!strcmp(mc->fallback[i].directory, mc->fallback[j].directory)) {
+                log_error(srv->errh, MOD_ACME_SRC, __LINE__, "mod_acme: acme.fallback lists %s twice",
+                          mc->fallback[i].directory);
+                bad = 1;
+            }
+    if (!bad && mc->fallback_count && mc->storage_etcd) {
+        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
+                  "mod_acme: acme.fallback does not work with acme.storage = \"etcd\" yet: use one CA, or the file "
+                  "storage");
+        bad = 1;
     }
     if (bad)
         goto fail;

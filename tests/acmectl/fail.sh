@@ -34,7 +34,12 @@ done
 [ ! -e "$T/never" ] || fail "a refused name still created the state directory"
 pass "bad names refused before any network call"
 
-expect_status 4 "$T/unreach" --directory "$NOWHERE" --json issue ok.example.com
+# Without the harness's --directory: a second --directory would be a CA to
+# fail over to, not a replacement.
+rc=0
+"$ACMECTL" --directory "$NOWHERE" --state-dir "$T/unreach-state" --json issue ok.example.com \
+    >"$T/unreach.stdout" 2>"$T/unreach.stderr" || rc=$?
+[ "$rc" = 4 ] || fail "unreachable CA: exit $rc, expected 4: $(cat "$T/unreach.stderr")"
 json_check "$T/unreach.stdout" 'j["error"]["code"] == "network"' "network error code"
 pass "unreachable CA: exit 4"
 

@@ -24,6 +24,17 @@ harness's Pebble. It:
     "replaces" with 409 urn:ietf:params:acme:error:alreadyReplaced (RFC 9773
     §5: what a CA answers when the certificate was already replaced),
     with a fresh Replay-Nonce from Pebble so the client can go on;
+  * with "paused": [names], answers a newOrder naming one of them the way
+    Let's Encrypt answers for an identifier it paused for this account
+    after too many failed validations (Pebble 2.4 has no such pause):
+    429 urn:ietf:params:acme:error:rateLimited, detail "Your account is
+    temporarily prevented from requesting certificates for <name> and
+    possibly others. Please visit: <unpause URL>", no Retry-After (only
+    the admin's visit lifts it); the test lifts it by rewriting the file;
+  * with "refuse": {name: {"type", "status", "detail"?, "retry_after"?}},
+    answers a newOrder naming name with that problem (and Retry-After):
+    a CA's policy refusal (rejectedIdentifier) or rate limit, which
+    Pebble 2.4 cannot be made to send for chosen names;
   * appends one JSON line per request to --events:
       {"t": <unix time>, "method", "path", "kind", "status",
        "cert_id"?, "replaces"?, "profile"?, "identifiers"?, "problem"?}
@@ -38,6 +49,8 @@ behaviour by replacing it (atomically, by rename):
    "near_window": {"on_get": 2, "length": 2},
    "default_window": {...},
    "reject_replaces": 1,
+   "paused": ["name.example"],
+   "refuse": {"name.example": {"type": "rejectedIdentifier", "status": 400}},
    "profiles": {"shortlived": "..."}}
 
 JWS signatures are not checked (Pebble does that); only newOrder payloads
@@ -280,6 +293,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if k in payload:
                 ev[k] = payload[k]
         self.last_order = ev
+        refuse = ctl.get("refuse") or {}
+        refused = [n for n in ev["identifiers"] if n in refuse]
+        if refused:
+            # A CA's policy or limits saying no to this order (RFC 8555
+            # §6.7 rejectedIdentifier, rateLimited with Retry-After §6.6).
+            r = refuse[refused[0]]
+            nonce = self.st.upstream.fresh_nonce()
+            ptype = "urn:ietf:params:acme:error:" + r.get("type", "rejectedIdentifier")
+            status = int(r.get("status", 400))
+            ev["status"] = status
+            ev["problem"] = ptype
+            self.st.event(ev)
+            headers = [("Content-Type", "application/problem+json"), ("Cache-Control", "no-store")]
+            if nonce:
+                headers.append(("Replay-Nonce", nonce))
+            if "retry_after" in r:
+                headers.append(("Retry-After", str(int(r["retry_after"]))))
+            self.reply(status, {"type": ptype, "status": status,
+                                "detail": r.get("detail", f"policy forbids issuing for {refused[0]}")},
+                       headers)
+            return True
+        paused = [n for n in ev["identifiers"] if n in (ctl.get("paused") or [])]
+        if paused:
+            nonce = self.st.upstream.fresh_nonce()
+            ev["status"] = 429
+            ev["problem"] = "urn:ietf:params:acme:error:rateLimited"
+            self.st.event(ev)
+            headers = [("Content-Type", "application/problem+json"), ("Cache-Control", "no-store")]
+            if nonce:
+                headers.append(("Replay-Nonce", nonce))
+            host = self.headers.get("Host") or "127.0.0.1"
+            self.reply(429, {"type": "urn:ietf:params:acme:error:rateLimited",
+                             "detail": f"Your account is temporarily prevented from requesting "
+                                       f"certificates for {paused[0]} and possibly others. Please visit: "
+                                       f"https://{host}/sfe/v1/unpause?jwt=standin.{paused[0]}",
+                             "status": 429}, headers)
+            return True
         with self.st.lock:
             reject = "replaces" in payload and self.st.rejected < int(ctl.get("reject_replaces", 0))
             if reject:

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,8 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
+
+#include <jansson.h>
 
 #include "itest.h"
 
@@ -318,6 +321,21 @@ static void key_mismatch(void)
     CHECK_MSG(c, mentions(msg, "key"), "message does not mention the key: \"%s\"", msg);
     CHECK_MSG(c, h.install_calls == 0, "install was called for a foreign certificate");
     CHECK_MSG(c, h.publish_calls == 0, "published although the authorization was valid");
+    /* The one thing a failed order stores is the retry schedule for its
+     * names (doc/engine.md "After a failure"): check it, then take it out
+     * and compare the rest. */
+    char *pat = itest_printf("%s/*/backoff/*.json", dir);
+    glob_t g;
+    CHECK_MSG(c, glob(pat, 0, NULL, &g) == 0 && g.gl_pathc == 1, "no single back-off record after the failure");
+    json_t *rec = json_load_file(g.gl_pathv[0], 0, NULL);
+    CHECK_MSG(c, rec && json_integer_value(json_object_get(rec, "failures")) == 1, "back-off record: not one failure");
+    json_decref(rec);
+    char *bdir = itest_strdup(g.gl_pathv[0]);
+    *strrchr(bdir, '/') = '\0';
+    CHECK_MSG(c, unlink(g.gl_pathv[0]) == 0 && rmdir(bdir) == 0, "cannot remove the back-off record");
+    free(bdir);
+    globfree(&g);
+    free(pat);
     itest_snapshot_take(dir, &after);
     CHECK_MSG(c, itest_snapshot_same(&before, &after), "storage changed by a failed issuance");
     itest_log("ok: mismatch -> %s: %s", acme_strerror(ACME_E_KEY_MISMATCH), msg);

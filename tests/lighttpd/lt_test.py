@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Debian's lighttpd with mod_acme against Pebble (run under tests/harness/with-pebble).
 
-    lt_test.py http01|alpn|renew|crash|workers|eab|dns01|dns_persist|badconfig|example|metrics
+    lt_test.py http01|alpn|renew|crash|workers|eab|dns01|dns_persist|badconfig|example|metrics|failover
+
+failover runs under with-pebble --second: acme.directory is a loopback port
+nobody listens on, acme.fallback names the second Pebble, which issues.
 
 dns01 runs under tests/dns01/with-knot --lagging-secondary and
 with-pebble --dnsserver {secondary}: a wildcard certificate through the
@@ -677,6 +680,9 @@ def sc_badconfig(env):
             extra='acme.etcd-endpoints = ("http://127.0.0.1:2379")')
     refuses("relative -f", "absolute -f", relative=True)
     refuses("server.chroot", "server.chroot", extra=f'server.chroot = "{env.base}"')
+    refuses("a fallback CA over http", "acme.fallback", extra='acme.fallback = ("b" => "http://127.0.0.1:9/dir")')
+    refuses("EAB for an unknown fallback", "acme.fallback-eab",
+            extra='acme.fallback = ("b" => "https://127.0.0.1:9/dir")\nacme.fallback-eab = ("c" => "kid:key")')
 
 
 def sc_example(env):
@@ -905,9 +911,53 @@ def sc_dns_persist(env):
     report_steps(env)
 
 
+def sc_failover(env):
+    # CA failover (issue 14 part 3): the first CA is down, the second Pebble issues.
+    import socket
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))   # bound, never listening: connections are refused
+    env.directory = f"https://127.0.0.1:{sock.getsockname()[1]}/dir"
+    ctx = ssl.create_default_context(cafile=os.environ["ACME_TEST_CA_FILE"])
+    with urllib.request.urlopen(os.environ["ACME_TEST_MGMT2"] + "/roots/0", context=ctx, timeout=10) as r:
+        root2 = r.read().decode()
+    env.root = os.path.join(env.base, "pebble2-root.pem")
+    with open(env.root, "w") as f:
+        f.write(root2)   # served_issued verifies against the second Pebble's root
+    env.config("lt-failover.example",
+               extra=f'acme.fallback = ("backup" => "{os.environ["ACME_TEST_DIRECTORY2"]}")')
+    env.start()
+    pid = env.proc.pid
+    leaf = env.wait_for(env.served_issued, 90, "the certificate from the fallback CA")
+    say("served, issued by the second Pebble:\n" + cert_text(leaf))
+    s = check_common_after_issue(env, leaf, pid)
+    c = s["certificates"][0]
+    if c.get("ca") != "backup" or "CA primary: " not in (c.get("ca_reason") or ""):
+        raise Fail(f"status does not say the certificate moved to backup and why: {c}")
+    if [x["name"] for x in s.get("cas", [])] != ["primary", "backup"]:
+        raise Fail(f"status lists the CAs as {s.get('cas')}")
+    if "moves to CA backup" not in read(env.errlog):
+        raise Fail("the move is not in the error log")
+    say("status: " + json.dumps(c)[:300])
+    # A restart keeps the choice: the stored certificate, at backup, nothing moved again.
+    env.stop()
+    moves = read(env.errlog).count("moves to CA")
+    env.start()
+    s = env.wait_for(lambda: (lambda s: s if s["certificates"] and s["certificates"][0].get("ca") == "backup"
+                                        and s["certificates"][0]["state"] == "valid" else None)(env.status()),
+                     30, "status after the restart: valid at backup")
+    again = env.wait_for(env.served_issued, 30, "the certificate after the restart")
+    if norm(again) != norm(leaf):
+        raise Fail("the restart served another certificate")
+    time.sleep(3)
+    if read(env.errlog).count("moves to CA") != moves:
+        raise Fail("the restart moved the certificate again")
+    sock.close()
+    report_steps(env)
+
+
 SCENARIOS = {"dns01": sc_dns01, "dns_persist": sc_dns_persist, "http01": sc_http01, "alpn": sc_alpn,
              "renew": sc_renew, "crash": sc_crash, "workers": sc_workers, "eab": sc_eab, "badconfig": sc_badconfig,
-             "example": sc_example, "metrics": sc_metrics}
+             "example": sc_example, "metrics": sc_metrics, "failover": sc_failover}
 
 
 def main():
