@@ -785,6 +785,12 @@ static issue_spec *engine_kept_profile(acme_engine *e, managed *m)
 static uint64_t note_failure(acme_engine *e, managed *m, int rc)
 {
     acme_client *c = e->c;
+    if (rc == ACME_E_LOCKED) {
+        /* Another process (or engine) is ordering it right now: nothing
+         * failed at the CA, so nothing goes into the stored schedule that
+         * every holder of the storage would then obey. Look again soon. */
+        return e->opt.retry_min_s;
+    }
     m->failures++;
     uint64_t wait = backoff_delay_s(m->failures, e->opt.retry_min_s, e->opt.retry_max_s);
     if (m->run && order_retry_after_s(m->run) > wait)

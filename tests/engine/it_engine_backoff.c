@@ -225,8 +225,15 @@ static void part_c(etest_host *h, char *dir, int64_t nb, int64_t na)
     h->responders = &bad;
     acme_client *c = etest_client(h, dir);
     int renewed = -1;
-    int rc = acme_renew(c, name, 1, &renewed);
-    itest_log("C: forced renewal with a responder Pebble cannot reach: %s", acme_client_last_error(c));
+    int rc = ACME_OK;
+    /* Pebble may hand back the authorization the first order validated
+     * (then the order needs no validation and succeeds): order again,
+     * a fresh authorization cannot be validated. */
+    for (int i = 0; i < 3 && rc == ACME_OK; i++) {
+        renewed = -1;
+        rc = acme_renew(c, name, 1, &renewed);
+        itest_log("C: forced renewal with a responder Pebble cannot reach: rc %d %s", rc, acme_client_last_error(c));
+    }
     CHECK_MSG(c, rc != ACME_OK && renewed == 0, "the forced renewal succeeded (rc %d) although validation "
               "cannot work", rc);
     /* The blocking calls run with the default options: 60 s after one failure. */
