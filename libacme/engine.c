@@ -785,13 +785,16 @@ static issue_spec *engine_kept_profile(acme_engine *e, managed *m)
 static uint64_t note_failure(acme_engine *e, managed *m, int rc)
 {
     acme_client *c = e->c;
+    m->failures++;
     if (rc == ACME_E_LOCKED) {
         /* Another process (or engine) is ordering it right now: nothing
          * failed at the CA, so nothing goes into the stored schedule that
-         * every holder of the storage would then obey. Look again soon. */
-        return e->opt.retry_min_s;
+         * every holder of the storage would then obey. This engine alone
+         * looks again, doubling from retry_min_s (the holder is usually
+         * done within seconds, and then its certificate is installed). */
+        uint64_t w = (uint64_t)e->opt.retry_min_s << (m->failures - 1 < 20 ? m->failures - 1 : 20);
+        return w > e->opt.retry_max_s ? e->opt.retry_max_s : w;
     }
-    m->failures++;
     uint64_t wait = backoff_delay_s(m->failures, e->opt.retry_min_s, e->opt.retry_max_s);
     if (m->run && order_retry_after_s(m->run) > wait)
         wait = order_retry_after_s(m->run);
