@@ -308,16 +308,7 @@ static int chain_facts(const chain *c, cert_info **out)
 
 int cert_info_parse(const char *pem, size_t len, cert_info **out)
 {
-    if (!out)
-        return ACME_E_INVALID_ARG;
-    *out = NULL;
-    chain c;
-    int rc = chain_load(pem, len, 1, &c);
-    if (rc != ACME_OK)
-        return rc;
-    rc = chain_facts(&c, out);
-    chain_free(&c);
-    return rc;
+    return out ? cert_chain_read(pem, len, 1, NULL, NULL, out) : ACME_E_INVALID_ARG;
 }
 
 void cert_info_free(cert_info *ci)
@@ -426,16 +417,7 @@ static int chain_pem(const chain *c, char **out)
 
 int cert_chain_normalize(const char *pem, size_t len, char **out)
 {
-    if (!out)
-        return ACME_E_INVALID_ARG;
-    *out = NULL;
-    chain c;
-    int rc = chain_load(pem, len, 0, &c);
-    if (rc != ACME_OK)
-        return rc;
-    rc = chain_pem(&c, out);
-    chain_free(&c);
-    return rc;
+    return out ? cert_chain_read(pem, len, 0, NULL, out, NULL) : ACME_E_INVALID_ARG;
 }
 
 /* Everything the other functions here each load the chain for, from one
