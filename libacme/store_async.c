@@ -36,7 +36,11 @@ typedef struct sa_job {
     struct sa_job *next;
 } sa_job;
 
-typedef enum { E_PRESENT, E_ABSENT, E_UNKNOWN } e_state;
+/* E_STORED: in the table, value not held here (read it from the table).
+ * A value is held only until it is read once or its write is done: the
+ * overlay is for writes in flight and the start-up batch, not a cache of
+ * the whole store (100,000 certificates would be 400 MB). */
+typedef enum { E_PRESENT, E_ABSENT, E_UNKNOWN, E_STORED } e_state;
 
 /* The overlay: what the table holds as far as this process knows, and
  * every write not yet done. Touched only from the client's thread. */
@@ -49,7 +53,7 @@ typedef struct entry {
     struct entry *next;
 } entry;
 
-#define BUCKETS 512
+#define BUCKETS 512       /* at first; grows with the keys */
 
 /* A lock the thread holds (the thread's own list). */
 typedef struct held {
@@ -82,7 +86,8 @@ struct store_async {
     int in_step;
     size_t pending;
     unsigned long long durable;  /* writes queued that must reach the table */
-    entry *table[BUCKETS];
+    entry **table;
+    size_t nbuckets, nentries;
 };
 
 static uint64_t mono_ms(void)
@@ -393,17 +398,38 @@ static void run_waiting(store_async *sa, sa_job *j)
 
 /* ---- the overlay ---- */
 
-static size_t hash(const char *s)
+static uint32_t hash(const char *s)
 {
     uint32_t h = 2166136261u;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
-    return h % BUCKETS;
+    return h;
+}
+
+/* Four times the buckets once there are two keys per bucket: a lookup
+ * stays O(1) at 100,000 certificates. On failure the chains only grow. */
+static void grow(store_async *sa)
+{
+    size_t nb = sa->nbuckets * 4;
+    entry **t = calloc(nb, sizeof(*t));
+    if (!t)
+        return;
+    for (size_t b = 0; b < sa->nbuckets; b++)
+        while (sa->table[b]) {
+            entry *e = sa->table[b];
+            sa->table[b] = e->next;
+            size_t i = hash(e->key) % nb;
+            e->next = t[i];
+            t[i] = e;
+        }
+    free(sa->table);
+    sa->table = t;
+    sa->nbuckets = nb;
 }
 
 static entry *lookup(store_async *sa, const char *key, int create)
 {
-    size_t b = hash(key);
+    size_t b = hash(key) % sa->nbuckets;
     for (entry *e = sa->table[b]; e; e = e->next)
         if (strcmp(e->key, key) == 0)
             return e;
@@ -417,6 +443,8 @@ static entry *lookup(store_async *sa, const char *key, int create)
     e->state = E_UNKNOWN;
     e->next = sa->table[b];
     sa->table[b] = e;
+    if (++sa->nentries > 2 * sa->nbuckets)
+        grow(sa);
     return e;
 }
 
@@ -454,8 +482,11 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
     sa->wake_ud = wake_ud;
     sa->lease_s = sa->ops.refresh ? ACME_LOCK_LEASE_S : ACME_LOCK_LEASE_LONG_S;
     sa->prefix = xasprintf("%s/", c->ca_id);
-    sa_job *pre = sa->prefix ? job_new(J_PRELOAD, sa->prefix) : NULL;
+    sa->nbuckets = BUCKETS;
+    sa->table = calloc(sa->nbuckets, sizeof(*sa->table));
+    sa_job *pre = sa->prefix && sa->table ? job_new(J_PRELOAD, sa->prefix) : NULL;
     if (!pre) {
+        free(sa->table);
         free(sa->prefix);
         free(sa);
         return ACME_E_NOMEM;
@@ -467,6 +498,7 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
         pthread_mutex_destroy(&sa->mu);
         pthread_cond_destroy(&sa->cv);
         job_free(pre);
+        free(sa->table);
         free(sa->prefix);
         free(sa);
         return ACME_E_NOMEM;
@@ -497,7 +529,7 @@ void store_async_stop(acme_client *c)
     pthread_join(sa->thread, NULL);
     c->sa = NULL;
     take_done(sa, NULL, NULL);
-    for (size_t b = 0; b < BUCKETS; b++)
+    for (size_t b = 0; b < sa->nbuckets; b++)
         while (sa->table[b]) {
             entry *e = sa->table[b];
             sa->table[b] = e->next;
@@ -505,6 +537,7 @@ void store_async_stop(acme_client *c)
             free(e->key);
             free(e);
         }
+    free(sa->table);
     pthread_mutex_destroy(&sa->mu);
     pthread_cond_destroy(&sa->cv);
     free(sa->prefix);
@@ -537,8 +570,15 @@ static void preload_in(store_async *sa, sa_job *j)
         entry *e = lookup(sa, j->kvs[i].key, 1);
         if (!e || e->pending || e->state != E_UNKNOWN)
             continue; /* a write made meanwhile is newer */
-        if (j->kvs[i].val)
-            set_value(e, E_PRESENT, j->kvs[i].val, j->kvs[i].len);
+        if (j->kvs[i].val) {
+            /* Moved, not copied: two copies of the whole store at once
+             * were the peak of a start-up with 100,000 certificates. */
+            set_value(e, E_ABSENT, NULL, 0);
+            e->state = E_PRESENT;
+            e->val = j->kvs[i].val;
+            e->len = j->kvs[i].len;
+            j->kvs[i].val = NULL;
+        }
     }
     sa->complete = 1;
     alog(sa->c, ACME_LOG_DEBUG, "storage: %zu stored keys read at start", j->kv_n);
@@ -549,7 +589,7 @@ static void preload_in(store_async *sa, sa_job *j)
 static void lock_reread_in(store_async *sa, sa_job *j)
 {
     size_t n = j->len;
-    for (size_t b = 0; b < BUCKETS; b++)
+    for (size_t b = 0; b < sa->nbuckets; b++)
         for (entry *e = sa->table[b]; e; e = e->next)
             if (!e->pending && strncmp(e->key, j->data, n) == 0)
                 set_value(e, E_ABSENT, NULL, 0);
@@ -589,6 +629,8 @@ static void take_done(store_async *sa, int (*locked)(void *, const void *, int),
                 alog(sa->c, ACME_LOG_ERROR, "storage: could not %s %s (%s); the previous value is unchanged — "
                      "check the storage (free space, permissions of the state directory)",
                      j->kind == J_PUT ? "write" : "remove", j->key, j->why ? j->why : acme_strerror(j->rc));
+            } else if (e && !e->pending && e->state == E_PRESENT) {
+                set_value(e, E_STORED, NULL, 0); /* written: the table holds it */
             }
             break;
         }
@@ -651,8 +693,14 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
 {
     *why = NULL;
     entry *e = lookup(sa, key, 0);
-    if (e && e->state == E_PRESENT)
-        return buf_append(out, e->val, e->len);
+    if (e && e->state == E_PRESENT) {
+        int rc = buf_append(out, e->val, e->len);
+        /* Read once (the start-up batch is read by its certificate's first
+         * look): the table has it; memory need not. */
+        if (rc == ACME_OK && !e->pending)
+            set_value(e, E_STORED, NULL, 0);
+        return rc;
+    }
     if (e && e->state == E_ABSENT)
         return ACME_E_NOT_FOUND;
     if (!e && sa->complete)
@@ -669,7 +717,7 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
     if (rc == ACME_OK || rc == ACME_E_NOT_FOUND) {
         entry *n = lookup(sa, key, 1);
         if (n && !n->pending)
-            set_value(n, rc ? E_ABSENT : E_PRESENT, out->data ? out->data : "", out->len);
+            set_value(n, rc ? E_ABSENT : E_STORED, NULL, 0);
     } else {
         *why = j->why;
         j->why = NULL;
@@ -712,7 +760,7 @@ static int write_op(store_async *sa, j_kind kind, const char *key, const void *d
     int rc = j->rc;
     if (rc == ACME_OK) {
         if (!e->pending)
-            set_value(e, kind == J_PUT ? E_PRESENT : E_ABSENT, data, len);
+            set_value(e, kind == J_PUT ? E_STORED : E_ABSENT, NULL, 0);
     } else {
         if (!e->pending)
             set_value(e, E_UNKNOWN, NULL, 0);
@@ -741,9 +789,10 @@ int store_async_list(store_async *sa, const char *prefix, acme_storage_list_cb c
          * first: cb may write (a sweep removes what it is shown). */
         sa_job tmp;
         memset(&tmp, 0, sizeof(tmp));
-        for (size_t b = 0; b < BUCKETS; b++)
+        for (size_t b = 0; b < sa->nbuckets; b++)
             for (entry *e = sa->table[b]; e; e = e->next)
-                if (e->state == E_PRESENT && strncmp(e->key, prefix, n) == 0 && collect_key(&tmp, e->key)) {
+                if ((e->state == E_PRESENT || e->state == E_STORED) && strncmp(e->key, prefix, n) == 0 &&
+                    collect_key(&tmp, e->key)) {
                     kvs_free(&tmp);
                     return ACME_E_NOMEM;
                 }
