@@ -38,39 +38,14 @@ import urllib.error
 import urllib.request
 
 N = 20
-RUN_AS = "www-data"
-PLACEHOLDER_CN = "mod_acme placeholder"
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-class Fail(Exception):
-    pass
+# The helpers of the single-host lighttpd tests, not a copy of them.
+sys.path.insert(0, os.path.join(HERE, "..", "lighttpd"))
+from lt_test import PLACEHOLDER_CN, RUN_AS, Fail, cert_text, norm, pem_certs, read  # noqa: E402
 
 
 def say(msg):
     print(f"lt_cluster: {msg}", flush=True)
-
-
-def read(path, default=""):
-    try:
-        with open(path, "r", errors="replace") as f:
-            return f.read()
-    except OSError:
-        return default
-
-
-def pem_certs(text):
-    return re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", text, re.S)
-
-
-def norm(pem):
-    return "".join(pem.strip().splitlines()[1:-1])
-
-
-def cert_text(pem):
-    r = subprocess.run(["openssl", "x509", "-noout", "-subject", "-issuer", "-ext", "subjectAltName"],
-                       input=pem.encode(), capture_output=True, timeout=20)
-    return r.stdout.decode(errors="replace")
 
 
 def free_ports(n):
