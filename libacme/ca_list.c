@@ -430,7 +430,9 @@ static int issue_from(acme_ca_list *l, const acme_issue_params *p, const char *c
     return rc;
 }
 
-static void saved(acme_ca_list *l, const char *cert_id, size_t at, int failover, const char *plain_reason)
+/* from: the CA tried first (where a failover left from). */
+static void saved(acme_ca_list *l, const char *cert_id, size_t from, size_t at, int failover,
+                  const char *plain_reason)
 {
     char *reason = failover ? xasprintf("failed over to %s: %s", l->v[at].name, acme_ca_list_last_error(l))
                             : strdup(plain_reason);
@@ -438,7 +440,8 @@ static void saved(acme_ca_list *l, const char *cert_id, size_t at, int failover,
     if (failover) {
         alog(l->v[at].c, ACME_LOG_WARNING, "ca list: %s issued by CA %s (%s)", cert_id, l->v[at].name,
              reason ? reason : "");
-        event_plain(l->v[at].c, ACME_EVENT_FAILOVER, cert_id);
+        event_failover(l->v[at].c, cert_id, l->v[at].name, l->v[from].c->directory_url, l->v[from].name,
+                       reason ? reason : "");
     }
     free(reason);
     free(l->last_error);
@@ -470,7 +473,7 @@ ACME_EXPORT int acme_ca_list_issue(acme_ca_list *l, const acme_issue_params *p)
     int failover = 0;
     rc = issue_from(l, p, spec->cert_id, start, l->n, &at, &failover);
     if (rc == ACME_OK || rc == ACME_E_CALLBACK)
-        saved(l, spec->cert_id, at, failover, start ? "issued by the CA it came from before" : "the first CA in the list");
+        saved(l, spec->cert_id, start, at, failover, start ? "issued by the CA it came from before" : "the first CA in the list");
     issue_spec_free(spec);
     return rc;
 }
@@ -525,7 +528,7 @@ ACME_EXPORT int acme_ca_list_renew(acme_ca_list *l, const char *cert_id, int for
             *renewed = did;
         /* Renewed where it was: the stored choice and its reason stand. */
         if (!rec)
-            saved(l, cert_id, cur, 0, "the first CA in the list that has it");
+            saved(l, cert_id, cur, cur, 0, "the first CA in the list that has it");
         json_decref(rec);
         return rc;
     }
@@ -557,7 +560,7 @@ ACME_EXPORT int acme_ca_list_renew(acme_ca_list *l, const char *cert_id, int for
     if (rc == ACME_OK || rc == ACME_E_CALLBACK) {
         if (renewed)
             *renewed = 1;
-        saved(l, cert_id, at, 1, NULL);
+        saved(l, cert_id, cur, at, 1, NULL);
     }
     issue_spec_free(spec);
     return rc;

@@ -110,3 +110,17 @@ void event_plain(acme_client *c, acme_event_code code, const char *cert_id)
     init(&ev, c, code, cert_id);
     emit(c, &ev);
 }
+
+void event_failover(acme_client *c, const char *cert_id, const char *to_name, const char *from_url,
+                    const char *from_name, const char *reason)
+{
+    if (!c->host.event)
+        return;
+    acme_event ev;
+    init(&ev, c, ACME_EVENT_FAILOVER, cert_id);
+    ev.ca_name = to_name;
+    ev.from_directory_url = from_url;
+    ev.from_ca_name = from_name;
+    ev.message = reason;
+    emit(c, &ev);
+}

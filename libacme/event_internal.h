@@ -21,8 +21,12 @@ void event_renewal(struct acme_client *c, const char *cert_id, int64_t renew_at)
  * fault (any may be 0/NULL; without ident, the one the problem names). */
 void event_failed(struct acme_client *c, const char *cert_id, int rc, const char *message, const acme_problem *p,
                   const char *ident);
-/* LOCK_TAKEN, LOCK_LOST, FAILOVER: nothing but the certificate (and the CA). */
+/* LOCK_TAKEN, LOCK_LOST: nothing but the certificate (and the CA). */
 void event_plain(struct acme_client *c, acme_event_code code, const char *cert_id);
+/* FAILOVER, through the client of the CA it goes to (to_name), from the
+ * CA at from_url (from_name), and why. */
+void event_failover(struct acme_client *c, const char *cert_id, const char *to_name, const char *from_url,
+                    const char *from_name, const char *reason);
 
 /* What the metrics say of one certificate (metrics.c), filled by the
  * engine (engine_cert_facts) or by a test. Strings are borrowed. A time

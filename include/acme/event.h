@@ -31,7 +31,8 @@ typedef enum acme_event_code {
     ACME_EVENT_INSTALLED = 5,          /* the host's install callback accepted it (not_after) */
     ACME_EVENT_RENEWAL_SCHEDULED = 6,  /* the engine planned the next renewal (renew_at) */
     ACME_EVENT_FAILED = 7,             /* an attempt failed (code, message, problem_*) */
-    ACME_EVENT_FAILOVER = 8,           /* the next CA of the list takes over (directory_url: the new one) */
+    ACME_EVENT_FAILOVER = 8,           /* the next CA of the list takes over (directory_url: the new one;
+                                          from_directory_url, ca_name, from_ca_name, message: why) */
     ACME_EVENT_LOCK_TAKEN = 9,         /* this process holds the storage lock of the certificate's order */
     ACME_EVENT_LOCK_LOST = 10          /* that lock is gone before the order ended */
 } acme_event_code;
@@ -57,6 +58,11 @@ typedef struct acme_event {
     const acme_problem *problem;   /* FAILED: the whole document (subproblems), or NULL */
     const char *directory_url;     /* the CA's directory URL */
     const char *order_url;         /* ORDERING: the order's URL */
+    /* Since 1.2 too, appended (check size): FAILOVER's other facts.
+     * Its message (above) is the reason: what failed at the CA left. */
+    const char *from_directory_url; /* FAILOVER: the CA the certificate leaves */
+    const char *ca_name;            /* FAILOVER: the name of the CA it goes to (acme_ca_params.name) */
+    const char *from_ca_name;       /* FAILOVER: the name of the CA it leaves */
 } acme_event;
 
 /* The host table's `event` member (acme_host_callbacks): called on the

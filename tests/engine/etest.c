@@ -199,6 +199,13 @@ static void cb_event(void *ud, const acme_event *ev)
     x->identifier = dup_or_null(ev->identifier);
     x->problem_type = dup_or_null(ev->problem_type);
     x->message = dup_or_null(ev->message);
+    x->directory_url = dup_or_null(ev->directory_url);
+    /* Members appended in 1.2: read only what the library's size covers. */
+    if (ev->size >= offsetof(acme_event, from_ca_name) + sizeof(ev->from_ca_name)) {
+        x->from_directory_url = dup_or_null(ev->from_directory_url);
+        x->ca_name = dup_or_null(ev->ca_name);
+        x->from_ca_name = dup_or_null(ev->from_ca_name);
+    }
     x->result = ev->result;
     x->challenge = ev->challenge;
     x->not_after = ev->not_after;
@@ -241,6 +248,10 @@ void etest_host_clear(etest_host *h)
         free(h->events[i].identifier);
         free(h->events[i].problem_type);
         free(h->events[i].message);
+        free(h->events[i].directory_url);
+        free(h->events[i].from_directory_url);
+        free(h->events[i].ca_name);
+        free(h->events[i].from_ca_name);
     }
     free(h->events);
     if (watched_host == h)

@@ -47,7 +47,10 @@ typedef struct etest_event {
     char *cert_id;
     char *identifier;         /* NULL when the event had none */
     char *problem_type;       /* FAILED: the CA's problem type, or NULL */
-    char *message;            /* FAILED: the sentence */
+    char *message;            /* FAILED: the sentence; FAILOVER: why */
+    char *directory_url;      /* the CA's directory */
+    char *from_directory_url; /* FAILOVER: the CA left, its name, the new CA's name (else NULL) */
+    char *from_ca_name, *ca_name;
     int result;
     acme_challenge_type challenge;
     int64_t not_after, renew_at, time;

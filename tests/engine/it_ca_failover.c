@@ -22,54 +22,24 @@
  *
  *   usage: it_ca_failover PYTHON3 fake_ari_ca_standin.py   (under with-pebble --second) */
 #include <glob.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-#include <acme/ca_list.h>
-#include "etest.h"
+#include "fo_fixture.h"
 
 static const acme_challenge_type http[] = {ACME_CHALLENGE_HTTP_01};
-static char *root[2]; /* each Pebble's root: which CA issued */
+static fo_env env; /* the two Pebbles, their roots, a CA that is down */
 
-/* The last installed chain of id verifies against Pebble `which`'s root
- * and not the other's. */
 static void issued_by(const etest_host *h, const char *id, int which)
 {
-    const itest_cert *ic = etest_installed(h, id);
-    CHECK_MSG(NULL, ic != NULL, "%s was never installed", id);
-    const char *why = "";
-    CHECK_MSG(NULL, itest_chain_verifies(ic->chain_pem, root[which], &why), "%s: not issued by Pebble %d: %s", id,
-              which + 1, why);
-    CHECK_MSG(NULL, !itest_chain_verifies(ic->chain_pem, root[!which], &why), "%s: verifies against Pebble %d "
-              "too", id, 2 - which);
-    CHECK_MSG(NULL, itest_key_matches(ic->chain_pem, ic->key_pem), "%s: installed key is not the leaf's", id);
+    fo_issued_by(&env, h, id, which);
 }
 
-typedef struct ca_spec {
-    const char *name;
-    const char *url;
-    const char *ca_file; /* NULL: the harness's */
-} ca_spec;
+typedef fo_ca ca_spec;
 
 static acme_ca_list *make_list(etest_host *h, const char *dir, const ca_spec *cas, size_t n)
 {
-    acme_account_params ap = {.size = sizeof ap, .agree_tos = 1};
-    acme_ca_list *l = NULL;
-    CHECK_MSG(NULL, acme_ca_list_new(&ap, &l) == ACME_OK, "acme_ca_list_new failed");
-    for (size_t i = 0; i < n; i++) {
-        acme_client *c = etest_client_at(h, dir, cas[i].url,
-                                        cas[i].ca_file ? cas[i].ca_file : getenv("ACME_TEST_CA_FILE"));
-        acme_ca_params p = {.size = sizeof p, .name = cas[i].name};
-        int rc = acme_ca_list_add(l, &p, c);
-        CHECK_MSG(NULL, rc == ACME_OK, "acme_ca_list_add %s: %s", cas[i].name, acme_ca_list_last_error(l));
-    }
-    return l;
+    return fo_make_list(h, dir, cas, n);
 }
 
 static json_t *status(acme_ca_list *l, const char *id)
@@ -150,7 +120,7 @@ static void part_a(etest_host *h, const char *down_url, const char *second_url)
     size_t inst = h->install_count, ev0 = h->event_count;
     int rc = acme_ca_list_issue(l, &ip);
     CHECK_MSG(NULL, rc == ACME_OK, "failover issue failed: %s", acme_ca_list_last_error(l));
-    CHECK_MSG(NULL, etest_find_event(h, ev0, ACME_EVENT_FAILOVER, name) != (size_t)-1, "no FAILOVER event");
+    fo_check_event(h, ev0, name, "down", down_url, "two", second_url, "CA down: ");
     CHECK_MSG(NULL, h->install_count == inst + 1, "nothing installed");
     issued_by(h, name, 1);
     check_status(l, name, "two", 1, "CA down: ");
@@ -191,22 +161,17 @@ static void part_b(etest_host *h, const ca_spec *cas)
     CHECK_MSG(NULL, stored_at(l, 0, name) && !stored_at(l, 1, name), "not issued by the first CA");
 
     /* The outage: the first Pebble stops. */
-    pid_t pid = (pid_t)atoi(getenv("ACME_TEST_PEBBLE_PID") ? getenv("ACME_TEST_PEBBLE_PID") : "0");
-    CHECK_MSG(NULL, pid > 1, "ACME_TEST_PEBBLE_PID not set: run under with-pebble --second");
-    CHECK_MSG(NULL, kill(pid, SIGTERM) == 0, "cannot stop the first Pebble: %s", strerror(errno));
-    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++) {
-        struct timespec ts = {0, 100000000};
-        nanosleep(&ts, NULL);
-    }
-    itest_log("B: first Pebble (pid %d) stopped", (int)pid);
+    fo_stop_first_pebble();
     /* Not due: nothing to do, and no reason to move (nor to reach the CA). */
     int renewed = -1;
     rc = acme_ca_list_renew(l, name, 0, &renewed);
     CHECK_MSG(NULL, rc == ACME_OK && renewed == 0, "a renewal that is not due, with the CA down: rc %d renewed %d: %s",
               rc, renewed, acme_ca_list_last_error(l));
     check_status(l, name, "one", 0, "first CA in the list");
+    size_t ev0 = h->event_count;
     rc = acme_ca_list_renew(l, name, 1, &renewed);
     CHECK_MSG(NULL, rc == ACME_OK && renewed == 1, "no failover renewal: rc %d: %s", rc, acme_ca_list_last_error(l));
+    fo_check_event(h, ev0, name, "one", cas[0].url, "two", cas[1].url, "CA one: ");
     check_status(l, name, "two", 1, "CA one: ");
     issued_by(h, name, 1);
     CHECK_MSG(NULL, stored_at(l, 1, name), "the renewal is not in the second CA's storage");
@@ -263,9 +228,11 @@ static void part_d(etest_host *h, const char *python, const char *script, const 
         const char *name = want[i].name;
         acme_issue_params ip = {.size = sizeof ip, .names = &name, .name_count = 1, .challenges = http,
                                 .challenge_count = 1};
+        size_t ev0 = h->event_count;
         int rc = acme_ca_list_issue(l, &ip);
         CHECK_MSG(NULL, rc == ACME_OK, "%s: no failover after %s: %s", name, want[i].type,
                   acme_ca_list_last_error(l));
+        fo_check_event(h, ev0, name, "std", s.directory_url, "two", second_url, want[i].type);
         issued_by(h, name, 1);
         check_status(l, name, "two", 1, want[i].type);
         size_t n = standin_orders(&s, name);
@@ -305,40 +272,20 @@ int main(int argc, char **argv)
     itest_init("it_ca_failover");
     CHECK_MSG(NULL, argc == 3, "usage: %s PYTHON3 fake_ari_ca_standin.py", argv[0]);
     etest_watchdog(280);
-    const char *one = getenv("ACME_TEST_DIRECTORY"), *two = getenv("ACME_TEST_DIRECTORY2");
-    CHECK_MSG(NULL, one && two, "needs with-pebble --second");
-    /* A port that refuses connections: bound, never listening, held. */
-    int hold = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    CHECK_MSG(NULL, hold >= 0 && bind(hold, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-              getsockname(hold, (struct sockaddr *)&sa, &sl) == 0, "cannot hold a loopback port");
-    char down[64];
-    snprintf(down, sizeof down, "https://127.0.0.1:%u/dir", (unsigned)ntohs(sa.sin_port));
-
-    root[0] = itest_pebble_root(0);
-    /* itest's management calls go to ACME_TEST_MGMT: point it at the second for a moment. */
-    char *mgmt1 = itest_strdup(getenv("ACME_TEST_MGMT"));
-    setenv("ACME_TEST_MGMT", getenv("ACME_TEST_MGMT2"), 1);
-    root[1] = itest_pebble_root(0);
-    setenv("ACME_TEST_MGMT", mgmt1, 1);
-    free(mgmt1);
-
+    fo_env_init(&env);
     etest_host h;
     etest_host_init(&h, NULL);
-    ca_spec cas[] = {{"one", one, NULL}, {"two", two, NULL}};
+    ca_spec cas[] = {{"one", env.one, NULL}, {"two", env.two, NULL}};
     part_c(&h, cas);
     acme_responder_set good = {.size = sizeof good};
     good.http01 = etest_responder_at_pebble(ACME_RESPONDER_HTTP01);
     h.responders = &good;
-    part_d(&h, argv[1], argv[2], two);
-    part_a(&h, down, two);
+    part_d(&h, argv[1], argv[2], env.two);
+    part_a(&h, env.down, env.two);
     part_b(&h, cas);
     acme_responder_free(good.http01);
     etest_host_clear(&h);
-    close(hold);
-    free(root[0]);
-    free(root[1]);
+    fo_env_clear(&env);
     itest_done();
     return 0;
 }

@@ -11,30 +11,17 @@
  *     engine renews (max_age_s) and, the first CA refusing connections
  *     after the order's retries, moves the certificate to the second,
  *     which issues. */
-#include <errno.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-#include <acme/ca_list.h>
-#include "etest.h"
+#include "fo_fixture.h"
 
 static const acme_challenge_type http[] = {ACME_CHALLENGE_HTTP_01};
-static char *root[2];
+static fo_env env;
 
 static void issued_by(const etest_host *h, const char *id, int which)
 {
-    const itest_cert *ic = etest_installed(h, id);
-    CHECK_MSG(NULL, ic != NULL, "%s was never installed", id);
-    const char *why = "";
-    CHECK_MSG(NULL, itest_chain_verifies(ic->chain_pem, root[which], &why), "%s: not issued by Pebble %d: %s", id,
-              which + 1, why);
-    CHECK_MSG(NULL, !itest_chain_verifies(ic->chain_pem, root[!which], &why), "%s: verifies against Pebble %d too",
-              id, 2 - which);
+    fo_issued_by(&env, h, id, which);
 }
 
 typedef struct cas {
@@ -44,15 +31,8 @@ typedef struct cas {
 
 static acme_ca_list *make_list(etest_host *h, const char *dir, const cas *k)
 {
-    acme_account_params ap = {.size = sizeof ap, .agree_tos = 1};
-    acme_ca_list *l = NULL;
-    CHECK_MSG(NULL, acme_ca_list_new(&ap, &l) == ACME_OK, "acme_ca_list_new failed");
-    for (size_t i = 0; i < 2; i++) {
-        acme_client *c = etest_client_at(h, dir, k->url[i], getenv("ACME_TEST_CA_FILE"));
-        acme_ca_params p = {.size = sizeof p, .name = k->name[i]};
-        CHECK_MSG(NULL, acme_ca_list_add(l, &p, c) == ACME_OK, "add: %s", acme_ca_list_last_error(l));
-    }
-    return l;
+    fo_ca v[2] = {{k->name[0], k->url[0], NULL}, {k->name[1], k->url[1], NULL}};
+    return fo_make_list(h, dir, v, 2);
 }
 
 static acme_engine *make_engine(etest_host *h, acme_ca_list *l, const acme_engine_options *o)
@@ -80,17 +60,6 @@ static void check_entry(acme_engine *e, const char *id, const char *ca, const ch
     json_decref(st);
 }
 
-static void check_record(const char *dir, const char *id, const char *ca)
-{
-    char *path = itest_printf("%s/failover/%s.json", dir, id);
-    json_t *r = json_load_file(path, 0, NULL);
-    CHECK_MSG(NULL, r != NULL, "no stored choice %s", path);
-    CHECK_MSG(NULL, itest_streq(json_string_value(json_object_get(r, "ca")), ca) &&
-              json_is_true(json_object_get(r, "failover")), "stored choice is not a failover to %s", ca);
-    json_decref(r);
-    free(path);
-}
-
 static void part_ab(etest_host *h, const cas *k)
 {
     const char *name = "efo-a.example";
@@ -104,10 +73,13 @@ static void part_ab(etest_host *h, const cas *k)
     CHECK_MSG(NULL, etest_drive(h, e, etest_until_installs, &want, 60000, NULL), "not issued within 60 s");
     issued_by(h, name, 1);
     check_entry(e, name, "two", "CA down: ");
-    size_t fo = etest_find_event(h, ev0, ACME_EVENT_FAILOVER, name);
+    /* The event names both CAs and says why: the first CA's connection failure. */
+    size_t fo = fo_check_event(h, ev0, name, "down", k->url[0], "two", k->url[1], "CA down: ");
     size_t is = etest_find_event(h, ev0, ACME_EVENT_ISSUED, name);
-    CHECK_MSG(NULL, fo != (size_t)-1 && is != (size_t)-1 && fo < is, "no FAILOVER event before ISSUED");
-    check_record(dir, name, "two");
+    CHECK_MSG(NULL, is != (size_t)-1 && fo < is, "no FAILOVER event before ISSUED");
+    CHECK_MSG(NULL, etest_find_event(h, fo + 1, ACME_EVENT_FAILOVER, name) == (size_t)-1, "two FAILOVER events "
+              "for one move");
+    fo_check_record(dir, name, "two");
     acme_engine_free(e);
     acme_ca_list_free(l);
     itest_log("ok: A. the first CA down: moved to the second, issued there");
@@ -150,13 +122,7 @@ static void part_c(etest_host *h, const cas *k)
     acme_engine_free(e);
     acme_ca_list_free(l);
 
-    pid_t pid = (pid_t)atoi(getenv("ACME_TEST_PEBBLE_PID") ? getenv("ACME_TEST_PEBBLE_PID") : "0");
-    CHECK_MSG(NULL, pid > 1 && kill(pid, SIGTERM) == 0, "cannot stop the first Pebble: %s", strerror(errno));
-    for (int i = 0; i < 100 && kill(pid, 0) == 0; i++) {
-        struct timespec ts = {0, 100000000};
-        nanosleep(&ts, NULL);
-    }
-    itest_log("C: first Pebble stopped");
+    fo_stop_first_pebble();
     l = make_list(h, dir, k);
     acme_engine_options o2 = {.size = sizeof o2, .retry_min_s = 1, .max_age_s = 2};
     e = make_engine(h, l, &o2);
@@ -164,10 +130,10 @@ static void part_c(etest_host *h, const cas *k)
     want = h->install_count + 2; /* the stored one at start, then the second CA's */
     size_t ev0 = h->event_count;
     CHECK_MSG(NULL, etest_drive(h, e, etest_until_installs, &want, 90000, NULL), "no failover renewal in 90 s");
-    CHECK_MSG(NULL, etest_find_event(h, ev0, ACME_EVENT_FAILOVER, name) != (size_t)-1, "no FAILOVER event");
+    fo_check_event(h, ev0, name, "one", k->url[0], "two", k->url[1], "CA one: ");
     issued_by(h, name, 1);
     check_entry(e, name, "two", "CA one: ");
-    check_record(dir, name, "two");
+    fo_check_record(dir, name, "two");
     acme_engine_free(e);
     acme_ca_list_free(l);
     free(dir);
@@ -178,35 +144,18 @@ int main(void)
 {
     itest_init("it_engine_failover");
     etest_watchdog(280);
-    const char *one = getenv("ACME_TEST_DIRECTORY"), *two = getenv("ACME_TEST_DIRECTORY2");
-    CHECK_MSG(NULL, one && two, "needs with-pebble --second");
-    int hold = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    CHECK_MSG(NULL, hold >= 0 && bind(hold, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-              getsockname(hold, (struct sockaddr *)&sa, &sl) == 0, "cannot hold a loopback port");
-    char down[64];
-    snprintf(down, sizeof down, "https://127.0.0.1:%u/dir", (unsigned)ntohs(sa.sin_port));
-    root[0] = itest_pebble_root(0);
-    char *mgmt1 = itest_strdup(getenv("ACME_TEST_MGMT"));
-    setenv("ACME_TEST_MGMT", getenv("ACME_TEST_MGMT2"), 1);
-    root[1] = itest_pebble_root(0);
-    setenv("ACME_TEST_MGMT", mgmt1, 1);
-    free(mgmt1);
-
+    fo_env_init(&env);
     acme_responder_set good = {.size = sizeof good};
     good.http01 = etest_responder_at_pebble(ACME_RESPONDER_HTTP01);
     etest_host h;
     etest_host_init(&h, &good);
-    cas ab = {{"down", "two"}, {down, two}};
+    cas ab = {{"down", "two"}, {env.down, env.two}};
     part_ab(&h, &ab);
-    cas c = {{"one", "two"}, {one, two}};
+    cas c = {{"one", "two"}, {env.one, env.two}};
     part_c(&h, &c);
     etest_host_clear(&h);
     acme_responder_free(good.http01);
-    close(hold);
-    free(root[0]);
-    free(root[1]);
+    fo_env_clear(&env);
     itest_done();
     return 0;
 }
