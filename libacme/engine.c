@@ -17,6 +17,7 @@
 #include "engine_loop.h"
 #include "backoff.h"
 #include "ca_list_int.h"
+#include "cert_stats.h"
 #include "engine_chain.h"
 #include "engine_one.h"
 #include "event_internal.h"
@@ -839,6 +840,29 @@ static void restore_backoff(acme_engine *e, managed *m)
     backoff_rec_free(&r);
 }
 
+/* At start: the order count and last success a restart would lose.
+ * Never lower than what this process counted already (a certificate that
+ * moved to this CA's engine brings its numbers along). */
+static void restore_stats(acme_engine *e, managed *m)
+{
+    cert_stats st;
+    /* The blocking calls have no status or metrics to show them. */
+    if (e->one || cert_stats_load(e->c, m->id, &st))
+        return;
+    if (st.attempts > m->attempts)
+        m->attempts = st.attempts;
+    if (st.last_success > m->last_success)
+        m->last_success = st.last_success;
+}
+
+static void save_stats(acme_engine *e, managed *m)
+{
+    if (e->one)
+        return;
+    cert_stats st = {m->attempts, m->last_success};
+    cert_stats_save(e->c, m->id, &st);
+}
+
 static void start_order(acme_engine *e, managed *m)
 {
     acme_client *c = e->c;
@@ -869,6 +893,7 @@ static void start_order(acme_engine *e, managed *m)
     m->wait = W_NONE;
     m->ready = 1;
     m->attempts++;
+    save_stats(e, m);
     m->run_started = now_ms();
     if (!e->one)
         alog(c, ACME_LOG_INFO, "engine: ordering %s (attempt %u)", m->id, m->attempts);
@@ -923,6 +948,7 @@ static void finish_order(acme_engine *e, managed *m)
         if (issued)
             m->names_changed = !spec_names_equal(m->spec, order_spec(m->run));
         m->last_success = (int64_t)time(NULL);
+        save_stats(e, m);
         note_success(e, m);
         m->failures = 0;
         m->state = M_VALID;
@@ -1313,6 +1339,7 @@ static void look_at(acme_engine *e, managed *m)
         m->renew_at = 0;
         m->next_ms = m->install_due ? now_ms() + (uint64_t)e->opt.retry_min_s * 1000u : 0;
         restore_backoff(e, m);
+        restore_stats(e, m);
     }
     if (m->install_due && m->has_valid && !m->ari_busy && now_ms() >= m->next_ms) {
         int irc = ACME_OK;
@@ -1946,15 +1973,21 @@ static void do_moves(acme_engine *e)
         char *id = strdup(m->id);
         char *reason = xasprintf("failed over to %s: %s", name, why);
         alog(e->c, ACME_LOG_WARNING, "engine: %s moves to CA %s (%s)", m->id, name, why);
+        /* Its history goes along: it is the certificate's, not the CA's. */
+        unsigned attempts = m->attempts;
+        int64_t last_success = m->last_success;
         acme_engine_unmanage(e, m->id);
         if (id && reason && engine_manage_spec(to, spec) == ACME_OK) {
             managed *n = find(to, id);
             if (n) {
                 free(n->ca_reason);
                 n->ca_reason = strdup(reason);
+                n->attempts = attempts;
+                n->last_success = last_success;
+                save_stats(to, n);
             }
             ca_list_record(e->cas, id, to->ca_index, reason, 1);
-            event_plain(to->c, ACME_EVENT_FAILOVER, id);
+            event_failover(to->c, id, name, e->c->directory_url, acme_ca_list_name(e->cas, e->ca_index), reason);
         } else {
             alog(e->c, ACME_LOG_ERROR, "engine: %s could not move to CA %s (out of memory); it is no longer "
                  "managed: declare it again", id ? id : "?", name);
