@@ -99,9 +99,9 @@ static const gauge gauges[] = {
     {"acme_certificate_consecutive_failures", "gauge",
      "Failed attempts since the last success.", F_FAILURES, 0},
     {"acme_certificate_attempts_total", "counter",
-     "Orders started for this certificate since the engine started.", F_ATTEMPTS, 0},
+     "Orders started for this certificate (kept in storage across restarts).", F_ATTEMPTS, 0},
     {"acme_certificate_last_success_timestamp_seconds", "gauge",
-     "When an order of this certificate last succeeded in this engine, seconds since the epoch.", F_LAST_SUCCESS, 1},
+     "When an order of this certificate last succeeded (kept in storage), seconds since the epoch.", F_LAST_SUCCESS, 1},
 };
 
 static long long value_of(const metrics_cert *m, field f)

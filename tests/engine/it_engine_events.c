@@ -14,11 +14,14 @@
  *     follows for it.
  *  C. A new engine on the same storage: installed (the stored
  *     certificate, its notAfter) < renewal scheduled, and no order.
+ *     Its attempts and last success (status and metrics) are those from
+ *     before the restart, for the issued and for the failed certificate.
  *  D. acme_issue(), the blocking call, sends the same sequence as A up
  *     to installed.
  *
  * retry_min_s is an hour: nothing is retried inside the test. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "etest.h"
 
@@ -58,6 +61,42 @@ static size_t must_follow(const etest_host *h, size_t after, acme_event_code cod
         CHECK_MSG(NULL, 0, "no %s event for %s after event %zd", acme_event_code_name(code), id, (ssize_t)after);
     }
     return i;
+}
+
+/* The value of metric `name` for certificate id in the exposition, or -1. */
+static long long metric(const char *text, const char *name, const char *id)
+{
+    char *pre = itest_printf("\n%s{id=\"%s\"} ", name, id);
+    const char *at = strstr(text, pre);
+    long long v = at ? strtoll(at + strlen(pre), NULL, 10) : -1;
+    free(pre);
+    return v;
+}
+
+/* What a restart must keep of a certificate: its status' attempts and
+ * last_success, and the two series of the exposition. */
+typedef struct kept {
+    long long attempts, last_success, m_attempts, m_last_success;
+} kept;
+
+static kept snapshot(acme_engine *e, const char *id)
+{
+    kept k;
+    json_t *st = etest_status(e, id);
+    CHECK_MSG(NULL, st != NULL, "no status entry for %s", id);
+    json_t *ls = json_object_get(st, "last_success");
+    k.attempts = json_is_integer(json_object_get(st, "attempts")) ? json_integer_value(json_object_get(st, "attempts"))
+                                                                  : -1;
+    k.last_success = json_is_integer(ls) ? json_integer_value(ls) : 0;
+    json_decref(st);
+    acme_buffer *m = acme_buffer_new();
+    CHECK_MSG(NULL, m && acme_engine_metrics(e, m) == ACME_OK, "acme_engine_metrics failed");
+    k.m_attempts = metric(acme_buffer_data(m), "acme_certificate_attempts_total", id);
+    k.m_last_success = metric(acme_buffer_data(m), "acme_certificate_last_success_timestamp_seconds", id);
+    acme_buffer_free(m);
+    itest_log("%s: attempts %lld, last_success %lld; metrics %lld, %lld", id, k.attempts, k.last_success,
+              k.m_attempts, k.m_last_success);
+    return k;
 }
 
 int main(void)
@@ -165,6 +204,11 @@ int main(void)
     acme_buffer_free(m);
     itest_log("ok: B. failed with %s", f->problem_type);
 
+    kept ka = snapshot(e, a), kb = snapshot(e, b);
+    CHECK_MSG(NULL, ka.attempts == 1 && ka.last_success > 0 && ka.m_attempts == 1 &&
+              ka.m_last_success == ka.last_success, "A: attempts/last_success before the restart are wrong");
+    CHECK_MSG(NULL, kb.attempts == 1 && kb.last_success == 0 && kb.m_attempts == 1 && kb.m_last_success == -1,
+              "B: attempts/last_success before the restart are wrong");
     acme_engine_free(e);
     acme_client_free(c);
 
@@ -187,6 +231,19 @@ int main(void)
               "C: the stored certificate was ordered again");
     CHECK_MSG(NULL, h.install_count == installs + 1, "C: %zu installs at start", h.install_count - installs);
     itest_log("ok: C. after a restart: installed (the stored one) < renewal-scheduled, nothing ordered");
+    /* The failed one is held back (stored back-off, retry_min_s an hour):
+     * managing it orders nothing, so its numbers can only come from storage. */
+    CHECK_OK(c, etest_manage1(e, b, alpn, 1));
+    etest_drive(&h, e, etest_until_idle, NULL, 3000, NULL);
+    CHECK_MSG(NULL, etest_find_event(&h, mark, ACME_EVENT_ORDERING, b) == (size_t)-1, "C: %s ordered again", b);
+    kept ra = snapshot(e, a), rb = snapshot(e, b);
+    CHECK_MSG(NULL, !memcmp(&ra, &ka, sizeof ra), "C: %s after the restart: attempts %lld last_success %lld "
+              "(metrics %lld, %lld); before: %lld %lld", a, ra.attempts, ra.last_success, ra.m_attempts,
+              ra.m_last_success, ka.attempts, ka.last_success);
+    CHECK_MSG(NULL, !memcmp(&rb, &kb, sizeof rb), "C: %s after the restart: attempts %lld last_success %lld "
+              "(metrics %lld, %lld); before: %lld %lld", b, rb.attempts, rb.last_success, rb.m_attempts,
+              rb.m_last_success, kb.attempts, kb.last_success);
+    itest_log("ok: C. attempts and last success kept across the restart (status and metrics)");
     acme_engine_free(e);
 
     /* ---- D: acme_issue, the blocking call, sends the same events ----------- */
