@@ -75,6 +75,8 @@ typedef struct managed {
     char *issued_profile;     /* the profile the stored certificate was ordered with */
     char *move_reason;        /* CA failover: move to the next CA after this step, why */
     char *ca_reason;          /* CA failover: why it is at this CA (status) */
+    int move_first;           /* CA failover: the move goes to the first CA (a renewal trying it again) */
+    int64_t back_for;         /* CA failover: the notAfter whose renewal tried the first CA already */
 
     order_run *run;
     wait_kind wait;
@@ -155,6 +157,7 @@ struct acme_engine {
      * the next CA of the list, and this one's place in it. Every public
      * call on the first engine covers the whole chain. */
     acme_engine *next;
+    acme_engine *first;       /* the chain's first engine (the preferred CA) */
     acme_ca_list *cas;
     size_t ca_index;
 };
@@ -168,6 +171,7 @@ static int engine_step_one(acme_engine *e);
 static int engine_fds_one(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n);
 static int engine_timeout_one(acme_engine *e);
 static void want_move(acme_engine *e, managed *m, int rc, const acme_problem *p, const char *why);
+static int want_back(acme_engine *e, managed *m);
 static void do_moves(acme_engine *e);
 static int chain_manage(acme_engine *e, issue_spec *spec);
 
@@ -1418,6 +1422,8 @@ static void look_at(acme_engine *e, managed *m)
         schedule_at_wall(m, m->hold_until);
         return;
     }
+    if (want_back(e, m))
+        return; /* renewed at the preferred CA instead (do_moves) */
     if (e->acct) {
         /* Every order needs the account the engine is getting. */
         park(e, m, P_DIRECTORY);
@@ -1939,6 +1945,11 @@ acme_engine *engine_chain_next(const acme_engine *e)
     return e->next;
 }
 
+void engine_chain_first(acme_engine *e, acme_engine *first)
+{
+    e->first = first;
+}
+
 int engine_chain_link(acme_engine *e, acme_engine *next, acme_ca_list *l, size_t index)
 {
     if (!e || !l)
@@ -1956,6 +1967,22 @@ static void want_move(acme_engine *e, managed *m, int rc, const acme_problem *p,
     m->move_reason = xasprintf("CA %s: %s", acme_ca_list_name(e->cas, e->ca_index), why ? why : acme_strerror(rc));
 }
 
+/* A certificate that failed over is renewed at the first (preferred) CA
+ * again: the reason it left may be gone (an outage, a rate limit). Once
+ * per certificate: if the first CA fails the same way, the renewal falls
+ * back down the list as before and is not sent back until the next one. */
+static int want_back(acme_engine *e, managed *m)
+{
+    if (!e->cas || e->ca_index == 0 || !e->first || !m->has_valid || m->move_reason ||
+        m->back_for == m->not_after)
+        return 0;
+    m->back_for = m->not_after;
+    m->move_first = 1;
+    m->move_reason = xasprintf("renewal: back at the preferred CA %s (the certificate was at %s)",
+                               acme_ca_list_name(e->cas, 0), acme_ca_list_name(e->cas, e->ca_index));
+    return m->move_reason != NULL;
+}
+
 static void do_moves(acme_engine *e)
 {
     /* Backwards: unmanaging moves the last certificate into the hole. */
@@ -1967,15 +1994,16 @@ static void do_moves(acme_engine *e)
             continue;
         char *why = m->move_reason;
         m->move_reason = NULL;
-        acme_engine *to = e->next;
+        int back = m->move_first;
+        acme_engine *to = back && e->first ? e->first : e->next;
         const char *name = acme_ca_list_name(to->cas, to->ca_index);
         issue_spec *spec = issue_spec_ref(m->spec);
         char *id = strdup(m->id);
-        char *reason = xasprintf("failed over to %s: %s", name, why);
+        char *reason = back ? strdup(why) : xasprintf("failed over to %s: %s", name, why);
         alog(e->c, ACME_LOG_WARNING, "engine: %s moves to CA %s (%s)", m->id, name, why);
         /* Its history goes along: it is the certificate's, not the CA's. */
         unsigned attempts = m->attempts;
-        int64_t last_success = m->last_success;
+        int64_t last_success = m->last_success, back_for = m->back_for;
         acme_engine_unmanage(e, m->id);
         if (id && reason && engine_manage_spec(to, spec) == ACME_OK) {
             managed *n = find(to, id);
@@ -1984,10 +2012,15 @@ static void do_moves(acme_engine *e)
                 n->ca_reason = strdup(reason);
                 n->attempts = attempts;
                 n->last_success = last_success;
+                n->back_for = back_for;
                 save_stats(to, n);
             }
-            ca_list_record(e->cas, id, to->ca_index, reason, 1);
-            event_failover(to->c, id, name, e->c->directory_url, acme_ca_list_name(e->cas, e->ca_index), reason);
+            /* A return to the preferred CA is no failover: stored (a
+             * restart renews there too), but no FAILOVER event. */
+            ca_list_record(e->cas, id, to->ca_index, reason, !back);
+            if (!back)
+                event_failover(to->c, id, name, e->c->directory_url, acme_ca_list_name(e->cas, e->ca_index),
+                               reason);
         } else {
             alog(e->c, ACME_LOG_ERROR, "engine: %s could not move to CA %s (out of memory); it is no longer "
                  "managed: declare it again", id ? id : "?", name);

@@ -24,6 +24,8 @@ ACME_EXPORT int acme_ca_list_engine_new(acme_ca_list *l, const acme_engine_optio
     /* Linked from the last, so that a failure frees the chain once. */
     for (size_t i = n; rc == ACME_OK && i-- > 0;)
         engine_chain_link(v[i], i + 1 < n ? v[i + 1] : NULL, l, i);
+    for (size_t i = 0; rc == ACME_OK && i < n; i++)
+        engine_chain_first(v[i], v[0]);
     if (rc == ACME_OK) {
         /* The account at each CA: found or registered as the engine's
          * first step there, with the list's contacts and the CA's EAB. */

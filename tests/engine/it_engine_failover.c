@@ -10,7 +10,10 @@
  *  C. First CA a real Pebble that issues; then it stops. A restarted
  *     engine renews (max_age_s) and, the first CA refusing connections
  *     after the order's retries, moves the certificate to the second,
- *     which issues. */
+ *     which issues.
+ *  E. (before C) A's certificate, at the second CA, renewed: the first CA
+ *     of the list (now the working first Pebble) is tried again and issues;
+ *     the return is stored, shown and kept across a restart. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +63,8 @@ static void check_entry(acme_engine *e, const char *id, const char *ca, const ch
     json_decref(st);
 }
 
-static void part_ab(etest_host *h, const cas *k)
+/* Returns the state directory, for part E. */
+static char *part_ab(etest_host *h, const cas *k)
 {
     const char *name = "efo-a.example";
     char *dir = itest_fresh_dir("efo-a");
@@ -103,8 +107,54 @@ static void part_ab(etest_host *h, const cas *k)
     issued_by(h, name, 1);
     acme_engine_free(e);
     acme_ca_list_free(l);
-    free(dir);
     itest_log("ok: B. restart: managed at the second CA, nothing ordered");
+    return dir;
+}
+
+static void check_return_record(const char *dir, const char *id)
+{
+    char *path = itest_printf("%s/failover/%s.json", dir, id);
+    json_t *r = json_load_file(path, 0, NULL);
+    const char *why = json_string_value(json_object_get(r, "reason"));
+    CHECK_MSG(NULL, r && itest_streq(json_string_value(json_object_get(r, "ca")), "one") &&
+              json_is_false(json_object_get(r, "failover")) && why && strstr(why, "back at the preferred CA one"),
+              "%s does not say the certificate is back at CA one: %s", path, why ? why : "(none)");
+    json_decref(r);
+    free(path);
+}
+
+/* E. The certificate of A, at the second CA since its failover, is due
+ * (max_age_s): its renewal tries the first CA of the list again — now
+ * one that works (the first Pebble) — and stays there; the return is
+ * stored with its reason, shown in status, kept across a restart, and
+ * is no FAILOVER. */
+static void part_e(etest_host *h, const cas *k, char *dir)
+{
+    const char *name = "efo-a.example";
+    acme_ca_list *l = make_list(h, dir, k);
+    acme_engine_options o = {.size = sizeof o, .retry_min_s = 1, .max_age_s = 2};
+    acme_engine *e = make_engine(h, l, &o);
+    size_t ev0 = h->event_count;
+    CHECK_OK(NULL, etest_manage1(e, name, http, 1));
+    size_t want = h->install_count + 2; /* the second CA's at start, then the first's */
+    CHECK_MSG(NULL, etest_drive(h, e, etest_until_installs, &want, 60000, NULL), "E: no renewal within 60 s");
+    issued_by(h, name, 0);
+    check_entry(e, name, "one", "renewal: back at the preferred CA one (the certificate was at two)");
+    CHECK_MSG(NULL, etest_find_event(h, ev0, ACME_EVENT_FAILOVER, name) == (size_t)-1,
+              "E: the return to the preferred CA sent a FAILOVER event");
+    check_return_record(dir, name);
+    acme_engine_free(e);
+    acme_ca_list_free(l);
+
+    l = make_list(h, dir, k);
+    acme_engine_options o2 = {.size = sizeof o2, .retry_min_s = 1};
+    e = make_engine(h, l, &o2);
+    CHECK_OK(NULL, etest_manage1(e, name, http, 1));
+    check_entry(e, name, "one", "renewal: back at the preferred CA one");
+    acme_engine_free(e);
+    acme_ca_list_free(l);
+    free(dir);
+    itest_log("ok: E. the renewal went back to the preferred CA, kept across a restart");
 }
 
 static void part_c(etest_host *h, const cas *k)
@@ -150,8 +200,9 @@ int main(void)
     etest_host h;
     etest_host_init(&h, &good);
     cas ab = {{"down", "two"}, {env.down, env.two}};
-    part_ab(&h, &ab);
+    char *dir = part_ab(&h, &ab);
     cas c = {{"one", "two"}, {env.one, env.two}};
+    part_e(&h, &c, dir);
     part_c(&h, &c);
     etest_host_clear(&h);
     acme_responder_free(good.http01);
