@@ -17,6 +17,7 @@
 #include "event_internal.h"
 #include "internal.h"
 #include "issue_spec.h"
+#include "storage_etcd.h"
 #include "util.h"
 
 #define RECORD_CAP (64 * 1024)
@@ -163,6 +164,16 @@ ACME_EXPORT int acme_ca_list_add(acme_ca_list *l, const acme_ca_params *p, acme_
         }
         l->v = v;
         l->cap = cap;
+    }
+    /* One order lock per certificate for the whole list, named by the
+     * first CA: a certificate is ordered once, whatever CA each node is
+     * at (doc/cluster.md "CA failover"). */
+    const char *scope = l->n ? l->v[0].c->ca_id : c->ca_id;
+    free(c->lock_ca_id);
+    c->lock_ca_id = strdup(scope);
+    if (!c->lock_ca_id || (c->etcd_storage && storage_etcd_set_lock_scope(c->etcd_storage, scope))) {
+        acme_client_free(c);
+        return ACME_E_NOMEM;
     }
     ca_entry *e = &l->v[l->n];
     memset(e, 0, sizeof(*e));

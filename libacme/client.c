@@ -75,6 +75,7 @@ ACME_EXPORT void acme_client_free(acme_client *c)
         return;
     free(c->directory_url);
     free(c->ca_id);
+    free(c->lock_ca_id);
     if (c->file_storage)
         storage_file_close(c->file_storage);
     etcd_storage_drop(c);

@@ -37,6 +37,7 @@ char *problem_describe(const acme_problem *p);
 struct acme_client {
     char *directory_url;
     char *ca_id;                 /* storage prefix for this CA */
+    char *lock_ca_id;            /* CA failover: the ca-id order locks are named by (the list's first CA), or NULL: ca_id */
 
     acme_host_callbacks host;
     void *host_ud;

@@ -461,6 +461,8 @@ static order_want step_start(order_run *r)
 {
     acme_client *c = r->c;
     if (c->storage.lock && !r->lock_name) {
+        /* In a CA list the lock is named by the first CA whatever CA
+         * orders (lock_ca_id): two nodes at two CAs never both order. */
         int rc, held = 0;
         if (r->lock_pending == 1)
             return OW_EXTERNAL;
@@ -469,7 +471,8 @@ static order_want step_start(order_run *r)
             held = rc == ACME_OK;
             r->lock_pending = 0;
         } else {
-            if (!r->lock_try && !(r->lock_try = xasprintf("%s.order.%s", c->ca_id, r->spec->cert_id)))
+            if (!r->lock_try && !(r->lock_try = xasprintf("%s.order.%s", c->lock_ca_id ? c->lock_ca_id : c->ca_id,
+                                                       r->spec->cert_id)))
                 return order_fail(r, ACME_E_NOMEM);
             rc = store_lock(c, r->lock_try, r, &held);
             if (rc == ACME_E_PENDING) {

@@ -96,6 +96,7 @@ struct storage_etcd {
     pthread_cond_t cv;
 
     void *chal;                   /* storage_etcd_chal.c's state */
+    char *lock_scope;             /* CA failover: the ca-id every order lock is named by (NULL: each key's own) */
 };
 
 void *etcd_chal_state(storage_etcd *s);
@@ -363,7 +364,26 @@ static char *lock_of_key(storage_etcd *s, const char *full)
     const char *end = strchr(id, '/');
     if (!end || end == id)
         return NULL;
-    return xasprintf("%s.locks/%.*s.order.%.*s", s->prefix, (int)(slash - k), k, (int)(end - id), id);
+    /* In a CA list one lock covers the certificate at every CA of the
+     * list (storage_etcd_set_lock_scope), so its keys under each CA are
+     * fenced by that one lock. */
+    pthread_mutex_lock(&s->mu);
+    char *r = s->lock_scope ? xasprintf("%s.locks/%s.order.%.*s", s->prefix, s->lock_scope, (int)(end - id), id)
+                            : xasprintf("%s.locks/%.*s.order.%.*s", s->prefix, (int)(slash - k), k, (int)(end - id), id);
+    pthread_mutex_unlock(&s->mu);
+    return r;
+}
+
+int storage_etcd_set_lock_scope(storage_etcd *s, const char *ca_id)
+{
+    char *v = ca_id ? strdup(ca_id) : NULL;
+    if (ca_id && !v)
+        return ACME_E_NOMEM;
+    pthread_mutex_lock(&s->mu);
+    free(s->lock_scope);
+    s->lock_scope = v;
+    pthread_mutex_unlock(&s->mu);
+    return ACME_OK;
 }
 
 static held_lock *find_held(storage_etcd *s, const char *name)
@@ -1074,6 +1094,7 @@ void storage_etcd_close(storage_etcd *s)
         free(s->endpoints[i]);
     free(s->endpoints);
     free(s->prefix);
+    free(s->lock_scope);
     free(s->ca_file);
     free(s->username);
     secure_free_str(s->password);

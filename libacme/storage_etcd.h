@@ -26,6 +26,11 @@ int storage_etcd_open(const acme_etcd_options *opts, storage_etcd **out, char *e
 /* Stops the background thread, releases every lock still held (txn +
  * lease revoke), frees. */
 void storage_etcd_close(storage_etcd *s);
+/* CA failover: writes under <any ca-id>/certs/<id>/ are fenced by the
+ * lock "<ca_id>.order.<id>" (the list's first CA), the one lock every CA
+ * of the list takes for that certificate's order. NULL: each key's own
+ * ca-id, as without a list. */
+int storage_etcd_set_lock_scope(storage_etcd *s, const char *ca_id);
 /* The last failure as "etcd <endpoint>: <what happened>"; "" if none.
  * A copy owned by the calling thread. */
 const char *storage_etcd_last_error(storage_etcd *s);

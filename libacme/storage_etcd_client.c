@@ -40,7 +40,8 @@ ACME_EXPORT int acme_client_set_storage_etcd(acme_client *c, const acme_etcd_opt
         return rc;
     }
     c->etcd_storage = s;
-    return ACME_OK;
+    /* Already in a CA list: fence by the list's order lock. */
+    return c->lock_ca_id ? storage_etcd_set_lock_scope(s, c->lock_ca_id) : ACME_OK;
 }
 
 ACME_EXPORT int acme_client_etcd_attach_responder(acme_client *c, acme_responder *r)

@@ -233,9 +233,10 @@ static void run_job(store_async *sa, sa_job *j)
             /* Another host may have written this certificate's keys since
              * the start-up read (a shared store): read them again now that
              * we hold its lock, before the order looks at them. */
-            size_t n = strlen(sa->prefix) - 1; /* the ca-id */
-            if (strncmp(j->key, sa->prefix, n) == 0 && strncmp(j->key + n, ".order.", 7) == 0 &&
-                (j->data = xasprintf("%scerts/%s/", sa->prefix, j->key + n + 7)) != NULL) {
+            /* "<ca-id>.order.<cert-id>"; in a CA list the ca-id is the
+             * list's first CA's (lock_ca_id), the keys this CA's own. */
+            const char *ord = strstr(j->key, ".order.");
+            if (ord && ord > j->key && (j->data = xasprintf("%scerts/%s/", sa->prefix, ord + 7)) != NULL) {
                 j->len = strlen(j->data);
                 j->want_values = 1;
                 int lrc = j->rc;

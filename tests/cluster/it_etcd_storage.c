@@ -187,6 +187,41 @@ static void test_fence_txn(void **st)
     storage_etcd_close(b);
 }
 
+/* CA failover on etcd: node a orders a certificate at CA ca-1 (the
+ * list's first), node b is at ca-2. Both name the order lock by ca-1
+ * (lock scope), so b cannot take it while a holds it, and b's writes of
+ * the certificate under ca-2 are fenced by a's lock; once a is done, b
+ * takes it and writes. Without the scope the lock at ca-2 is another
+ * name: both would order. */
+static void test_ca_list_lock(void **st)
+{
+    (void)st;
+    storage_etcd *a = open_node("a", 30), *b = open_node("b", 30);
+    assert_int_equal(storage_etcd_set_lock_scope(a, "ca-1"), ACME_OK);
+    assert_int_equal(storage_etcd_set_lock_scope(b, "ca-1"), ACME_OK);
+    assert_int_equal(storage_etcd_ops.lock(a, "ca-1.order.multi", 3600), ACME_OK);
+    assert_int_equal(storage_etcd_ops.lock(b, "ca-1.order.multi", 3600), ACME_E_LOCKED);
+    /* a's writes at either CA pass its own fence. */
+    assert_int_equal(put_str(a, "ca-1/certs/multi/order.json", "a at ca-1"), ACME_OK);
+    assert_int_equal(put_str(a, "ca-2/certs/multi/cert.json", "a at ca-2"), ACME_OK);
+    /* b, at the second CA, is fenced out by a's lock. */
+    assert_int_equal(put_str(b, "ca-2/certs/multi/cert.json", "b at ca-2"), ACME_E_LOCKED);
+    assert_non_null(strstr(storage_etcd_last_error(b), "holds the lock"));
+    char v[64];
+    assert_int_equal(get_str(b, "ca-2/certs/multi/cert.json", v, sizeof(v)), ACME_OK);
+    assert_string_equal(v, "a at ca-2");
+    /* Keys outside certs/ (the failover record) are shared, unfenced. */
+    assert_int_equal(put_str(b, "failover/multi.json", "{\"ca\":\"two\"}"), ACME_OK);
+    assert_int_equal(get_str(a, "failover/multi.json", v, sizeof(v)), ACME_OK);
+    assert_int_equal(storage_etcd_ops.unlock(a, "ca-1.order.multi"), ACME_OK);
+    assert_int_equal(storage_etcd_ops.lock(b, "ca-1.order.multi", 3600), ACME_OK);
+    assert_int_equal(put_str(b, "ca-2/certs/multi/cert.json", "b at ca-2"), ACME_OK);
+    assert_int_equal(put_str(a, "ca-2/certs/multi/cert.json", "stale a"), ACME_E_LOCKED);
+    assert_int_equal(storage_etcd_ops.unlock(b, "ca-1.order.multi"), ACME_OK);
+    storage_etcd_close(a);
+    storage_etcd_close(b);
+}
+
 /* A child takes the lock and then does what the parent says, over pipes. */
 static void child_holder(int cmd_fd, int ans_fd, const char *name, unsigned ttl)
 {
@@ -471,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_lock_exclusion),
         cmocka_unit_test(test_fence_txn),
+        cmocka_unit_test(test_ca_list_lock),
         cmocka_unit_test(test_sigkill_holder),
         cmocka_unit_test(test_sigstop_holder),
         cmocka_unit_test(test_sink),
