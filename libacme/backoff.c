@@ -68,13 +68,7 @@ int backoff_load(acme_client *c, const char *const *names, size_t n, backoff_rec
     char *key = rec_key(names, n);
     if (!key)
         return -1;
-    acme_buf b;
-    buf_init(&b, BACKOFF_CAP);
-    json_t *o = NULL;
-    if (store_get(c, key, &b) == ACME_OK)
-        o = json_parse_object(b.data, b.len);
-    result_reset(c);
-    buf_clear(&b);
+    json_t *o = store_get_advice(c, key, BACKOFF_CAP);
     free(key);
     if (!o)
         return -1;

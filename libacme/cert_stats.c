@@ -17,13 +17,7 @@ int cert_stats_load(acme_client *c, const char *cert_id, cert_stats *out)
     char *key = stats_key(cert_id);
     if (!key)
         return -1;
-    acme_buf b;
-    buf_init(&b, STATS_CAP);
-    json_t *o = NULL;
-    if (store_get(c, key, &b) == ACME_OK)
-        o = json_parse_object(b.data, b.len);
-    result_reset(c);
-    buf_clear(&b);
+    json_t *o = store_get_advice(c, key, STATS_CAP);
     free(key);
     if (!o)
         return -1;

@@ -45,20 +45,6 @@ char *history_key(const char *ident)
     return key;
 }
 
-/* A stored object, or NULL when absent or unreadable. Never leaves an
- * error behind: history is advice. */
-static json_t *load(acme_client *c, const char *rel, size_t cap)
-{
-    acme_buf b;
-    buf_init(&b, cap);
-    json_t *o = NULL;
-    if (store_get(c, rel, &b) == ACME_OK)
-        o = json_parse_object(b.data, b.len);
-    result_reset(c);
-    buf_clear(&b);
-    return o;
-}
-
 static void save(acme_client *c, const char *rel, json_t *o)
 {
     char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
@@ -96,7 +82,7 @@ static int stale(json_t *rec, int64_t now)
  * the old reader had; runs only while no tally exists. */
 static json_t *migrate_legacy(acme_client *c, int64_t now)
 {
-    json_t *old = load(c, LEGACY_REL, LEGACY_CAP);
+    json_t *old = store_get_advice(c, LEGACY_REL, LEGACY_CAP);
     if (!old)
         return NULL;
     json_t *tally = json_object();
@@ -130,7 +116,7 @@ static json_t *migrate_legacy(acme_client *c, int64_t now)
  * missing a moment ago may exist. */
 static json_t *tally_load(acme_client *c, int64_t now, int *migrated)
 {
-    json_t *t = load(c, TALLY_REL, RECORD_CAP);
+    json_t *t = store_get_advice(c, TALLY_REL, RECORD_CAP);
     if (!t && (t = migrate_legacy(c, now)) != NULL && migrated)
         *migrated = 1;
     return t ? t : json_object();
@@ -140,7 +126,7 @@ static json_t *tally_load(acme_client *c, int64_t now, int *migrated)
  * planted file) and is fresh; else NULL. */
 static json_t *record_load(acme_client *c, const char *key, const char *ident, int64_t now)
 {
-    json_t *rec = load(c, key, RECORD_CAP);
+    json_t *rec = store_get_advice(c, key, RECORD_CAP);
     if (!rec)
         return NULL;
     const char *who = json_string_value(json_object_get(rec, "i"));
@@ -185,7 +171,7 @@ static int sweep_one(void *ud, const char *rel)
 {
     struct sweep_ctx *s = ud;
     s->seen++;
-    json_t *rec = load(s->c, rel, RECORD_CAP);
+    json_t *rec = store_get_advice(s->c, rel, RECORD_CAP);
     /* Unreadable records are dead weight too. */
     if (!rec || stale(rec, s->now)) {
         store_remove(s->c, rel);

@@ -132,6 +132,10 @@ char *store_ca_id(const char *directory_url);
 int store_ready(acme_client *c);
 /* key = "<ca_id>/<rel>". */
 int store_get(acme_client *c, const char *rel, acme_buf *out);
+/* A stored JSON object of at most cap bytes, or NULL when absent or
+ * unreadable; never leaves an error behind (for records that are advice:
+ * history, back-off, per-certificate counters). */
+json_t *store_get_advice(acme_client *c, const char *rel, size_t cap);
 int store_put(acme_client *c, const char *rel, const void *data, size_t len, unsigned flags);
 int store_remove(acme_client *c, const char *rel);
 int store_list(acme_client *c, const char *rel_prefix, acme_storage_list_cb cb, void *cbdata);

@@ -80,6 +80,18 @@ int store_get(acme_client *c, const char *rel, acme_buf *out)
     return rc;
 }
 
+json_t *store_get_advice(acme_client *c, const char *rel, size_t cap)
+{
+    acme_buf b;
+    buf_init(&b, cap);
+    json_t *o = NULL;
+    if (store_get(c, rel, &b) == ACME_OK)
+        o = json_parse_object(b.data, b.len);
+    result_reset(c);
+    buf_clear(&b);
+    return o;
+}
+
 int store_put(acme_client *c, const char *rel, const void *data, size_t len, unsigned flags)
 {
     int rc = store_ready(c);
