@@ -109,13 +109,20 @@ int macme_placeholder(const macme_cert *cert, char **chain_pem, char **key_pem,
 
 /* ---- the shared table (macme_shm.c) ------------------------------------- */
 
-/* A MAP_SHARED anonymous mapping made before lighttpd forks its workers:
- * the http-01 answers and the status document, written by the worker that
- * runs the engine and read by every worker. */
+/* A MAP_SHARED mapping made before lighttpd forks its workers: the
+ * http-01 answers and the status document, written by the worker that
+ * runs the engine and read by every worker, and by the old generation
+ * that a graceful restart leaves serving for a while (macme_shm.c). */
 typedef struct macme_shm macme_shm;
 
 macme_shm *macme_shm_new(void);
 void macme_shm_free(macme_shm *s);
+/* Drops the answers earlier generations put and this one did not put
+ * again: called once this generation's engine has loaded what is current. */
+void macme_shm_sweep(macme_shm *s);
+/* 1 for lighttpd's first generation, then one more per restart: what a
+ * log line shows to tell the table was handed over. */
+unsigned macme_shm_epoch(macme_shm *s);
 /* ACME_E_TOO_LARGE when the table is full or a value too long. */
 int macme_shm_put_token(macme_shm *s, const char *token, const char *key_auth);
 void macme_shm_del_token(macme_shm *s, const char *token);

@@ -571,6 +571,10 @@ static void try_lead(macme_core *k)
             klog(k, ACME_LOG_ERROR, "cluster: cannot serve the other hosts' challenge answers: %s",
                  *acme_client_last_error(k->c) ? acme_client_last_error(k->c) : acme_strerror(rc));
     }
+    /* What is current is loaded now (our own answers come with our own
+     * orders): what earlier generations left can go. */
+    macme_shm_sweep(k->shm);
+    klog(k, ACME_LOG_DEBUG, "shared answer table: generation %u", macme_shm_epoch(k->shm));
     if (k->conf->dns_module)
         load_dns_module(k);
     k->leader = 1;

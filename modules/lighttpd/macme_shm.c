@@ -1,17 +1,39 @@
-/* mod_acme: the table shared by lighttpd's worker processes.
+/* mod_acme: the table shared by lighttpd's worker processes, and by the
+ * generations of one lighttpd.
  *
  * One worker runs the engine (see macme_core.c); a validator's request
  * may reach any worker. So the http-01 answers and the status document
- * live in an anonymous MAP_SHARED mapping made before the workers fork,
- * guarded by a robust process-shared mutex (a worker killed while holding
- * it does not wedge the others). Nothing here touches the disk. */
+ * live in a MAP_SHARED mapping made before the workers fork, guarded by a
+ * robust process-shared mutex (a worker killed while holding it does not
+ * wedge the others). Nothing here touches the disk.
+ *
+ * The mapping is a memfd whose descriptor survives exec and whose number
+ * is in the environment (SHM_ENV): with server.graceful-restart-bg the
+ * old generation is fork()ed off and keeps accepting until the new one is
+ * ready, but a fork keeps no threads, so its table no longer hears of new
+ * answers (on a cluster, other hosts' answers come through etcd on a
+ * thread). Sharing one table, the old generation serves what the new one
+ * loads (seen: a validation that reached the old generation right after
+ * a restart got a 404 and killed another host's order). Each generation
+ * bumps the epoch; macme_shm_sweep drops what earlier ones left once the
+ * new engine has loaded what is current. The answers are public by
+ * design (any client may fetch them); a CGI child inheriting the
+ * descriptor learns nothing the web does not. */
 #include "macme.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SHM_ENV "LIBACME_MOD_ACME_SHM_FD"
+#define SHM_MAGIC 0x6d61636d65736801ull /* "macmesh" + layout 1 */
 
 #define SHM_TOKENS 64
 #define SHM_TOKEN_MAX 256
@@ -22,12 +44,15 @@
 #define SHM_METRICS_MAX (1024 * 1024)
 
 typedef struct shm_token {
+    unsigned epoch;                /* the generation that put it */
     char token[SHM_TOKEN_MAX];
     char key_auth[SHM_KEYAUTH_MAX];
 } shm_token;
 
 struct macme_shm {
+    uint64_t magic;                /* SHM_MAGIC once set up */
     pthread_mutex_t mu;
+    unsigned epoch;                /* this generation's (bumped by each) */
     unsigned used;                 /* slots in use: token[0] != 0 */
     shm_token tok[SHM_TOKENS];
     size_t status_len;             /* 0: none yet */
@@ -48,26 +73,100 @@ static void unlock(macme_shm *s)
     pthread_mutex_unlock(&s->mu);
 }
 
-macme_shm *macme_shm_new(void)
+/* The previous generation's table, if the environment names a memfd
+ * of ours (same size, set up). */
+static macme_shm *inherited(void)
 {
-    void *m = mmap(NULL, sizeof(macme_shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    const char *v = getenv(SHM_ENV);
+    if (!v)
+        return NULL;
+    char *end;
+    long fd = strtol(v, &end, 10);
+    struct stat st;
+    if (*end || fd < 0 || fd > INT32_MAX || fstat((int)fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size != (off_t)sizeof(macme_shm))
+        return NULL;
+    void *m = mmap(NULL, sizeof(macme_shm), PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
     if (m == MAP_FAILED)
         return NULL;
     macme_shm *s = m;
-    pthread_mutexattr_t a;
-    if (pthread_mutexattr_init(&a) != 0) {
-        munmap(m, sizeof(macme_shm));
-        return NULL;
-    }
-    pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
-    int rc = pthread_mutex_init(&s->mu, &a);
-    pthread_mutexattr_destroy(&a);
-    if (rc != 0) {
+    if (s->magic != SHM_MAGIC) {
         munmap(m, sizeof(macme_shm));
         return NULL;
     }
     return s;
+}
+
+static macme_shm *fresh(void)
+{
+    /* No MFD_CLOEXEC: the next generation (exec) maps it too. */
+    int fd = memfd_create("mod_acme", 0);
+    void *m = MAP_FAILED;
+    if (fd >= 0 && ftruncate(fd, (off_t)sizeof(macme_shm)) == 0)
+        m = mmap(NULL, sizeof(macme_shm), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        /* No memfd: one generation's table, as before. */
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+        m = mmap(NULL, sizeof(macme_shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            return NULL;
+    }
+    macme_shm *s = m;
+    pthread_mutexattr_t a;
+    int rc = pthread_mutexattr_init(&a);
+    if (rc == 0) {
+        pthread_mutexattr_setpshared(&a, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&a, PTHREAD_MUTEX_ROBUST);
+        rc = pthread_mutex_init(&s->mu, &a);
+        pthread_mutexattr_destroy(&a);
+    }
+    if (rc != 0) {
+        munmap(m, sizeof(macme_shm));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    s->magic = SHM_MAGIC;
+    if (fd >= 0) {
+        char num[16];
+        snprintf(num, sizeof(num), "%d", fd);
+        setenv(SHM_ENV, num, 1);
+    }
+    return s;
+}
+
+macme_shm *macme_shm_new(void)
+{
+    macme_shm *s = inherited();
+    if (!s)
+        s = fresh();
+    if (s) {
+        lock(s);
+        s->epoch++;
+        unlock(s);
+    }
+    return s;
+}
+
+unsigned macme_shm_epoch(macme_shm *s)
+{
+    lock(s);
+    unsigned e = s->epoch;
+    unlock(s);
+    return e;
+}
+
+void macme_shm_sweep(macme_shm *s)
+{
+    lock(s);
+    for (unsigned i = 0; i < SHM_TOKENS; i++)
+        if (s->tok[i].token[0] && s->tok[i].epoch != s->epoch) {
+            memset(&s->tok[i], 0, sizeof(s->tok[i]));
+            s->used--;
+        }
+    unlock(s);
 }
 
 void macme_shm_free(macme_shm *s)
@@ -99,6 +198,7 @@ int macme_shm_put_token(macme_shm *s, const char *token, const char *key_auth)
             s->used++;
         memcpy(slot->key_auth, key_auth, kl + 1);
         memcpy(slot->token, token, tl + 1);
+        slot->epoch = s->epoch;
         rc = ACME_OK;
     }
     unlock(s);

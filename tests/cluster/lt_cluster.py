@@ -170,7 +170,22 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def reload(self):
-        """Graceful restart: the configuration is read again."""
+        """Graceful restart: the configuration is read again.
+
+        With server.graceful-restart-bg lighttpd re-execs itself in the
+        same pid (after mod_acme's own restart, say); until the new image
+        has set its handlers, SIGUSR1 has its default action and kills
+        it (seen: status -10). So wait until the pid catches SIGUSR1."""
+        def catches_usr1():
+            try:
+                with open(f"/proc/{self.proc.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("SigCgt:"):
+                            return int(line.split()[1], 16) >> (signal.SIGUSR1 - 1) & 1
+            except OSError:
+                pass
+            return False
+        wait_for(catches_usr1, 30, f"lighttpd {self.i} handling SIGUSR1", [self])
         os.kill(self.proc.pid, signal.SIGUSR1)
 
     def stop(self):
