@@ -107,6 +107,27 @@ int macme_install_files(const macme_cert *cert, const char *chain_pem, const cha
 int macme_placeholder(const macme_cert *cert, char **chain_pem, char **key_pem,
                       char *err, size_t errlen);
 
+/* ---- certificate files written off the loop (macme_install.c) --------- */
+
+typedef struct macme_installer macme_installer;
+/* tag: what the loop hands back to the engine (the acme_certificate of a
+ * PENDING install), or NULL. err is "" on success. */
+typedef void (*macme_install_done)(void *ud, const macme_cert *cert, const void *tag, int64_t not_after, int rc,
+                                   int changed, const char *err);
+/* Starts the writer thread. */
+int macme_installer_new(macme_installer **out);
+/* Readable while finished installs wait for macme_installer_collect. */
+int macme_installer_fd(const macme_installer *in);
+/* Copies the texts; the writes happen in submission order. */
+int macme_installer_submit(macme_installer *in, const macme_cert *cert, const char *chain_pem, const char *key_pem,
+                           int64_t not_after, const void *tag);
+/* On the loop's thread: done() for every finished install. */
+void macme_installer_collect(macme_installer *in, macme_install_done done, void *ud);
+/* Submitted and not yet collected. */
+size_t macme_installer_busy(macme_installer *in);
+/* Finishes what is queued (nothing is dropped), then stops the thread. */
+void macme_installer_free(macme_installer *in);
+
 /* ---- the shared table (macme_shm.c) ------------------------------------- */
 
 /* A MAP_SHARED mapping made before lighttpd forks its workers: the

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -59,6 +60,7 @@ struct macme_core {
     int managed;
     acme_module *dns;          /* acme.dns-module, on the engine's client */
     macme_cluster *cluster;    /* acme.storage = "etcd": answers and certificates of other hosts */
+    macme_installer *inst;     /* the leader's file writer (macme_install.c) */
 
     char account_state[32];
     char account_error[MACME_ERRLEN];
@@ -77,6 +79,12 @@ struct macme_core {
 
     uint64_t longest_tick_us;      /* wall clock: step + fd sync */
     uint64_t longest_tick_cpu_us;  /* CPU time of that thread in it */
+    /* A tick that waited (a blocking syscall, a contended lock) shows as a
+     * voluntary context switch; wall time beyond CPU without one is the
+     * scheduler giving the core to another process, which no code here
+     * can avoid. Counted to tell the two apart. */
+    long longest_tick_waits;       /* voluntary switches in the longest tick */
+    unsigned long ticks, ticks_waited;
     char *last_status;
     char *last_metrics;
 };
@@ -204,33 +212,62 @@ static int cb_unpublish(void *ud, const acme_challenge *ch)
     }
 }
 
-static int cb_install(void *ud, const acme_certificate *cert)
+/* What an install did, on the loop's thread: written by the installer
+ * thread, or at once when there is none. */
+static void install_done(void *ud, const macme_cert *mc, const void *tag, int64_t not_after, int rc, int changed,
+                         const char *err)
 {
     macme_core *k = ud;
+    rc = rc ? ACME_E_STORAGE : ACME_OK;
+    if (rc)
+        klog(k, ACME_LOG_ERROR, "installing %s: %s", mc->id, err);
+    else if (!changed)
+        klog(k, ACME_LOG_DEBUG, "%s: %s already holds the current certificate", mc->id, mc->pemfile);
+    else {
+        k->installs++;
+        char until[32];
+        fmt_time(not_after, until, sizeof(until));
+        klog(k, ACME_LOG_INFO,
+             "installed a new certificate for %s in %s%s%s (valid until %s); a graceful restart follows", mc->id,
+             mc->pemfile, mc->privkey ? " and " : "", mc->privkey ? mc->privkey : "", until);
+        if (!k->restart_pending) {
+            k->restart_pending = 1;
+            k->restart_since_ms = mono_ms();
+        }
+    }
+    if (tag && k->e)
+        acme_engine_done(k->e, tag, rc);
+}
+
+/* tag: the engine's certificate when the engine waits for the outcome
+ * (ACME_E_PENDING), NULL for a cluster host's certificate. */
+static int install_cert(macme_core *k, const acme_certificate *cert, const void *tag)
+{
     const macme_cert *mc = macme_conf_cert(k->conf, acme_certificate_id(cert));
     if (!mc)
         return ACME_OK; /* stored, but no longer configured */
+    int64_t until = acme_certificate_not_after(cert);
+    /* The fsyncs go to the installer's thread, not into this step. */
+    if (k->inst && macme_installer_submit(k->inst, mc, acme_certificate_chain_pem(cert),
+                                          acme_certificate_key_pem(cert), until, tag) == ACME_OK)
+        return tag ? ACME_E_PENDING : ACME_OK;
     char err[MACME_ERRLEN] = "";
     int changed = 0;
-    if (macme_install_files(mc, acme_certificate_chain_pem(cert), acme_certificate_key_pem(cert), &changed, err,
-                            sizeof(err))) {
-        klog(k, ACME_LOG_ERROR, "installing %s: %s", mc->id, err);
-        return ACME_E_STORAGE;
-    }
-    if (!changed) {
-        klog(k, ACME_LOG_DEBUG, "%s: %s already holds the current certificate", mc->id, mc->pemfile);
-        return ACME_OK;
-    }
-    k->installs++;
-    char until[32];
-    fmt_time(acme_certificate_not_after(cert), until, sizeof(until));
-    klog(k, ACME_LOG_INFO, "installed a new certificate for %s in %s%s%s (valid until %s); a graceful restart follows",
-         mc->id, mc->pemfile, mc->privkey ? " and " : "", mc->privkey ? mc->privkey : "", until);
-    if (!k->restart_pending) {
-        k->restart_pending = 1;
-        k->restart_since_ms = mono_ms();
-    }
-    return ACME_OK;
+    int rc = macme_install_files(mc, acme_certificate_chain_pem(cert), acme_certificate_key_pem(cert), &changed, err,
+                                 sizeof(err));
+    install_done(k, mc, NULL, until, rc, changed, err);
+    return rc ? ACME_E_STORAGE : ACME_OK;
+}
+
+static int cb_install(void *ud, const acme_certificate *cert)
+{
+    return install_cert(ud, cert, cert);
+}
+
+/* Another cluster host's certificate (macme_cluster_tick): nobody waits. */
+static int cluster_install(void *ud, const acme_certificate *cert)
+{
+    return install_cert(ud, cert, NULL);
 }
 
 static void cb_log(void *ud, acme_log_level level, const char *msg)
@@ -292,6 +329,9 @@ void macme_core_free(macme_core *k)
     if (!k)
         return;
     if (k->pid == getpid()) {
+        /* Queued writes finish (a certificate is never left half
+         * installed); nobody hears of them any more. */
+        macme_installer_free(k->inst);
         /* The module's thread reports to the engine: gone first. */
         acme_module_free(k->dns);
         acme_engine_free(k->e);
@@ -541,6 +581,12 @@ static void try_lead(macme_core *k)
         note_leader(fd);
     }
     k->lock_fd = fd;
+    /* The leader writes certificate files on a thread of its own; without
+     * one (no thread, no descriptor) it writes them inside the step. */
+    if (!k->inst && macme_installer_new(&k->inst) == ACME_OK && add_to_epoll(k->epfd, macme_installer_fd(k->inst))) {
+        macme_installer_free(k->inst);
+        k->inst = NULL;
+    }
     acme_engine_options o;
     memset(&o, 0, sizeof(o));
     o.size = sizeof(o);
@@ -705,6 +751,9 @@ static void publish_status(macme_core *k)
                         json_integer((json_int_t)(k->e ? acme_engine_longest_step_us(k->e) : 0)));
     json_object_set_new(o, "longest_tick_us", json_integer((json_int_t)k->longest_tick_us));
     json_object_set_new(o, "longest_tick_cpu_us", json_integer((json_int_t)k->longest_tick_cpu_us));
+    json_object_set_new(o, "longest_tick_waits", json_integer((json_int_t)k->longest_tick_waits));
+    json_object_set_new(o, "ticks", json_integer((json_int_t)k->ticks));
+    json_object_set_new(o, "ticks_waited", json_integer((json_int_t)k->ticks_waited));
     /* The DNS module's own last failure: the certificate's last_error
      * says that publishing failed, this says why. */
     const char *dns_err = k->dns ? acme_module_last_error(k->dns) : NULL;
@@ -737,36 +786,47 @@ static void maybe_restart(macme_core *k)
     /* One restart for a batch: wait until no order is in flight, and in a
      * cluster until no host's challenge answer is served here either (a
      * validator sent here must not meet the restart). */
-    int busy = !acme_engine_idle(k->e) || (k->cluster && macme_cluster_answers(k->cluster) > 0);
+    int busy = !acme_engine_idle(k->e) || (k->inst && macme_installer_busy(k->inst)) ||
+               (k->cluster && macme_cluster_answers(k->cluster) > 0);
     if (busy && mono_ms() - k->restart_since_ms < RESTART_BATCH_MS)
         return;
     k->restart_sent = 1;
     k->restarts++;
     klog(k, ACME_LOG_INFO,
          "new certificate(s) on disk: asking lighttpd for a graceful restart (longest engine step in this run: "
-         "%llu us; with fd sync %llu us, %llu us of CPU)",
+         "%llu us; with fd sync %llu us, %llu us of CPU; %lu of %lu ticks waited)",
          (unsigned long long)acme_engine_longest_step_us(k->e), (unsigned long long)k->longest_tick_us,
-         (unsigned long long)k->longest_tick_cpu_us);
+         (unsigned long long)k->longest_tick_cpu_us, k->ticks_waited, k->ticks);
     if (k->host.restart)
         k->host.restart(k->host.ud);
 }
 
 static void do_step(macme_core *k)
 {
+    struct rusage r0, r1;
+    int have_ru = getrusage(RUSAGE_THREAD, &r0) == 0;
     uint64_t t0 = clock_us(CLOCK_MONOTONIC), c0 = clock_us(CLOCK_THREAD_CPUTIME_ID);
+    if (k->inst)
+        macme_installer_collect(k->inst, install_done, k);
     if (k->cluster)
-        macme_cluster_tick(k->cluster, k->e, cb_install, k);
+        macme_cluster_tick(k->cluster, k->e, cluster_install, k);
     acme_engine_step(k->e);
     maybe_restart(k);
     sync_fds(k);
     uint64_t d = clock_us(CLOCK_MONOTONIC) - t0, cpu = clock_us(CLOCK_THREAD_CPUTIME_ID) - c0;
-    if (d > k->longest_tick_us)
+    long waits = have_ru && getrusage(RUSAGE_THREAD, &r1) == 0 ? r1.ru_nvcsw - r0.ru_nvcsw : 0;
+    k->ticks++;
+    if (waits > 0)
+        k->ticks_waited++;
+    if (d > k->longest_tick_us) {
         k->longest_tick_us = d;
+        k->longest_tick_waits = waits;
+    }
     if (cpu > k->longest_tick_cpu_us)
         k->longest_tick_cpu_us = cpu;
     if (d > 5000)
-        klog(k, ACME_LOG_DEBUG, "a step took %llu us (%llu us of CPU)", (unsigned long long)d,
-             (unsigned long long)cpu);
+        klog(k, ACME_LOG_DEBUG, "a step took %llu us (%llu us of CPU, %ld wait(s))", (unsigned long long)d,
+             (unsigned long long)cpu, waits);
     account_watch(k);
     publish_status(k);
 }

@@ -363,14 +363,19 @@ def no_restart_loop(env, settle=6):
 def report_steps(env):
     """The longest engine step of every generation (one per graceful
     restart: the module logs it when it asks for the restart) and of the
-    one running now."""
+    one running now, and how many ticks waited in a syscall or on a lock
+    (voluntary context switches): wall time beyond CPU in a tick that did
+    not wait is the scheduler's."""
     runs = [tuple(int(x) for x in m) for m in re.findall(
-        r"longest engine step in this run: (\d+) us; with fd sync (\d+) us, (\d+) us of CPU", read(env.errlog))]
+        r"longest engine step in this run: (\d+) us; with fd sync (\d+) us, (\d+) us of CPU; (\d+) of (\d+) ticks",
+        read(env.errlog))]
     s = env.status()
-    runs.append((s["longest_step_us"], s["longest_tick_us"], s["longest_tick_cpu_us"]))
+    runs.append((s["longest_step_us"], s["longest_tick_us"], s["longest_tick_cpu_us"], s["ticks_waited"],
+                 s["ticks"]))
     worst = max(runs)
     say(f"MEASURED longest engine step inside lighttpd: {worst[0]} us (step + fd sync {worst[1]} us, "
-        f"{max(r[2] for r in runs)} us of CPU at most); per generation: "
+        f"{max(r[2] for r in runs)} us of CPU at most); ticks that waited: {sum(r[3] for r in runs)} of "
+        f"{sum(r[4] for r in runs)}; per generation: "
         + ", ".join(f"{r[0]}/{r[2]}" for r in runs) + " (wall/CPU us)")
 
 
