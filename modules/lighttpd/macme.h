@@ -184,6 +184,10 @@ int macme_cluster_new(const macme_conf *mc, macme_shm *shm, acme_client *c,
                       void (*log)(void *ud, acme_log_level level, const char *msg), void *log_ud,
                       macme_cluster **out);
 void macme_cluster_free(macme_cluster *cl);
+/* With acme.fallback: every CA's client, primary first, whose stored
+ * certificates the poll reads (the newest of an id wins). Without, the
+ * poll reads the client given to macme_cluster_new. */
+int macme_cluster_poll_client(macme_cluster *cl, acme_client *c);
 /* After the local publish: share the answer. ACME_E_PENDING: the engine
  * hears the outcome from macme_cluster_tick (acme_engine_done). */
 int macme_cluster_publish(macme_cluster *cl, const acme_challenge *ch);

@@ -613,6 +613,11 @@ static void try_lead(macme_core *k)
     }
     if (k->conf->storage_etcd) {
         int rc = macme_cluster_new(k->conf, k->shm, k->c, k->host.log, k->host.ud, &k->cluster);
+        /* acme.fallback: the etcd prefix is the cluster's, not a CA's, so
+         * the primary's client publishes and hears every CA's answers;
+         * certificates are read back from each CA's keys. */
+        for (size_t i = 0; rc == ACME_OK && k->cas && i < acme_ca_list_count(k->cas); i++)
+            rc = macme_cluster_poll_client(k->cluster, acme_ca_list_client(k->cas, i));
         if (rc != ACME_OK)
             klog(k, ACME_LOG_ERROR, "cluster: cannot serve the other hosts' challenge answers: %s",
                  *acme_client_last_error(k->c) ? acme_client_last_error(k->c) : acme_strerror(rc));

@@ -38,7 +38,9 @@ typedef struct pending_pub {
 struct macme_cluster {
     const macme_conf *conf;
     macme_shm *shm;
-    acme_client *c;
+    acme_client *c;            /* publishes, and the sink's */
+    acme_client **polled;      /* whose stored certificates a poll reads: c, then each fallback CA's */
+    size_t polled_count;
     pending_pub *pending;
     size_t pending_count;
     time_t next_poll;
@@ -164,7 +166,18 @@ void macme_cluster_free(macme_cluster *cl)
     if (!cl)
         return;
     free(cl->pending);
+    free(cl->polled);
     free(cl);
+}
+
+int macme_cluster_poll_client(macme_cluster *cl, acme_client *c)
+{
+    acme_client **n = realloc(cl->polled, (cl->polled_count + 1) * sizeof(*n));
+    if (!n)
+        return ACME_E_NOMEM;
+    cl->polled = n;
+    n[cl->polled_count++] = c;
+    return ACME_OK;
 }
 
 static int shared_type(const macme_cluster *cl, const acme_challenge *ch)
@@ -224,12 +237,15 @@ typedef struct poll_ctx {
 } poll_ctx;
 
 /* The stored ids this host is configured for and not ordering itself
- * (it installs its own). */
+ * (it installs its own), each once (several CAs may hold it). */
 static int collect(void *ud, const char *id)
 {
     poll_ctx *p = ud;
     if (!macme_conf_cert(p->cl->conf, id))
         return 0;
+    for (size_t i = 0; i < p->n; i++)
+        if (!strcmp(p->ids[i], id))
+            return 0;
     acme_cert_status st;
     memset(&st, 0, sizeof(st));
     st.size = sizeof(st);
@@ -242,6 +258,12 @@ static int collect(void *ud, const char *id)
     if ((n[p->n] = strdup(id)))
         p->n++;
     return 0;
+}
+
+static int peek_cb(void *ud, const acme_certificate *cert)
+{
+    *(int64_t *)ud = acme_certificate_not_after(cert);
+    return ACME_OK;
 }
 
 static int poll_cb(void *ud, const acme_certificate *cert)
@@ -281,11 +303,29 @@ void macme_cluster_tick(macme_cluster *cl, acme_engine *e, int (*install)(void *
         return;
     cl->next_poll = now + (cl->conf->etcd_poll_s ? cl->conf->etcd_poll_s : DEFAULT_POLL_S);
     poll_ctx p = {cl, e, NULL, 0, install, ud};
-    /* Listed first (one range request), loaded after: no callback runs
-     * inside the listing. A failure (etcd down) shows in the status. */
-    if (acme_cert_list(cl->c, collect, &p) == ACME_OK)
-        for (size_t i = 0; i < p.n; i++)
-            acme_cert_load(cl->c, p.ids[i], poll_cb, &p);
+    /* Listed first (one range request per CA), loaded after: no callback
+     * runs inside the listing. A failure (etcd down) shows in the status.
+     * With acme.fallback a certificate may be stored at several CAs (the
+     * old one where it was before it moved): the newest is the one every
+     * host serves, or the files would flip between the two. */
+    acme_client *one[1] = {cl->c};
+    acme_client **cs = cl->polled_count ? cl->polled : one;
+    size_t nc = cl->polled_count ? cl->polled_count : 1;
+    int listed = 1;
+    for (size_t j = 0; j < nc && listed; j++)
+        listed = acme_cert_list(cs[j], collect, &p) == ACME_OK;
+    for (size_t i = 0; listed && i < p.n; i++) {
+        size_t best = 0;
+        int64_t best_na = 0;
+        for (size_t j = 0; nc > 1 && j < nc; j++) {
+            int64_t na = 0;
+            if (acme_cert_load(cs[j], p.ids[i], peek_cb, &na) == ACME_OK && na > best_na) {
+                best_na = na;
+                best = j;
+            }
+        }
+        acme_cert_load(cs[best], p.ids[i], poll_cb, &p);
+    }
     for (size_t i = 0; i < p.n; i++)
         free(p.ids[i]);
     free(p.ids);

@@ -513,12 +513,6 @@ int mod_acme_config_build(server *srv, plugin_data *p, macme_conf **out)
                           mc->fallback[i].directory);
                 bad = 1;
             }
-    if (!bad && mc->fallback_count && mc->storage_etcd) {
-        log_error(srv->errh, MOD_ACME_SRC, __LINE__,
-                  "mod_acme: acme.fallback does not work with acme.storage = \"etcd\" yet: use one CA, or the file "
-                  "storage");
-        bad = 1;
-    }
     if (bad)
         goto fail;
     if (mc->cert_count == 0) {

@@ -14,9 +14,15 @@ tests/cluster/lb.py on the ports Pebble validates on:
      tls-alpn-01, while the balancer sends the validator to lighttpd 2 and
      3 only; both are issued (so 2 and 3 answered from what lighttpd 1 put
      into etcd) and no validation reached lighttpd 1;
-  3. every status page says etcd answers (storage_error null).
+  3. every status page says etcd answers (storage_error null);
+  4. CA failover on the cluster (acme.fallback with acme.storage =
+     "etcd"): four new certificates, the first CA down, the second Pebble
+     issues: exactly one order per certificate at it over the three
+     hosts, every host serves each (the same leaf, verified against the
+     second Pebble's root), every status says the certificate is at
+     "backup".
 
-    with-pebble -- with-etcd -- python3 lt_cluster.py
+    with-pebble --second -- with-etcd -- python3 lt_cluster.py
 
 Environment: MOD_ACME_SO, LIBACME_SO, LIGHTTPD_BIN, the ACME_TEST_* of
 with-pebble and ETCD_TEST_ENDPOINTS of with-etcd. Needs root: lighttpd
@@ -100,7 +106,7 @@ class Node:
     def pemfile(self, cid):
         return f"{self.certs}/{cid}.pem"
 
-    def config(self, certs, challenge=None):
+    def config(self, certs, challenge=None, directory=None, extra=()):
         """certs: [(cert id, name)]; the first goes into the global scope
         (mod_openssl wants a global ssl.pemfile), the others into
         $HTTP["host"] blocks: lighttpd picks their ssl.pemfile by SNI."""
@@ -117,7 +123,7 @@ class Node:
             'mimetype.assign = (".html" => "text/html")',
             f'$SERVER["socket"] == "127.0.0.1:{self.tls_port}" {{', '    ssl.engine = "enable"', "}",
             f'ssl.acme-tls-1 = "{self.base}/alpn"',
-            f'acme.directory = "{os.environ["ACME_TEST_DIRECTORY"]}"',
+            f'acme.directory = "{directory or os.environ["ACME_TEST_DIRECTORY"]}"',
             f'acme.ca-file = "{self.ca_file}"',
             f'acme.state-dir = "{self.base}/state"',
             'acme.contact = ("admin@example.org")',
@@ -134,6 +140,7 @@ class Node:
             # (doc/benchmarks.md): at most 6 at once over the three.
             'acme.max-orders = 2',
         ]
+        lines += list(extra)
         if challenge:
             lines.append("acme.challenge = (" + ", ".join(f'"{c}"' for c in challenge) + ")")
         first = True
@@ -207,11 +214,11 @@ class Node:
         except ProcessLookupError:
             pass
 
-    def served(self, sni):
+    def served(self, sni, root=None):
         """The leaf this lighttpd serves for sni, if it verifies against
-        Pebble's root and is not the placeholder; else None."""
+        Pebble's root (or root) and is not the placeholder; else None."""
         r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{self.tls_port}", "-servername", sni,
-                            "-showcerts", "-CAfile", self.root], stdin=subprocess.DEVNULL, capture_output=True,
+                            "-showcerts", "-CAfile", root or self.root], stdin=subprocess.DEVNULL, capture_output=True,
                            timeout=20)
         out = r.stdout.decode(errors="replace")
         certs = pem_certs(out)
@@ -238,8 +245,8 @@ class Node:
                 f"\n---- lighttpd {self.i} error log (tail, without debug lines) ----\n" + "\n".join(lines[-40:]))
 
 
-def pebble_count(text):
-    return read(os.environ["ACME_TEST_PEBBLE_LOG"]).count(text)
+def pebble_count(text, log="ACME_TEST_PEBBLE_LOG"):
+    return read(os.environ[log]).count(text)
 
 
 def main():
@@ -379,6 +386,44 @@ def main():
             if "storage_error" not in st or st["storage_error"] is not None:
                 raise Fail(f"lighttpd {n.i} status: storage_error {st.get('storage_error')!r}, want null")
         say("ok: every status page says etcd answers (storage_error null)")
+
+        # ---- 4. CA failover on the cluster -------------------------------
+        # The first CA is a port bound but never listening (refused at
+        # once); the second Pebble issues. The order lock is one per
+        # certificate for the whole CA list, so the three hosts place one
+        # order per certificate between them, wherever each one is.
+        dead = socket.socket()
+        dead.bind(("127.0.0.1", 0))
+        with urllib.request.urlopen(os.environ["ACME_TEST_MGMT2"] + "/roots/0", context=ctx, timeout=10) as r:
+            root2 = os.path.join(top, "pebble2-root.pem")
+            with open(root2, "w") as f:
+                f.write(r.read().decode())
+        fo = [(f"f{i:02d}.cluster.test", f"f{i:02d}.cluster.test") for i in range(1, 5)]
+        for n in nodes:
+            n.config(fo, directory=f"https://127.0.0.1:{dead.getsockname()[1]}/dir",
+                     extra=[f'acme.fallback = ("backup" => "{os.environ["ACME_TEST_DIRECTORY2"]}")'])
+        for n in nodes:
+            n.reload()
+        t0 = time.monotonic()
+        for cid, _ in fo:
+            wait_for(lambda: all(n.file_issued(cid) for n in nodes), 180, f"{cid} (at the fallback CA) installed on "
+                     "every lighttpd", nodes)
+        orders2 = pebble_count("Added order", "ACME_TEST_PEBBLE2_LOG")
+        if orders2 != len(fo):
+            raise Fail(f"the fallback Pebble created {orders2} orders for {len(fo)} certificates")
+        for cid, name in fo:
+            leaves = [wait_for(lambda: n.served(name, root2), 30, f"lighttpd {n.i} serving {name} from the fallback",
+                               nodes) for n in nodes]
+            if len({norm(x) for x in leaves}) != 1:
+                raise Fail(f"{name}: the three lighttpd serve different certificates")
+        for n in nodes:
+            st = wait_for(lambda: (lambda s: s if len(s.get("certificates", [])) == len(fo) and
+                                   all(c.get("ca") == "backup" and c.get("state") == "valid"
+                                       for c in s["certificates"]) else None)(n.status()), 30,
+                          f"lighttpd {n.i} status: every certificate valid at backup", nodes)
+        dead.close()
+        say(f"ok: CA failover on etcd: {len(fo)} certificates at the fallback CA in {time.monotonic() - t0:.0f} s, "
+            f"{orders2} orders there, the same leaf on all three")
         say("PASS")
         return 0
     except Fail as e:
