@@ -102,6 +102,15 @@ typedef struct managed {
     wake_tag run_tag, ari_tag;
 } managed;
 
+/* A stored certificate whose install the host answered ACME_E_PENDING:
+ * the object stays valid until acme_engine_done() (the contract every
+ * PENDING callback has); nothing else waits for it. */
+typedef struct held_install {
+    struct held_install *next;
+    acme_certificate *cert;
+    char *id;
+} held_install;
+
 typedef struct park_list {
     managed *head, *tail;
     size_t n;
@@ -152,6 +161,7 @@ struct acme_engine {
     wake_tag acct_tag;
 
     engine_loop loop;         /* socket/timer callbacks, PENDING deadline (engine_socket.c) */
+    held_install *held;       /* stored certificates the host is still installing */
 
     /* CA failover (acme_ca_list_engine_new, engine_chain.h): the engine of
      * the next CA of the list, and this one's place in it. Every public
@@ -474,6 +484,13 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
      * handle and the worker are. */
     e->freeing = 1;
     timerq_free(&e->queue);
+    while (e->held) {
+        held_install *h = e->held;
+        e->held = h->next;
+        certificate_free(h->cert);
+        free(h->id);
+        free(h);
+    }
     for (size_t i = 0; i < e->count; i++)
         managed_free(e, e->certs[i]);
     free(e->certs);
@@ -750,7 +767,20 @@ static int load_current(acme_engine *e, managed *m, int install, int *install_rc
         if (irc && irc != ACME_E_PENDING)
             alog(c, ACME_LOG_WARNING, "engine: installing the stored certificate %s failed in the host (%s)%s%s",
                  m->id, acme_strerror(irc), c->last_error ? ": " : "", c->last_error ? c->last_error : "");
-        /* A pending install of a stored certificate has nothing to wait for. */
+        /* A pending install of a stored certificate has nothing to wait
+         * for; the object lives until the host says it is done (a failure
+         * then is retried like one answered at once). */
+        if (irc == ACME_E_PENDING) {
+            held_install *h = calloc(1, sizeof(*h));
+            if (h && (h->id = strdup(m->id))) {
+                h->cert = cert;
+                cert = NULL;
+                h->next = e->held;
+                e->held = h;
+            } else {
+                free(h);
+            }
+        }
         if (install_rc)
             *install_rc = irc == ACME_E_PENDING ? ACME_OK : irc;
     }
@@ -1766,6 +1796,37 @@ ACME_EXPORT int acme_engine_perform(acme_engine *e, int timeout_ms)
     }
 }
 
+/* The host finished installing a stored certificate (load_current). */
+static int held_done(acme_engine *e, const void *object, int result)
+{
+    held_install **pp = &e->held;
+    while (*pp && (const void *)(*pp)->cert != object)
+        pp = &(*pp)->next;
+    held_install *h = *pp;
+    if (!h)
+        return 0;
+    *pp = h->next;
+    managed *m = find(e, h->id);
+    if (m && result == ACME_OK) {
+        event_cert(e->c, ACME_EVENT_INSTALLED, m->id, m->not_after);
+    } else if (m) {
+        alog(e->c, ACME_LOG_WARNING, "engine: installing the stored certificate %s failed in the host (%s)", m->id,
+             acme_strerror(result));
+        m->install_due = 1;
+        m->failures++;
+        set_error(m, ACME_E_CALLBACK, acme_strerror(result));
+        uint64_t wait = (uint64_t)e->opt.retry_min_s << (m->failures - 1 < 20 ? m->failures - 1 : 20);
+        if (wait > e->opt.retry_max_s)
+            wait = e->opt.retry_max_s;
+        m->next_ms = now_ms() + jitter_ms(wait * 1000u, e->opt.jitter_percent);
+        queue_at(e, m, m->next_ms);
+    }
+    certificate_free(h->cert);
+    free(h->id);
+    free(h);
+    return 1;
+}
+
 ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
 {
     if (!e || !object)
@@ -1774,6 +1835,8 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
     if (rc)
         return rc;
     result_reset(e->c);
+    if (held_done(e, object, result))
+        return ACME_OK;
     /* Only runs can wait for the host: at most max_orders to ask. */
     for (size_t i = 0; i < e->running_n; i++) {
         managed *m = e->running[i];

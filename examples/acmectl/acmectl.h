@@ -523,6 +523,9 @@ typedef struct cluster cluster;
 int cluster_storage(acme_client *c, const run_etcd *cfg);
 cluster *cluster_new(acme_client *c, router *rt, acme_responder *http, acme_responder *alpn, const run_etcd *cfg);
 void cluster_bind_engine(cluster *cl, acme_engine *e);
+/* [ca NAME] sections: each CA's client (the first included) whose stored
+ * certificates the poll reads; the newest of an id is installed. */
+int cluster_poll_client(cluster *cl, acme_client *c);
 void cluster_free(cluster *cl);
 int cluster_publish(void *ud, const acme_challenge *ch);
 int cluster_unpublish(void *ud, const acme_challenge *ch);

@@ -34,7 +34,9 @@ typedef struct pending_pub {
 struct cluster {
     pending_pub *pending;
     size_t pending_count;
-    acme_client *c;
+    acme_client *c;           /* publishes; its responders hear every node */
+    acme_client **polled;     /* [ca NAME] sections: every CA's client, c first */
+    size_t polled_count;
     router *rt;
     acme_engine *e;
     int builtin_http, builtin_alpn;
@@ -92,8 +94,19 @@ void cluster_free(cluster *cl)
         free(cl->seen[i].id);
     free(cl->seen);
     free(cl->pending);
+    free(cl->polled);
     free(cl->status);
     free(cl);
+}
+
+int cluster_poll_client(cluster *cl, acme_client *c)
+{
+    acme_client **n = realloc(cl->polled, (cl->polled_count + 1) * sizeof(*n));
+    if (!n)
+        return ACME_E_NOMEM;
+    cl->polled = n;
+    n[cl->polled_count++] = c;
+    return ACME_OK;
 }
 
 static seen_cert *seen_of(cluster *cl, const char *id)
@@ -171,6 +184,12 @@ static int install_if_newer(void *ud, const acme_certificate *cert)
     return cluster_install(cl, cert);
 }
 
+static int peek_not_after(void *ud, const acme_certificate *cert)
+{
+    *(int64_t *)ud = acme_certificate_not_after(cert);
+    return ACME_OK;
+}
+
 typedef struct poll_ctx {
     cluster *cl;
     char **ids;
@@ -180,6 +199,9 @@ typedef struct poll_ctx {
 static int collect(void *ud, const char *id)
 {
     poll_ctx *p = ud;
+    for (size_t i = 0; i < p->n; i++)
+        if (!strcmp(p->ids[i], id))
+            return 0; /* held at another CA of the list too */
     acme_cert_status st;
     memset(&st, 0, sizeof(st));
     st.size = sizeof(st);
@@ -230,10 +252,27 @@ void cluster_tick(cluster *cl)
         return;
     cl->next_poll = now + cl->poll_s;
     poll_ctx p = {cl, NULL, 0};
-    /* Listed first, loaded after: no callback runs inside the listing. */
-    if (acme_cert_list(cl->c, collect, &p) == ACME_OK)
-        for (size_t i = 0; i < p.n; i++)
-            acme_cert_load(cl->c, p.ids[i], install_if_newer, cl);
+    /* Listed first, loaded after: no callback runs inside the listing.
+     * With a CA list a certificate that moved is stored at two CAs (the
+     * old one at the first): the newest is the one to serve. */
+    acme_client *one[1] = {cl->c};
+    acme_client **cs = cl->polled_count ? cl->polled : one;
+    size_t nc = cl->polled_count ? cl->polled_count : 1;
+    int listed = 1;
+    for (size_t j = 0; j < nc && listed; j++)
+        listed = acme_cert_list(cs[j], collect, &p) == ACME_OK;
+    for (size_t i = 0; listed && i < p.n; i++) {
+        size_t best = 0;
+        int64_t best_na = 0;
+        for (size_t j = 0; nc > 1 && j < nc; j++) {
+            int64_t na = 0;
+            if (acme_cert_load(cs[j], p.ids[i], peek_not_after, &na) == ACME_OK && na > best_na) {
+                best_na = na;
+                best = j;
+            }
+        }
+        acme_cert_load(cs[best], p.ids[i], install_if_newer, cl);
+    }
     for (size_t i = 0; i < p.n; i++)
         free(p.ids[i]);
     free(p.ids);

@@ -417,6 +417,14 @@ static int make_ca_list(rund *d, const acme_host_callbacks *cb, acme_log_level l
     }
     acme_client *c = d->c;
     for (size_t i = from;; i++) {
+        /* storage = etcd: every CA's client on the cluster's store (one
+         * prefix for all: the first CA's client publishes and hears every
+         * CA's answers), each read back by the cluster poll. */
+        if (d->cl && cluster_poll_client(d->cl, c) != ACME_OK) {
+            if (c != d->c)
+                acme_client_free(c);
+            return EXIT_INTERNAL;
+        }
         if (acme_ca_list_add(d->cas, &p, c) != ACME_OK) {
             if (c == d->c)
                 d->c = NULL; /* the list freed it */
@@ -430,10 +438,13 @@ static int make_ca_list(rund *d, const acme_host_callbacks *cb, acme_log_level l
         /* Set up like the first CA's client (hostclient.c), with its own trust. */
         hostclient_cfg hc = {
             .directory = k->directory, .state_dir = cf->state_dir, .ca_file = k->ca_file ? k->ca_file : cf->ca_file,
-            .account_key_type = cf->account_key_type, .log_level = level, .host = cb, .host_ud = d->rt,
+            .account_key_type = cf->account_key_type, .log_level = level, .host = cb,
+            .host_ud = d->cl ? (void *)d->cl : (void *)d->rt,
         };
         c = NULL;
         int rc = hostclient_open(&hc, &c);
+        if (rc == ACME_OK && cf->etcd.on)
+            rc = cluster_storage(c, &cf->etcd);
         if (rc != ACME_OK) {
             bprintf(err, sizeof(err), "%s: [ca %s] (line %d): %s", cf->file, k->label, k->line,
                     c && *acme_client_last_error(c) ? acme_client_last_error(c) : acme_strerror(rc));

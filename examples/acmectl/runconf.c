@@ -603,11 +603,6 @@ static int check_whole(parser *p)
 {
     run_config *cf = p->cf;
     p->line = p->global_line ? p->global_line : 1;
-    if (cf->ca_count && cf->etcd.on) {
-        p->line = cf->cas[0].line;
-        return fail(p, NULL, "[ca %s]: CA failover does not work with storage = etcd yet; use one CA, or the file "
-                    "storage", cf->cas[0].label);
-    }
     if (!cf->directory && !cf->ca_count)
         return fail(p, "directory", "missing: the CA's ACME directory URL goes in [global] (or [ca NAME] sections)");
     for (size_t i = 0; i < cf->ca_count; i++)

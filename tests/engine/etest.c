@@ -339,8 +339,12 @@ static void finish_due(etest_host *h, acme_engine *e)
             rc = serve(h, p.object);
         else if (p.kind == 2)
             rc = unserve(h, p.object);
-        else
+        else if (h->pending_install_fail) {
+            h->pending_install_fail--;
+            rc = ACME_E_STORAGE;
+        } else {
             copy_cert(h, p.object);
+        }
         h->pending_finished++;
         int drc = acme_engine_done(e, p.object, rc);
         CHECK_MSG(NULL, drc == ACME_OK, "acme_engine_done(kind %d) returned %d (%s)", p.kind, drc,

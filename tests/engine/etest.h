@@ -83,6 +83,7 @@ typedef struct etest_host {
     /* ACME_E_PENDING mode: answer PENDING and finish `pending_ms` later
      * from etest_drive's loop (acme_engine_done). */
     int pending_publish, pending_unpublish, pending_install;
+    unsigned pending_install_fail;    /* this many pending installs finish with ACME_E_STORAGE */
     unsigned pending_ms;
     etest_pending pending[ETEST_MAX_PENDING];
     size_t pending_count;

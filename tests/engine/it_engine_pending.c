@@ -14,7 +14,12 @@
  *  A. publish pending only.
  *  B. publish, unpublish and install all pending (install's object is the
  *     acme_certificate, valid until done()).
- *  C. acme_engine_done on an object the engine never gave out is refused. */
+ *  C. acme_engine_done on an object the engine never gave out is refused.
+ *  D. a restart with install pending: the stored certificates go to the
+ *     host at start-up, their objects stay valid until done() (the loop
+ *     reads them then: ASan sees a use after free) and done() is taken.
+ *  E. one of those installs fails in done(): it is installed again after
+ *     the back-off (1 s). */
 #include <stdio.h>
 #include <time.h>
 #include "etest.h"
@@ -40,6 +45,18 @@ static int until_done(etest_host *h, void *arg)
     if (w->stage == 0)
         return etest_install_count(h, w->id) > 0;
     return acme_engine_idle(h->engine);
+}
+
+typedef struct restart_watch {
+    const char *id[2];
+    size_t before[2];
+} restart_watch;
+
+static int until_reinstalled(etest_host *h, void *arg)
+{
+    restart_watch *w = arg;
+    return h->pending_count == 0 && h->pending_install_fail == 0 &&
+           etest_install_count(h, w->id[0]) > w->before[0] && etest_install_count(h, w->id[1]) > w->before[1];
 }
 
 static void run(etest_host *h, acme_engine *e, const char *name)
@@ -122,6 +139,35 @@ int main(void)
     int rc = acme_engine_done(e, &stray, ACME_OK);
     CHECK_MSG(NULL, rc != ACME_OK, "acme_engine_done accepted an object it never gave out");
     itest_log("ok: C. stray done() refused: %s", acme_strerror(rc));
+
+    /* D, E. */
+    acme_engine_free(e);
+    static const acme_challenge_type http[] = {ACME_CHALLENGE_HTTP_01};
+    restart_watch rw = {{"pending-a.example", "pending-b.example"}, {0, 0}};
+    for (int i = 0; i < 2; i++)
+        rw.before[i] = etest_install_count(&h, rw.id[i]);
+    h.pending_publish = h.pending_unpublish = 0;
+    h.pending_install = 1;
+    h.pending_install_fail = 1;
+    unsigned fin = h.pending_finished;
+    acme_engine_options o = {.size = sizeof o, .retry_min_s = 1};
+    e = etest_engine_with(c, &h, &o);
+    for (int i = 0; i < 2; i++)
+        CHECK_OK(NULL, etest_manage1(e, rw.id[i], http, 1));
+    if (!etest_drive(&h, e, until_reinstalled, &rw, 20000, NULL)) {
+        etest_dump_log(&h, 40);
+        CHECK_MSG(NULL, 0, "after a restart with install pending: installs of a %zu -> %zu, b %zu -> %zu, "
+                  "failures left to give %u", rw.before[0], etest_install_count(&h, rw.id[0]), rw.before[1],
+                  etest_install_count(&h, rw.id[1]), h.pending_install_fail);
+    }
+    CHECK_MSG(NULL, h.pending_install_fail == 0, "no stored install was answered PENDING");
+    CHECK_MSG(NULL, h.pending_finished - fin >= 3, "%u pending installs finished, want 3 (one failed, retried)",
+              h.pending_finished - fin);
+    for (int i = 0; i < 2; i++)
+        CHECK_MSG(NULL, itest_streq(etest_state(e, rw.id[i]), "valid"), "%s: state \"%s\" after the restart",
+                  rw.id[i], etest_state(e, rw.id[i]));
+    itest_log("ok: D, E. stored installs pending at start-up: done() taken, %u finished, the failed one retried",
+              h.pending_finished - fin);
 
     acme_engine_free(e);
     acme_client_free(c);
