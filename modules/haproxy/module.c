@@ -137,16 +137,18 @@ static int hap_create(const acme_module_host *host, const char *const *keys, con
     }
     int rc = hap_configure(h, keys, values, n, err, errlen);
     if (rc == ACME_OK)
+        hap_log(h, ACME_LOG_INFO, "admin socket %s; http-01 %s; tls-alpn-01 %s; certificates in %s%s%s",
+                h->socket_path, h->map ? h->map : "off", h->alpn_crt_list ? h->alpn_crt_list : "off",
+                h->cert_dir, h->crt_list ? ", crt-list " : (h->crt_dir ? ", crt dir " : ""),
+                h->crt_list ? h->crt_list : (h->crt_dir ? h->crt_dir : ""));
+    /* On a cluster: join it and load the answers stored there. */
+    if (rc == ACME_OK)
         rc = hap_cluster_start(h, err, errlen);
     if (rc) {
         hap_config_free(h);
         free(h);
         return rc;
     }
-    hap_log(h, ACME_LOG_INFO, "admin socket %s; http-01 %s; tls-alpn-01 %s; certificates in %s%s%s",
-            h->socket_path, h->map ? h->map : "off", h->alpn_crt_list ? h->alpn_crt_list : "off",
-            h->cert_dir, h->crt_list ? ", crt-list " : (h->crt_dir ? ", crt dir " : ""),
-            h->crt_list ? h->crt_list : (h->crt_dir ? h->crt_dir : ""));
     *instance = h;
     return ACME_OK;
 }

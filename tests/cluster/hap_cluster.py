@@ -18,10 +18,12 @@ spreads the validations over the three HAProxy:
 
 Environment: HAPROXY, HAP_MODULE, HAP_EXAMPLE (examples/haproxy.cfg), the
 ACME_TEST_* of with-pebble and ETCD_TEST_ENDPOINTS of with-etcd.
-HAP_CLUSTER_N (default 20) sets the number of certificates."""
+HAP_CLUSTER_N (default 20) sets the number of certificates; HAP_CLUSTER_KEEP=DIR
+keeps every log there."""
 
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
@@ -198,6 +200,10 @@ class Haproxy(Proc):
         except ssl.SSLCertVerificationError:
             return None
 
+    def alpn_entries(self):
+        return [ln for ln in hapctl(self.sock, f"show ssl crt-list {self.alpn_list}").splitlines()
+                if ln.strip() and not ln.startswith("#")]
+
     def map_entries(self):
         return [ln for ln in hapctl(self.sock, f"show map {self.map}").splitlines() if ln.startswith("0x")]
 
@@ -214,7 +220,7 @@ class Node(Proc):
         self.status = f"{self.base}/status.json"
         self.log = f"{self.base}/log"
 
-    def config(self, cert_ids):
+    def config(self, cert_ids, solo=()):
         eps = " ".join(os.environ["ETCD_TEST_ENDPOINTS"].split(","))
         h = self.hap
         lines = [
@@ -243,6 +249,7 @@ class Node(Proc):
             f"path = {os.environ['HAP_MODULE']}",
             f"socket = {h.sock}",
             f"map = {h.map}",
+            f"alpn-crt-list = {h.alpn_list}",
             f"cert-dir = {h.certs}",
             f"crt-list = {h.crt_list}",
             "timeout = 2000",
@@ -252,6 +259,8 @@ class Node(Proc):
         ]
         for cid in cert_ids:
             lines += [f"[certificate {cid}]", f"names = {cid}", ""]
+        for cid, challenge in solo:
+            lines += [f"[certificate {cid}]", f"names = {cid}", f"challenge = {challenge}", ""]
         with open(self.conf, "w") as f:
             f.write("\n".join(lines))
 
@@ -261,6 +270,9 @@ class Node(Proc):
                                      stderr=err)
         err.close()
         say(f"{self.name} started (pid {self.proc.pid})")
+
+    def hup(self):
+        os.kill(self.proc.pid, signal.SIGHUP)
 
     def ready(self):
         return os.path.getsize(self.status) > 0 if os.path.exists(self.status) else False
@@ -302,19 +314,27 @@ def main():
     ports = free_ports(6)
     haps = [Haproxy(i + 1, top, ports[i], ports[3 + i]) for i in range(3)]
     nodes = [Node(i + 1, top, haps[i], acmectl) for i in range(3)]
-    lb_ctl, lb_log = os.path.join(top, "lb-http.ctl"), os.path.join(top, "lb-http.log")
-    lb = subprocess.Popen([sys.executable, os.path.join(HERE, "lb.py"), "--listen", os.environ["ACME_TEST_HTTP_PORT"],
-                           "--backends", ",".join(str(h.http_port) for h in haps), "--control", lb_ctl,
-                           "--log", lb_log])
+    lbs = []
+    for kind, listen, back in (("http", os.environ["ACME_TEST_HTTP_PORT"], [h.http_port for h in haps]),
+                               ("alpn", os.environ["ACME_TEST_TLS_PORT"], [h.tls_port for h in haps])):
+        lbs.append(subprocess.Popen([sys.executable, os.path.join(HERE, "lb.py"), "--listen", listen,
+                                     "--backends", ",".join(str(p) for p in back),
+                                     "--control", os.path.join(top, f"lb-{kind}.ctl"),
+                                     "--log", os.path.join(top, f"lb-{kind}.log")]))
 
     def route(which):
-        with open(lb_ctl, "w") as f:
-            f.write(which + "\n")
+        for kind in ("http", "alpn"):
+            with open(os.path.join(top, f"lb-{kind}.ctl"), "w") as f:
+                f.write(which + "\n")
+
+    def lb_hits(kind):
+        return read(os.path.join(top, f"lb-{kind}.log")).split()
 
     cert_ids = [f"c{i:02d}.hapcluster.test" for i in range(1, N + 1)]
     everything = haps + nodes
     try:
-        wait_for(lambda: listening(int(os.environ["ACME_TEST_HTTP_PORT"])), 20, "the load balancer listening")
+        wait_for(lambda: listening(int(os.environ["ACME_TEST_HTTP_PORT"])) and
+                 listening(int(os.environ["ACME_TEST_TLS_PORT"])), 20, "the load balancer listening")
         for h in haps:
             h.start()
         say("3 HAProxy running: HTTP " + ", ".join(str(h.http_port) for h in haps) + "; TLS " +
@@ -360,7 +380,7 @@ def main():
             raise Fail(f"Pebble created {orders} orders and finalized {finals} for {N} certificates")
 
         # ---- validations reached several HAProxy; nothing left behind --------
-        hits = read(lb_log).split()
+        hits = lb_hits("http")
         reached = sorted(set(hits))
         if len(reached) < 2:
             raise Fail(f"the validations reached HAProxy {reached} only ({len(hits)} connections): not a cluster test")
@@ -375,26 +395,53 @@ def main():
             f"each one (the same leaf, on disk 0600, in its crt-list); validations reached HAProxy "
             f"{', '.join(f'{i}: {hits.count(i)}' for i in ('1', '2', '3'))}; {shared} answers loaded into maps "
             f"from etcd; every map empty afterwards")
+
+        # ---- validations only to the HAProxy whose node did not publish -----
+        # Node 1 alone gets two more certificates, one over http-01 and one
+        # over tls-alpn-01, while the balancer sends the validator to
+        # HAProxy 2 and 3 only: both are issued only if those answered from
+        # what node 1 put into etcd.
+        route("2 3")
+        for kind in ("http", "alpn"):
+            open(os.path.join(top, f"lb-{kind}.log"), "w").close()
+        solo = [("solo-http.hapcluster.test", "http-01"), ("solo-alpn.hapcluster.test", "tls-alpn-01")]
+        nodes[0].config(cert_ids, solo)
+        nodes[0].hup()
+        for cid, _ in solo:
+            wait_for(lambda: haps[0].served(cid, verify), 30, f"HAProxy 1 serving {cid}", everything)
+        http_hits, alpn_hits = lb_hits("http"), lb_hits("alpn")
+        if "1" in http_hits or "1" in alpn_hits:
+            raise Fail(f"a validation reached HAProxy 1 (http {http_hits}, tls {alpn_hits})")
+        if not http_hits or not alpn_hits:
+            raise Fail(f"a validation did not go through the balancer (http {http_hits}, tls {alpn_hits})")
+        orders = pebble_count("Added order")
+        if orders != N + 2:
+            raise Fail(f"Pebble created {orders} orders for {N + 2} certificates")
+        wait_for(lambda: not any(h.map_entries() or h.alpn_entries() for h in haps), 10,
+                 "no answer left in any HAProxy", everything)
+        say(f"ok: http-01 and tls-alpn-01 answered by HAProxy 2 and 3 for what node 1 published "
+            f"(http {len(http_hits)}, tls {len(alpn_hits)} connections); nothing left in any HAProxy")
         say(f"PASS in {time.monotonic() - t0:.1f} s")
         return 0
     except Fail as e:
         say(f"FAIL: {e}")
         for p in everything:
             print(f"---- {p.name}: {p.log} (tail, without debug lines) ----\n{tail(p.log)}", flush=True)
-        keep = os.environ.get("HAP_CLUSTER_KEEP")
-        if keep:
-            os.makedirs(keep, exist_ok=True)
-            for p in everything:
-                subprocess.run(["cp", p.log, os.path.join(keep, p.name.replace(" ", "_") + ".log")])
-            subprocess.run(["cp", os.environ["ACME_TEST_PEBBLE_LOG"], os.path.join(keep, "pebble.log")])
         return 1
     finally:
         for n in nodes:
             n.stop()
         for h in haps:
             h.stop()
-        lb.terminate()
-        lb.wait()
+        keep = os.environ.get("HAP_CLUSTER_KEEP")
+        if keep:  # whole logs for a closer look
+            os.makedirs(keep, exist_ok=True)
+            for p in everything:
+                subprocess.run(["cp", p.log, os.path.join(keep, p.name.replace(" ", "_") + ".log")])
+            subprocess.run(["cp", os.environ["ACME_TEST_PEBBLE_LOG"], os.path.join(keep, "pebble.log")])
+        for p in lbs:
+            p.terminate()
+            p.wait()
 
 
 if __name__ == "__main__":
