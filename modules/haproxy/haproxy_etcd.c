@@ -240,6 +240,10 @@ int hap_cluster_start(hap *h, char *err, size_t errlen)
     o.username = cl->username;
     o.password = cl->password;
     o.node_name = cl->node_name;
+    /* Short, as mod_acme's: freeing the client (the host stopping or
+     * reloading) revokes the node lease, member after member. */
+    o.request_timeout_ms = 2000;
+    o.connect_timeout_ms = 500;
     if (rc == ACME_OK && (rc = acme_client_set_storage_etcd(cl->c, &o)) != ACME_OK) {
         snprintf(err, errlen, "etcd-endpoints: %s", acme_client_last_error(cl->c));
         return rc;
