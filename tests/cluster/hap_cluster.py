@@ -12,7 +12,12 @@ spreads the validations over the three HAProxy:
      on all three), whichever node ordered it;
   3. validations reached more than one HAProxy (each certificate is
      ordered by one node only, so a HAProxy answered from what another
-     node published), and afterwards no answer is left in any map.
+     node published), and afterwards no answer is left in any map;
+  4. validations sent only to HAProxy 2 and 3: node 1 alone gets a
+     certificate over http-01 and one over tls-alpn-01;
+  5. HAProxy 3 stopped while its node runs: node 1's publish fails and
+     says why, nothing is finalized; HAProxy 3 started again serves the
+     certificates from disk, and the order goes through.
 
     with-pebble -- with-etcd -- python3 hap_cluster.py ACMECTL
 
@@ -421,6 +426,34 @@ def main():
                  "no answer left in any HAProxy", everything)
         say(f"ok: http-01 and tls-alpn-01 answered by HAProxy 2 and 3 for what node 1 published "
             f"(http {len(http_hits)}, tls {len(alpn_hits)} connections); nothing left in any HAProxy")
+
+        # ---- one HAProxy down: every publish waits for it, then recovers -----
+        # While HAProxy 3 is stopped and its node still runs, node 3 cannot
+        # take the answers, so node 1's publish fails with a sentence that
+        # says so (and the CA is not asked); HAProxy 3 started again serves
+        # the certificates from disk and takes the answers, and the order
+        # goes through.
+        haps[2].stop()
+        route("1 2")
+        down = "solo-down.hapcluster.test"
+        solo.append((down, "http-01"))
+        mark = len(read(nodes[0].log))
+        nodes[0].config(cert_ids, solo)
+        nodes[0].hup()
+        wait_for(lambda: "did not reach every node's HAProxy" in read(nodes[0].log)[mark:], 30,
+                 "node 1 saying that its answer did not reach HAProxy 3", nodes + haps[:2])
+        if "could not be put into the map" not in read(nodes[2].log):
+            raise Fail("node 3 did not say why HAProxy 3 takes no answers")
+        if pebble_count("Processing finalization") != N + 2:
+            raise Fail("a certificate was finalized while HAProxy 3 was down")
+        haps[2].start()
+        if haps[2].served(cert_ids[0], verify) != leaves[(cert_ids[0], 1)]:
+            raise Fail(f"HAProxy 3 restarted does not serve {cert_ids[0]} from disk")
+        route("1 2 3")
+        wait_for(lambda: haps[0].served(down, verify), 30, f"HAProxy 1 serving {down} once HAProxy 3 is back",
+                 everything)
+        say(f"ok: with HAProxy 3 down node 1's publish failed and said so; HAProxy 3 restarted serves from disk, "
+            f"takes the answers again, and {down} was issued")
         say(f"PASS in {time.monotonic() - t0:.1f} s")
         return 0
     except Fail as e:
