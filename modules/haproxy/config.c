@@ -12,7 +12,8 @@
  *   crt-dir           or: the directory of a `crt <dir>/` TLS bind
  *   crt-list-options  "[...]" options for lines added to crt-list
  *   cert-mode         mode of certificate files (0600)
- *   cert-path.<id>    the file of one certificate id, if not cert-dir/<id>.pem */
+ *   cert-path.<id>    the file of one certificate id, if not cert-dir/<id>.pem
+ *   etcd-*            a cluster of HAProxy hosts (haproxy_etcd.c) */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,8 @@ int hap_configure(hap *h, const char *const *keys, const char *const *values, si
         int known = 0;
         for (size_t k = 0; k < sizeof(keys_known) / sizeof(keys_known[0]); k++)
             known |= !strcmp(keys[i], keys_known[k]);
+        for (size_t k = 0; hap_etcd_keys[k]; k++)
+            known |= !strcmp(keys[i], hap_etcd_keys[k]);
         if (!strncmp(keys[i], PATH_PREFIX, strlen(PATH_PREFIX))) {
             known = 1;
             npaths++;
@@ -161,6 +164,9 @@ int hap_configure(hap *h, const char *const *keys, const char *const *values, si
         }
     }
 
+    if ((rc = hap_cluster_configure(h, &c)))
+        return rc;
+
     h->types = 0;
     if (h->map)
         h->types |= ACME_MODULE_CHALLENGE(ACME_CHALLENGE_HTTP_01);
@@ -171,6 +177,7 @@ int hap_configure(hap *h, const char *const *keys, const char *const *values, si
 
 void hap_config_free(hap *h)
 {
+    hap_cluster_free(h); /* its sink uses the settings below */
     free(h->socket_path);
     free(h->map);
     free(h->crt_list);

@@ -10,6 +10,9 @@
  *                   tls-alpn-01 challenge certificates, install
  *   haproxy_disk.c  PEM files and crt-list files on disk (atomic), the
  *                   local key check
+ *   haproxy_etcd.c  a cluster of HAProxy hosts on etcd: every node's
+ *                   answers into this HAProxy (an acme_etcd_sink), this
+ *                   node's answers into etcd
  *   config.c        key=value configuration into struct hap
  *   module.c        the entry point and the hooks
  *
@@ -88,6 +91,8 @@ typedef struct hap_alpn_pub {
     char *token;             /* the challenge it belongs to */
 } hap_alpn_pub;
 
+typedef struct hap_cluster hap_cluster;
+
 typedef struct hap {
     acme_module_host host;
     hap_sock sock;
@@ -109,6 +114,8 @@ typedef struct hap {
     char *alpn_crt_list;     /* crt-list of the acme-tls/1 bind */
     char *alpn_prefix;       /* names of challenge certificates in HAProxy */
     hap_alpn_pub *alpn_pubs; /* what this instance published */
+
+    hap_cluster *cluster;    /* etcd-endpoints given (haproxy_etcd.c), or NULL */
 
     unsigned types;          /* ACME_MODULE_CHALLENGE bits */
     int unreachable;         /* the last hap_run could not connect */
@@ -149,6 +156,25 @@ char *hap_alpn_sni(const char *identifier);
 int hap_install(hap *h, const char *cert_id, const char *chain_pem, const char *key_pem);
 /* The file of a certificate id (malloc'ed), or NULL with h->err set. */
 char *hap_cert_file(hap *h, const char *cert_id);
+
+/* haproxy_etcd.c. The etcd-* keys (NULL-terminated); configure reads
+ * them (h->cluster stays NULL without etcd-endpoints), start opens the
+ * module's own client on etcd and attaches the sink (after the rest of
+ * the configuration), free undoes both (before the settings are freed). */
+struct modcfg;
+extern const char *const hap_etcd_keys[];
+int hap_cluster_configure(hap *h, struct modcfg *c);
+int hap_cluster_start(hap *h, char *err, size_t errlen);
+void hap_cluster_free(hap *h);
+/* Around every runtime-API sequence of a hook: the sink runs on libacme's
+ * etcd thread. No-ops without a cluster. */
+void hap_lock(hap *h);
+void hap_unlock(hap *h);
+/* After the answer is in this HAProxy: into etcd, and wait until every
+ * node's HAProxy has it. ACME_OK without a cluster; on failure h->err says
+ * why and the answer is taken out of etcd again. */
+int hap_cluster_publish(hap *h, const acme_challenge *ch);
+void hap_cluster_unpublish(hap *h, const acme_challenge *ch);
 
 /* haproxy_disk.c */
 /* Chain and key as one PEM payload: "\r" and empty lines removed, each

@@ -7,6 +7,12 @@
  *   install    set ssl cert + commit ssl cert (new ssl cert + add ssl
  *              crt-list for a new name), then the same PEM to disk
  *
+ * With etcd-endpoints (a cluster of HAProxy hosts, haproxy_etcd.c)
+ * publish also shares the answer through etcd and waits until every
+ * node's HAProxy has it, and the answers of the other nodes come into this
+ * HAProxy from libacme's etcd thread: each hook's runtime-API commands run
+ * under hap_lock.
+ *
  * The only exported symbol is acme_module_entry (haproxy.map). */
 #include <stdarg.h>
 #include <stdio.h>
@@ -130,15 +136,19 @@ static int hap_create(const acme_module_host *host, const char *const *keys, con
         memcpy(&h->host, host, sz);
     }
     int rc = hap_configure(h, keys, values, n, err, errlen);
+    if (rc == ACME_OK)
+        hap_log(h, ACME_LOG_INFO, "admin socket %s; http-01 %s; tls-alpn-01 %s; certificates in %s%s%s",
+                h->socket_path, h->map ? h->map : "off", h->alpn_crt_list ? h->alpn_crt_list : "off",
+                h->cert_dir, h->crt_list ? ", crt-list " : (h->crt_dir ? ", crt dir " : ""),
+                h->crt_list ? h->crt_list : (h->crt_dir ? h->crt_dir : ""));
+    /* On a cluster: join it and load the answers stored there. */
+    if (rc == ACME_OK)
+        rc = hap_cluster_start(h, err, errlen);
     if (rc) {
         hap_config_free(h);
         free(h);
         return rc;
     }
-    hap_log(h, ACME_LOG_INFO, "admin socket %s; http-01 %s; tls-alpn-01 %s; certificates in %s%s%s",
-            h->socket_path, h->map ? h->map : "off", h->alpn_crt_list ? h->alpn_crt_list : "off",
-            h->cert_dir, h->crt_list ? ", crt-list " : (h->crt_dir ? ", crt dir " : ""),
-            h->crt_list ? h->crt_list : (h->crt_dir ? h->crt_dir : ""));
     *instance = h;
     return ACME_OK;
 }
@@ -171,17 +181,12 @@ static int check_type(hap *h, const acme_challenge *ch)
                     acme_challenge_type_name(t));
 }
 
-static int hap_publish(void *instance, const acme_challenge *ch)
+static int publish_here(hap *h, const acme_challenge *ch)
 {
-    hap *h = instance;
-    h->err[0] = '\0';
-    int rc = check_type(h, ch);
-    if (rc)
-        return rc;
     if (acme_challenge_get_type(ch) == ACME_CHALLENGE_HTTP_01)
         return hap_map_publish(h, acme_challenge_token(ch), acme_challenge_key_authorization(ch));
-    rc = hap_alpn_publish(h, acme_challenge_identifier(ch), acme_challenge_alpn_cert_pem(ch),
-                          acme_challenge_alpn_key_pem(ch));
+    int rc = hap_alpn_publish(h, acme_challenge_identifier(ch), acme_challenge_alpn_cert_pem(ch),
+                              acme_challenge_alpn_key_pem(ch));
     if (rc == ACME_OK) {
         /* Remember whose certificate is up, so that unpublishing an older
          * challenge for the same name leaves the newer one alone. */
@@ -207,13 +212,8 @@ static int hap_publish(void *instance, const acme_challenge *ch)
     return rc;
 }
 
-static int hap_unpublish(void *instance, const acme_challenge *ch)
+static int unpublish_here(hap *h, const acme_challenge *ch)
 {
-    hap *h = instance;
-    h->err[0] = '\0';
-    int rc = check_type(h, ch);
-    if (rc)
-        return rc;
     if (acme_challenge_get_type(ch) == ACME_CHALLENGE_HTTP_01)
         return hap_map_unpublish(h, acme_challenge_token(ch));
     const char *ident = acme_challenge_identifier(ch), *token = acme_challenge_token(ch);
@@ -234,6 +234,51 @@ static int hap_unpublish(void *instance, const acme_challenge *ch)
     return hap_alpn_unpublish(h, ident);
 }
 
+static int hap_publish(void *instance, const acme_challenge *ch)
+{
+    hap *h = instance;
+    h->err[0] = '\0';
+    int rc = check_type(h, ch);
+    if (rc)
+        return rc;
+    hap_lock(h);
+    rc = publish_here(h, ch);
+    hap_unlock(h);
+    /* On a cluster, then into etcd: returns once every node's HAProxy has
+     * it (not under the lock: this node's own sink loads it too). */
+    if (rc == ACME_OK && (rc = hap_cluster_publish(h, ch)) != ACME_OK) {
+        char why[HAP_ERR];
+        snprintf(why, sizeof(why), "%s", h->err);
+        hap_lock(h);
+        unpublish_here(h, ch);
+        hap_unlock(h);
+        snprintf(h->err, sizeof(h->err), "%s", why);
+    }
+    return rc;
+}
+
+static int hap_unpublish(void *instance, const acme_challenge *ch)
+{
+    hap *h = instance;
+    h->err[0] = '\0';
+    int rc = check_type(h, ch);
+    if (rc)
+        return rc;
+    /* The store keys a tls-alpn-01 answer by its name: leave a newer
+     * challenge's there too. */
+    int newer = 0;
+    if (acme_challenge_get_type(ch) == ACME_CHALLENGE_TLS_ALPN_01)
+        for (hap_alpn_pub *p = h->alpn_pubs; p; p = p->next)
+            newer |= !strcmp(p->identifier, acme_challenge_identifier(ch)) &&
+                     strcmp(p->token, acme_challenge_token(ch)) != 0;
+    if (!newer)
+        hap_cluster_unpublish(h, ch);
+    hap_lock(h);
+    rc = unpublish_here(h, ch);
+    hap_unlock(h);
+    return rc;
+}
+
 static int hap_install_hook(void *instance, const acme_certificate *cert)
 {
     hap *h = instance;
@@ -242,7 +287,10 @@ static int hap_install_hook(void *instance, const acme_certificate *cert)
     const char *chain = acme_certificate_chain_pem(cert), *key = acme_certificate_key_pem(cert);
     if (!id || !chain || !key)
         return hap_fail(h, ACME_E_INVALID_ARG, "the certificate has no id, chain or key");
-    return hap_install(h, id, chain, key);
+    hap_lock(h);
+    int rc = hap_install(h, id, chain, key);
+    hap_unlock(h);
+    return rc;
 }
 
 static const char *hap_last_error(void *instance)

@@ -624,6 +624,27 @@ static void test_config(void **state)
     REFUSED("cert-mode", "socket", "/s", "cert-dir", "/c", "cert-mode", "0200");
     REFUSED("crt-list-options", "socket", "/s", "cert-dir", "/c", "crt-list-options", "alpn h2");
     REFUSED("no certificate id", "socket", "/s", "cert-dir", "/c", "cert-path.", "/x.pem");
+    /* The cluster's settings (haproxy_etcd.c): read here, used by
+     * hap_cluster_start (cluster_haproxy runs it against a real etcd). */
+    assert_int_equal(configure(&h, err, sizeof(err), "socket", "/s", "cert-dir", "/c", "map", "/m",
+                               "etcd-endpoints", "http://127.0.0.1:2379, https://10.0.0.2:2379 http://h3:2379",
+                               "etcd-node-name", "web-1-haproxy", "etcd-wait", "800", NULL), ACME_OK);
+    assert_non_null(h.cluster);
+    hap_config_free(&h);
+    assert_null(h.cluster);
+    assert_int_equal(configure(&h, err, sizeof(err), "socket", "/s", "cert-dir", "/c", NULL), ACME_OK);
+    assert_null(h.cluster);
+    hap_config_free(&h);
+    REFUSED("without etcd-endpoints", "socket", "/s", "cert-dir", "/c", "etcd-node-name", "n1");
+    REFUSED("etcd client URLs", "socket", "/s", "cert-dir", "/c", "etcd-endpoints", "127.0.0.1:2379");
+    REFUSED("no endpoints", "socket", "/s", "cert-dir", "/c", "etcd-endpoints", " , ");
+    REFUSED("ends in '/'", "socket", "/s", "cert-dir", "/c", "etcd-endpoints", "http://e:2379", "etcd-prefix",
+            "/libacme");
+    REFUSED("etcd-wait", "socket", "/s", "cert-dir", "/c", "etcd-endpoints", "http://e:2379", "etcd-wait", "10");
+    REFUSED("without etcd-username", "socket", "/s", "cert-dir", "/c", "etcd-endpoints", "http://e:2379",
+            "etcd-password-file", "/dev/null");
+    REFUSED("is empty", "socket", "/s", "cert-dir", "/c", "etcd-endpoints", "http://e:2379", "etcd-username", "u",
+            "etcd-password-file", "/dev/null");
     REFUSED("longer than", "socket",
             "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
             "aaaaaaaaaa", "cert-dir", "/c");
