@@ -1768,6 +1768,11 @@ ACME_EXPORT int acme_engine_perform(acme_engine *e, int timeout_ms)
 
 ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
 {
+    return engine_done_reason(e, object, result, NULL);
+}
+
+int engine_done_reason(acme_engine *e, const void *object, int result, const char *why)
+{
     if (!e || !object)
         return ACME_E_INVALID_ARG;
     int rc = reentry_refused(e->c, "acme_engine_done");
@@ -1777,7 +1782,7 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
     /* Only runs can wait for the host: at most max_orders to ask. */
     for (size_t i = 0; i < e->running_n; i++) {
         managed *m = e->running[i];
-        if (order_external_done(m->run, object, result)) {
+        if (order_external_done_why(m->run, object, result, why)) {
             if (m->wait == W_EXTERNAL) {
                 m->ready = 1;
                 queue_now(e, m);
@@ -1792,7 +1797,7 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
             return ACME_OK;
         }
     }
-    return e->next ? acme_engine_done(e->next, object, result) : ACME_E_NOT_FOUND;
+    return e->next ? engine_done_reason(e->next, object, result, why) : ACME_E_NOT_FOUND;
 }
 
 static const char *state_name(const managed *m)
