@@ -1829,6 +1829,11 @@ static int held_done(acme_engine *e, const void *object, int result)
 
 ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
 {
+    return engine_done_reason(e, object, result, NULL);
+}
+
+int engine_done_reason(acme_engine *e, const void *object, int result, const char *why)
+{
     if (!e || !object)
         return ACME_E_INVALID_ARG;
     int rc = reentry_refused(e->c, "acme_engine_done");
@@ -1840,7 +1845,7 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
     /* Only runs can wait for the host: at most max_orders to ask. */
     for (size_t i = 0; i < e->running_n; i++) {
         managed *m = e->running[i];
-        if (order_external_done(m->run, object, result)) {
+        if (order_external_done_why(m->run, object, result, why)) {
             if (m->wait == W_EXTERNAL) {
                 m->ready = 1;
                 queue_now(e, m);
@@ -1855,7 +1860,7 @@ ACME_EXPORT int acme_engine_done(acme_engine *e, const void *object, int result)
             return ACME_OK;
         }
     }
-    return e->next ? acme_engine_done(e->next, object, result) : ACME_E_NOT_FOUND;
+    return e->next ? engine_done_reason(e->next, object, result, why) : ACME_E_NOT_FOUND;
 }
 
 static const char *state_name(const managed *m)

@@ -154,6 +154,13 @@ unsigned long long store_durable_writes(acme_client *c);
  * queued so far is on the table; ACME_OK at once without a storage thread. */
 int store_barrier(acme_client *c, const void *object);
 
+/* acme_engine_done with the outcome's own sentence (engine.c): a failed
+ * outcome's why (a module's reason, module_async.c) is what the order's
+ * failure quotes, whatever happened on the client between the delivery
+ * and the step that takes it. why NULL: acme_engine_done. */
+struct acme_engine;
+int engine_done_reason(struct acme_engine *e, const void *object, int result, const char *why);
+
 /* ---- network (net.c; the resumable form is in net.h) ---- */
 /* Fetch the directory once (blocking). */
 int net_directory(acme_client *c);

@@ -326,8 +326,10 @@ ACME_EXPORT int acme_module_dispatch(acme_module *m)
         done = j->next;
         /* First: acme_engine_done starts by clearing the client's last
          * error (every public call does), and the module's sentence is
-         * what this call leaves there. */
-        int drc = a->e ? acme_engine_done(a->e, j->original, j->rc) : ACME_E_NOT_FOUND;
+         * what this call leaves there. The engine keeps the sentence for
+         * the step that takes the outcome: the order's failure (status,
+         * log, event) quotes it. */
+        int drc = a->e ? engine_done_reason(a->e, j->original, j->rc, j->why) : ACME_E_NOT_FOUND;
         if (j->why) {
             free(m->last_error);
             m->last_error = j->why;

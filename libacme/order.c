@@ -52,6 +52,7 @@ typedef struct authz_slot {
     int published;
     int pending;             /* a host callback answered ACME_E_PENDING */
     int pending_rc;
+    char *pending_why;       /* a failed answer's own sentence (a module's), or NULL */
     int deactivated;
     int responded;           /* the CA already has our answer (resumed order) */
     uint64_t poll_deadline;
@@ -118,6 +119,7 @@ struct order_run {
     cert_info *stored_info;   /* facts of the certificate this run stored (for the engine's plan) */
     int install_pending;
     int install_rc;
+    char *install_why;        /* a failed pending install's own sentence, or NULL */
 };
 
 /* ---- small helpers ---- */
@@ -170,6 +172,7 @@ static void free_slots(order_run *r)
         free(r->authz[i].url);
         free(r->authz[i].status);
         free(r->authz[i].ident);
+        free(r->authz[i].pending_why);
         challenge_free(r->authz[i].ch);
     }
     free(r->authz);
@@ -219,6 +222,7 @@ void order_free(order_run *r)
         key_free(r->job.key);
     key_free(r->cert_key);
     free(r->error);
+    free(r->install_why);
     problem_free(r->problem);
     if (r->op_active)
         net_op_clear(&r->op);
@@ -919,6 +923,19 @@ static order_want step_fetch_authz(order_run *r)
     return OW_CONTINUE;
 }
 
+/* The step taking a pending answer: the sentence the answer came with
+ * (order_external_done_why) becomes the client's last error, which the
+ * failure below quotes; whatever the steps since its delivery left
+ * there does not explain it. */
+static void take_why(acme_client *c, char **why)
+{
+    if (!*why)
+        return;
+    free(c->last_error);
+    c->last_error = *why;
+    *why = NULL;
+}
+
 /* A host callback's answer: OW_CONTINUE to go on, OW_EXTERNAL to wait. */
 static order_want callback_answer(order_run *r, authz_slot *s, int rc, const char *what)
 {
@@ -973,6 +990,7 @@ static order_want step_publish(order_run *r)
             return OW_EXTERNAL;
         if (s->pending == 2) {
             s->pending = 0;
+            take_why(c, &s->pending_why);
             if (s->pending_rc == ACME_E_DECLINED)
                 return decline(r, s);
             s->published = s->pending_rc == ACME_OK;
@@ -1236,9 +1254,12 @@ static order_want step_unpublish(order_run *r, order_state next)
             return OW_EXTERNAL;
         if (s->pending == 2) {
             s->pending = 0;
+            take_why(c, &s->pending_why);
             if (s->pending_rc)
-                alog(c, ACME_LOG_WARNING, "unpublishing %s for %s failed in the host (%s); remove it by hand",
-                     acme_challenge_type_name(s->ch->type), s->ch->identifier, acme_strerror(s->pending_rc));
+                alog(c, ACME_LOG_WARNING, "unpublishing %s for %s failed in the host (%s)%s%s; remove it by hand",
+                     acme_challenge_type_name(s->ch->type), s->ch->identifier, acme_strerror(s->pending_rc),
+                     c->last_error ? ": " : "", c->last_error ? c->last_error : "");
+            result_reset(c);
             continue;
         }
         if (!s->published)
@@ -1525,6 +1546,7 @@ static order_want step_install(order_run *r)
         return OW_EXTERNAL;
     if (r->install_pending == 2) {
         r->install_pending = 0;
+        take_why(c, &r->install_why);
         rc = r->install_rc;
     } else if (r->preloaded) {
         /* Stored by another holder (order_recheck_stored): only install. */
@@ -1743,6 +1765,18 @@ int order_set_replaces(order_run *r, const char *ari_id)
 
 int order_external_done(order_run *r, const void *object, int result)
 {
+    return order_external_done_why(r, object, result, NULL);
+}
+
+/* Keep a failure's sentence with the answer it came with. */
+static void keep_why(char **slot, int result, const char *why)
+{
+    free(*slot);
+    *slot = result != ACME_OK && why && *why ? xstrdup(why) : NULL;
+}
+
+int order_external_done_why(order_run *r, const void *object, int result, const char *why)
+{
     if (object == r && r->lock_pending == 1) {
         r->lock_rc = result;
         r->lock_pending = 2;
@@ -1754,12 +1788,14 @@ int order_external_done(order_run *r, const void *object, int result)
         return 1;
     }
     if (r->cert && object == r->cert && r->install_pending == 1) {
+        keep_why(&r->install_why, result, why);
         r->install_rc = result;
         r->install_pending = 2;
         return 1;
     }
     for (size_t i = 0; i < r->authz_count; i++)
         if (r->authz[i].ch && object == r->authz[i].ch && r->authz[i].pending == 1) {
+            keep_why(&r->authz[i].pending_why, result, why);
             r->authz[i].pending_rc = result;
             r->authz[i].pending = 2; /* answered; the step consumes it */
             return 1;

@@ -59,6 +59,9 @@ int order_set_replaces(order_run *r, const char *ari_id);
 void order_set_recheck(order_run *r, int64_t known_not_after);
 /* A pending callback finished. 1 if object belonged to this run. */
 int order_external_done(order_run *r, const void *object, int result);
+/* The same with a failure's own sentence (a module's, engine_done_reason):
+ * the order's failure quotes it. */
+int order_external_done_why(order_run *r, const void *object, int result, const char *why);
 /* The callback the run waits for ("publish", "unpublish", "install") and
  * its object, or NULL: the engine's deadline finishes it with
  * order_external_done(r, object, ACME_E_TIMEOUT). */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <acme/acme.h>
 #include <acme/responder.h>
@@ -186,9 +187,10 @@ void chal_rec_free(chal_rec *x);
 int chal_hook_run(const acmectl_opts *o, const char *method, const chal_rec *x);
 
 /* ---- modhost.c: a libacme module (acme_module_load) --------------------- */
-/* Modules are loaded on the program's one client (its storage and log);
- * a call from a worker thread leaves that client alone. Calls into one
- * module are serialized. */
+/* Modules are loaded on the program's one client (its storage and log).
+ * issue/renew call them in the caller's thread (modhost_call); `run`
+ * hands them to its engine (modhost_set_engine): libacme's module thread
+ * runs the hooks and reports to the engine (modhost_dispatch). */
 typedef struct modhost modhost;
 typedef struct modhost_params {
     const char *label;             /* for messages: "[module haproxy]", "--dns-provider" */
@@ -198,39 +200,30 @@ typedef struct modhost_params {
 } modhost_params;
 /* Load and configure; -1 with the module's or libacme's reason in err. */
 int modhost_load(const modhost_params *p, modhost **out, char *err, size_t errlen);
-/* Stops the worker (a running call finishes first), frees. NULL is fine. */
+/* Stops the module's thread (a hook in progress finishes first), frees.
+ * NULL is fine. */
 void modhost_free(modhost *mh);
 const char *modhost_label(const modhost *mh);
 const char *modhost_name(const modhost *mh);
 int modhost_handles(const modhost *mh, acme_challenge_type t);
 /* Whether the module has an install hook (worth calling). */
 int modhost_installs(const modhost *mh);
-/* Synchronous calls (any thread). ACME_OK, ACME_E_DECLINED, or a failure
- * with the module's reason in why (one line). */
+/* Synchronous calls (not under an engine). ACME_OK, ACME_E_DECLINED, or a
+ * failure with the module's reason in why (one line). */
 enum { MODOP_PUBLISH, MODOP_UNPUBLISH, MODOP_INSTALL };
 int modhost_call(modhost *mh, int op, const void *object, char *why, size_t whylen);
 
-/* Asynchronous calls for an event loop: a thread per module runs them in
- * order; each finished job is announced by one byte on notify_fd. */
-typedef struct modjob {
-    struct modjob *next;
-    modhost *mh;
-    int op;
-    const void *object;            /* the acme_challenge (valid until reported) */
-    int rc;
-    char why[600];
-} modjob;
-int modhost_start_worker(modhost *mh, int notify_fd);
-/* Queue a call; 0, or -1 (out of memory, no worker). */
-int modhost_queue(modhost *mh, int op, const void *object);
-/* Finished jobs, oldest first (free them with free()). */
-modjob *modhost_take_done(modhost *mh);
-/* What runs now ("" if nothing), for a shutdown message. */
-void modhost_running(modhost *mh, char *out, size_t len);
-/* Stop the worker: jobs not started are dropped and returned (oldest
- * first, rc = ACME_E_STATE); a running one finishes (it is in the done
- * list afterwards). */
-modjob *modhost_stop_worker(modhost *mh);
+/* Under an engine (run): acme_module_set_engine. e NULL stops the
+ * module's thread (a hook in progress finishes, a wait gives up, queued
+ * calls are dropped) and makes calls synchronous again. -1 with why. */
+int modhost_set_engine(modhost *mh, acme_engine *e, char *err, size_t errlen);
+/* The hook's answer as libacme gives it: under an engine ACME_E_PENDING
+ * (the outcome goes to the engine), else as modhost_call without why. */
+int modhost_submit(modhost *mh, int op, const void *object);
+/* Readable when outcomes wait for modhost_dispatch; -1 before set_engine. */
+int modhost_fd(const modhost *mh);
+/* On the loop's thread: outcomes to the engine, log lines to the log. */
+int modhost_dispatch(modhost *mh);
 
 /* ---- provision.c: who answers which challenge -------------------------- */
 typedef struct provision provision;
@@ -493,10 +486,11 @@ int run_listen_parse(const char *v, struct sockaddr_storage *ss, socklen_t *len,
 int run_metrics_update(run_metrics *m, acme_engine *e, int quiet_errors);
 
 /* ---- run_route.c: the host callbacks of `run` ------------------------------
- * publish: the first module that handles the type (on its worker: the
- * answer is ACME_E_PENDING), else the built-in responder of the type, else
- * ACME_E_DECLINED. install: out-dir, then every module with an install
- * hook (synchronously). */
+ * publish: the first module that handles the type (on libacme's module
+ * thread: the answer is ACME_E_PENDING, the outcome goes to the engine),
+ * else the built-in responder of the type, else ACME_E_DECLINED.
+ * install: out-dir, then every module with an install hook (on its
+ * thread too). */
 typedef struct router router;
 typedef struct router_params {
     modhost **modules;
@@ -535,10 +529,16 @@ int cluster_timeout_ms(const cluster *cl);
 /* The engine's status JSON with "storage_error" first (the etcd health,
  * "" while etcd answers). Valid until the next call. */
 const char *cluster_status(cluster *cl, const char *engine_json);
-/* Module jobs that finished: record them and tell the engine. */
+/* The modules' descriptors (readable: outcomes to dispatch) into fds,
+ * at most cap; returns how many. */
+int router_poll_fds(const router *r, struct pollfd *fds, size_t cap);
+/* Before a step: the modules' finished calls to the engine (never blocks). */
 void router_collect(router *r);
-/* Shutdown: stop the module workers (a running call finishes), then take
- * down everything still published. Before acme_engine_free. */
+/* After a step: forget what modules were handed once the engine is idle. */
+void router_tick(router *r);
+/* Shutdown: stop the modules' threads (a call in progress finishes), then
+ * take down everything that may still be published. Before
+ * acme_engine_free. */
 void router_shutdown(router *r);
 
 /* ---- commands -------------------------------------------------------------- */

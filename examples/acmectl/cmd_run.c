@@ -9,14 +9,15 @@
  * Threads: the loop runs the engine; the built-in responders run on their
  * own threads (they must answer the CA's validators whatever the loop is
  * doing: registering the account at start, or a module's synchronous
- * install); each module has a worker for publish/unpublish (modhost.c),
- * and every module is loaded on the one client that places the orders;
+ * install); every module is loaded on the one client that places the
+ * orders and handed to the engine (acme_module_set_engine): its hooks run
+ * on libacme's module thread, the outcomes come back through the
+ * module's descriptor in the loop's poll set (run_route.c);
  * metrics-listen answers on a thread of its own from the copy the loop
  * makes after each step (run_metrics.c).
  * Signals are blocked in every thread and read from a signalfd in the
  * loop. */
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <poll.h>
 #include <signal.h>
@@ -33,7 +34,6 @@ typedef struct rund {
     const acmectl_opts *o;
     run_config *cf;
     int sigfd;
-    int notify[2];                 /* module workers -> loop */
     acme_client *c;
     modhost **mods;
     size_t mod_count;
@@ -189,8 +189,6 @@ static int load_modules(rund *d)
             return EXIT_USAGE;
         }
         d->mod_count++;
-        if (modhost_start_worker(d->mods[i], d->notify[1]) != 0)
-            return EXIT_INTERNAL;
         char types[96] = "";
         static const acme_challenge_type all[] = {ACME_CHALLENGE_HTTP_01, ACME_CHALLENGE_TLS_ALPN_01,
                                                   ACME_CHALLENGE_DNS_01, ACME_CHALLENGE_DNS_PERSIST_01,
@@ -487,9 +485,6 @@ static int setup(rund *d, int *act)
         config_error(err, EXIT_STORAGE);
         return EXIT_STORAGE;
     }
-    if (pipe2(d->notify, O_CLOEXEC | O_NONBLOCK) != 0)
-        return EXIT_INTERNAL;
-
     /* modules/common/hostclient.c: the set-up issue/renew and mod_acme
      * share. The log first: the modules, loaded on this client, log
      * through it; the rest of the host table comes once the router
@@ -560,6 +555,15 @@ static int setup(rund *d, int *act)
         return EXIT_INTERNAL;
     }
     router_bind_engine(d->rt, d->e);
+    /* One driver: libacme's module thread runs each module's hooks and
+     * reports to this engine (the outcome with the module's sentence). */
+    for (size_t i = 0; i < d->mod_count; i++)
+        if (modhost_set_engine(d->mods[i], d->e, err, sizeof(err)) != 0) {
+            char msg[800];
+            bprintf(msg, sizeof(msg), "[module %s]: %s", modhost_label(d->mods[i]), err);
+            config_error(msg, EXIT_INTERNAL);
+            return EXIT_INTERNAL;
+        }
     if (d->cl)
         cluster_bind_engine(d->cl, d->e);
     if ((code = plan(d)) != EXIT_OK)
@@ -585,6 +589,9 @@ static void teardown(rund *d)
     if (d->rt)
         router_shutdown(d->rt);
     /* In-flight orders stay on disk (order.json): the next start resumes them. */
+    if (d->e)
+        progress(ACME_LOG_INFO, "longest engine step: %.1f ms",
+                 (double)acme_engine_longest_step_us(d->e) / 1000.0);
     run_metrics_free(d->metrics);
     acme_engine_free(d->e);
     for (size_t i = 0; i < d->mod_count; i++)
@@ -600,10 +607,6 @@ static void teardown(rund *d)
     acme_responder_free(d->http);
     acme_responder_free(d->alpn);
     router_free(d->rt);
-    if (d->notify[0] >= 0) {
-        close(d->notify[0]);
-        close(d->notify[1]);
-    }
     free(d->status);
     free(d->types);
     free(d->type_count);
@@ -619,18 +622,29 @@ static int loop(rund *d)
         return ACT_STOP;
     progress(ACME_LOG_INFO, "running (pid %ld)", (long)getpid());
     for (;;) {
-        size_t n = 0;
-        while (acme_engine_fds(d->e, fds + 2, cap - 2, &n) == ACME_E_INVALID_ARG) {
-            struct pollfd *g = realloc(fds, (n + 2 + 16) * sizeof(*fds));
+        /* [0] signals, then one per module (its finished calls), then the
+         * engine's. */
+        size_t head = 1 + d->mod_count, n = 0;
+        if (cap < head + 16) {
+            struct pollfd *g = realloc(fds, (head + 16) * sizeof(*fds));
             if (!g) {
                 free(fds);
                 return ACT_STOP;
             }
             fds = g;
-            cap = n + 2 + 16;
+            cap = head + 16;
         }
         fds[0] = (struct pollfd){d->sigfd, POLLIN, 0};
-        fds[1] = (struct pollfd){d->notify[0], POLLIN, 0};
+        head = 1 + (size_t)router_poll_fds(d->rt, fds + 1, cap - 1);
+        while (acme_engine_fds(d->e, fds + head, cap - head, &n) == ACME_E_INVALID_ARG) {
+            struct pollfd *g = realloc(fds, (n + head + 16) * sizeof(*fds));
+            if (!g) {
+                free(fds);
+                return ACT_STOP;
+            }
+            fds = g;
+            cap = n + head + 16;
+        }
         int timeout = acme_engine_timeout_ms(d->e);
         if (d->cl) {
             /* Also wake for the cluster poll, and at least once a second
@@ -641,7 +655,7 @@ static int loop(rund *d)
             if (timeout < 0 || ct < timeout)
                 timeout = ct;
         }
-        if (poll(fds, n + 2, timeout) < 0 && errno != EINTR) {
+        if (poll(fds, n + head, timeout) < 0 && errno != EINTR) {
             progress(ACME_LOG_ERROR, "poll: %s", strerror(errno));
             free(fds);
             return ACT_STOP;
@@ -653,13 +667,9 @@ static int loop(rund *d)
                 return act;
             }
         }
-        if (fds[1].revents) {
-            char buf[64];
-            while (read(d->notify[0], buf, sizeof(buf)) > 0) {
-            }
-        }
         router_collect(d->rt);
         acme_engine_step(d->e);
+        router_tick(d->rt);
         if (d->cl)
             cluster_tick(d->cl);
         status_write(d, 0);
@@ -717,7 +727,6 @@ int cmd_run(const acmectl_opts *o)
         d.o = o;
         d.cf = cf;
         d.sigfd = sigfd;
-        d.notify[0] = d.notify[1] = -1;
         int started;
         code = run_once(&d, &started);
         if (d.next) {

@@ -1,20 +1,26 @@
 /* The host callbacks of `acmectl run`: who answers which challenge, and
  * where a new certificate goes.
  *
- *   publish    the first [module] that handles the type, on that module's
- *              worker thread (ACME_E_PENDING now, acme_engine_done when it
- *              finished); else the built-in responder of the type
- *              (http-port / tls-port); else ACME_E_DECLINED, and the order
- *              tries the next type.
+ *   publish    the first [module] that handles the type: libacme runs its
+ *              hooks on the module's own thread (acme_module_set_engine,
+ *              cmd_run.c) and reports the outcome, with the module's own
+ *              sentence, to the engine (ACME_E_PENDING now); else the
+ *              built-in responder of the type (http-port / tls-port);
+ *              else ACME_E_DECLINED, and the order tries the next type.
  *   unpublish  whoever published it.
- *   install    out-dir (as --out), then every module with an install hook,
- *              synchronously: the certificate object lives only during
- *              the call (the engine hands over stored certificates at
- *              start that way), and an install is a few local operations.
+ *   install    out-dir (as --out), then every module with an install hook
+ *              (on its thread; libacme hands it a copy, so the engine's
+ *              certificate may go). With several installing modules the
+ *              engine takes the first outcome to arrive; a later failure
+ *              is logged with the module's reason.
  *
- * Everything published is remembered (the challenge object stays valid
- * until it is unpublished), so that a shutdown takes it down. */
+ * What went to a module or a responder is remembered, so that a shutdown
+ * takes it down: the module's outcome goes to the engine, not here, so a
+ * challenge handed to a module counts as possibly up until the engine
+ * asks for its removal, and the list is emptied whenever the engine is
+ * idle (no order holds a challenge then). */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,10 @@
 
 #include "acmectl.h"
 
-enum { PUB_PUBLISHING, PUB_UP, PUB_UNPUBLISHING };
+/* PUB_HANDED: a module has it (publishing, or published: the engine
+ * knows which); PUB_CLEANING: its removal is handed to the module;
+ * PUB_UP: a built-in responder serves it. */
+enum { PUB_HANDED, PUB_UP, PUB_CLEANING };
 
 typedef struct pub {
     struct pub *next;
@@ -117,6 +126,8 @@ int router_publish(void *ud, const acme_challenge *ch)
         progress(ACME_LOG_INFO, "nothing here answers %s (for %s): declined", acme_challenge_type_name(t), ident);
         return ACME_E_DECLINED;
     }
+    /* A challenge of an order that is gone, at the same address. */
+    drop(r, ch);
     pub *x = calloc(1, sizeof(*x));
     if (!x)
         return ACME_E_NOMEM;
@@ -127,13 +138,18 @@ int router_publish(void *ud, const acme_challenge *ch)
             acme_challenge_is_wildcard(ch) ? "*." : "", ident);
     int rc;
     if (mh) {
-        x->state = PUB_PUBLISHING;
-        if (modhost_queue(mh, MODOP_PUBLISH, ch) != 0) {
+        rc = modhost_submit(mh, MODOP_PUBLISH, ch);
+        if (rc != ACME_E_PENDING && rc != ACME_OK) {
+            if (rc == ACME_E_DECLINED)
+                progress(ACME_LOG_INFO, "%s: module %s declined it", x->what, modhost_label(mh));
+            else
+                progress(ACME_LOG_ERROR, "%s: module %s could not take it (%s)", x->what, modhost_label(mh),
+                         acme_strerror(rc));
             free(x);
-            return ACME_E_NOMEM;
+            return rc;
         }
-        progress(ACME_LOG_DEBUG, "%s: module %s publishes it", x->what, modhost_label(mh));
-        rc = ACME_E_PENDING;
+        x->state = PUB_HANDED;
+        progress(ACME_LOG_INFO, "%s: handed to module %s", x->what, modhost_label(mh));
     } else {
         x->key = strdup(route_builtin_key(t, acme_challenge_token(ch), ident));
         if (!x->key) {
@@ -158,19 +174,17 @@ int router_unpublish(void *ud, const acme_challenge *ch)
 {
     router *r = ud;
     pub *x = *find(r, ch);
-    if (!x || x->state != PUB_UP)
+    if (!x || x->state == PUB_CLEANING)
         return ACME_OK;
     if (x->mh) {
-        if (modhost_queue(x->mh, MODOP_UNPUBLISH, ch) == 0) {
-            x->state = PUB_UNPUBLISHING;
-            return ACME_E_PENDING;
+        int rc = modhost_submit(x->mh, MODOP_UNPUBLISH, ch);
+        if (rc == ACME_E_PENDING) {
+            x->state = PUB_CLEANING; /* until the engine is idle, or the shutdown */
+            return rc;
         }
-        /* Out of memory for a job: do it here. */
-        char why[600];
-        int rc = modhost_call(x->mh, MODOP_UNPUBLISH, ch, why, sizeof(why));
         if (rc != ACME_OK)
-            progress(ACME_LOG_WARNING, "%s: module %s could not take it down: %s", x->what,
-                     modhost_label(x->mh), why);
+            progress(ACME_LOG_WARNING, "%s: module %s could not take it down (%s)", x->what, modhost_label(x->mh),
+                     acme_strerror(rc));
         drop(r, ch);
         return rc;
     }
@@ -181,84 +195,79 @@ int router_unpublish(void *ud, const acme_challenge *ch)
     return ACME_OK;
 }
 
+int router_poll_fds(const router *r, struct pollfd *fds, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->p.module_count && n < cap; i++) {
+        int fd = modhost_fd(r->p.modules[i]);
+        if (fd >= 0)
+            fds[n++] = (struct pollfd){fd, POLLIN, 0};
+    }
+    return (int)n;
+}
+
 void router_collect(router *r)
 {
-    for (size_t i = 0; i < r->p.module_count; i++) {
-        modjob *j = modhost_take_done(r->p.modules[i]);
-        while (j) {
-            modjob *next = j->next;
-            pub *x = *find(r, j->object);
-            const char *what = x ? x->what : "a challenge";
-            if (j->op == MODOP_PUBLISH) {
-                if (j->rc == ACME_OK && x) {
-                    x->state = PUB_UP;
-                    progress(ACME_LOG_INFO, "%s: published by module %s", what, modhost_label(j->mh));
-                } else {
-                    if (j->rc == ACME_E_DECLINED)
-                        progress(ACME_LOG_INFO, "%s: module %s declined it", what, modhost_label(j->mh));
-                    else
-                        progress(ACME_LOG_ERROR, "%s: module %s could not publish it: %s", what,
-                                 modhost_label(j->mh), j->why);
-                    drop(r, j->object);
-                }
-            } else if (j->op == MODOP_UNPUBLISH) {
-                if (j->rc != ACME_OK)
-                    progress(ACME_LOG_WARNING, "%s: module %s could not take it down: %s", what,
-                             modhost_label(j->mh), j->why);
-                drop(r, j->object);
-            }
-            if (r->e && acme_engine_done(r->e, j->object, j->rc) != ACME_OK)
-                progress(ACME_LOG_DEBUG, "%s: the engine no longer waits for it", what);
-            free(j);
-            j = next;
+    /* Never blocks: outcomes go to the engine, log lines to the log. */
+    for (size_t i = 0; i < r->p.module_count; i++)
+        (void)modhost_dispatch(r->p.modules[i]);
+}
+
+void router_tick(router *r)
+{
+    /* Idle: no order holds a challenge, every outcome was delivered. */
+    if (!r->e || !acme_engine_idle(r->e))
+        return;
+    pub **pp = &r->pubs;
+    while (*pp) {
+        pub *x = *pp;
+        if (x->mh) {
+            *pp = x->next;
+            free(x->key);
+            free(x);
+        } else {
+            pp = &x->next;
         }
     }
 }
 
 void router_shutdown(router *r)
 {
-    /* Let running module calls finish (a dns-01 provider may be waiting
-     * for propagation: say so), drop the queued ones. */
+    /* Stop each module's thread: a hook in progress finishes (a dns-01
+     * provider's wait gives up at its next look, host->stopping), queued
+     * calls are dropped, and the engine hears nothing more. */
     for (size_t i = 0; i < r->p.module_count; i++) {
         modhost *mh = r->p.modules[i];
-        char running[32];
-        modhost_running(mh, running, sizeof(running));
-        if (running[0])
-            progress(ACME_LOG_INFO, "waiting for module %s to finish its %s", modhost_label(mh), running);
-        modjob *left = modhost_stop_worker(mh);
-        while (left) {
-            modjob *n = left->next;
-            pub *x = *find(r, left->object);
-            if (x && left->op == MODOP_PUBLISH)
-                drop(r, left->object);         /* never published */
-            else if (x && left->op == MODOP_UNPUBLISH)
-                x->state = PUB_UP;             /* still up: below */
-            free(left);
-            left = n;
-        }
+        size_t held = 0;
+        for (pub *x = r->pubs; x; x = x->next)
+            held += x->mh == mh;
+        if (held)
+            progress(ACME_LOG_INFO, "waiting for module %s to finish its call in progress (%zu challenge(s) "
+                     "handed to it)", modhost_label(mh), held);
+        char err[600];
+        if (modhost_set_engine(mh, NULL, err, sizeof(err)) != 0)
+            progress(ACME_LOG_WARNING, "module %s: %s", modhost_label(mh), err);
     }
-    acme_engine *e = r->e;
-    r->e = NULL; /* the results are recorded, the engine is not told */
-    router_collect(r);
+    /* Now in this thread: take down whatever may be up. A module's
+     * removal of a record its publish never made (or already removed)
+     * finds nothing to remove. */
     size_t n = 0;
     while (r->pubs) {
         pub *x = r->pubs;
-        if (x->state == PUB_UP || x->state == PUB_UNPUBLISHING) {
-            if (x->mh) {
-                char why[600];
-                if (modhost_call(x->mh, MODOP_UNPUBLISH, x->ch, why, sizeof(why)) != ACME_OK)
-                    progress(ACME_LOG_WARNING, "%s: module %s could not take it down: %s", x->what,
-                             modhost_label(x->mh), why);
-            } else if (builtin_for(r, x->type)) {
-                (void)acme_responder_remove(builtin_for(r, x->type), x->key);
-            }
+        if (x->mh) {
+            char why[600];
+            if (modhost_call(x->mh, MODOP_UNPUBLISH, x->ch, why, sizeof(why)) != ACME_OK)
+                progress(ACME_LOG_WARNING, "%s: module %s could not take it down: %s", x->what,
+                         modhost_label(x->mh), why);
+            n++;
+        } else if (x->state == PUB_UP && builtin_for(r, x->type)) {
+            (void)acme_responder_remove(builtin_for(r, x->type), x->key);
             n++;
         }
         drop(r, x->ch);
     }
     if (n)
         progress(ACME_LOG_INFO, "took down %zu challenge(s); the order resumes at the next start", n);
-    r->e = e;
 }
 
 /* ---- install ------------------------------------------------------------- */
@@ -294,19 +303,24 @@ int router_install(void *ud, const acme_certificate *cert)
     int rc = ACME_OK;
     if (r->p.out_dir)
         rc = write_out(r->p.out_dir, cert);
+    int handed = 0;
     for (size_t i = 0; i < r->p.module_count; i++) {
         modhost *mh = r->p.modules[i];
         if (!modhost_installs(mh))
             continue;
-        char why[600];
-        int mrc = modhost_call(mh, MODOP_INSTALL, cert, why, sizeof(why));
-        if (mrc == ACME_OK) {
+        int mrc = modhost_submit(mh, MODOP_INSTALL, cert);
+        if (mrc == ACME_E_PENDING) {
+            progress(ACME_LOG_INFO, "%s: handed to module %s to install", id, modhost_label(mh));
+            handed = 1;
+        } else if (mrc == ACME_OK) {
             progress(ACME_LOG_INFO, "%s: installed by module %s", id, modhost_label(mh));
         } else {
-            progress(ACME_LOG_ERROR, "%s: module %s could not install it: %s", id, modhost_label(mh), why);
+            progress(ACME_LOG_ERROR, "%s: module %s could not take it (%s)", id, modhost_label(mh),
+                     acme_strerror(mrc));
             if (rc == ACME_OK)
                 rc = ACME_E_CALLBACK;
         }
     }
-    return rc;
+    /* The module's outcome (and its reason) reaches the engine. */
+    return rc == ACME_OK && handed ? ACME_E_PENDING : rc;
 }

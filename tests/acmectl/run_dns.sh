@@ -1,6 +1,6 @@
 #!/bin/bash
 # acmectl run with the dns01 module as a [module] (hook back end writing
-# to pebble-challtestsrv): the module's publish runs on its worker thread
+# to pebble-challtestsrv): the module's hooks run on libacme's module thread
 # while the loop goes on.
 #
 #  1. a wildcard and its base name issued by dns-01 through the module.
@@ -59,7 +59,7 @@ EOF
 write_conf </dev/null
 run_start "$CONF"
 wait_status "$STATUS" 'len(s) == 1 and s[0]["state"] == "valid"' "the wildcard"
-grep -q "dns-01 for \*.rw.example.com: published by module dns" "$RUN_LOG" || { run_dump; fail "not published by the module"; }
+grep -q "dns-01 for \*.rw.example.com: handed to module dns" "$RUN_LOG" || { run_dump; fail "not published by the module"; }
 [ "$(grep -c '^add ' "$HOOK_LOG")" = 2 ] && [ "$(grep -c '^del ' "$HOOK_LOG")" = 2 ] ||
     fail "the hook's calls: $(cat "$HOOK_LOG")"
 run_stop
@@ -77,7 +77,7 @@ run_start "$CONF"
 for _ in $(seq 100); do [ -e "$SLOW.started" ] && break; sleep 0.1; done
 [ -e "$SLOW.started" ] || { run_dump; fail "the slow publish never started"; }
 run_stop
-grep -q "waiting for module dns to finish its publish" "$RUN_LOG" || { run_dump; fail "no word of the running call"; }
+grep -q "waiting for module dns to finish its call in progress" "$RUN_LOG" || { run_dump; fail "no word of the running call"; }
 grep -q "took down 1 challenge(s)" "$RUN_LOG" || { run_dump; fail "the published record was not taken down"; }
 python3 - "$HOOK_LOG" <<'EOF' || fail "the hook's calls around SIGTERM: $(cat "$HOOK_LOG")"
 import sys

@@ -58,8 +58,8 @@ names = b.test
 EOF
 run_start "$CONF"
 wait_status "$STATUS" 'len(s) == 2 and all(c["state"] == "valid" for c in s)' "a.test and b.test"
-wait_log "b.test: installed by module haproxy" "b.test installed"
-grep -q "http-01 for a.test: published by module haproxy" "$RUN_LOG" || { run_dump; fail "a.test's challenge did not go through the module"; }
+wait_log "haproxy: certificate b.test installed: HAProxy serves it" "b.test installed (the module's own line, from its thread)"
+grep -q "http-01 for a.test: handed to module haproxy" "$RUN_LOG" || { run_dump; fail "a.test's challenge did not go through the module"; }
 grep -q "module haproxy (haproxy): answers http-01, tls-alpn-01; installs certificates" "$RUN_LOG" ||
     { run_dump; fail "the module's abilities are not reported"; }
 
