@@ -387,13 +387,13 @@ static void engine_lock_lost(void *ud, const char *name, const char *why)
     }
 }
 
-/* Without a storage thread (the etcd table keeps its calls in the step):
- * ask the table, without a request, whether a running order's lock is
- * gone. */
+/* The etcd table knows within a keep-alive (TTL/3) that a lease is gone,
+ * long before the storage thread's next refresh (every 100 s): ask it,
+ * from memory without a request, whether a running order's lock is. */
 static void engine_check_locks(acme_engine *e)
 {
     acme_client *c = e->c;
-    if (c->sa || !c->etcd_storage)
+    if (!c->etcd_storage)
         return;
     for (size_t i = 0; i < e->running_n; i++) {
         managed *m = e->running[i];
@@ -466,10 +466,7 @@ static int engine_make(acme_client *c, const acme_engine_options *opts, engine_o
         /* Nothing a step does may wait for the host's tables: their calls
          * run on threads that wake the loop when done (doc/engine.md). */
         http_async_set_wake(e->http, wake_fd, e->work);
-        /* The etcd storage keeps its in-step calls for now: with the
-         * storage thread, cluster_run3 saw duplicate orders across nodes
-         * (not understood yet; see doc/storage.md). */
-        if (!c->sa && !c->etcd_storage && !(rc = store_async_start(c, wake_fd, e->work)))
+        if (!c->sa && !(rc = store_async_start(c, wake_fd, e->work)))
             e->own_sa = 1;
     }
     if (rc) {
@@ -1728,9 +1725,9 @@ static int engine_timeout_one(acme_engine *e)
     timerq_node *top = timerq_top(&e->queue);
     if (top)
         CONSIDER(top->due);
-    /* The etcd table in the step: look at its locks every second while
-     * orders run (engine_check_locks). */
-    if (!c->sa && c->etcd_storage && e->running_n)
+    /* The etcd table: look at its locks every second while orders run
+     * (engine_check_locks). */
+    if (c->etcd_storage && e->running_n)
         CONSIDER(now + 1000u);
 #undef CONSIDER
     /* poll() takes an int; a day is far enough to look ahead. */

@@ -91,6 +91,7 @@ struct store_async {
 
     int ready;               /* the start-up reads are in */
     int complete;            /* ... and listed everything: a miss is absent */
+    int shared;              /* other hosts write the table too (etcd): calls outside a step ask it */
     int in_step;
     size_t pending;
     unsigned long long durable;  /* writes queued that must reach the table */
@@ -540,6 +541,7 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
     sa->wake = wake;
     sa->wake_ud = wake_ud;
     sa->lease_s = sa->ops.refresh ? ACME_LOCK_LEASE_S : ACME_LOCK_LEASE_LONG_S;
+    sa->shared = c->etcd_storage != NULL;
     sa->prefix = xasprintf("%s/", c->ca_id);
     sa->nbuckets = BUCKETS;
     sa->table = calloc(sa->nbuckets, sizeof(*sa->table));
@@ -767,7 +769,10 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
 {
     *why = NULL;
     entry *e = lookup(sa, key, 0);
-    if (e && e->state == E_PRESENT) {
+    /* A shared table outside a step (the host looking for what other
+     * nodes stored): the table's value, unless a write of ours is queued. */
+    int ask = sa->shared && !sa->in_step && !(e && e->pending);
+    if (!ask && e && e->state == E_PRESENT) {
         int rc = buf_append(out, e->val, e->len);
         /* Read once (the start-up batch is read by its certificate's first
          * look): the table has it; memory need not. */
@@ -775,9 +780,9 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
             set_value(e, E_STORED, NULL, 0);
         return rc;
     }
-    if (e && e->state == E_ABSENT)
+    if (!ask && e && e->state == E_ABSENT)
         return ACME_E_NOT_FOUND;
-    if (!e && sa->complete)
+    if (!ask && !e && sa->complete)
         return ACME_E_NOT_FOUND;
     /* Unknown: ask the table, after every write queued before. */
     sa_job *j = job_new(J_GET, key);
@@ -858,7 +863,8 @@ int store_async_remove(store_async *sa, const char *key, char **why)
 int store_async_list(store_async *sa, const char *prefix, acme_storage_list_cb cb, void *cbdata)
 {
     size_t n = strlen(prefix);
-    if (sa->complete) {
+    /* A shared table outside a step: other nodes' keys too (below). */
+    if (sa->complete && !(sa->shared && !sa->in_step)) {
         /* The overlay is the table as this process knows it. Collect
          * first: cb may write (a sweep removes what it is shown). */
         sa_job tmp;
@@ -882,13 +888,35 @@ int store_async_list(store_async *sa, const char *prefix, acme_storage_list_cb c
         return ACME_E_NOMEM;
     run_waiting(sa, j);
     int rc = j->rc;
-    /* The table's answer, corrected by the writes still queued. */
-    for (size_t i = 0; rc == ACME_OK && i < j->kv_n; i++) {
+    /* The table's answer, corrected by the writes still queued: a removal
+     * hides a key, a put not yet done adds one. */
+    int stop = 0;
+    for (size_t i = 0; rc == ACME_OK && i < j->kv_n && !stop; i++) {
         entry *e = lookup(sa, j->kvs[i].key, 0);
-        if (e && e->state == E_ABSENT)
+        if (e && e->state == E_ABSENT && (e->pending || !sa->shared))
             continue;
-        if (cb(cbdata, j->kvs[i].key))
-            break;
+        stop = cb(cbdata, j->kvs[i].key) != 0;
+    }
+    if (rc == ACME_OK && !stop && sa->pending) {
+        sa_job extra;
+        memset(&extra, 0, sizeof(extra));
+        for (size_t b = 0; b < sa->nbuckets; b++)
+            for (entry *e = sa->table[b]; e; e = e->next) {
+                if (!e->pending || e->state != E_PRESENT || strncmp(e->key, prefix, n) != 0)
+                    continue;
+                size_t i = 0;
+                while (i < j->kv_n && strcmp(j->kvs[i].key, e->key) != 0)
+                    i++;
+                if (i == j->kv_n && collect_key(&extra, e->key)) {
+                    kvs_free(&extra);
+                    job_free(j);
+                    return ACME_E_NOMEM;
+                }
+            }
+        for (size_t i = 0; i < extra.kv_n; i++)
+            if (cb(cbdata, extra.kvs[i].key))
+                break;
+        kvs_free(&extra);
     }
     job_free(j);
     return rc;

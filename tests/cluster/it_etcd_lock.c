@@ -16,7 +16,10 @@
  *   the saved order state is still there for a successor;
  * - node B (another client, another node name) then takes the lock,
  *   resumes A's saved order and installs a certificate that verifies
- *   against Pebble's root. */
+ *   against Pebble's root;
+ * - node A, whose engine (and storage thread) started before B stored
+ *   anything, sees B's certificate in acme_cert_list and acme_cert_load
+ *   (how acmectl and mod_acme poll the cluster), with B's chain. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +116,20 @@ static int until_published(etest_host *h, void *arg)
 {
     (void)arg;
     return h->pub_count >= 1;
+}
+
+static int list_cb(void *ud, const char *id)
+{
+    if (strcmp(id, NAME) == 0)
+        (*(int *)ud)++;
+    return 0;
+}
+
+static int load_cb(void *ud, const acme_certificate *cert)
+{
+    char **out = ud;
+    *out = strdup(acme_certificate_chain_pem(cert));
+    return ACME_OK;
 }
 
 static int until_lost(etest_host *h, void *arg)
@@ -272,6 +289,17 @@ int main(void)
     CHECK_MSG(NULL, etest_count_lines(&hb, 0, "resuming the order") == 1, "node B did not resume A's saved order");
     CHECK_MSG(NULL, !key_exists(order_json), "the order state is still there after B stored the certificate");
     etest_drive(&hb, eb, etest_until_idle, NULL, 20000, NULL);
+
+    /* Node A's poll (outside a step, its engine running) sees what B
+     * stored after A's engine read the store at start. */
+    int seen = 0;
+    CHECK_OK(ca, acme_cert_list(ca, list_cb, &seen));
+    CHECK_MSG(NULL, seen == 1, "node A's acme_cert_list does not show node B's certificate %s", NAME);
+    char *chain = NULL;
+    CHECK_OK(ca, acme_cert_load(ca, NAME, load_cb, &chain));
+    const itest_cert *bi = etest_installed(&hb, NAME);
+    CHECK_MSG(NULL, chain && bi && strcmp(chain, bi->chain_pem) == 0, "node A loaded another chain than B's");
+    free(chain);
 
     acme_engine_free(eb);
     acme_client_free(cb);
