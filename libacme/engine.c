@@ -361,15 +361,17 @@ static void engine_lock_lost(void *ud, const char *name, const char *why)
     acme_engine *e = ud;
     acme_client *c = e->c;
     const char *id = strstr(name, ".order.");
-    alog(c, ACME_LOG_WARNING, "storage: the lock %s was lost (%s); stopping its order — another node or process "
-         "may take it over", name, why ? why : "its lease could not be refreshed");
-    if (id)
-        event_plain(c, ACME_EVENT_LOCK_LOST, id + 7);
     for (size_t i = 0; i < e->running_n; i++) {
         managed *m = e->running[i];
         const char *held = m->run ? order_lock_name(m->run) : NULL;
         if (!held || strcmp(held, name) != 0)
             continue;
+        /* Once per run: the etcd check and the storage thread's refresh
+         * may both find it (order_lock_name is NULL after the first). */
+        alog(c, ACME_LOG_WARNING, "storage: the lock %s was lost (%s); stopping its order — another node or "
+             "process may take it over", name, why ? why : "its lease could not be refreshed");
+        if (id)
+            event_plain(c, ACME_EVENT_LOCK_LOST, id + 7);
         if (!order_lock_lost(m->run, why))
             return;
         if (m->wait == W_HTTP)
@@ -385,6 +387,8 @@ static void engine_lock_lost(void *ud, const char *name, const char *why)
         queue_now(e, m);
         return;
     }
+    alog(c, ACME_LOG_DEBUG, "storage: the lock %s was lost (%s); no order of this engine holds it now", name,
+         why ? why : "");
 }
 
 /* The etcd table knows within a keep-alive (TTL/3) that a lease is gone,

@@ -260,6 +260,10 @@ int main(void)
     ok = etest_drive(&ha, ea, until_idle_run, NULL, 30000, NULL);
     CHECK_MSG(NULL, ok, "node A did not become idle");
     CHECK_MSG(NULL, ha.unpublish_calls >= 1, "node A left its challenge published");
+    size_t n_lost = 0;
+    for (size_t i = 0; i < ha.event_count; i++)
+        n_lost += ha.events[i].code == ACME_EVENT_LOCK_LOST;
+    CHECK_MSG(NULL, n_lost == 1, "node A sent %zu LOCK_LOST events for one lost lock", n_lost);
     CHECK_MSG(NULL, etest_count_lines(&ha, lines_from, "asked the CA to validate") == 0 &&
               etest_count_lines(&ha, lines_from, "deactivated the pending authorization") == 0,
               "node A went on with the order (answered or deactivated) after losing the lock");
