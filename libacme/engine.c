@@ -26,6 +26,7 @@
 #include "issue_spec.h"
 #include "order.h"
 #include "reentry.h"
+#include "storage_etcd.h"
 #include "store_async.h"
 #include "timerq.h"
 #include "worker.h"
@@ -361,6 +362,71 @@ static int engine_locked(void *ud, const void *object, int rc)
     return acme_engine_done(ud, object, rc) == ACME_OK;
 }
 
+/* The order lock `name` was lost (a refresh said so, or the etcd table
+ * knows its lease is gone): the order holding it stops at once — its
+ * exchange or job is cancelled, it writes nothing more, and it ends as
+ * failed (ACME_E_LOCKED: this engine's own back-off, nothing stored). */
+static void engine_lock_lost(void *ud, const char *name, const char *why)
+{
+    acme_engine *e = ud;
+    acme_client *c = e->c;
+    const char *id = strstr(name, ".order.");
+    for (size_t i = 0; i < e->running_n; i++) {
+        managed *m = e->running[i];
+        const char *held = m->run ? order_lock_name(m->run) : NULL;
+        if (!held || strcmp(held, name) != 0)
+            continue;
+        /* Once per run: the etcd check and the storage thread's refresh
+         * may both find it (order_lock_name is NULL after the first). */
+        alog(c, ACME_LOG_WARNING, "storage: the lock %s was lost (%s); stopping its order — another node or "
+             "process may take it over", name, why ? why : "its lease could not be refreshed");
+        if (id)
+            event_plain(c, ACME_EVENT_LOCK_LOST, id + 7);
+        if (!order_lock_lost(m->run, why))
+            return;
+        if (m->wait == W_HTTP)
+            edge_http_cancel(e, &m->run_tag);
+        if (m->wait == W_WORK)
+            edge_work_cancel(e, m);
+        /* A host callback still out (or the storage thread's barrier) is
+         * waited for: its completion steps the run into its clean-up. */
+        if (m->wait == W_HTTP || m->wait == W_WORK || m->wait == W_TIME || m->wait == W_NONE) {
+            m->wait = W_NONE;
+            m->ready = 1;
+        }
+        queue_now(e, m);
+        return;
+    }
+    alog(c, ACME_LOG_DEBUG, "storage: the lock %s was lost (%s); no order of this engine holds it now", name,
+         why ? why : "");
+}
+
+/* The etcd table knows within a keep-alive (TTL/3) that a lease is gone,
+ * long before the storage thread's next refresh (every 100 s): ask it,
+ * from memory without a request, whether a running order's lock is. */
+static void engine_check_locks(acme_engine *e)
+{
+    acme_client *c = e->c;
+    if (!c->etcd_storage)
+        return;
+    for (size_t i = 0; i < e->running_n; i++) {
+        managed *m = e->running[i];
+        const char *held = m->run ? order_lock_name(m->run) : NULL;
+        if (held && storage_etcd_lock_lost(c->etcd_storage, held)) {
+            char *name = xstrdup(held);
+            const char *why = storage_etcd_last_error(c->etcd_storage);
+            char *copy = xstrdup(why && *why ? why : "etcd: its lease expired or was revoked");
+            size_t before = e->running_n;
+            if (name)
+                engine_lock_lost(e, name, copy);
+            free(name);
+            free(copy);
+            if (e->running_n != before)
+                i = (size_t)-1; /* the array changed: look again */
+        }
+    }
+}
+
 static int engine_make(acme_client *c, const acme_engine_options *opts, engine_one *one, acme_engine **out)
 {
     if (!out)
@@ -414,10 +480,7 @@ static int engine_make(acme_client *c, const acme_engine_options *opts, engine_o
         /* Nothing a step does may wait for the host's tables: their calls
          * run on threads that wake the loop when done (doc/engine.md). */
         http_async_set_wake(e->http, wake_fd, e->work);
-        /* The etcd storage keeps its in-step calls for now: with the
-         * storage thread, cluster_run3 saw duplicate orders across nodes
-         * (not understood yet; see doc/storage.md). */
-        if (!c->sa && !c->etcd_storage && !(rc = store_async_start(c, wake_fd, e->work)))
+        if (!c->sa && !(rc = store_async_start(c, wake_fd, e->work)))
             e->own_sa = 1;
     }
     if (rc) {
@@ -1575,7 +1638,8 @@ static int engine_step_one(acme_engine *e)
     if (e->work)
         collect_work(e); /* drains the pipe: take the storage thread's answers after it */
     if (e->own_sa)
-        store_async_begin_step(e->c, engine_locked, e);
+        store_async_begin_step(e->c, engine_locked, engine_lock_lost, e);
+    engine_check_locks(e);
     edge_http_step(e);
     drive_directory(e);
     drive_account(e);
@@ -1695,6 +1759,10 @@ static int engine_timeout_one(acme_engine *e)
     timerq_node *top = timerq_top(&e->queue);
     if (top)
         CONSIDER(top->due);
+    /* The etcd table: look at its locks every second while orders run
+     * (engine_check_locks). */
+    if (c->etcd_storage && e->running_n)
+        CONSIDER(now + 1000u);
 #undef CONSIDER
     /* poll() takes an int; a day is far enough to look ahead. */
     if (best > 86400000L)

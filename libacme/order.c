@@ -101,6 +101,7 @@ struct order_run {
     int64_t known_not_after;  /* what the driver knew when it decided to order */
     int preloaded;            /* r->cert came from storage: install only */
     char *lock_try;           /* its name ("<ca-id>.order.<cert-id>") until held */
+    int lock_lost;            /* the lock was lost: stop, write nothing more (order_lock_lost) */
     int lock_pending;         /* 1: the storage thread asks the table; 2: answered */
     int lock_rc;
     int barrier;              /* 1: waiting for queued writes to reach the table; 2: they did */
@@ -1629,7 +1630,9 @@ static order_want step_cleanup(order_run *r)
                 return w;
         }
     }
-    for (size_t i = 0; i < r->authz_count; i++) {
+    /* A lost lock: the next holder resumes this very order (order.json
+     * names it), so its authorizations are left alone, as is the state. */
+    for (size_t i = 0; i < r->authz_count && !r->lock_lost; i++) {
         authz_slot *s = &r->authz[i];
         if (s->deactivated || !s->status || strcmp(s->status, "pending") != 0)
             continue;
@@ -1647,7 +1650,7 @@ static order_want step_cleanup(order_run *r)
         s->deactivated = 1;
         return OW_CONTINUE;
     }
-    if (r->retry_new_order && !r->rc) {
+    if (r->retry_new_order && !r->rc && !r->lock_lost) {
         r->retry_new_order = 0;
         r->state = OS_NEW_ORDER;
         return OW_CONTINUE;
@@ -1656,7 +1659,7 @@ static order_want step_cleanup(order_run *r)
      * unreachable or asked us to come back. Anything else is final, and
      * storage goes back to what it was. */
     if (r->rc != ACME_E_NETWORK && r->rc != ACME_E_TIMEOUT && !r->retry_after_s && r->rc != ACME_E_CALLBACK &&
-        (r->lock_name || !r->c->storage.lock))
+        !r->lock_lost && (r->lock_name || !r->c->storage.lock))
         remove_state(r); /* never another holder's state */
     r->state = OS_DONE;
     return OW_CONTINUE;
@@ -1695,8 +1698,29 @@ order_want order_step(order_run *r)
                                              "permissions)", first_name(r), acme_strerror(r->barrier_rc)));
         /* A host callback the step left pending may have finished during
          * the wait: ask the step again (it answers OW_EXTERNAL while the
-         * callback is still out). */
-        return r->barrier_then == OW_EXTERNAL ? OW_CONTINUE : r->barrier_then;
+         * callback is still out). The lock lost meanwhile: what the step
+         * prepared is not handed on (below). */
+        if (r->lock_lost != 1 || r->barrier_then == OW_DONE)
+            return r->barrier_then == OW_EXTERNAL ? OW_CONTINUE : r->barrier_then;
+    }
+    const void *waits_for = NULL;
+    if (r->lock_lost == 1 && r->state != OS_DONE && !order_pending_callback(r, &waits_for)) {
+        /* Lost while a step waited (order_lock_lost; the engine cancelled
+         * its exchange or job): nothing it prepared goes on; only the
+         * host's challenges are taken down. */
+        for (size_t i = 0; r->state == OS_PUBLISH && i < r->authz_count; i++)
+            if (r->authz[i].pending == 2) {
+                /* A publish that finished meanwhile: it is up, take it down. */
+                r->authz[i].pending = 0;
+                r->authz[i].published = r->authz[i].pending_rc == ACME_OK;
+            }
+        r->lock_lost = 2;
+        r->state = OS_CLEANUP;
+        r->cursor = 0;
+        r->op_active = 0;
+        net_op_clear(&r->op);
+        r->job.fn = NULL;
+        r->job.key = NULL;
     }
     if (r->announce_created) {
         r->announce_created = 0;
@@ -1801,6 +1825,36 @@ int order_external_done_why(order_run *r, const void *object, int result, const 
             return 1;
         }
     return 0;
+}
+
+const char *order_lock_name(const order_run *r)
+{
+    return r->lock_lost ? NULL : r->lock_name;
+}
+
+int order_lock_lost(order_run *r, const char *why)
+{
+    acme_client *c = r->c;
+    if (!r->lock_name || r->lock_lost || r->state == OS_DONE)
+        return 0;
+    if (r->stored_info || (r->state == OS_INSTALL && r->install_pending)) {
+        /* The certificate is stored already: nothing is left to write. */
+        alog(c, ACME_LOG_WARNING, "order for %s: the storage lock %s was lost after the certificate was stored (%s)",
+             first_name(r), r->lock_name, why ? why : "no reason given");
+        return 0;
+    }
+    r->lock_lost = 1;
+    if (!r->rc) {
+        r->rc = client_fail(c, ACME_E_LOCKED, "order for %s: the storage lock %s was lost (%s); another node or "
+                            "process may take the order over, so this one stopped it and writes nothing more for "
+                            "certificate %s; it is tried again later", first_name(r), r->lock_name,
+                            why ? why : "its lease could not be refreshed", r->spec->cert_id);
+        r->error = xstrdup(c->last_error ? c->last_error : acme_strerror(r->rc));
+        problem_free(r->problem);
+        r->problem = NULL;
+    }
+    result_reset(c);
+    return 1;
 }
 
 const char *order_pending_callback(const order_run *r, const void **object)

@@ -66,6 +66,17 @@ int order_external_done_why(order_run *r, const void *object, int result, const 
  * its object, or NULL: the engine's deadline finishes it with
  * order_external_done(r, object, ACME_E_TIMEOUT). */
 const char *order_pending_callback(const order_run *r, const void **object);
+/* The order lock the run holds ("<ca-id>.order.<cert-id>"), or NULL (none,
+ * or lost). */
+const char *order_lock_name(const order_run *r);
+/* The run's lock was lost (a refresh said so; why: the table's reason):
+ * the run fails with ACME_E_LOCKED and a sentence saying so, takes the
+ * host's challenges down at its next step, and writes nothing more (no
+ * deactivation either: the next holder resumes this order). The driver
+ * must cancel the exchange or job the run waits for and step it. 1 if
+ * the run stops; 0 if there is nothing to stop (no lock, done, or the
+ * certificate is stored already). */
+int order_lock_lost(order_run *r, const char *why);
 /* OW_EXTERNAL for a driver that cannot wait for the host (the blocking
  * calls): fail the run with the sentence saying so, and clean up. */
 void order_refuse_pending(order_run *r);

@@ -861,6 +861,52 @@ static int etcd_unlock(void *ud, const char *name)
     return rc;
 }
 
+/* The table's refresh (storage.h): ACME_E_LOCKED once the lock is known
+ * lost — the keep-alive thread found the lease gone (expired, revoked), a
+ * fenced write was refused, or the lease was not confirmed before the
+ * write deadline — else a keep-alive and a look at the lock key. */
+static int etcd_refresh(void *ud, const char *name, unsigned lease_seconds)
+{
+    storage_etcd *s = ud;
+    if (!name || !*name)
+        return ACME_E_INVALID_ARG;
+    if (lease_seconds == 0)
+        lease_seconds = 1;
+    pthread_mutex_lock(&s->mu);
+    held_lock *h = find_held(s, name);
+    if (!h) {
+        pthread_mutex_unlock(&s->mu);
+        set_err(s, "etcd: refresh of the lock %s, which this node does not hold", name);
+        return ACME_E_LOCKED;
+    }
+    if (!h->lost && mono_ms() + WRITE_MARGIN_MS >= h->confirmed_ms)
+        h->lost = 1; /* not confirmed in time: writes are refused already */
+    int rc = h->lost ? ACME_E_LOCKED : refresh(s, name, lease_seconds);
+    if (rc == ACME_E_LOCKED && (h = find_held(s, name)) != NULL)
+        h->lost_reported = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (rc == ACME_E_LOCKED)
+        set_err(s, "etcd: the lock %s was lost (its lease expired or was revoked, or was not confirmed in time); "
+                "another node may hold it now", name);
+    return rc;
+}
+
+int storage_etcd_lock_lost(storage_etcd *s, const char *name)
+{
+    pthread_mutex_lock(&s->mu);
+    held_lock *h = find_held(s, name);
+    int lost = 0;
+    if (h) {
+        if (!h->lost && mono_ms() + WRITE_MARGIN_MS >= h->confirmed_ms)
+            h->lost = 1;
+        lost = h->lost;
+        if (lost)
+            h->lost_reported = 1;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return lost;
+}
+
 const acme_storage_ops storage_etcd_ops = {
     .size = sizeof(acme_storage_ops),
     .get = etcd_get,
@@ -869,6 +915,7 @@ const acme_storage_ops storage_etcd_ops = {
     .list = etcd_list,
     .lock = etcd_lock,
     .unlock = etcd_unlock,
+    .refresh = etcd_refresh,
 };
 
 /* ---- the background thread: keep-alives, challenge answers ---- */

@@ -31,6 +31,9 @@ void storage_etcd_close(storage_etcd *s);
  * of the list takes for that certificate's order. NULL: each key's own
  * ca-id, as without a list. */
 int storage_etcd_set_lock_scope(storage_etcd *s, const char *ca_id);
+/* 1 if this node held the lock name and has lost it (its lease is gone or
+ * unconfirmed past the write deadline); no request is made. */
+int storage_etcd_lock_lost(storage_etcd *s, const char *name);
 /* The last failure as "etcd <endpoint>: <what happened>"; "" if none.
  * A copy owned by the calling thread. */
 const char *storage_etcd_last_error(storage_etcd *s);

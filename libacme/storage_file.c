@@ -1134,7 +1134,9 @@ static int sf_refresh(void *ud, const char *name, unsigned lease_seconds)
     const char *leaf;
     if ((rc = take_guard(sf, &gfd)) != ACME_OK) {
         free(rel);
-        return rc;
+        /* A busy guard says nothing about our lock: not ACME_E_LOCKED
+         * (which tells the caller its lock is gone). */
+        return rc == ACME_E_LOCKED ? ACME_E_TIMEOUT : rc;
     }
     struct stat st;
     if ((rc = open_parent(sf, rel, 0, &ldfd, &leaf)) == ACME_OK) {
@@ -1155,6 +1157,9 @@ static int sf_refresh(void *ud, const char *name, unsigned lease_seconds)
     } else if (rc == ACME_E_NOT_FOUND) {
         rc = ACME_E_LOCKED;
     }
+    if (rc == ACME_E_LOCKED)
+        set_err(sf, "the lock file %s is no longer this process's (its lease ran out, or another process took "
+                "it over)", rel);
     release_guard(gfd);
     free(rel);
     return rc;

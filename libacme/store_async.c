@@ -32,6 +32,7 @@ typedef struct sa_job {
     size_t kv_n, kv_cap;
     int want_values;
     int kvs_ok;              /* J_LOCK: kvs are the certificate's keys, read again */
+    int lost;                /* J_NOTE: the lock is lost (else the refresh only failed, for now) */
     int sync, finished;      /* a caller waits for it (sa->cv) */
     struct sa_job *next;
 } sa_job;
@@ -58,9 +59,16 @@ typedef struct entry {
 /* A lock the thread holds (the thread's own list). */
 typedef struct held {
     char *name;
+    char *guards;            /* "<ca-id>/certs/<cert-id>/": the keys it covers */
     uint64_t refresh_at;     /* monotonic ms */
+    uint64_t lease_end;      /* monotonic ms: the lease as last taken or refreshed */
+    int lost;                /* the table said it is no longer ours: writes under it are dropped */
     struct held *next;
 } held;
+
+/* How soon a refresh that failed for another reason than a lost lock is
+ * tried again, while the lease lasts. */
+#define REFRESH_RETRY_MS 10000u
 
 struct store_async {
     acme_client *c;
@@ -83,6 +91,7 @@ struct store_async {
 
     int ready;               /* the start-up reads are in */
     int complete;            /* ... and listed everything: a miss is absent */
+    int shared;              /* other hosts write the table too (etcd): calls outside a step ask it */
     int in_step;
     size_t pending;
     unsigned long long durable;  /* writes queued that must reach the table */
@@ -149,8 +158,9 @@ static sa_job *job_new(j_kind kind, const char *key)
 
 static char *table_why(store_async *sa, int rc)
 {
-    if (sa->file)
-        return xasprintf("%s (%s)", acme_strerror(rc), storage_file_last_error(sa->file));
+    const char *detail = sa->file ? storage_file_last_error(sa->file) : NULL;
+    if (detail && *detail)
+        return xasprintf("%s (%s)", acme_strerror(rc), detail);
     return xstrdup(acme_strerror(rc));
 }
 
@@ -203,8 +213,48 @@ static void do_list(store_async *sa, sa_job *j)
     do_list_at(sa, j, j->key);
 }
 
+static void held_free(held *h)
+{
+    free(h->name);
+    free(h->guards);
+    free(h);
+}
+
+/* Drop the thread's record of lock name (unlock, or a new lock of it). */
+static void held_drop(store_async *sa, const char *name)
+{
+    for (held **pp = &sa->locks; *pp; pp = &(*pp)->next)
+        if (strcmp((*pp)->name, name) == 0) {
+            held *h = *pp;
+            *pp = h->next;
+            held_free(h);
+            return;
+        }
+}
+
+/* A write to a key covered by a lock that was lost: the lost holder's
+ * order queued it, and it must not reach the table (a successor may own
+ * the key now). The lock's name, or NULL. */
+static const char *fenced_by(store_async *sa, const char *key)
+{
+    for (held *h = sa->locks; h; h = h->next)
+        if (h->lost && h->guards && strncmp(key, h->guards, strlen(h->guards)) == 0)
+            return h->name;
+    return NULL;
+}
+
 static void run_job(store_async *sa, sa_job *j)
 {
+    if (j->kind == J_PUT || j->kind == J_REMOVE) {
+        const char *lost = fenced_by(sa, j->key);
+        if (lost) {
+            j->rc = ACME_E_LOCKED;
+            j->why = xasprintf("not written: the storage lock %s was lost, another process may own the key now", lost);
+            if (!j->sync)
+                sa->thread_fail = j->rc;
+            return;
+        }
+    }
     switch (j->kind) {
     case J_GET:
         j->rc = sa->ops.get(sa->ud, j->key, j->out);
@@ -222,9 +272,15 @@ static void run_job(store_async *sa, sa_job *j)
     case J_LOCK:
         j->rc = sa->ops.lock ? sa->ops.lock(sa->ud, j->key, sa->lease_s) : ACME_OK;
         if (j->rc == ACME_OK && sa->ops.lock) {
+            held_drop(sa, j->key); /* a lost one of the same name gives way */
             held *h = calloc(1, sizeof(*h));
+            const char *ord = strstr(j->key, ".order.");
             if (h && (h->name = strdup(j->key))) {
-                h->refresh_at = mono_ms() + sa->lease_s * 1000u / 3u;
+                uint64_t now = mono_ms();
+                h->refresh_at = now + sa->lease_s * 1000u / 3u;
+                h->lease_end = now + sa->lease_s * 1000u;
+                if (ord && ord > j->key)
+                    h->guards = xasprintf("%scerts/%s/", sa->prefix, ord + 7);
                 h->next = sa->locks;
                 sa->locks = h;
             } else {
@@ -235,7 +291,6 @@ static void run_job(store_async *sa, sa_job *j)
              * we hold its lock, before the order looks at them. */
             /* "<ca-id>.order.<cert-id>"; in a CA list the ca-id is the
              * list's first CA's (lock_ca_id), the keys this CA's own. */
-            const char *ord = strstr(j->key, ".order.");
             if (ord && ord > j->key && (j->data = xasprintf("%scerts/%s/", sa->prefix, ord + 7)) != NULL) {
                 j->len = strlen(j->data);
                 j->want_values = 1;
@@ -247,14 +302,7 @@ static void run_job(store_async *sa, sa_job *j)
         }
         break;
     case J_UNLOCK:
-        for (held **pp = &sa->locks; *pp; pp = &(*pp)->next)
-            if (strcmp((*pp)->name, j->key) == 0) {
-                held *h = *pp;
-                *pp = h->next;
-                free(h->name);
-                free(h);
-                break;
-            }
+        held_drop(sa, j->key);
         j->rc = sa->ops.unlock ? sa->ops.unlock(sa->ud, j->key) : ACME_OK;
         break;
     case J_NOTE:
@@ -279,18 +327,30 @@ static uint64_t refresh_due(store_async *sa, sa_job **notes)
         return 0;
     uint64_t now = mono_ms(), next = 0;
     for (held *h = sa->locks; h; h = h->next) {
+        if (h->lost)
+            continue;
         if (h->refresh_at <= now) {
             int rc = sa->ops.refresh(sa->ud, h->name, sa->lease_s);
+            now = mono_ms();
             h->refresh_at = now + sa->lease_s * 1000u / 3u;
+            if (rc == ACME_OK)
+                h->lease_end = now + sa->lease_s * 1000u;
+            else if (rc != ACME_E_LOCKED && now + REFRESH_RETRY_MS < h->lease_end)
+                h->refresh_at = now + REFRESH_RETRY_MS; /* the store failed: the lease still runs */
+            else
+                h->lost = 1; /* not ours any more, or the lease ran out unrefreshed */
             if (rc) {
                 sa_job *n = job_new(J_NOTE, h->name);
                 if (n) {
                     n->rc = rc;
+                    n->lost = h->lost;
                     n->why = table_why(sa, rc);
                     n->next = *notes;
                     *notes = n;
                 }
             }
+            if (h->lost)
+                continue;
         }
         if (!next || h->refresh_at < next)
             next = h->refresh_at;
@@ -366,8 +426,7 @@ static void *run(void *arg)
         sa->locks = h->next;
         if (sa->ops.unlock)
             sa->ops.unlock(sa->ud, h->name);
-        free(h->name);
-        free(h);
+        held_free(h);
     }
     return NULL;
 }
@@ -482,6 +541,7 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
     sa->wake = wake;
     sa->wake_ud = wake_ud;
     sa->lease_s = sa->ops.refresh ? ACME_LOCK_LEASE_S : ACME_LOCK_LEASE_LONG_S;
+    sa->shared = c->etcd_storage != NULL;
     sa->prefix = xasprintf("%s/", c->ca_id);
     sa->nbuckets = BUCKETS;
     sa->table = calloc(sa->nbuckets, sizeof(*sa->table));
@@ -514,7 +574,8 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
     return ACME_OK;
 }
 
-static void take_done(store_async *sa, int (*locked)(void *, const void *, int), void *ud);
+typedef void (*lost_fn)(void *, const char *, const char *);
+static void take_done(store_async *sa, int (*locked)(void *, const void *, int), lost_fn lost, void *ud);
 
 void store_async_stop(acme_client *c)
 {
@@ -529,7 +590,7 @@ void store_async_stop(acme_client *c)
     /* The thread empties the queue first: every write reaches the table. */
     pthread_join(sa->thread, NULL);
     c->sa = NULL;
-    take_done(sa, NULL, NULL);
+    take_done(sa, NULL, NULL, NULL);
     for (size_t b = 0; b < sa->nbuckets; b++)
         while (sa->table[b]) {
             entry *e = sa->table[b];
@@ -605,7 +666,7 @@ static void lock_reread_in(store_async *sa, sa_job *j)
     }
 }
 
-static void take_done(store_async *sa, int (*locked)(void *, const void *, int), void *ud)
+static void take_done(store_async *sa, int (*locked)(void *, const void *, int), lost_fn lost, void *ud)
 {
     pthread_mutex_lock(&sa->mu);
     sa_job *list = sa->done;
@@ -627,9 +688,13 @@ static void take_done(store_async *sa, int (*locked)(void *, const void *, int),
                  * what we thought, ask the table next time. */
                 if (e && !e->pending)
                     set_value(e, E_UNKNOWN, NULL, 0);
-                alog(sa->c, ACME_LOG_ERROR, "storage: could not %s %s (%s); the previous value is unchanged — "
-                     "check the storage (free space, permissions of the state directory)",
-                     j->kind == J_PUT ? "write" : "remove", j->key, j->why ? j->why : acme_strerror(j->rc));
+                if (j->rc == ACME_E_LOCKED)
+                    alog(sa->c, ACME_LOG_WARNING, "storage: %s %s dropped (%s)", j->kind == J_PUT ? "write of" :
+                         "removal of", j->key, j->why ? j->why : acme_strerror(j->rc));
+                else
+                    alog(sa->c, ACME_LOG_ERROR, "storage: could not %s %s (%s); the previous value is unchanged — "
+                         "check the storage (free space, permissions of the state directory)",
+                         j->kind == J_PUT ? "write" : "remove", j->key, j->why ? j->why : acme_strerror(j->rc));
             } else if (e && !e->pending && e->state == E_PRESENT) {
                 set_value(e, E_STORED, NULL, 0); /* written: the table holds it */
             }
@@ -655,8 +720,18 @@ static void take_done(store_async *sa, int (*locked)(void *, const void *, int),
                      j->why ? j->why : acme_strerror(j->rc));
             break;
         case J_NOTE: {
-            alog(sa->c, ACME_LOG_WARNING, "storage: the lease of the lock %s could not be refreshed (%s); "
-                 "another process may take the order over", j->key, j->why ? j->why : acme_strerror(j->rc));
+            if (!j->lost) {
+                alog(sa->c, ACME_LOG_WARNING, "storage: the lease of the lock %s could not be refreshed (%s); "
+                     "trying again in %u s, while the lease lasts", j->key, j->why ? j->why : acme_strerror(j->rc),
+                     REFRESH_RETRY_MS / 1000u);
+                break;
+            }
+            if (lost) {
+                lost(ud, j->key, j->why ? j->why : acme_strerror(j->rc));
+                break;
+            }
+            alog(sa->c, ACME_LOG_WARNING, "storage: the lock %s was lost (%s); another process may take the "
+                 "order over", j->key, j->why ? j->why : acme_strerror(j->rc));
             /* "<ca-id>.order.<cert-id>": the host hears which certificate. */
             const char *id = strstr(j->key, ".order.");
             if (locked && id)
@@ -675,12 +750,12 @@ static void take_done(store_async *sa, int (*locked)(void *, const void *, int),
     }
 }
 
-void store_async_begin_step(acme_client *c, int (*locked)(void *, const void *, int), void *ud)
+void store_async_begin_step(acme_client *c, int (*locked)(void *, const void *, int), lost_fn lost, void *ud)
 {
     store_async *sa = c->sa;
     if (!sa)
         return;
-    take_done(sa, locked, ud);
+    take_done(sa, locked, lost, ud);
     sa->in_step = 1;
 }
 
@@ -694,7 +769,10 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
 {
     *why = NULL;
     entry *e = lookup(sa, key, 0);
-    if (e && e->state == E_PRESENT) {
+    /* A shared table outside a step (the host looking for what other
+     * nodes stored): the table's value, unless a write of ours is queued. */
+    int ask = sa->shared && !sa->in_step && !(e && e->pending);
+    if (!ask && e && e->state == E_PRESENT) {
         int rc = buf_append(out, e->val, e->len);
         /* Read once (the start-up batch is read by its certificate's first
          * look): the table has it; memory need not. */
@@ -702,9 +780,9 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
             set_value(e, E_STORED, NULL, 0);
         return rc;
     }
-    if (e && e->state == E_ABSENT)
+    if (!ask && e && e->state == E_ABSENT)
         return ACME_E_NOT_FOUND;
-    if (!e && sa->complete)
+    if (!ask && !e && sa->complete)
         return ACME_E_NOT_FOUND;
     /* Unknown: ask the table, after every write queued before. */
     sa_job *j = job_new(J_GET, key);
@@ -785,7 +863,8 @@ int store_async_remove(store_async *sa, const char *key, char **why)
 int store_async_list(store_async *sa, const char *prefix, acme_storage_list_cb cb, void *cbdata)
 {
     size_t n = strlen(prefix);
-    if (sa->complete) {
+    /* A shared table outside a step: other nodes' keys too (below). */
+    if (sa->complete && !(sa->shared && !sa->in_step)) {
         /* The overlay is the table as this process knows it. Collect
          * first: cb may write (a sweep removes what it is shown). */
         sa_job tmp;
@@ -809,13 +888,35 @@ int store_async_list(store_async *sa, const char *prefix, acme_storage_list_cb c
         return ACME_E_NOMEM;
     run_waiting(sa, j);
     int rc = j->rc;
-    /* The table's answer, corrected by the writes still queued. */
-    for (size_t i = 0; rc == ACME_OK && i < j->kv_n; i++) {
+    /* The table's answer, corrected by the writes still queued: a removal
+     * hides a key, a put not yet done adds one. */
+    int stop = 0;
+    for (size_t i = 0; rc == ACME_OK && i < j->kv_n && !stop; i++) {
         entry *e = lookup(sa, j->kvs[i].key, 0);
-        if (e && e->state == E_ABSENT)
+        if (e && e->state == E_ABSENT && (e->pending || !sa->shared))
             continue;
-        if (cb(cbdata, j->kvs[i].key))
-            break;
+        stop = cb(cbdata, j->kvs[i].key) != 0;
+    }
+    if (rc == ACME_OK && !stop && sa->pending) {
+        sa_job extra;
+        memset(&extra, 0, sizeof(extra));
+        for (size_t b = 0; b < sa->nbuckets; b++)
+            for (entry *e = sa->table[b]; e; e = e->next) {
+                if (!e->pending || e->state != E_PRESENT || strncmp(e->key, prefix, n) != 0)
+                    continue;
+                size_t i = 0;
+                while (i < j->kv_n && strcmp(j->kvs[i].key, e->key) != 0)
+                    i++;
+                if (i == j->kv_n && collect_key(&extra, e->key)) {
+                    kvs_free(&extra);
+                    job_free(j);
+                    return ACME_E_NOMEM;
+                }
+            }
+        for (size_t i = 0; i < extra.kv_n; i++)
+            if (cb(cbdata, extra.kvs[i].key))
+                break;
+        kvs_free(&extra);
     }
     job_free(j);
     return rc;
@@ -862,6 +963,13 @@ void store_async_forget(store_async *sa, const void *object)
             j->object = NULL;
     if (sa->running && sa->running->object == object)
         sa->running->object = NULL;
+    pthread_mutex_unlock(&sa->mu);
+}
+
+void store_async_set_lease(store_async *sa, unsigned lease_s)
+{
+    pthread_mutex_lock(&sa->mu);
+    sa->lease_s = lease_s ? lease_s : 1;
     pthread_mutex_unlock(&sa->mu);
 }
 

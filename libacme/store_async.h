@@ -30,8 +30,14 @@ int store_async_start(struct acme_client *c, void (*wake)(void *), void *wake_ud
 /* Write every queued operation, release the locks still held, stop. */
 void store_async_stop(struct acme_client *c);
 /* A step begins: take finished operations. A lock's answer goes to
- * locked(ud, object, rc), which returns 1 if object still wants it. */
-void store_async_begin_step(struct acme_client *c, int (*locked)(void *ud, const void *object, int rc), void *ud);
+ * locked(ud, object, rc), which returns 1 if object still wants it. A
+ * lock whose refresh said it is no longer held (ACME_E_LOCKED), or whose
+ * lease ran out unrefreshed, goes to lost(ud, name, why): from then on
+ * the thread drops every queued write to the keys it covered
+ * ("<ca-id>/certs/<cert-id>/", failed with ACME_E_LOCKED) until the
+ * name is unlocked or locked again. */
+void store_async_begin_step(struct acme_client *c, int (*locked)(void *ud, const void *object, int rc),
+                            void (*lost)(void *ud, const char *name, const char *why), void *ud);
 void store_async_end_step(struct acme_client *c);
 /* 1 once the start-up reads are in. */
 int store_async_ready(const store_async *sa);
@@ -56,6 +62,10 @@ unsigned long long store_async_durable(const store_async *sa);
  * code of a write that failed since the last barrier) once everything
  * queued before has reached the table. */
 int store_async_barrier(store_async *sa, const void *object);
+/* The lease locks taken from now on ask for (default ACME_LOCK_LEASE_S
+ * with a refresh member, else ACME_LOCK_LEASE_LONG_S), refreshed every
+ * third of it: tests shorten it to see a refresh within seconds. */
+void store_async_set_lease(store_async *sa, unsigned lease_s);
 /* object stops waiting for a lock (freed): a yes is released, not told. */
 void store_async_forget(store_async *sa, const void *object);
 

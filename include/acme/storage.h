@@ -91,7 +91,9 @@ typedef struct acme_storage_ops {
     int (*unlock)(void *ud, const char *name);
     /* Since 1.2 (the table's size covers it; may be NULL): extend the lease
      * of a lock this table holds to lease_seconds from now. ACME_E_LOCKED if
-     * it is no longer held (the lease ran out and another holder took it). */
+     * it is no longer held (the lease ran out and another holder took it):
+     * only then, since libacme stops the order at once (any other code is a
+     * store failure, tried again while the lease lasts). */
     int (*refresh)(void *ud, const char *name, unsigned lease_seconds);
     /* Since 1.2 (the table's size covers it; may be NULL): the asynchronous
      * face, for a store with an evented client (a database driver, a
@@ -131,6 +133,14 @@ typedef struct acme_storage_ops {
  *   ACME_LOCK_LEASE_S and refreshes it every third of that, so a dead
  *   holder blocks others for at most that long; without refresh it takes
  *   ACME_LOCK_LEASE_LONG_S once (orders waiting for DNS take minutes).
+ * - A lost lock (refresh answered ACME_E_LOCKED, or the lease ran out
+ *   before a refresh succeeded): the engine stops that order at once
+ *   (ACME_EVENT_LOCK_LOST, then ACME_EVENT_FAILED with ACME_E_LOCKED),
+ *   writes nothing more for it (writes still queued for the certificate's
+ *   keys are dropped, not sent), leaves the saved order state for the next
+ *   holder, and tries again with its back-off. A table need not refuse
+ *   writes itself; one that can (fencing, like the etcd storage) also
+ *   stops a holder that was paused past its lease without knowing.
  * - unlock(name): releases a lock this table holds; it must not release
  *   another holder's lock (a lease lost and taken over: ACME_E_LOCKED).
  * Leases are wall-clock times: hosts sharing a store need roughly

@@ -3,7 +3,7 @@
  * its lease (deleted under it; paused with SIGSTOP), a SIGKILLed holder,
  * member failover and a cluster that is down and comes back; a host's own
  * answer table (acme_etcd_sink) fed from the store, loaded before the
- * attach returns, and ACME_ETCD_KEEP_NODE. */
+ * attach returns, and ACME_ETCD_KEEP_NODE; refresh of a revoked lease. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -183,6 +183,57 @@ static void test_fence_txn(void **st)
     assert_int_equal(storage_etcd_ops.lock(a, "ca-1.order.fence", 3600), ACME_E_LOCKED);
     assert_int_equal(storage_etcd_ops.unlock(a, "ca-1.order.fence"), ACME_E_LOCKED);
     assert_int_equal(storage_etcd_ops.unlock(b, "ca-1.order.fence"), ACME_OK);
+    storage_etcd_close(a);
+    storage_etcd_close(b);
+}
+
+/* refresh (the table member the engine's storage thread calls) of a lock
+ * whose lease was revoked, as etcd does when its holder was paused past
+ * its TTL: the keep-alive finds the lease gone, refresh answers
+ * ACME_E_LOCKED (no longer "OK until a write is refused"), writes are
+ * refused, and another node takes the name. */
+static void test_refresh_revoked(void **st)
+{
+    (void)st;
+    storage_etcd *a = open_node("a", 3), *b = open_node("b", 3);
+    assert_non_null(storage_etcd_ops.refresh);
+    assert_int_equal(storage_etcd_ops.lock(a, "ca-1.order.rv", 300), ACME_OK);
+    assert_int_equal(storage_etcd_ops.refresh(a, "ca-1.order.rv", 300), ACME_OK);
+    assert_int_equal(storage_etcd_lock_lost(a, "ca-1.order.rv"), 0);
+    assert_int_equal(storage_etcd_ops.refresh(a, "ca-1.order.none", 300), ACME_E_LOCKED);
+    /* The lock key's value names the lease: "a lease=<hex>". */
+    char lk[200], v[128];
+    snprintf(lk, sizeof(lk), "%s.locks/ca-1.order.rv", prefix);
+    json_t *req = etcd_req_range(lk, NULL, 1, 0), *ans = NULL;
+    assert_int_equal(etcd_call(b, 0, "/v3/kv/range", req, &ans), ACME_OK);
+    json_decref(req);
+    etcd_kv kv;
+    assert_int_equal(etcd_kv_parse(json_array_get(etcd_resp_kvs(ans), 0), &kv), 0);
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", (long long)kv.lease);
+    etcd_kv_clear(&kv);
+    json_decref(ans);
+    req = json_pack("{s:s}", "ID", ids);
+    ans = NULL;
+    assert_int_equal(etcd_call(b, 0, "/v3/lease/revoke", req, &ans), ACME_OK);
+    json_decref(req);
+    json_decref(ans);
+    /* The keep-alive thread (every TTL/3 = 1 s) finds out without a write. */
+    double t0 = now_s();
+    while (!storage_etcd_lock_lost(a, "ca-1.order.rv")) {
+        assert_true(now_s() - t0 < 5);
+        usleep(100000);
+    }
+    assert_int_equal(storage_etcd_ops.refresh(a, "ca-1.order.rv", 300), ACME_E_LOCKED);
+    assert_non_null(strstr(storage_etcd_last_error(a), "was lost"));
+    assert_int_equal(put_str(a, "ca-1/certs/rv/order.json", "stale"), ACME_E_LOCKED);
+    assert_int_equal(storage_etcd_ops.lock(b, "ca-1.order.rv", 300), ACME_OK);
+    assert_int_equal(put_str(b, "ca-1/certs/rv/order.json", "b"), ACME_OK);
+    assert_int_equal(get_str(a, "ca-1/certs/rv/order.json", v, sizeof(v)), ACME_OK);
+    assert_string_equal(v, "b");
+    assert_int_equal(storage_etcd_ops.unlock(a, "ca-1.order.rv"), ACME_E_LOCKED);
+    assert_int_equal(storage_etcd_ops.refresh(b, "ca-1.order.rv", 300), ACME_OK);
+    assert_int_equal(storage_etcd_ops.unlock(b, "ca-1.order.rv"), ACME_OK);
     storage_etcd_close(a);
     storage_etcd_close(b);
 }
@@ -506,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_kv),
         cmocka_unit_test(test_lock_exclusion),
         cmocka_unit_test(test_fence_txn),
+        cmocka_unit_test(test_refresh_revoked),
         cmocka_unit_test(test_ca_list_lock),
         cmocka_unit_test(test_sigkill_holder),
         cmocka_unit_test(test_sigstop_holder),

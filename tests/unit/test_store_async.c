@@ -4,7 +4,9 @@
  * table in order; a failed write is reported by the next barrier and the
  * key is asked again; list answers from memory; locks are answered
  * through the callback; the start-up batch read fills memory; stopping
- * writes everything still queued. */
+ * writes everything still queued; a lock whose refresh says it is lost
+ * is reported once and its certificate's queued writes never reach the
+ * table. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,7 +29,8 @@ typedef struct table {
     pthread_cond_t cv;
     int gate_closed;          /* put waits while set */
     int fail_put;             /* put answers ACME_E_STORAGE */
-    int puts, locks, unlocks, lists;
+    int puts, locks, unlocks, lists, refreshes;
+    int lock_gone;            /* refresh answers ACME_E_LOCKED (another holder took it) */
     char *locked;             /* the one lock name held */
     pthread_t loop;           /* the test's thread: no call may come from it in a step */
     int in_step, calls_in_step;
@@ -152,9 +155,21 @@ static int t_unlock(void *ud, const char *name)
     return rc;
 }
 
+static int t_refresh(void *ud, const char *name, unsigned lease)
+{
+    (void)lease;
+    table *t = ud;
+    pthread_mutex_lock(&t->mu);
+    note_call(t);
+    t->refreshes++;
+    int rc = !t->locked || strcmp(t->locked, name) != 0 || t->lock_gone ? ACME_E_LOCKED : ACME_OK;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
 static const acme_storage_ops t_ops = {
     .size = sizeof(acme_storage_ops), .get = t_get, .put = t_put, .remove = t_remove,
-    .list = t_list, .lock = t_lock, .unlock = t_unlock,
+    .list = t_list, .lock = t_lock, .unlock = t_unlock, .refresh = t_refresh,
 };
 
 static void nop_wake(void *ud)
@@ -180,13 +195,23 @@ typedef struct fixture {
     table t;
     acme_client *c;
     answer a;
+    int lost_count;
+    char lost_name[128];
 } fixture;
+
+static void on_lost(void *ud, const char *name, const char *why)
+{
+    fixture *f = (fixture *)((char *)ud - offsetof(fixture, a));
+    assert_non_null(why);
+    f->lost_count++;
+    snprintf(f->lost_name, sizeof(f->lost_name), "%s", name);
+}
 
 /* One engine "step": take what finished, stay in it. */
 static void step_in(fixture *f)
 {
     f->t.in_step = 0;
-    store_async_begin_step(f->c, on_answer, &f->a);
+    store_async_begin_step(f->c, on_answer, on_lost, &f->a);
     f->t.in_step = 1;
 }
 
@@ -426,6 +451,71 @@ static void test_stop_writes_everything(void **state)
     assert_null(f->t.locked);
 }
 
+static void test_lost_lock_fences_its_keys(void **state)
+{
+    fixture *f = *state;
+    int held, obj, token, rc;
+    store_async_set_lease(f->c->sa, 3); /* refreshed every second */
+    step_in(f);
+    assert_int_equal(store_lock(f->c, "ca.order.x", &obj, &held), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_int_equal(f->a.rc, ACME_OK);
+    /* Held and refreshed: its writes land. */
+    step_in(f);
+    assert_int_equal(store_put(f->c, "certs/x/order.json", "mine", 4, 0), ACME_OK);
+    step_out(f);
+    STEP_UNTIL(f, f->t.refreshes >= 1 && store_async_pending(f->c->sa) == 0);
+    assert_true(table_has(&f->t, f->c, "certs/x/order.json", "mine"));
+    assert_int_equal(f->lost_count, 0);
+    /* Another holder takes it over: the next refresh says so, once. */
+    pthread_mutex_lock(&f->t.mu);
+    f->t.lock_gone = 1;
+    pthread_mutex_unlock(&f->t.mu);
+    STEP_UNTIL(f, f->lost_count == 1);
+    assert_string_equal(f->lost_name, "ca.order.x");
+    /* Writes under it are dropped before they reach the table, the
+     * barrier says so; other certificates' writes land. */
+    int puts = f->t.puts;
+    step_in(f);
+    assert_int_equal(store_put(f->c, "certs/x/cert.json", "stale", 5, 0), ACME_OK);
+    assert_int_equal(store_remove(f->c, "certs/x/order.json"), ACME_OK);
+    assert_int_equal(store_put(f->c, "certs/y/cert.json", "other", 5, 0), ACME_OK);
+    assert_int_equal(store_barrier(f->c, &token), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_ptr_equal(f->a.object, &token);
+    assert_int_equal(f->a.rc, ACME_E_LOCKED);
+    assert_true(table_has(&f->t, f->c, "certs/x/cert.json", NULL));
+    assert_true(table_has(&f->t, f->c, "certs/x/order.json", "mine"));
+    assert_true(table_has(&f->t, f->c, "certs/y/cert.json", "other"));
+    assert_int_equal(f->t.puts, puts + 1);
+    /* What memory thought was written is asked again: the table's value. */
+    step_in(f);
+    char *v = get_str(f->c, "certs/x/order.json", &rc);
+    assert_int_equal(rc, ACME_OK);
+    assert_string_equal(v, "mine");
+    free(v);
+    step_out(f);
+    /* No second report, however many refreshes are due. */
+    usleep(1500000);
+    STEP_UNTIL(f, store_async_pending(f->c->sa) == 0);
+    assert_int_equal(f->lost_count, 1);
+    /* Unlocked (the order ended): the fence goes with it. */
+    pthread_mutex_lock(&f->t.mu);
+    f->t.lock_gone = 0;
+    pthread_mutex_unlock(&f->t.mu);
+    step_in(f);
+    store_unlock(f->c, "ca.order.x");
+    assert_int_equal(store_put(f->c, "certs/x/cert.json", "later", 5, 0), ACME_OK);
+    step_out(f);
+    STEP_UNTIL(f, store_async_pending(f->c->sa) == 0);
+    assert_true(table_has(&f->t, f->c, "certs/x/cert.json", "later"));
+    assert_int_equal(f->t.calls_in_step, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +525,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_from_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locks_through_the_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_writes_everything, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_lock_fences_its_keys, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
