@@ -12,11 +12,15 @@ set -euo pipefail
 : "${ACME_TEST_DIRECTORY2:?run under tests/harness/with-pebble --second}"
 N=4
 
-# Bound and never listening: refused at once, as a CA that is down.
-exec 9< <(python3 -c '
-import socket, sys, time
-s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1], flush=True); time.sleep(3600)')
-read -r DEAD <&9
+# Bound and never listening: refused at once, as a CA that is down. Killed
+# with the balancers at exit (cluster_lib.sh cleanup).
+python3 -c '
+import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1], flush=True); time.sleep(900)' \
+    >"$T/dead.port" 2>/dev/null </dev/null &
+LB_PIDS+=($!)
+wait_for "a bound, non-listening port" 10 test -s "$T/dead.port"
+read -r DEAD <"$T/dead.port"
 certs() {
     for i in $(seq -w 1 $N); do
         printf '[certificate f%s]\nnames = f%s.cluster.test\n\n' "$i" "$i"
