@@ -16,6 +16,7 @@
 #include <acme/acme.h>
 
 #include "acmectl.h"
+#include "hostclient.h"
 
 #define DEFAULT_POLL_S 10
 #define PUBLISH_WAIT_MS 5000
@@ -184,12 +185,6 @@ static int install_if_newer(void *ud, const acme_certificate *cert)
     return cluster_install(cl, cert);
 }
 
-static int peek_not_after(void *ud, const acme_certificate *cert)
-{
-    *(int64_t *)ud = acme_certificate_not_after(cert);
-    return ACME_OK;
-}
-
 typedef struct poll_ctx {
     cluster *cl;
     char **ids;
@@ -261,18 +256,8 @@ void cluster_tick(cluster *cl)
     int listed = 1;
     for (size_t j = 0; j < nc && listed; j++)
         listed = acme_cert_list(cs[j], collect, &p) == ACME_OK;
-    for (size_t i = 0; listed && i < p.n; i++) {
-        size_t best = 0;
-        int64_t best_na = 0;
-        for (size_t j = 0; nc > 1 && j < nc; j++) {
-            int64_t na = 0;
-            if (acme_cert_load(cs[j], p.ids[i], peek_not_after, &na) == ACME_OK && na > best_na) {
-                best_na = na;
-                best = j;
-            }
-        }
-        acme_cert_load(cs[best], p.ids[i], install_if_newer, cl);
-    }
+    for (size_t i = 0; listed && i < p.n; i++)
+        acme_cert_load(cs[hostclient_newest(cs, nc, p.ids[i])], p.ids[i], install_if_newer, cl);
     for (size_t i = 0; i < p.n; i++)
         free(p.ids[i]);
     free(p.ids);

@@ -35,3 +35,23 @@ acme_account_params hostclient_account_params(const char *const *contacts, size_
     ap.eab_hmac_key = eab_hmac_key;
     return ap;
 }
+
+static int peek_not_after(void *ud, const acme_certificate *cert)
+{
+    *(int64_t *)ud = acme_certificate_not_after(cert);
+    return ACME_OK;
+}
+
+size_t hostclient_newest(acme_client *const *cs, size_t n, const char *id)
+{
+    size_t best = 0;
+    int64_t best_na = 0;
+    for (size_t j = 0; n > 1 && j < n; j++) {
+        int64_t na = 0;
+        if (acme_cert_load(cs[j], id, peek_not_after, &na) == ACME_OK && na > best_na) {
+            best_na = na;
+            best = j;
+        }
+    }
+    return best;
+}

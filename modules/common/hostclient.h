@@ -30,4 +30,11 @@ int hostclient_open(const hostclient_cfg *cfg, acme_client **out);
 acme_account_params hostclient_account_params(const char *const *contacts, size_t contact_count, int agree_tos,
                                               const char *eab_kid, const char *eab_hmac_key);
 
+/* With a CA list a certificate that moved is stored at two CAs (the old
+ * one at the CA it left): which of the n clients (one per CA, in list
+ * order) holds the newest stored certificate id, by not-after; 0 when
+ * none holds one. A cluster poll installs that one, or the files would
+ * flip between the two. */
+size_t hostclient_newest(acme_client *const *cs, size_t n, const char *id);
+
 #endif

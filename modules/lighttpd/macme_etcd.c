@@ -13,6 +13,7 @@
  *    and one that differs from the files here (another host ordered it)
  *    is installed here too. */
 #include "macme.h"
+#include "hostclient.h"
 
 #include <arpa/inet.h>
 #include <stdarg.h>
@@ -260,12 +261,6 @@ static int collect(void *ud, const char *id)
     return 0;
 }
 
-static int peek_cb(void *ud, const acme_certificate *cert)
-{
-    *(int64_t *)ud = acme_certificate_not_after(cert);
-    return ACME_OK;
-}
-
 static int poll_cb(void *ud, const acme_certificate *cert)
 {
     poll_ctx *p = ud;
@@ -314,18 +309,8 @@ void macme_cluster_tick(macme_cluster *cl, acme_engine *e, int (*install)(void *
     int listed = 1;
     for (size_t j = 0; j < nc && listed; j++)
         listed = acme_cert_list(cs[j], collect, &p) == ACME_OK;
-    for (size_t i = 0; listed && i < p.n; i++) {
-        size_t best = 0;
-        int64_t best_na = 0;
-        for (size_t j = 0; nc > 1 && j < nc; j++) {
-            int64_t na = 0;
-            if (acme_cert_load(cs[j], p.ids[i], peek_cb, &na) == ACME_OK && na > best_na) {
-                best_na = na;
-                best = j;
-            }
-        }
-        acme_cert_load(cs[best], p.ids[i], poll_cb, &p);
-    }
+    for (size_t i = 0; listed && i < p.n; i++)
+        acme_cert_load(cs[hostclient_newest(cs, nc, p.ids[i])], p.ids[i], poll_cb, &p);
     for (size_t i = 0; i < p.n; i++)
         free(p.ids[i]);
     free(p.ids);

@@ -38,6 +38,9 @@ import urllib.request
 
 N = int(os.environ.get("HAP_CLUSTER_N", "20"))
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import clusterlib  # noqa: E402
+from clusterlib import free_ports, listening  # noqa: E402,F401
 
 
 class Fail(Exception):
@@ -56,41 +59,11 @@ def read(path):
         return ""
 
 
-def free_ports(n):
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def listening(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def wait_for(cond, timeout, what, procs=()):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        for p in procs:
-            if p.proc is not None and not p.alive():
-                raise Fail(f"{p.name} exited (status {p.proc.returncode}) while waiting for {what}")
-        try:
-            v = cond()
-            if v:
-                return v
-        except (OSError, ValueError, subprocess.SubprocessError) as e:
-            last = e
-        time.sleep(0.2)
-    raise Fail(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last})" if last else ""))
+    def dead():
+        return next((f"{p.name} exited (status {p.proc.returncode})" for p in procs
+                     if p.proc is not None and not p.alive()), None)
+    return clusterlib.wait_for(cond, timeout, what, dead, Fail, 0.2)
 
 
 def hapctl(sock, cmd):

@@ -48,39 +48,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # The helpers of the single-host lighttpd tests, not a copy of them.
 sys.path.insert(0, os.path.join(HERE, "..", "lighttpd"))
 from lt_test import PLACEHOLDER_CN, RUN_AS, Fail, cert_text, norm, pem_certs, read  # noqa: E402
+sys.path.insert(0, HERE)
+import clusterlib  # noqa: E402
+from clusterlib import free_ports, listening  # noqa: E402
 
 
 def say(msg):
     print(f"lt_cluster: {msg}", flush=True)
 
 
-def free_ports(n):
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
 def wait_for(cond, timeout, what, nodes=()):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        for n in nodes:
-            if not n.alive():
-                raise Fail(f"lighttpd {n.i} exited (status {n.proc.returncode}) while waiting for {what}")
-        try:
-            v = cond()
-            if v:
-                return v
-        except (OSError, ValueError, subprocess.SubprocessError, KeyError) as e:
-            last = e
-        time.sleep(0.3)
-    raise Fail(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last})" if last else ""))
+    def dead():
+        return next((f"lighttpd {n.i} exited (status {n.proc.returncode})" for n in nodes if not n.alive()), None)
+    return clusterlib.wait_for(cond, timeout, what, dead, Fail)
 
 
 class Node:
@@ -281,13 +261,6 @@ def main():
                                      "--backends", ",".join(str(p) for p in back),
                                      "--control", os.path.join(top, f"lb-{kind}.ctl"),
                                      "--log", os.path.join(top, f"lb-{kind}.log")]))
-
-    def listening(port):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            return False
 
     # The balancer first: a validation before it listens is refused.
     wait_for(lambda: listening(int(os.environ["ACME_TEST_HTTP_PORT"])) and
