@@ -36,7 +36,7 @@ struct macme_installer {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    job *todo, **todo_tail;   /* oldest first */
+    job *queue, **queue_tail;   /* oldest first */
     job *done, **done_tail;
     size_t busy;              /* submitted, not yet collected */
     int stop;
@@ -60,14 +60,14 @@ static void *run(void *arg)
     macme_installer *in = arg;
     pthread_mutex_lock(&in->mu);
     for (;;) {
-        while (!in->todo && !in->stop)
+        while (!in->queue && !in->stop)
             pthread_cond_wait(&in->cv, &in->mu);
-        job *j = in->todo;
+        job *j = in->queue;
         if (!j)
             break; /* stop, and nothing left: queued writes are never dropped */
-        in->todo = j->next;
-        if (!in->todo)
-            in->todo_tail = &in->todo;
+        in->queue = j->next;
+        if (!in->queue)
+            in->queue_tail = &in->queue;
         pthread_mutex_unlock(&in->mu);
         j->rc = macme_install_files(j->cert, j->chain, j->key, &j->changed, j->err, sizeof(j->err)) ? -1 : 0;
         /* The key is on disk (or not): the copy has done its work. */
@@ -92,7 +92,7 @@ int macme_installer_new(macme_installer **out)
     macme_installer *in = calloc(1, sizeof(*in));
     if (!in)
         return ACME_E_NOMEM;
-    in->todo_tail = &in->todo;
+    in->queue_tail = &in->queue;
     in->done_tail = &in->done;
     in->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (in->efd < 0) {
@@ -143,8 +143,8 @@ int macme_installer_submit(macme_installer *in, const macme_cert *cert, const ch
     }
     memcpy(j->key, key_pem ? key_pem : "", j->key_len + 1);
     pthread_mutex_lock(&in->mu);
-    *in->todo_tail = j;
-    in->todo_tail = &j->next;
+    *in->queue_tail = j;
+    in->queue_tail = &j->next;
     in->busy++;
     pthread_cond_signal(&in->cv);
     pthread_mutex_unlock(&in->mu);

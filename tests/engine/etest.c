@@ -279,6 +279,16 @@ acme_client *etest_client(etest_host *h, const char *state_dir)
                            itest_env("ACME_TEST_CA_FILE"));
 }
 
+void etest_register_account(const char *state_dir)
+{
+    etest_host h0;
+    etest_host_init(&h0, NULL);
+    acme_client *c0 = etest_client(&h0, state_dir);
+    itest_register(c0, NULL);
+    acme_client_free(c0);
+    etest_host_clear(&h0);
+}
+
 acme_engine *etest_engine_with(acme_client *c, etest_host *h, const acme_engine_options *o)
 {
     acme_engine *e = NULL;

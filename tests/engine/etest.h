@@ -100,6 +100,9 @@ acme_client *etest_client_at(etest_host *h, const char *state_dir, const char *d
                              const char *ca_file);
 /* The same on the harness's Pebble. */
 acme_client *etest_client(etest_host *h, const char *state_dir);
+/* Register the account in state_dir with a client of its own, so that the
+ * processes a test forks afterwards share it. */
+void etest_register_account(const char *state_dir);
 
 /* acme_engine_new with these options (0 = the engine's default); sets h->engine. */
 acme_engine *etest_engine_with(acme_client *c, etest_host *h, const acme_engine_options *o);

@@ -76,15 +76,8 @@ int main(void)
     itest_init("it_engine_lock");
     etest_watchdog(280);
     char *dir = itest_fresh_dir("lock");
-    {
-        /* The account first, so both processes share it. */
-        etest_host h0;
-        etest_host_init(&h0, NULL);
-        acme_client *c0 = etest_client(&h0, dir);
-        itest_register(c0, NULL);
-        acme_client_free(c0);
-        etest_host_clear(&h0);
-    }
+    /* The account first, so both processes share it. */
+    etest_register_account(dir);
     fflush(NULL);
     pid_t pid = fork();
     CHECK_MSG(NULL, pid >= 0, "fork");

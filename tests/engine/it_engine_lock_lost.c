@@ -133,14 +133,7 @@ int main(void)
     itest_init("it_engine_lock_lost");
     etest_watchdog(290);
     char *dir = itest_fresh_dir("locklost");
-    {
-        etest_host h0;
-        etest_host_init(&h0, NULL);
-        acme_client *c0 = etest_client(&h0, dir);
-        itest_register(c0, NULL);
-        acme_client_free(c0);
-        etest_host_clear(&h0);
-    }
+    etest_register_account(dir);
     fflush(NULL);
     pid_t pid = fork();
     CHECK_MSG(NULL, pid >= 0, "fork");
