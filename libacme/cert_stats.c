@@ -9,12 +9,12 @@
 
 #define STATS_CAP (4 * 1024)
 
-static char *stats_key(const char *cert_id) { return xasprintf("stats/%s.json", cert_id); }
+char *cert_stats_key(const char *cert_id) { return xasprintf("stats/%s.json", cert_id); }
 
 int cert_stats_load(acme_client *c, const char *cert_id, cert_stats *out)
 {
     memset(out, 0, sizeof(*out));
-    char *key = stats_key(cert_id);
+    char *key = cert_stats_key(cert_id);
     if (!key)
         return -1;
     json_t *o = store_get_advice(c, key, STATS_CAP);
@@ -37,7 +37,7 @@ int cert_stats_load(acme_client *c, const char *cert_id, cert_stats *out)
 
 void cert_stats_save(acme_client *c, const char *cert_id, const cert_stats *s)
 {
-    char *key = stats_key(cert_id);
+    char *key = cert_stats_key(cert_id);
     json_t *o = key ? json_pack("{s:s,s:I,s:I}", "cert_id", cert_id, "attempts", (json_int_t)s->attempts,
                                 "last_success", (json_int_t)s->last_success)
                     : NULL;

@@ -19,5 +19,8 @@ int cert_stats_load(acme_client *c, const char *cert_id, cert_stats *out);
 /* Queued like every engine write; a failure is logged, not returned:
  * the numbers are for people, an order never depends on them. */
 void cert_stats_save(acme_client *c, const char *cert_id, const cert_stats *s);
+/* The record's key relative to the CA ("stats/<cert-id>.json"), malloc'ed:
+ * the engine reads it ahead at start-up. */
+char *cert_stats_key(const char *cert_id);
 
 #endif

@@ -47,7 +47,13 @@ typedef enum wait_kind { W_NONE, W_HTTP, W_TIME, W_WORK, W_EXTERNAL } wait_kind;
  * waits for a free order slot (max_orders) or for the directory (which
  * says whether the CA speaks ARI). A parked certificate costs nothing per
  * step; the event it waits for puts it back. */
-typedef enum park_kind { P_NONE, P_SLOT, P_DIRECTORY } park_kind;
+typedef enum park_kind { P_NONE, P_SLOT, P_DIRECTORY, P_FETCH } park_kind;
+
+/* Start-up, a new certificate's stored keys: still in the table; asked
+ * for (a slice on the storage thread); in memory; or to be read from the
+ * table directly (no read-ahead: the table cannot list, or no memory).
+ * F_ASKED and F_IN hold a place in the window. */
+typedef enum fetch_state { F_NONE, F_ASKED, F_IN, F_DIRECT } fetch_state;
 
 /* What an HTTP exchange's cookie points at, so a completion finds its
  * owner without a search. */
@@ -97,6 +103,7 @@ typedef struct managed {
     size_t pos;               /* index in e->certs */
     size_t run_pos;           /* index in e->running while m->run */
     park_kind parked;
+    fetch_state fetch;        /* M_NEW: where its stored keys are */
     struct managed *park_next, *park_prev;
     int slot_granted;         /* unparked for a free slot: pass it on if unused */
     uint64_t seen_step;       /* the step that last looked at it */
@@ -134,6 +141,8 @@ struct acme_engine {
     /* Scheduling: nothing here is walked per step. */
     timerq queue;              /* certificates by when they next need a look */
     park_list wait_slot, wait_directory;
+    park_list wait_fetch;     /* new certificates whose stored keys are not asked for yet */
+    size_t fetch_out;         /* ... asked for or in memory, not looked at yet */
     managed **running;        /* certificates with an order in flight */
     size_t running_n;
     size_t new_n, ari_n;      /* in state M_NEW; with an ARI GET in flight */
@@ -179,12 +188,21 @@ engine_loop *engine_loop_of(acme_engine *e)
 }
 
 static int engine_step_one(acme_engine *e);
+static managed *find(acme_engine *e, const char *id);
 static int engine_fds_one(acme_engine *e, struct pollfd *fds, size_t cap, size_t *n);
 static int engine_timeout_one(acme_engine *e);
 static void want_move(acme_engine *e, managed *m, int rc, const acme_problem *p, const char *why);
 static int want_back(acme_engine *e, managed *m);
 static void do_moves(acme_engine *e);
 static int chain_manage(acme_engine *e, issue_spec *spec);
+
+/* Start-up reads what is stored of each certificate a slice at a time on
+ * the storage thread (store_async_fetch), ahead of the look that uses it,
+ * so memory holds the window, not 100,000 chains at once: at most
+ * FETCH_WINDOW certificates asked for or waiting to be looked at, asked
+ * in slices of FETCH_SLICE (one job each) once a slice's room is free. */
+#define FETCH_WINDOW 256u
+#define FETCH_SLICE 64u
 
 /* A step stops taking on more certificates after this much time; the rest
  * go first in the next step (acme_engine_timeout_ms() is then 0). Durable
@@ -231,11 +249,16 @@ static void queue_now(acme_engine *e, managed *m)
     queue_at(e, m, now_ms());
 }
 
+static park_list *park_list_of(acme_engine *e, park_kind k)
+{
+    return k == P_SLOT ? &e->wait_slot : k == P_DIRECTORY ? &e->wait_directory : &e->wait_fetch;
+}
+
 static void park(acme_engine *e, managed *m, park_kind why)
 {
     if (m->parked)
         return;
-    park_list *l = why == P_SLOT ? &e->wait_slot : &e->wait_directory;
+    park_list *l = park_list_of(e, why);
     timerq_remove(&e->queue, &m->due);
     m->parked = why;
     m->park_next = NULL;
@@ -252,7 +275,7 @@ static void unpark(acme_engine *e, managed *m)
 {
     if (!m->parked)
         return;
-    park_list *l = m->parked == P_SLOT ? &e->wait_slot : &e->wait_directory;
+    park_list *l = park_list_of(e, m->parked);
     if (m->park_prev)
         m->park_prev->park_next = m->park_next;
     else
@@ -288,6 +311,71 @@ static void set_running(acme_engine *e, managed *m, int on)
     e->running[m->run_pos] = last;
     last->run_pos = m->run_pos;
     grant_slot(e);
+}
+
+/* Ask the storage thread for the next slices of parked new certificates'
+ * stored keys, while the window has a slice's room. */
+static void fetch_refill(acme_engine *e)
+{
+    acme_client *c = e->c;
+    while (e->wait_fetch.head && e->fetch_out + FETCH_SLICE <= FETCH_WINDOW && !e->freeing) {
+        managed *slice[FETCH_SLICE];
+        size_t n = 0;
+        acme_buf keys, tags;
+        buf_init(&keys, 0);
+        buf_init(&tags, 0);
+        int rc = ACME_OK;
+        while (n < FETCH_SLICE && e->wait_fetch.head) {
+            managed *m = e->wait_fetch.head;
+            unpark(e, m);
+            slice[n++] = m;
+            /* Its chain, key and order state, and its numbers. */
+            char *dir = xasprintf("%s/certs/%s/", c->ca_id, m->id);
+            char *rel = cert_stats_key(m->id);
+            char *stats = rel ? xasprintf("%s/%s", c->ca_id, rel) : NULL;
+            if (!dir || !stats || buf_append(&keys, dir, strlen(dir) + 1) ||
+                buf_append(&keys, stats, strlen(stats) + 1) || buf_append(&tags, m->id, strlen(m->id) + 1))
+                rc = ACME_E_NOMEM;
+            free(dir);
+            free(rel);
+            free(stats);
+        }
+        if (rc == ACME_OK)
+            rc = store_async_fetch(c->sa, keys.data, keys.len, tags.data, tags.len);
+        buf_clear(&keys);
+        buf_clear(&tags);
+        for (size_t i = 0; i < n; i++) {
+            managed *m = slice[i];
+            /* Not asked (no start-up list, or no memory): its reads ask
+             * the table one by one, as without read-ahead. */
+            m->fetch = rc == ACME_E_PENDING ? F_ASKED : F_DIRECT;
+            if (m->fetch == F_DIRECT)
+                queue_now(e, m);
+        }
+        if (rc == ACME_E_PENDING)
+            e->fetch_out += n;
+    }
+}
+
+/* The storage thread read a new certificate's stored keys (tag: its id). */
+static void engine_fetched(void *ud, const char *tag)
+{
+    acme_engine *e = ud;
+    managed *m = find(e, tag);
+    if (m && m->state == M_NEW && m->fetch == F_ASKED) {
+        m->fetch = F_IN;
+        queue_now(e, m);
+    }
+}
+
+/* m leaves M_NEW (looked at, or unmanaged): its room in the window frees. */
+static void fetch_done(acme_engine *e, managed *m)
+{
+    int counted = m->fetch == F_ASKED || m->fetch == F_IN;
+    m->fetch = F_NONE;
+    if (counted && e->fetch_out)
+        e->fetch_out--;
+    fetch_refill(e);
 }
 
 static void set_ari_busy(acme_engine *e, managed *m, int v)
@@ -348,6 +436,10 @@ static void edge_work_cancel(acme_engine *e, managed *m)
 }
 
 /* ---- life cycle ---- */
+
+/* What start-up lists without reading: every certificate's chain, key and
+ * numbers are read a slice at a time, ahead of their first look. */
+static const char *const lazy_at_start[] = {"certs/", "stats/", NULL};
 
 /* A host transport's or the storage thread's completion: make the first
  * descriptor readable (any thread). */
@@ -480,7 +572,7 @@ static int engine_make(acme_client *c, const acme_engine_options *opts, engine_o
         /* Nothing a step does may wait for the host's tables: their calls
          * run on threads that wake the loop when done (doc/engine.md). */
         http_async_set_wake(e->http, wake_fd, e->work);
-        if (!c->sa && !(rc = store_async_start(c, wake_fd, e->work)))
+        if (!c->sa && !(rc = store_async_start(c, wake_fd, e->work, lazy_at_start)))
             e->own_sa = 1;
     }
     if (rc) {
@@ -723,8 +815,10 @@ ACME_EXPORT int acme_engine_unmanage(acme_engine *e, const char *cert_id)
     size_t i = m->pos;
     timerq_remove(&e->queue, &m->due);
     unpark(e, m);
-    if (m->state == M_NEW)
+    if (m->state == M_NEW) {
         e->new_n--;
+        fetch_done(e, m);
+    }
     if (m->ari_busy)
         e->ari_n--;
     json_object_del(e->index, m->id);
@@ -1416,6 +1510,15 @@ static void look_at(acme_engine *e, managed *m)
         drive_run(e, m);
         return;
     }
+    if (m->state == M_NEW && e->own_sa && (m->fetch == F_NONE || m->fetch == F_ASKED)) {
+        /* Its stored keys first (in a slice, off the loop): it is looked
+         * at again when they are in memory (engine_fetched). */
+        if (m->fetch == F_NONE) {
+            park(e, m, P_FETCH);
+            fetch_refill(e);
+        }
+        return;
+    }
     if (m->state == M_NEW) {
         /* At start: hand the host what is already stored and valid. */
         int irc = ACME_OK;
@@ -1437,6 +1540,7 @@ static void look_at(acme_engine *e, managed *m)
         m->next_ms = m->install_due ? now_ms() + (uint64_t)e->opt.retry_min_s * 1000u : 0;
         restore_backoff(e, m);
         restore_stats(e, m);
+        fetch_done(e, m);
     }
     if (m->install_due && m->has_valid && !m->ari_busy && now_ms() >= m->next_ms) {
         int irc = ACME_OK;
@@ -1573,9 +1677,10 @@ static void reschedule(acme_engine *e, managed *m)
             queue_at(e, m, now);
         else
             timerq_remove(&e->queue, &m->due);
-    } else if (m->state == M_NEW || m->ari_busy == 2) {
+    } else if ((m->state == M_NEW && m->fetch != F_ASKED) || m->ari_busy == 2) {
         queue_at(e, m, now);
-    } else if (m->ari_busy) {
+    } else if (m->ari_busy || m->state == M_NEW) {
+        /* An ARI GET in flight; a new certificate's keys being read. */
         timerq_remove(&e->queue, &m->due);
     } else {
         queue_at(e, m, m->next_ms);
@@ -1638,7 +1743,7 @@ static int engine_step_one(acme_engine *e)
     if (e->work)
         collect_work(e); /* drains the pipe: take the storage thread's answers after it */
     if (e->own_sa)
-        store_async_begin_step(e->c, engine_locked, engine_lock_lost, e);
+        store_async_begin_step(e->c, engine_locked, engine_lock_lost, engine_fetched, e);
     engine_check_locks(e);
     edge_http_step(e);
     drive_directory(e);

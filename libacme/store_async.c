@@ -11,11 +11,12 @@
 #include "internal.h"
 #include "storage_file.h"
 
-typedef enum { J_GET, J_PUT, J_REMOVE, J_LIST, J_PRELOAD, J_LOCK, J_UNLOCK, J_NOTE, J_BARRIER } j_kind;
+typedef enum { J_GET, J_PUT, J_REMOVE, J_LIST, J_PRELOAD, J_FETCH, J_LOCK, J_UNLOCK, J_NOTE, J_BARRIER } j_kind;
 
 typedef struct kv {
     char *key, *val;
     size_t len;
+    int absent;              /* J_FETCH: the table said it has no such key */
 } kv;
 
 typedef struct sa_job {
@@ -28,7 +29,9 @@ typedef struct sa_job {
     int rc;
     char *why;               /* the table's sentence for a failure */
     acme_buf *out;           /* J_GET (waited for) */
-    kv *kvs;                 /* J_LIST, J_PRELOAD: what was found */
+    kv *kvs;                 /* J_LIST, J_PRELOAD, J_FETCH: what was found */
+    char *tags;              /* J_FETCH: who is told, NUL-separated (data: the keys) */
+    size_t tags_len;
     size_t kv_n, kv_cap;
     int want_values;
     int kvs_ok;              /* J_LOCK: kvs are the certificate's keys, read again */
@@ -80,7 +83,7 @@ struct store_async {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     sa_job *queue, *queue_tail;
-    sa_job *done;
+    sa_job *done, *done_tail;
     sa_job *running;         /* the job the thread is on */
     int stop;
     void (*wake)(void *);
@@ -89,6 +92,8 @@ struct store_async {
     int thread_fail;         /* thread only: a queued write failed since the last barrier */
     unsigned lease_s;
 
+    char **lazy;             /* full prefixes whose values start-up leaves in the table */
+    size_t lazy_n;
     int ready;               /* the start-up reads are in */
     int complete;            /* ... and listed everything: a miss is absent */
     int shared;              /* other hosts write the table too (etcd): calls outside a step ask it */
@@ -137,6 +142,7 @@ static void job_free(sa_job *j)
     if (j->data)
         secure_free(j->data, j->len);
     free(j->why);
+    free(j->tags);
     kvs_free(j);
     free(j);
 }
@@ -183,17 +189,23 @@ static int collect_key(void *d, const char *key)
     return 0;
 }
 
-static void do_list_at(store_async *sa, sa_job *j, const char *prefix)
+static int is_lazy(const store_async *sa, const char *key)
 {
-    if (!sa->ops.list) {
-        j->rc = ACME_E_UNSUPPORTED;
-        return;
-    }
-    j->rc = sa->ops.list(sa->ud, prefix, collect_key, j);
-    if (j->rc || !j->want_values)
-        return;
-    /* Start-up: every value in one go, while the engine waits. */
-    for (size_t i = 0; i < j->kv_n; i++) {
+    for (size_t i = 0; i < sa->lazy_n; i++)
+        if (strncmp(key, sa->lazy[i], strlen(sa->lazy[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* Read the values of j->kvs[from..] (thread). At start-up the keys under
+ * a lazy prefix are only listed: their values are read when the engine
+ * asks for them, a slice at a time (store_async_fetch), so start-up with
+ * 100,000 stored certificates never holds them all. */
+static void read_values(store_async *sa, sa_job *j, size_t from, int skip_lazy)
+{
+    for (size_t i = from; i < j->kv_n; i++) {
+        if (skip_lazy && is_lazy(sa, j->kvs[i].key))
+            continue;
         acme_buf b;
         buf_init(&b, 4 * 1024 * 1024);
         b.secret = 1;
@@ -201,6 +213,8 @@ static void do_list_at(store_async *sa, sa_job *j, const char *prefix)
         if (rc == ACME_OK) {
             j->kvs[i].val = copy_bytes(b.data ? b.data : "", b.len);
             j->kvs[i].len = b.len;
+        } else if (rc == ACME_E_NOT_FOUND) {
+            j->kvs[i].absent = 1;
         }
         buf_clear(&b);
         /* A key that vanished or cannot be read is left unknown (val
@@ -208,9 +222,44 @@ static void do_list_at(store_async *sa, sa_job *j, const char *prefix)
     }
 }
 
+static void do_list_at(store_async *sa, sa_job *j, const char *prefix)
+{
+    if (!sa->ops.list) {
+        j->rc = ACME_E_UNSUPPORTED;
+        return;
+    }
+    size_t from = j->kv_n;
+    j->rc = sa->ops.list(sa->ud, prefix, collect_key, j);
+    if (j->rc || !j->want_values)
+        return;
+    read_values(sa, j, from, j->kind == J_PRELOAD);
+}
+
 static void do_list(store_async *sa, sa_job *j)
 {
     do_list_at(sa, j, j->key);
+}
+
+/* J_FETCH (thread): each of the NUL-separated names in j->data is a key,
+ * or a prefix when it ends in '/' (every key under it). */
+static void do_fetch(store_async *sa, sa_job *j)
+{
+    int first = ACME_OK;
+    for (size_t off = 0; off < j->len; off += strlen(j->data + off) + 1) {
+        const char *name = j->data + off;
+        size_t n = strlen(name);
+        if (n && name[n - 1] == '/') {
+            do_list_at(sa, j, name);
+        } else {
+            size_t from = j->kv_n;
+            j->rc = collect_key(j, name) ? ACME_E_NOMEM : ACME_OK;
+            if (!j->rc)
+                read_values(sa, j, from, 0);
+        }
+        if (j->rc && !first)
+            first = j->rc;
+    }
+    j->rc = first;
 }
 
 static void held_free(held *h)
@@ -268,6 +317,9 @@ static void run_job(store_async *sa, sa_job *j)
     case J_LIST:
     case J_PRELOAD:
         do_list(sa, j);
+        break;
+    case J_FETCH:
+        do_fetch(sa, j);
         break;
     case J_LOCK:
         j->rc = sa->ops.lock ? sa->ops.lock(sa->ud, j->key, sa->lease_s) : ACME_OK;
@@ -367,10 +419,11 @@ static void finish_locked(store_async *sa, sa_job *j)
     }
     /* Appended at the tail: completions are taken in queue order. */
     j->next = NULL;
-    sa_job **pp = &sa->done;
-    while (*pp)
-        pp = &(*pp)->next;
-    *pp = j;
+    if (sa->done_tail)
+        sa->done_tail->next = j;
+    else
+        sa->done = j;
+    sa->done_tail = j;
     if (sa->wake)
         sa->wake(sa->wake_ud);
 }
@@ -487,7 +540,10 @@ static void grow(store_async *sa)
     sa->nbuckets = nb;
 }
 
-static entry *lookup(store_async *sa, const char *key, int create)
+/* *adopt, when given, is a malloc'ed copy of key that a new entry takes
+ * over (set to NULL then): start-up lists 100,000 keys, and two copies of
+ * each were a good part of its peak. */
+static entry *lookup_adopt(store_async *sa, const char *key, int create, char **adopt)
 {
     size_t b = hash(key) % sa->nbuckets;
     for (entry *e = sa->table[b]; e; e = e->next)
@@ -496,16 +552,26 @@ static entry *lookup(store_async *sa, const char *key, int create)
     if (!create)
         return NULL;
     entry *e = calloc(1, sizeof(*e));
-    if (!e || !(e->key = strdup(key))) {
+    if (e && adopt && *adopt) {
+        e->key = *adopt;
+        *adopt = NULL;
+    } else if (e && !(e->key = strdup(key))) {
         free(e);
-        return NULL;
+        e = NULL;
     }
+    if (!e)
+        return NULL;
     e->state = E_UNKNOWN;
     e->next = sa->table[b];
     sa->table[b] = e;
     if (++sa->nentries > 2 * sa->nbuckets)
         grow(sa);
     return e;
+}
+
+static entry *lookup(store_async *sa, const char *key, int create)
+{
+    return lookup_adopt(sa, key, create, NULL);
 }
 
 static void set_value(entry *e, e_state st, const void *val, size_t len)
@@ -529,7 +595,33 @@ static void set_value(entry *e, e_state st, const void *val, size_t len)
 
 static void preload_in(store_async *sa, sa_job *j);
 
-int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
+static void lazy_free(store_async *sa)
+{
+    for (size_t i = 0; i < sa->lazy_n; i++)
+        free(sa->lazy[i]);
+    free(sa->lazy);
+    sa->lazy = NULL;
+    sa->lazy_n = 0;
+}
+
+static int lazy_set(store_async *sa, const char *const *lazy)
+{
+    size_t n = 0;
+    while (lazy && lazy[n])
+        n++;
+    if (!n)
+        return ACME_OK;
+    if (!(sa->lazy = calloc(n, sizeof(*sa->lazy))))
+        return ACME_E_NOMEM;
+    for (; sa->lazy_n < n; sa->lazy_n++)
+        if (!(sa->lazy[sa->lazy_n] = xasprintf("%s/%s", sa->c->ca_id, lazy[sa->lazy_n]))) {
+            lazy_free(sa);
+            return ACME_E_NOMEM;
+        }
+    return ACME_OK;
+}
+
+int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud, const char *const *lazy)
 {
     store_async *sa = calloc(1, sizeof(*sa));
     if (!sa)
@@ -545,8 +637,9 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
     sa->prefix = xasprintf("%s/", c->ca_id);
     sa->nbuckets = BUCKETS;
     sa->table = calloc(sa->nbuckets, sizeof(*sa->table));
-    sa_job *pre = sa->prefix && sa->table ? job_new(J_PRELOAD, sa->prefix) : NULL;
+    sa_job *pre = sa->prefix && sa->table && !lazy_set(sa, lazy) ? job_new(J_PRELOAD, sa->prefix) : NULL;
     if (!pre) {
+        lazy_free(sa);
         free(sa->table);
         free(sa->prefix);
         free(sa);
@@ -559,6 +652,7 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
         pthread_mutex_destroy(&sa->mu);
         pthread_cond_destroy(&sa->cv);
         job_free(pre);
+        lazy_free(sa);
         free(sa->table);
         free(sa->prefix);
         free(sa);
@@ -575,7 +669,9 @@ int store_async_start(acme_client *c, void (*wake)(void *), void *wake_ud)
 }
 
 typedef void (*lost_fn)(void *, const char *, const char *);
-static void take_done(store_async *sa, int (*locked)(void *, const void *, int), lost_fn lost, void *ud);
+typedef void (*fetched_fn)(void *, const char *);
+static void take_done(store_async *sa, int (*locked)(void *, const void *, int), lost_fn lost, fetched_fn fetched,
+                      void *ud);
 
 void store_async_stop(acme_client *c)
 {
@@ -590,7 +686,7 @@ void store_async_stop(acme_client *c)
     /* The thread empties the queue first: every write reaches the table. */
     pthread_join(sa->thread, NULL);
     c->sa = NULL;
-    take_done(sa, NULL, NULL, NULL);
+    take_done(sa, NULL, NULL, NULL, NULL);
     for (size_t b = 0; b < sa->nbuckets; b++)
         while (sa->table[b]) {
             entry *e = sa->table[b];
@@ -602,6 +698,7 @@ void store_async_stop(acme_client *c)
     free(sa->table);
     pthread_mutex_destroy(&sa->mu);
     pthread_cond_destroy(&sa->cv);
+    lazy_free(sa);
     free(sa->prefix);
     free(sa);
 }
@@ -629,9 +726,15 @@ static void preload_in(store_async *sa, sa_job *j)
         return;
     }
     for (size_t i = 0; i < j->kv_n; i++) {
-        entry *e = lookup(sa, j->kvs[i].key, 1);
+        /* Looked up by a key the entry may take over: copy the pointer. */
+        char *key = j->kvs[i].key;
+        entry *e = lookup_adopt(sa, key, 1, &j->kvs[i].key);
         if (!e || e->pending || e->state != E_UNKNOWN)
             continue; /* a write made meanwhile is newer */
+        if (!j->kvs[i].val && is_lazy(sa, e->key)) {
+            e->state = E_STORED; /* listed; its value is read when asked for */
+            continue;
+        }
         if (j->kvs[i].val) {
             /* Moved, not copied: two copies of the whole store at once
              * were the peak of a start-up with 100,000 certificates. */
@@ -666,11 +769,34 @@ static void lock_reread_in(store_async *sa, sa_job *j)
     }
 }
 
-static void take_done(store_async *sa, int (*locked)(void *, const void *, int), lost_fn lost, void *ud)
+/* A slice's values are in: into memory, unless a write of ours is newer
+ * or memory already holds the value. */
+static void fetch_in(store_async *sa, sa_job *j)
+{
+    for (size_t i = 0; i < j->kv_n; i++) {
+        kv *k = &j->kvs[i];
+        char *key = k->key;
+        entry *e = lookup_adopt(sa, key, k->val != NULL, &k->key);
+        if (!e || e->pending || (e->state != E_STORED && e->state != E_UNKNOWN))
+            continue;
+        if (k->val) {
+            set_value(e, E_ABSENT, NULL, 0);
+            e->state = E_PRESENT;
+            e->val = k->val; /* moved */
+            e->len = k->len;
+            k->val = NULL;
+        } else if (k->absent) {
+            set_value(e, E_ABSENT, NULL, 0);
+        }
+    }
+}
+
+static void take_done(store_async *sa, int (*locked)(void *, const void *, int), lost_fn lost, fetched_fn fetched,
+                      void *ud)
 {
     pthread_mutex_lock(&sa->mu);
     sa_job *list = sa->done;
-    sa->done = NULL;
+    sa->done = sa->done_tail = NULL;
     pthread_mutex_unlock(&sa->mu);
     while (list) {
         sa_job *j = list;
@@ -742,6 +868,14 @@ static void take_done(store_async *sa, int (*locked)(void *, const void *, int),
             if (j->object && locked)
                 locked(ud, j->object, j->rc);
             break;
+        case J_FETCH:
+            if (j->rc)
+                alog(sa->c, ACME_LOG_WARNING, "storage: could not read ahead what start-up needs (%s); those reads "
+                     "will wait for the storage table inside engine steps", j->why ? j->why : acme_strerror(j->rc));
+            fetch_in(sa, j);
+            for (size_t off = 0; fetched && off < j->tags_len; off += strlen(j->tags + off) + 1)
+                fetched(ud, j->tags + off);
+            break;
         case J_GET:
         case J_LIST:
             break;
@@ -750,12 +884,13 @@ static void take_done(store_async *sa, int (*locked)(void *, const void *, int),
     }
 }
 
-void store_async_begin_step(acme_client *c, int (*locked)(void *, const void *, int), lost_fn lost, void *ud)
+void store_async_begin_step(acme_client *c, int (*locked)(void *, const void *, int), lost_fn lost,
+                            fetched_fn fetched, void *ud)
 {
     store_async *sa = c->sa;
     if (!sa)
         return;
-    take_done(sa, locked, lost, ud);
+    take_done(sa, locked, lost, fetched, ud);
     sa->in_step = 1;
 }
 
@@ -763,6 +898,25 @@ void store_async_end_step(acme_client *c)
 {
     if (c->sa)
         c->sa->in_step = 0;
+}
+
+int store_async_fetch(store_async *sa, const char *keys, size_t keys_len, const char *tags, size_t tags_len)
+{
+    /* Without the start-up list nothing is known to be in the table:
+     * reads ask it one by one, as they did. */
+    if (!sa->complete || !keys_len)
+        return ACME_OK;
+    sa_job *j = job_new(J_FETCH, NULL);
+    if (!j || !(j->data = copy_bytes(keys, keys_len)) || !(j->tags = copy_bytes(tags, tags_len))) {
+        job_free(j);
+        return ACME_E_NOMEM;
+    }
+    j->len = keys_len;
+    j->tags_len = tags_len;
+    j->want_values = 1;
+    sa->pending++;
+    enqueue(sa, j);
+    return ACME_E_PENDING;
 }
 
 int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)

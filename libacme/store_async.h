@@ -5,8 +5,11 @@
  * never waits for the table (a table may fsync, or be a database):
  * - writes (put, remove) made in a step are queued (write-behind) and at
  *   once visible to later reads through an in-memory overlay;
- * - the CA's keys are read once, in one batch on the thread, while
- *   acme_engine_new waits (before the host's loop steps anything); from
+ * - the CA's keys are listed once, in one batch on the thread, while
+ *   acme_engine_new waits (before the host's loop steps anything), with
+ *   the values of every key but those under the lazy prefixes (the
+ *   certificates'); those are read a slice at a time when the engine asks
+ *   (store_async_fetch), so memory holds a window of them, not all; from
  *   then on the overlay answers every read and list a step makes;
  * - order locks are taken on the thread (the order waits like for a host
  *   callback), refreshed there every lease/3, released there;
@@ -25,8 +28,10 @@ typedef struct store_async store_async;
 
 /* Start the thread for c's table (sets c->sa) and read the stored state
  * in one batch (waits for it). wake(wake_ud) is called from the thread
- * when something finished (any thread-safe wake-up). */
-int store_async_start(struct acme_client *c, void (*wake)(void *), void *wake_ud);
+ * when something finished (any thread-safe wake-up). lazy: NULL, or
+ * prefixes relative to the ca-id ("certs/"), NULL-terminated, whose keys
+ * the batch lists without reading their values. */
+int store_async_start(struct acme_client *c, void (*wake)(void *), void *wake_ud, const char *const *lazy);
 /* Write every queued operation, release the locks still held, stop. */
 void store_async_stop(struct acme_client *c);
 /* A step begins: take finished operations. A lock's answer goes to
@@ -36,8 +41,11 @@ void store_async_stop(struct acme_client *c);
  * the thread drops every queued write to the keys it covered
  * ("<ca-id>/certs/<cert-id>/", failed with ACME_E_LOCKED) until the
  * name is unlocked or locked again. */
+/* A slice asked for with store_async_fetch is in memory: fetched(ud, tag)
+ * for each of its tags. */
 void store_async_begin_step(struct acme_client *c, int (*locked)(void *ud, const void *object, int rc),
-                            void (*lost)(void *ud, const char *name, const char *why), void *ud);
+                            void (*lost)(void *ud, const char *name, const char *why),
+                            void (*fetched)(void *ud, const char *tag), void *ud);
 void store_async_end_step(struct acme_client *c);
 /* 1 once the start-up reads are in. */
 int store_async_ready(const store_async *sa);
@@ -54,6 +62,13 @@ int store_async_list(store_async *sa, const char *prefix, acme_storage_list_cb c
 /* In a step: ACME_E_PENDING, queued, the answer comes through
  * begin_step's locked(). Outside one: waits, returns the table's answer. */
 int store_async_lock(store_async *sa, const char *name, const void *object);
+/* Read ahead, without waiting: keys is a NUL-separated list of full keys,
+ * each a prefix when it ends in '/' (every key under it). ACME_E_PENDING:
+ * queued; once the values are in memory (a later read of them answers at
+ * once, then lets the value go), begin_step's fetched() hears each of the
+ * NUL-separated tags. ACME_OK: nothing to wait for (the start-up list
+ * failed, so reads ask the table as before); other codes: out of memory. */
+int store_async_fetch(store_async *sa, const char *keys, size_t keys_len, const char *tags, size_t tags_len);
 void store_async_unlock(store_async *sa, const char *name);
 /* Writes queued in steps that must be durable (not ACME_STORAGE_NO_SYNC),
  * counted: a change tells a step it queued one. */

@@ -275,6 +275,8 @@ struct slow_store {
     pthread_t loop;
     int have_loop;
     unsigned writes, calls, on_loop;
+    char *get_needle;
+    unsigned gets;
 };
 
 static void enter(slow_store *s, int write)
@@ -305,6 +307,8 @@ static int ss_get(void *ud, const char *key, acme_buffer *out)
     pthread_mutex_lock(&s->mu);
     item *i = find(s, key);
     int rc = i ? acme_buffer_append(out, i->val, i->len) : ACME_E_NOT_FOUND;
+    if (s->get_needle && strstr(key, s->get_needle))
+        s->gets++;
     pthread_mutex_unlock(&s->mu);
     return rc;
 }
@@ -539,6 +543,7 @@ void slow_store_free(slow_store *s)
     if (s->threaded)
         pthread_join(s->thread, NULL);
     pthread_cond_destroy(&s->cv);
+    free(s->get_needle);
     while (s->items) {
         item *i = s->items;
         s->items = i->next;
@@ -583,6 +588,60 @@ GETTER(slow_store, slow_store_writes, writes)
 GETTER(slow_store, slow_store_calls, calls)
 GETTER(slow_store, slow_store_on_loop, on_loop)
 GETTER(slow_store, slow_store_submits, submits)
+
+size_t slow_store_clone(slow_store *s, const char *from, const char *to)
+{
+    size_t n = 0, fl = strlen(from), tl = strlen(to);
+    pthread_mutex_lock(&s->mu);
+    item *made = NULL;
+    for (item *i = s->items; i; i = i->next) {
+        const char *at = strstr(i->key, from);
+        if (!at)
+            continue;
+        item *c = calloc(1, sizeof(*c));
+        size_t kl = strlen(i->key) - fl + tl;
+        if (!c || !(c->key = malloc(kl + 1)) || !(c->val = malloc(i->len ? i->len : 1))) {
+            if (c)
+                free(c->key);
+            free(c);
+            break;
+        }
+        size_t pre = (size_t)(at - i->key);
+        memcpy(c->key, i->key, pre);
+        memcpy(c->key + pre, to, tl);
+        strcpy(c->key + pre + tl, at + fl);
+        memcpy(c->val, i->val, i->len);
+        c->len = i->len;
+        c->next = made;
+        made = c;
+        n++;
+    }
+    while (made) {
+        item *c = made;
+        made = c->next;
+        c->next = s->items;
+        s->items = c;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+void slow_store_count_gets(slow_store *s, const char *needle)
+{
+    pthread_mutex_lock(&s->mu);
+    free(s->get_needle);
+    s->get_needle = needle ? strdup(needle) : NULL;
+    s->gets = 0;
+    pthread_mutex_unlock(&s->mu);
+}
+
+unsigned slow_store_gets(slow_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    unsigned n = s->gets;
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
 
 size_t slow_store_count(slow_store *s, const char *needle)
 {

@@ -41,5 +41,12 @@ unsigned slow_store_calls(slow_store *s);
 unsigned slow_store_on_loop(slow_store *s);
 /* Keys that contain needle. */
 size_t slow_store_count(slow_store *s, const char *needle);
+/* Copy every key that contains from to the key with from replaced by to
+ * (a stored certificate under another id); returns how many. */
+size_t slow_store_clone(slow_store *s, const char *from, const char *to);
+/* Count the gets of keys that contain needle from now on (one needle at a
+ * time); slow_store_gets says how many so far. */
+void slow_store_count_gets(slow_store *s, const char *needle);
+unsigned slow_store_gets(slow_store *s);
 
 #endif

@@ -29,7 +29,7 @@ typedef struct table {
     pthread_cond_t cv;
     int gate_closed;          /* put waits while set */
     int fail_put;             /* put answers ACME_E_STORAGE */
-    int puts, locks, unlocks, lists, refreshes;
+    int gets, puts, locks, unlocks, lists, refreshes;
     int lock_gone;            /* refresh answers ACME_E_LOCKED (another holder took it) */
     char *locked;             /* the one lock name held */
     pthread_t loop;           /* the test's thread: no call may come from it in a step */
@@ -56,6 +56,7 @@ static int t_get(void *ud, const char *key, acme_buffer *out)
     table *t = ud;
     pthread_mutex_lock(&t->mu);
     note_call(t);
+    t->gets++;
     kv *i = find(t, key);
     int rc = i ? acme_buffer_append(out, i->val, strlen(i->val)) : ACME_E_NOT_FOUND;
     pthread_mutex_unlock(&t->mu);
@@ -197,6 +198,9 @@ typedef struct fixture {
     answer a;
     int lost_count;
     char lost_name[128];
+    const char *const *lazy;  /* store_async_start's */
+    int fetched_count;
+    char fetched[128];
 } fixture;
 
 static void on_lost(void *ud, const char *name, const char *why)
@@ -207,11 +211,18 @@ static void on_lost(void *ud, const char *name, const char *why)
     snprintf(f->lost_name, sizeof(f->lost_name), "%s", name);
 }
 
+static void on_fetched(void *ud, const char *tag)
+{
+    fixture *f = (fixture *)((char *)ud - offsetof(fixture, a));
+    f->fetched_count++;
+    snprintf(f->fetched, sizeof(f->fetched), "%s", tag);
+}
+
 /* One engine "step": take what finished, stay in it. */
 static void step_in(fixture *f)
 {
     f->t.in_step = 0;
-    store_async_begin_step(f->c, on_answer, on_lost, &f->a);
+    store_async_begin_step(f->c, on_answer, on_lost, on_fetched, &f->a);
     f->t.in_step = 1;
 }
 
@@ -235,9 +246,10 @@ static void put_direct(table *t, const char *key, const char *val)
     t->items = i;
 }
 
-static int setup(void **state)
+static int setup_with(void **state, const char *const *lazy)
 {
     fixture *f = calloc(1, sizeof(*f));
+    f->lazy = lazy;
     pthread_mutex_init(&f->t.mu, NULL);
     pthread_cond_init(&f->t.cv, NULL);
     f->t.loop = pthread_self();
@@ -247,10 +259,23 @@ static int setup(void **state)
     char *k = xasprintf("%s/certs/old/cert.json", f->c->ca_id);
     put_direct(&f->t, k, "old-value");
     free(k);
-    assert_int_equal(store_async_start(f->c, nop_wake, NULL), ACME_OK);
+    assert_int_equal(store_async_start(f->c, nop_wake, NULL, f->lazy), ACME_OK);
     STEP_UNTIL(f, store_async_ready(f->c->sa));
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, NULL);
+}
+
+/* As the engine starts it: the certificates' keys listed, not read. */
+static const char *const lazy_certs[] = {"certs/", NULL};
+
+static int setup_lazy(void **state)
+{
+    return setup_with(state, lazy_certs);
 }
 
 static int teardown(void **state)
@@ -292,6 +317,65 @@ static int table_has(table *t, acme_client *c, const char *rel, const char *want
     pthread_mutex_unlock(&t->mu);
     free(k);
     return ok;
+}
+
+static int count_key(void *d, const char *key)
+{
+    (void)key;
+    (*(int *)d)++;
+    return 0;
+}
+
+/* Start-up lists the certificates' keys without their values; a slice
+ * asked for is read on the thread, told through fetched(), answered from
+ * memory once, then let go (the table holds it). */
+static void test_lazy_values_read_when_asked(void **state)
+{
+    fixture *f = *state;
+    int rc;
+    assert_int_equal(f->t.gets, 0); /* listed only */
+    /* Written by another process after the start-up list: a slice reads
+     * what its prefix holds now. */
+    char *late = xasprintf("%s/certs/late/cert.json", f->c->ca_id);
+    pthread_mutex_lock(&f->t.mu);
+    put_direct(&f->t, late, "late-value");
+    pthread_mutex_unlock(&f->t.mu);
+    free(late);
+
+    step_in(f);
+    char *pfx = xasprintf("%s/certs/", f->c->ca_id);
+    int listed = 0;
+    assert_int_equal(store_async_list(f->c->sa, pfx, count_key, &listed), ACME_OK);
+    assert_int_equal(listed, 1); /* the start-up list, from memory */
+    assert_int_equal(f->t.lists, 1);
+    char keys[256], tags[64];
+    int kn = snprintf(keys, sizeof(keys), "%sold/%c%slate/", pfx, '\0', pfx);
+    memcpy(tags, "old\0late", 9);
+    assert_int_equal(store_async_fetch(f->c->sa, keys, (size_t)kn + 1, tags, 9), ACME_E_PENDING);
+    free(pfx);
+    step_out(f);
+    STEP_UNTIL(f, f->fetched_count == 2);
+    assert_string_equal(f->fetched, "late"); /* the tags in their order */
+    assert_int_equal(f->t.gets, 2);
+
+    step_in(f);
+    char *v = get_str(f->c, "certs/old/cert.json", &rc);
+    assert_int_equal(rc, ACME_OK);
+    assert_string_equal(v, "old-value");
+    free(v);
+    v = get_str(f->c, "certs/late/cert.json", &rc);
+    assert_int_equal(rc, ACME_OK);
+    assert_string_equal(v, "late-value");
+    free(v);
+    step_out(f);
+    assert_int_equal(f->t.gets, 2);         /* both from memory */
+    assert_int_equal(f->t.calls_in_step, 0);
+    /* Read once: memory let it go, the table answers the next read. */
+    v = get_str(f->c, "certs/old/cert.json", &rc);
+    assert_int_equal(rc, ACME_OK);
+    assert_string_equal(v, "old-value");
+    free(v);
+    assert_int_equal(f->t.gets, 3);
 }
 
 static void test_batch_read_at_start(void **state)
@@ -520,6 +604,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_read_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lazy_values_read_when_asked, setup_lazy, teardown),
         cmocka_unit_test_setup_teardown(test_write_behind_read_your_writes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_reaches_the_barrier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_from_memory, setup, teardown),
