@@ -10,8 +10,10 @@
  *                -o OUT_DIR -n COUNT -p PREFIX [-j MAX_ORDERS] [-m] [-v]
  *
  * Prints "issued=N failed=M ordered=K seconds=S longest_step_us=U
- * longest_step_cpu_us=C" (K: orders started, 0 when every certificate was
- * stored). Exit 0 only if
+ * longest_step_cpu_us=C steps=T steps_waited=W longest_waited_us=X
+ * longest_unwaited_us=Y" (K: orders of the certificates' lives, restored
+ * from storage; W: steps in which this thread blocked, which must stay 0;
+ * X and Y: the longest wall time of those steps and of the others). Exit 0 only if
  * every certificate is valid. Bounded: the loop runs at most 600 s.
  * Used by bench/issuance_bench.sh, scale_bench.sh, startup_bench.sh. */
 #ifndef _GNU_SOURCE
@@ -20,6 +22,7 @@
 #include "issue_common.h"
 
 #include <poll.h>
+#include <sys/resource.h>
 
 #include <acme/engine.h>
 
@@ -35,6 +38,18 @@ static double thread_cpu_now(void)
 /* The host's loop: step, then wait for the engine's descriptors or its
  * timeout. Ends when the engine is idle and its next piece of work lies
  * beyond the bound (every certificate valid: the next renewal). */
+/* Voluntary context switches of this thread: a step that made one
+ * blocked (a lock, a read, a wait for another thread), which a step must
+ * never do; a step descheduled for a core makes involuntary ones only. */
+static long thread_waits_now(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_THREAD, &ru) == 0 ? ru.ru_nvcsw : 0;
+}
+
+static unsigned long steps_run, steps_waited;
+static double longest_waited, longest_unwaited; /* wall, s: steps that blocked, and the others */
+
 static void run_loop(acme_engine *e, double *longest_cpu)
 {
     struct pollfd *fds = NULL;
@@ -42,9 +57,16 @@ static void run_loop(acme_engine *e, double *longest_cpu)
     double end = bench_now() + LOOP_BOUND_MS / 1000.0;
     *longest_cpu = 0;
     for (;;) {
-        double c0 = thread_cpu_now();
+        double c0 = thread_cpu_now(), t0 = bench_now();
+        long w0 = thread_waits_now();
         acme_engine_step(e);
-        double used = thread_cpu_now() - c0;
+        double used = thread_cpu_now() - c0, took = bench_now() - t0;
+        int waited = thread_waits_now() != w0;
+        steps_run++;
+        steps_waited += (unsigned long)waited;
+        double *worst = waited ? &longest_waited : &longest_unwaited;
+        if (took > *worst)
+            *worst = took;
         if (used > *longest_cpu)
             *longest_cpu = used;
         int wait = acme_engine_timeout_ms(e);
@@ -120,7 +142,9 @@ int main(int argc, char **argv)
     unsigned long long longest = (unsigned long long)acme_engine_longest_step_us(e);
     acme_engine_free(e);
     acme_client_free(c);
-    printf("issued=%d failed=%d ordered=%lu seconds=%.3f longest_step_us=%llu longest_step_cpu_us=%.0f\n",
-           o.installed, o.count - valid, ordered, bench_now() - t0, longest, longest_cpu * 1e6);
+    printf("issued=%d failed=%d ordered=%lu seconds=%.3f longest_step_us=%llu longest_step_cpu_us=%.0f "
+           "steps=%lu steps_waited=%lu longest_waited_us=%.0f longest_unwaited_us=%.0f\n",
+           o.installed, o.count - valid, ordered, bench_now() - t0, longest, longest_cpu * 1e6, steps_run,
+           steps_waited, longest_waited * 1e6, longest_unwaited * 1e6);
     return (valid == o.count && o.installed == o.count) ? 0 : 1;
 }

@@ -64,7 +64,9 @@ if [ "${1:-}" = --inner ]; then
     ordered=$((ordered - ordered0))
     step=$(echo "$line" | sed -n 's/.*longest_step_us=\([0-9]*\).*/\1/p')
     stepc=$(echo "$line" | sed -n 's/.*longest_step_cpu_us=\([0-9]*\).*/\1/p')
-    echo "RESULT n=$n installed=$installed ordered=$ordered wall=$e user=$u sys=$s rss_kb=$m empty_rss_kb=$m0 step_us=$step step_cpu_us=$stepc $fill"
+    waited=$(echo "$line" | sed -n 's/.*steps_waited=\([0-9]*\).*/\1/p')
+    steps=$(echo "$line" | sed -n 's/.* steps=\([0-9]*\).*/\1/p')
+    echo "RESULT n=$n installed=$installed ordered=$ordered wall=$e user=$u sys=$s rss_kb=$m empty_rss_kb=$m0 step_us=$step step_cpu_us=$stepc steps=${steps:-0} waited=${waited:-0} $fill"
     exit 0
 fi
 
@@ -86,21 +88,21 @@ HARNESS=$BENCH_SRC/tests/harness/with-pebble
 PEBBLE_ENV=(--env PEBBLE_VA_ALWAYS_VALID=1 --env PEBBLE_WFE_NONCEREJECT=0)
 
 tsv=$BENCH_OUT/startup.tsv
-printf 'n\tinstalled\tordered\twall_s\tcpu_s\trss_kb\tempty_rss_kb\tstep_us\tstep_cpu_us\n' >"$tsv"
+printf 'n\tinstalled\tordered\twall_s\tcpu_s\trss_kb\tempty_rss_kb\tstep_us\tstep_cpu_us\tsteps\twaited\n' >"$tsv"
 for n in $COUNTS; do
     out=$("$HARNESS" "${PEBBLE_ENV[@]}" -- "$0" --inner "$n" 2>"$BENCH_OUT/harness.$n.err" | grep -E '^(RESULT|FAILED)' || true)
     echo "n=$n: ${out:-no result (see $BENCH_OUT/harness.$n.err)}"
     case $out in RESULT*) ;; *) continue ;; esac
     eval "$(echo "$out" | sed 's/^RESULT //; s/\([a-z_0-9]*\)=/local_\1=/g')"
     # shellcheck disable=SC2154  # set by the eval above
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$local_n" "$local_installed" "$local_ordered" "$local_wall" \
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$local_n" "$local_installed" "$local_ordered" "$local_wall" \
         "$(echo "$local_user $local_sys" | awk '{print $1 + $2}')" "$local_rss_kb" "$local_empty_rss_kb" \
-        "$local_step_us" "$local_step_cpu_us" >>"$tsv"
+        "$local_step_us" "$local_step_cpu_us" "$local_steps" "$local_waited" >>"$tsv"
 done
 
 echo
 echo "== start-up with N stored certificates (ratios against the smallest N of this run)"
 awk -F'\t' 'NR == 1 { next }
     NR == 2 { bc = $5 / $1 }
-    { printf "N=%-7s installed %-7s ordered %s  start-up %6.2f s  CPU/cert %.3f ms (%.2fx)  longest step %5.1f ms wall, %4.1f ms CPU  peak RSS %6.1f MB, %.2f KB/cert above the empty engine (%.1f MB)\n",
-          $1, $2, $3, $4, 1000 * $5 / $1, ($5 / $1) / bc, $8 / 1000, $9 / 1000, $6 / 1024, ($6 - $7) / ($1 > 1 ? $1 - 1 : 1), $7 / 1024 }' "$tsv"
+    { printf "N=%-7s installed %-7s ordered %s  start-up %6.2f s  CPU/cert %.3f ms (%.2fx)  longest step %5.1f ms wall, %4.1f ms CPU, %s of %s steps blocked  peak RSS %6.1f MB, %.2f KB/cert above the empty engine (%.1f MB)\n",
+          $1, $2, $3, $4, 1000 * $5 / $1, ($5 / $1) / bc, $8 / 1000, $9 / 1000, $11, $10, $6 / 1024, ($6 - $7) / ($1 > 1 ? $1 - 1 : 1), $7 / 1024 }' "$tsv"

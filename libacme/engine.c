@@ -329,8 +329,10 @@ static void fetch_refill(acme_engine *e)
             managed *m = e->wait_fetch.head;
             unpark(e, m);
             slice[n++] = m;
-            /* Its chain, key and order state, and its numbers. */
-            char *dir = xasprintf("%s/certs/%s/", c->ca_id, m->id);
+            /* What its first look reads: the stored chain and key
+             * (certificate.c), its numbers (cert_stats.c). An unfinished
+             * order's state is read when its order takes the lock. */
+            char *dir = xasprintf("%s/certs/%s/cert.json", c->ca_id, m->id);
             char *rel = cert_stats_key(m->id);
             char *stats = rel ? xasprintf("%s/%s", c->ca_id, rel) : NULL;
             if (!dir || !stats || buf_append(&keys, dir, strlen(dir) + 1) ||

@@ -906,12 +906,37 @@ int store_async_fetch(store_async *sa, const char *keys, size_t keys_len, const 
      * reads ask it one by one, as they did. */
     if (!sa->complete || !keys_len)
         return ACME_OK;
+    /* Only what memory cannot answer goes to the thread: a key the
+     * start-up list did not see is absent, one held or absent is known.
+     * (A prefix always goes: memory has no index by prefix.) */
+    acme_buf need;
+    buf_init(&need, 0);
+    for (size_t off = 0; off < keys_len; off += strlen(keys + off) + 1) {
+        const char *k = keys + off;
+        size_t n = strlen(k);
+        entry *e = n && k[n - 1] == '/' ? NULL : lookup(sa, k, 0);
+        if (n && k[n - 1] != '/' && (!e || (e->state != E_STORED && e->state != E_UNKNOWN)))
+            continue;
+        if (buf_append(&need, k, n + 1)) {
+            buf_clear(&need);
+            return ACME_E_NOMEM;
+        }
+    }
+    if (!need.len) {
+        buf_clear(&need);
+        return ACME_OK;
+    }
     sa_job *j = job_new(J_FETCH, NULL);
-    if (!j || !(j->data = copy_bytes(keys, keys_len)) || !(j->tags = copy_bytes(tags, tags_len))) {
+    if (!j || !(j->tags = copy_bytes(tags, tags_len))) {
+        job_free(j);
+        buf_clear(&need);
+        return ACME_E_NOMEM;
+    }
+    j->data = buf_steal(&need, &j->len);
+    if (!j->data) {
         job_free(j);
         return ACME_E_NOMEM;
     }
-    j->len = keys_len;
     j->tags_len = tags_len;
     j->want_values = 1;
     sa->pending++;

@@ -66,8 +66,10 @@ int store_async_lock(store_async *sa, const char *name, const void *object);
  * each a prefix when it ends in '/' (every key under it). ACME_E_PENDING:
  * queued; once the values are in memory (a later read of them answers at
  * once, then lets the value go), begin_step's fetched() hears each of the
- * NUL-separated tags. ACME_OK: nothing to wait for (the start-up list
- * failed, so reads ask the table as before); other codes: out of memory. */
+ * NUL-separated tags. Keys memory already answers (held, absent, or not
+ * in the start-up list) are not asked for. ACME_OK: nothing to wait for
+ * (all answered, or the start-up list failed, so reads ask the table as
+ * before); other codes: out of memory. */
 int store_async_fetch(store_async *sa, const char *keys, size_t keys_len, const char *tags, size_t tags_len);
 void store_async_unlock(store_async *sa, const char *name);
 /* Writes queued in steps that must be durable (not ACME_STORAGE_NO_SYNC),

@@ -352,6 +352,10 @@ static void test_lazy_values_read_when_asked(void **state)
     int kn = snprintf(keys, sizeof(keys), "%sold/%c%slate/", pfx, '\0', pfx);
     memcpy(tags, "old\0late", 9);
     assert_int_equal(store_async_fetch(f->c->sa, keys, (size_t)kn + 1, tags, 9), ACME_E_PENDING);
+    /* A key the start-up list did not see is absent: nothing to read. */
+    char *none = xasprintf("%snothere/cert.json", pfx);
+    assert_int_equal(store_async_fetch(f->c->sa, none, strlen(none) + 1, "x", 2), ACME_OK);
+    free(none);
     free(pfx);
     step_out(f);
     STEP_UNTIL(f, f->fetched_count == 2);
