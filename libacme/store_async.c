@@ -41,9 +41,13 @@ typedef struct sa_job {
 } sa_job;
 
 /* E_STORED: in the table, value not held here (read it from the table).
- * A value is held only until it is read once or its write is done: the
- * overlay is for writes in flight and the start-up batch, not a cache of
- * the whole store (100,000 certificates would be 400 MB). */
+ * A certificate's value (a key under a lazy prefix: chain, private key,
+ * order state, numbers) is held only until it is read once or its write
+ * is done: the overlay is for writes in flight and the start-up slices,
+ * not a cache of every chain (100,000 certificates would be 400 MB). The
+ * other keys are small and read again and again inside steps (the
+ * challenge history's tally and records, back-off, the account): memory
+ * keeps them, so such a read never waits for the table. */
 typedef enum { E_PRESENT, E_ABSENT, E_UNKNOWN, E_STORED } e_state;
 
 /* The overlay: what the table holds as far as this process knows, and
@@ -821,7 +825,7 @@ static void take_done(store_async *sa, int (*locked)(void *, const void *, int),
                     alog(sa->c, ACME_LOG_ERROR, "storage: could not %s %s (%s); the previous value is unchanged — "
                          "check the storage (free space, permissions of the state directory)",
                          j->kind == J_PUT ? "write" : "remove", j->key, j->why ? j->why : acme_strerror(j->rc));
-            } else if (e && !e->pending && e->state == E_PRESENT) {
+            } else if (e && !e->pending && e->state == E_PRESENT && is_lazy(sa, e->key)) {
                 set_value(e, E_STORED, NULL, 0); /* written: the table holds it */
             }
             break;
@@ -953,9 +957,9 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
     int ask = sa->shared && !sa->in_step && !(e && e->pending);
     if (!ask && e && e->state == E_PRESENT) {
         int rc = buf_append(out, e->val, e->len);
-        /* Read once (the start-up batch is read by its certificate's first
-         * look): the table has it; memory need not. */
-        if (rc == ACME_OK && !e->pending)
+        /* A certificate's value read once (the start-up slice is read by
+         * its first look): the table has it; memory need not. */
+        if (rc == ACME_OK && !e->pending && is_lazy(sa, e->key))
             set_value(e, E_STORED, NULL, 0);
         return rc;
     }
@@ -968,14 +972,21 @@ int store_async_get(store_async *sa, const char *key, acme_buf *out, char **why)
     if (!j)
         return ACME_E_NOMEM;
     j->out = out;
+    size_t before = out->len;
     if (sa->in_step)
         alog(sa->c, ACME_LOG_DEBUG, "storage: %s not known in memory; the step waits for the table", key);
     run_waiting(sa, j);
     int rc = j->rc;
     if (rc == ACME_OK || rc == ACME_E_NOT_FOUND) {
         entry *n = lookup(sa, key, 1);
-        if (n && !n->pending)
-            set_value(n, rc ? E_ABSENT : E_STORED, NULL, 0);
+        if (n && !n->pending) {
+            if (rc)
+                set_value(n, E_ABSENT, NULL, 0);
+            else if (is_lazy(sa, key) || (sa->shared && !sa->in_step))
+                set_value(n, E_STORED, NULL, 0);
+            else
+                set_value(n, E_PRESENT, out->data + before, out->len - before); /* kept: see E_STORED */
+        }
     } else {
         *why = j->why;
         j->why = NULL;
@@ -1017,7 +1028,9 @@ static int write_op(store_async *sa, j_kind kind, const char *key, const void *d
     run_waiting(sa, j);
     int rc = j->rc;
     if (rc == ACME_OK) {
-        if (!e->pending)
+        if (!e->pending && kind == J_PUT && !is_lazy(sa, key))
+            set_value(e, E_PRESENT, data, len);
+        else if (!e->pending)
             set_value(e, kind == J_PUT ? E_STORED : E_ABSENT, NULL, 0);
     } else {
         if (!e->pending)
