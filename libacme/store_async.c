@@ -77,6 +77,8 @@ typedef struct held {
  * tried again, while the lease lasts. */
 #define REFRESH_RETRY_MS 10000u
 
+typedef void (*wake_fn)(void *);
+
 struct store_async {
     acme_client *c;
     acme_storage_ops ops;
@@ -90,7 +92,7 @@ struct store_async {
     sa_job *done, *done_tail;
     sa_job *running;         /* the job the thread is on */
     int stop;
-    void (*wake)(void *);
+    wake_fn wake;
     void *wake_ud;
     held *locks;             /* thread only */
     int thread_fail;         /* thread only: a queued write failed since the last barrier */
@@ -414,12 +416,15 @@ static uint64_t refresh_due(store_async *sa, sa_job **notes)
     return next;
 }
 
-static void finish_locked(store_async *sa, sa_job *j)
+/* With sa->mu held. Returns the wake-up the engine is owed (NULL when a
+ * caller waits on the condition instead): run() calls it once the lock is
+ * released. */
+static wake_fn finish_locked(store_async *sa, sa_job *j)
 {
     if (j->sync) {
         j->finished = 1;
         pthread_cond_broadcast(&sa->cv);
-        return;
+        return NULL;
     }
     /* Appended at the tail: completions are taken in queue order. */
     j->next = NULL;
@@ -428,27 +433,42 @@ static void finish_locked(store_async *sa, sa_job *j)
     else
         sa->done = j;
     sa->done_tail = j;
-    if (sa->wake)
-        sa->wake(sa->wake_ud);
+    return sa->wake;
 }
 
 static void *run(void *arg)
 {
     store_async *sa = arg;
+    /* The wake-up is written with the lock released: the loop it wakes
+     * takes the lock at once (store_async_begin_step), and a wake-up that
+     * preempts this thread while it still holds the lock made the step
+     * sleep in futex() until this thread ran again (seen in lighttpd:
+     * ticks that waited, up to 10 ms on a busy machine). A step that takes
+     * the answer before the byte arrives only makes the next look empty.
+     * The target (the engine's worker) outlives this thread. */
+    wake_fn wake = NULL;
     pthread_mutex_lock(&sa->mu);
     for (;;) {
         sa_job *notes = NULL;
         pthread_mutex_unlock(&sa->mu);
+        if (wake) {
+            wake(sa->wake_ud);
+            wake = NULL;
+        }
         uint64_t next = refresh_due(sa, &notes);
         pthread_mutex_lock(&sa->mu);
         while (notes) {
             sa_job *n = notes;
             notes = n->next;
-            finish_locked(sa, n);
+            wake_fn w = finish_locked(sa, n);
+            if (w)
+                wake = w;
         }
         if (!sa->queue) {
             if (sa->stop)
                 break;
+            if (wake)
+                continue; /* said before sleeping */
             if (next) {
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
@@ -474,9 +494,13 @@ static void *run(void *arg)
         run_job(sa, j);
         pthread_mutex_lock(&sa->mu);
         sa->running = NULL;
-        finish_locked(sa, j);
+        wake_fn w = finish_locked(sa, j);
+        if (w)
+            wake = w;
     }
     pthread_mutex_unlock(&sa->mu);
+    if (wake)
+        wake(sa->wake_ud);
     /* Stopping: what this engine still holds goes (its orders are gone). */
     while (sa->locks) {
         held *h = sa->locks;
