@@ -332,13 +332,13 @@ static void fetch_refill(acme_engine *e)
             /* What its first look reads: the stored chain and key
              * (certificate.c), its numbers (cert_stats.c). An unfinished
              * order's state is read when its order takes the lock. */
-            char *dir = xasprintf("%s/certs/%s/cert.json", c->ca_id, m->id);
+            char *chain = xasprintf("%s/certs/%s/cert.json", c->ca_id, m->id);
             char *rel = cert_stats_key(m->id);
             char *stats = rel ? xasprintf("%s/%s", c->ca_id, rel) : NULL;
-            if (!dir || !stats || buf_append(&keys, dir, strlen(dir) + 1) ||
+            if (!chain || !stats || buf_append(&keys, chain, strlen(chain) + 1) ||
                 buf_append(&keys, stats, strlen(stats) + 1) || buf_append(&tags, m->id, strlen(m->id) + 1))
                 rc = ACME_E_NOMEM;
-            free(dir);
+            free(chain);
             free(rel);
             free(stats);
         }
@@ -348,7 +348,8 @@ static void fetch_refill(acme_engine *e)
         buf_clear(&tags);
         for (size_t i = 0; i < n; i++) {
             managed *m = slice[i];
-            /* Not asked (no start-up list, or no memory): its reads ask
+            /* Not asked: memory answers already (nothing stored), or
+             * there is no start-up list or no memory, and its reads ask
              * the table one by one, as without read-ahead. */
             m->fetch = rc == ACME_E_PENDING ? F_ASKED : F_DIRECT;
             if (m->fetch == F_DIRECT)
