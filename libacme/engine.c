@@ -665,6 +665,10 @@ ACME_EXPORT void acme_engine_free(acme_engine *e)
     net_op_clear(&e->dir_op);
     if (e->own_sa)
         store_async_stop(e->c); /* every queued write reaches the table */
+    /* A host transport's thread may still complete a call: it must not
+     * wake the worker once the worker is gone. */
+    if (e->http)
+        http_async_set_wake(e->http, NULL, NULL);
     worker_free(e->work);
     http_async_free(e->http);
     free(e->status);

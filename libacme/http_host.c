@@ -18,6 +18,7 @@ typedef struct hub {
     int alive;                  /* the http_host still exists: wake it */
     void (*wake)(void *);
     void *wake_ud;
+    int waking;                 /* completions calling wake() outside the lock */
     struct acme_http_call *queue, *queue_tail; /* blocking: not started yet */
     int stop;
 } hub;
@@ -127,16 +128,30 @@ ACME_EXPORT int acme_http_call_complete(acme_http_call *k, int result)
     }
     k->rc = result;
     k->state = C_DONE;
+    void (*wake)(void *) = NULL;
+    void *wake_ud = NULL;
     if (k->abandoned) {
         call_free(k);
         hub_unref_locked(h, &gone);
     } else if (h->alive && h->wake) {
-        /* Under the lock: http_host_free clears alive under it too, so the
-         * wake target cannot be gone. */
-        h->wake(h->wake_ud);
+        wake = h->wake;
+        wake_ud = h->wake_ud;
+        h->waking++;
     }
     pthread_cond_broadcast(&h->cv);
     pthread_mutex_unlock(&h->mu);
+    if (wake) {
+        /* With the lock released: the loop it wakes collects at once
+         * (taking h->mu), and a wake-up that preempted this thread while
+         * it held the lock made that step sleep until this thread ran
+         * again. The target stays valid while waking is counted:
+         * http_host_set_wake and http_host_free wait for it to drop. */
+        wake(wake_ud);
+        pthread_mutex_lock(&h->mu);
+        if (--h->waking == 0)
+            pthread_cond_broadcast(&h->cv);
+        pthread_mutex_unlock(&h->mu);
+    }
     if (gone)
         hub_free(h);
     return ACME_OK;
@@ -194,10 +209,15 @@ int http_host_new(acme_client *c, http_host **out)
 
 void http_host_set_wake(http_host *hh, void (*wake)(void *), void *ud)
 {
-    pthread_mutex_lock(&hh->h->mu);
-    hh->h->wake = wake;
-    hh->h->wake_ud = ud;
-    pthread_mutex_unlock(&hh->h->mu);
+    hub *h = hh->h;
+    pthread_mutex_lock(&h->mu);
+    h->wake = wake;
+    h->wake_ud = ud;
+    /* A completion still calling the old target: it may be freed after
+     * this returns. */
+    while (h->waking)
+        pthread_cond_wait(&h->cv, &h->mu);
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* Engine thread, h->mu held: forget k (released now, or by its completion). */
@@ -234,6 +254,8 @@ void http_host_free(http_host *hh)
     h->stop = 1;
     h->alive = 0;
     pthread_cond_broadcast(&h->cv);
+    while (h->waking)
+        pthread_cond_wait(&h->cv, &h->mu);
     pthread_mutex_unlock(&h->mu);
     /* A request the thread is performing finishes first (as worker_free
      * waits for its job): its table must not be called after this. */
