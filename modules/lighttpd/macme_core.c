@@ -528,12 +528,16 @@ static int open_lock_file(macme_core *k)
 }
 
 /* The lock file names the pid that leads: the flock alone cannot tell our
- * own previous generation from another process. */
+ * own previous generation from another process. Always the same width
+ * (the pid, spaces, a line break), written over what is there: no
+ * ftruncate, which frees the file's block and, on a file system mounted
+ * with discard, waits for the device in lighttpd's loop (seen as a
+ * D-state wait in blkdev_issue_discard at each graceful restart). */
 static void note_leader(int fd)
 {
     char line[32];
-    int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) == n) {
+    int n = snprintf(line, sizeof(line), "%-20ld\n", (long)getpid());
+    if (n > 0 && pwrite(fd, line, (size_t)n, 0) == n) {
     }
 }
 

@@ -397,7 +397,8 @@ def report_steps(env):
         f"{sum(r[4] for r in runs)}"
         + (" (in " + ", ".join(f"{k} {v}" for k, v in sorted(waited_in.items())) + ")" if waited_in else "")
         + "; per generation: " + ", ".join(f"{r[0]}/{r[2]}" for r in runs) + " (wall/CPU us)"
-        + f"; last wait: {s['last_wait']}")
+        + f"; now: longest tick {s['longest_tick_us']} us, preempted {s['longest_tick_preempted']} time(s), "
+        f"last wait {s['last_wait']}")
     own = {k: v for k, v in waited_in.items() if k in MODULE_PARTS}
     if own:
         ticks = [l for l in log.splitlines() if re.search(r"tick \d+ took .* wait\(s\) in ", l)]
