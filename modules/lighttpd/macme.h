@@ -149,11 +149,13 @@ int macme_shm_put_token(macme_shm *s, const char *token, const char *key_auth);
 void macme_shm_del_token(macme_shm *s, const char *token);
 /* Copies the key authorization for token into out; its length, 0 if none. */
 size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t cap);
-void macme_shm_set_status(macme_shm *s, const char *json);
+/* -1 when another worker is reading it: not written (the leader's loop
+ * does not wait; it tries again at its next tick). */
+int macme_shm_set_status(macme_shm *s, const char *json);
 /* A malloc'ed copy of the last status document, or NULL if none yet. */
 char *macme_shm_get_status(macme_shm *s);
 /* The same for the engine's metrics (Prometheus text, acme_engine_metrics). */
-void macme_shm_set_metrics(macme_shm *s, const char *text);
+int macme_shm_set_metrics(macme_shm *s, const char *text);
 char *macme_shm_get_metrics(macme_shm *s);
 
 /* ---- tls-alpn-01 files (macme_alpn.c) ----------------------------------- */

@@ -715,10 +715,12 @@ static void publish_metrics(macme_core *k)
     const char *text = acme_buffer_data(b);
     if (!k->last_metrics || strcmp(text, k->last_metrics) != 0) {
         char *copy = strdup(text);
-        if (copy) {
-            macme_shm_set_metrics(k->shm, copy);
+        /* Not written while a worker reads it: the next tick tries again. */
+        if (copy && macme_shm_set_metrics(k->shm, copy) == 0) {
             free(k->last_metrics);
             k->last_metrics = copy;
+        } else {
+            free(copy);
         }
     }
     acme_buffer_free(b);
@@ -784,8 +786,7 @@ static void publish_status(macme_core *k)
     json_decref(o);
     if (!s)
         return;
-    if (!k->last_status || strcmp(s, k->last_status) != 0) {
-        macme_shm_set_status(k->shm, s);
+    if ((!k->last_status || strcmp(s, k->last_status) != 0) && macme_shm_set_status(k->shm, s) == 0) {
         free(k->last_status);
         k->last_status = s;
     } else {
