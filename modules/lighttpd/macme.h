@@ -252,6 +252,10 @@ void macme_tick_begin(macme_tick *t);
 void macme_tick_part(macme_tick *t, macme_part p);
 /* The tick ended: its figures into t and s. */
 void macme_tick_end(macme_tick *t, macme_tick_stats *s);
+/* s as it would be if t ended now (the status document written inside a
+ * tick shows that tick too: its longest_tick_us is never below the
+ * engine's longest step). */
+void macme_tick_peek(const macme_tick *t, const macme_tick_stats *s, macme_tick_stats *out);
 const char *macme_part_name(macme_part p);
 /* counts NULL: the names of mask's parts ("engine, fd_sync"); else every
  * part with a count ("engine 2, status 1"). "" if none. */

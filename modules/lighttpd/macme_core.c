@@ -726,7 +726,7 @@ static void publish_metrics(macme_core *k)
     acme_buffer_free(b);
 }
 
-static void publish_status(macme_core *k)
+static void publish_status(macme_core *k, const macme_tick *now)
 {
     const char *certs = k->e && k->managed ? acme_engine_status_json(k->e) : "[]";
     json_t *arr = certs ? json_loads(certs, 0, NULL) : NULL;
@@ -748,7 +748,9 @@ static void publish_status(macme_core *k)
     json_object_set_new(o, "account_error", k->account_error[0] ? json_string(k->account_error) : json_null());
     json_object_set_new(o, "longest_step_us",
                         json_integer((json_int_t)(k->e ? acme_engine_longest_step_us(k->e) : 0)));
-    const macme_tick_stats *ts = &k->tick;
+    macme_tick_stats peek;
+    macme_tick_peek(now, &k->tick, &peek);
+    const macme_tick_stats *ts = &peek;
     json_object_set_new(o, "longest_tick_us", json_integer((json_int_t)ts->longest_us));
     json_object_set_new(o, "longest_tick_cpu_us", json_integer((json_int_t)ts->longest_cpu_us));
     json_object_set_new(o, "longest_tick_waits", json_integer((json_int_t)ts->longest_waits));
@@ -837,9 +839,9 @@ static void do_step(macme_core *k)
     sync_fds(k);
     macme_tick_part(&t, MACME_PART_FD_SYNC);
     /* Part of the tick too (the loop runs it); the document it writes
-     * shows the figures up to the part before it. */
+     * shows this tick up to here. */
     account_watch(k);
-    publish_status(k);
+    publish_status(k, &t);
     macme_tick_part(&t, MACME_PART_STATUS);
     macme_tick_end(&t, &k->tick);
     if (t.waits > 0 || t.wall_us > 5000) {

@@ -59,7 +59,8 @@ void macme_tick_part(macme_tick *t, macme_part p)
     t->vol = vol;
 }
 
-void macme_tick_end(macme_tick *t, macme_tick_stats *s)
+/* The tick as it stands now, into t's figures and s. */
+static void account(macme_tick *t, macme_tick_stats *s)
 {
     uint64_t wall = clock_us(CLOCK_MONOTONIC) - t->t0, cpu = clock_us(CLOCK_THREAD_CPUTIME_ID) - t->c0;
     long vol = 0, invol = 0, waits = 0, preempted = 0;
@@ -92,6 +93,18 @@ void macme_tick_end(macme_tick *t, macme_tick_stats *s)
     }
     if (cpu > s->longest_cpu_us)
         s->longest_cpu_us = cpu;
+}
+
+void macme_tick_end(macme_tick *t, macme_tick_stats *s)
+{
+    account(t, s);
+}
+
+void macme_tick_peek(const macme_tick *t, const macme_tick_stats *s, macme_tick_stats *out)
+{
+    macme_tick copy = *t;
+    *out = *s;
+    account(&copy, out);
 }
 
 void macme_parts_text(unsigned mask, const unsigned long *counts, char *out, size_t cap)
