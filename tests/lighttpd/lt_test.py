@@ -363,9 +363,8 @@ def no_restart_loop(env, settle=6):
 # Parts of a tick (macme_tick.c) that must never wait: mod_acme's own
 # handovers and descriptors. Reported, not checked: "engine"
 # (acme_engine_step: the storage thread's lock handover in store_async.c,
-# issue 11) and "status" (1 tick in about 7 runs waited there, in no call
-# that takes a lock of ours; most likely the C library's malloc lock
-# shared with another thread).
+# issue 11) and "status" (1-2 ticks in about a third of the runs: malloc
+# waiting for the C library's arena lock, doc/lighttpd.md).
 MODULE_PARTS = ("installs", "cluster", "restart", "fd_sync")
 
 
