@@ -121,7 +121,12 @@ static void *run(void *arg)
             continue;
         }
         append_job(&a->done, j);
+        /* The wake-up outside the lock: the host's loop it wakes takes
+         * the lock at once (acme_module_dispatch) and must not find it
+         * held by a thread its wake-up preempted. */
+        pthread_mutex_unlock(&a->mu);
         wake(a);
+        pthread_mutex_lock(&a->mu);
     }
     pthread_mutex_unlock(&a->mu);
     return NULL;
@@ -146,8 +151,8 @@ void module_async_log(acme_module *m, acme_log_level level, const char *msg)
     while (*pp)
         pp = &(*pp)->next;
     *pp = l;
-    wake(a);
     pthread_mutex_unlock(&a->mu);
+    wake(a); /* unlocked, as in run() */
 }
 
 int module_async_start(acme_module *m, acme_engine *e)

@@ -47,10 +47,17 @@ static void *run(void *arg)
         it->next = w->done;
         w->done = it;
         pthread_cond_broadcast(&w->cv);
-        /* One byte per job; a full pipe already says "look". */
+        /* One byte per job; a full pipe already says "look". Written with
+         * the lock released: the byte wakes the host's loop, which may
+         * preempt this thread on its own core and would then block in
+         * worker_collect on a lock held by a thread that cannot run. The
+         * job is in done already, so a collect before the byte finds it
+         * and the byte only costs an empty look. */
+        pthread_mutex_unlock(&w->mu);
         char b = 1;
         ssize_t n = write(w->pipe_wr, &b, 1);
         (void)n;
+        pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;

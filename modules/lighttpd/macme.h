@@ -149,11 +149,13 @@ int macme_shm_put_token(macme_shm *s, const char *token, const char *key_auth);
 void macme_shm_del_token(macme_shm *s, const char *token);
 /* Copies the key authorization for token into out; its length, 0 if none. */
 size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t cap);
-void macme_shm_set_status(macme_shm *s, const char *json);
+/* -1 when another worker is reading it: not written (the leader's loop
+ * does not wait; it tries again at its next tick). */
+int macme_shm_set_status(macme_shm *s, const char *json);
 /* A malloc'ed copy of the last status document, or NULL if none yet. */
 char *macme_shm_get_status(macme_shm *s);
 /* The same for the engine's metrics (Prometheus text, acme_engine_metrics). */
-void macme_shm_set_metrics(macme_shm *s, const char *text);
+int macme_shm_set_metrics(macme_shm *s, const char *text);
 char *macme_shm_get_metrics(macme_shm *s);
 
 /* ---- tls-alpn-01 files (macme_alpn.c) ----------------------------------- */
@@ -205,6 +207,59 @@ int macme_cluster_timeout_ms(const macme_cluster *cl);
 unsigned macme_cluster_answers(const macme_cluster *cl);
 /* "" or etcd's last failure (which endpoint, what it answered). */
 const char *macme_cluster_health(macme_cluster *cl);
+
+/* ---- a tick's cost to the loop (macme_tick.c) --------------------------- */
+
+/* The parts of one tick, in order; a tick that waited says in which. */
+typedef enum macme_part {
+    MACME_PART_INSTALLS,   /* finished certificate writes collected */
+    MACME_PART_CLUSTER,    /* acme.storage = "etcd": other hosts' answers and certificates */
+    MACME_PART_ENGINE,     /* acme_engine_step (and the host callbacks it calls) */
+    MACME_PART_RESTART,    /* the graceful-restart check */
+    MACME_PART_FD_SYNC,    /* the epoll set and the timer */
+    MACME_PART_STATUS,     /* the account watch, the status document and the metrics */
+    MACME_PART_N
+} macme_part;
+
+/* Over a generation's ticks. */
+typedef struct macme_tick_stats {
+    uint64_t longest_us;          /* wall clock of the longest tick */
+    uint64_t longest_cpu_us;      /* the most CPU time one tick took */
+    long longest_waits;           /* voluntary switches in the longest tick */
+    long longest_preempted;       /* involuntary ones in it */
+    unsigned long ticks, ticks_waited;
+    unsigned long waited_in[MACME_PART_N];   /* ticks that waited in that part */
+    unsigned long last_wait_tick;            /* the last tick that waited (1 = first), 0: none */
+    unsigned last_wait_mask;                 /* its parts that waited (1 << macme_part) */
+    long last_wait_waits;
+    uint64_t last_wait_us;
+} macme_tick_stats;
+
+/* One tick being measured. */
+typedef struct macme_tick {
+    int have_ru;
+    uint64_t t0, c0;
+    long vol, invol0;
+    long part_waits[MACME_PART_N];
+    /* set by macme_tick_end */
+    uint64_t wall_us, cpu_us;
+    long waits, preempted;
+    unsigned mask;
+} macme_tick;
+
+void macme_tick_begin(macme_tick *t);
+/* Part p just ended: its voluntary switches are counted to it. */
+void macme_tick_part(macme_tick *t, macme_part p);
+/* The tick ended: its figures into t and s. */
+void macme_tick_end(macme_tick *t, macme_tick_stats *s);
+/* s as it would be if t ended now (the status document written inside a
+ * tick shows that tick too: its longest_tick_us is never below the
+ * engine's longest step). */
+void macme_tick_peek(const macme_tick *t, const macme_tick_stats *s, macme_tick_stats *out);
+const char *macme_part_name(macme_part p);
+/* counts NULL: the names of mask's parts ("engine, fd_sync"); else every
+ * part with a count ("engine 2, status 1"). "" if none. */
+void macme_parts_text(unsigned mask, const unsigned long *counts, char *out, size_t cap);
 
 /* ---- the driver (macme_core.c) ------------------------------------------ */
 

@@ -34,7 +34,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/file.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -77,14 +76,10 @@ struct macme_core {
     int restart_sent;
     unsigned installs, restarts;
 
-    uint64_t longest_tick_us;      /* wall clock: step + fd sync */
-    uint64_t longest_tick_cpu_us;  /* CPU time of that thread in it */
-    /* A tick that waited (a blocking syscall, a contended lock) shows as a
-     * voluntary context switch; wall time beyond CPU without one is the
-     * scheduler giving the core to another process, which no code here
-     * can avoid. Counted to tell the two apart. */
-    long longest_tick_waits;       /* voluntary switches in the longest tick */
-    unsigned long ticks, ticks_waited;
+    /* Every part of a tick, measured (macme_tick.c): a tick that waited
+     * (a blocking syscall, a contended lock) is counted with the part it
+     * waited in; wall time beyond CPU without a wait is the scheduler. */
+    macme_tick_stats tick;
     char *last_status;
     char *last_metrics;
 };
@@ -94,13 +89,6 @@ static uint64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t clock_us(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void fmt_time(int64_t t, char *out, size_t cap)
@@ -540,12 +528,16 @@ static int open_lock_file(macme_core *k)
 }
 
 /* The lock file names the pid that leads: the flock alone cannot tell our
- * own previous generation from another process. */
+ * own previous generation from another process. Always the same width
+ * (the pid, spaces, a line break), written over what is there: no
+ * ftruncate, which frees the file's block and, on a file system mounted
+ * with discard, waits for the device in lighttpd's loop (seen as a
+ * D-state wait in blkdev_issue_discard at each graceful restart). */
 static void note_leader(int fd)
 {
     char line[32];
-    int n = snprintf(line, sizeof(line), "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)n, 0) == n) {
+    int n = snprintf(line, sizeof(line), "%-20ld\n", (long)getpid());
+    if (n > 0 && pwrite(fd, line, (size_t)n, 0) == n) {
     }
 }
 
@@ -723,16 +715,18 @@ static void publish_metrics(macme_core *k)
     const char *text = acme_buffer_data(b);
     if (!k->last_metrics || strcmp(text, k->last_metrics) != 0) {
         char *copy = strdup(text);
-        if (copy) {
-            macme_shm_set_metrics(k->shm, copy);
+        /* Not written while a worker reads it: the next tick tries again. */
+        if (copy && macme_shm_set_metrics(k->shm, copy) == 0) {
             free(k->last_metrics);
             k->last_metrics = copy;
+        } else {
+            free(copy);
         }
     }
     acme_buffer_free(b);
 }
 
-static void publish_status(macme_core *k)
+static void publish_status(macme_core *k, const macme_tick *now)
 {
     const char *certs = k->e && k->managed ? acme_engine_status_json(k->e) : "[]";
     json_t *arr = certs ? json_loads(certs, 0, NULL) : NULL;
@@ -754,11 +748,31 @@ static void publish_status(macme_core *k)
     json_object_set_new(o, "account_error", k->account_error[0] ? json_string(k->account_error) : json_null());
     json_object_set_new(o, "longest_step_us",
                         json_integer((json_int_t)(k->e ? acme_engine_longest_step_us(k->e) : 0)));
-    json_object_set_new(o, "longest_tick_us", json_integer((json_int_t)k->longest_tick_us));
-    json_object_set_new(o, "longest_tick_cpu_us", json_integer((json_int_t)k->longest_tick_cpu_us));
-    json_object_set_new(o, "longest_tick_waits", json_integer((json_int_t)k->longest_tick_waits));
-    json_object_set_new(o, "ticks", json_integer((json_int_t)k->ticks));
-    json_object_set_new(o, "ticks_waited", json_integer((json_int_t)k->ticks_waited));
+    macme_tick_stats peek;
+    macme_tick_peek(now, &k->tick, &peek);
+    const macme_tick_stats *ts = &peek;
+    json_object_set_new(o, "longest_tick_us", json_integer((json_int_t)ts->longest_us));
+    json_object_set_new(o, "longest_tick_cpu_us", json_integer((json_int_t)ts->longest_cpu_us));
+    json_object_set_new(o, "longest_tick_waits", json_integer((json_int_t)ts->longest_waits));
+    json_object_set_new(o, "longest_tick_preempted", json_integer((json_int_t)ts->longest_preempted));
+    json_object_set_new(o, "ticks", json_integer((json_int_t)ts->ticks));
+    json_object_set_new(o, "ticks_waited", json_integer((json_int_t)ts->ticks_waited));
+    json_t *in = json_object();
+    for (int p = 0; in && p < MACME_PART_N; p++)
+        json_object_set_new(in, macme_part_name((macme_part)p), json_integer((json_int_t)ts->waited_in[p]));
+    json_object_set_new(o, "ticks_waited_in", in ? in : json_null());
+    json_t *last = NULL;
+    if (ts->last_wait_tick && (last = json_object()) != NULL) {
+        json_t *parts = json_array();
+        for (int p = 0; parts && p < MACME_PART_N; p++)
+            if (ts->last_wait_mask & (1u << p))
+                json_array_append_new(parts, json_string(macme_part_name((macme_part)p)));
+        json_object_set_new(last, "tick", json_integer((json_int_t)ts->last_wait_tick));
+        json_object_set_new(last, "in", parts ? parts : json_null());
+        json_object_set_new(last, "waits", json_integer((json_int_t)ts->last_wait_waits));
+        json_object_set_new(last, "tick_us", json_integer((json_int_t)ts->last_wait_us));
+    }
+    json_object_set_new(o, "last_wait", last ? last : json_null());
     /* The DNS module's own last failure: the certificate's last_error
      * says that publishing failed, this says why. */
     const char *dns_err = k->dns ? acme_module_last_error(k->dns) : NULL;
@@ -774,8 +788,7 @@ static void publish_status(macme_core *k)
     json_decref(o);
     if (!s)
         return;
-    if (!k->last_status || strcmp(s, k->last_status) != 0) {
-        macme_shm_set_status(k->shm, s);
+    if ((!k->last_status || strcmp(s, k->last_status) != 0) && macme_shm_set_status(k->shm, s) == 0) {
         free(k->last_status);
         k->last_status = s;
     } else {
@@ -797,43 +810,47 @@ static void maybe_restart(macme_core *k)
         return;
     k->restart_sent = 1;
     k->restarts++;
+    const macme_tick_stats *ts = &k->tick;
+    char in[160];
+    macme_parts_text(0, ts->waited_in, in, sizeof(in));
     klog(k, ACME_LOG_INFO,
          "new certificate(s) on disk: asking lighttpd for a graceful restart (longest engine step in this run: "
-         "%llu us; with fd sync %llu us, %llu us of CPU; %lu of %lu ticks waited)",
-         (unsigned long long)acme_engine_longest_step_us(k->e), (unsigned long long)k->longest_tick_us,
-         (unsigned long long)k->longest_tick_cpu_us, k->ticks_waited, k->ticks);
+         "%llu us; with fd sync %llu us, %llu us of CPU; %lu of %lu ticks waited%s%s)",
+         (unsigned long long)acme_engine_longest_step_us(k->e), (unsigned long long)ts->longest_us,
+         (unsigned long long)ts->longest_cpu_us, ts->ticks_waited, ts->ticks, *in ? ": " : "", in);
     if (k->host.restart)
         k->host.restart(k->host.ud);
 }
 
 static void do_step(macme_core *k)
 {
-    struct rusage r0, r1;
-    int have_ru = getrusage(RUSAGE_THREAD, &r0) == 0;
-    uint64_t t0 = clock_us(CLOCK_MONOTONIC), c0 = clock_us(CLOCK_THREAD_CPUTIME_ID);
+    macme_tick t;
+    macme_tick_begin(&t);
     if (k->inst)
         macme_installer_collect(k->inst, install_done, k);
+    macme_tick_part(&t, MACME_PART_INSTALLS);
     if (k->cluster)
         macme_cluster_tick(k->cluster, k->e, cluster_install, k);
+    macme_tick_part(&t, MACME_PART_CLUSTER);
     acme_engine_step(k->e);
+    macme_tick_part(&t, MACME_PART_ENGINE);
     maybe_restart(k);
+    macme_tick_part(&t, MACME_PART_RESTART);
     sync_fds(k);
-    uint64_t d = clock_us(CLOCK_MONOTONIC) - t0, cpu = clock_us(CLOCK_THREAD_CPUTIME_ID) - c0;
-    long waits = have_ru && getrusage(RUSAGE_THREAD, &r1) == 0 ? r1.ru_nvcsw - r0.ru_nvcsw : 0;
-    k->ticks++;
-    if (waits > 0)
-        k->ticks_waited++;
-    if (d > k->longest_tick_us) {
-        k->longest_tick_us = d;
-        k->longest_tick_waits = waits;
-    }
-    if (cpu > k->longest_tick_cpu_us)
-        k->longest_tick_cpu_us = cpu;
-    if (d > 5000)
-        klog(k, ACME_LOG_DEBUG, "a step took %llu us (%llu us of CPU, %ld wait(s))", (unsigned long long)d,
-             (unsigned long long)cpu, waits);
+    macme_tick_part(&t, MACME_PART_FD_SYNC);
+    /* Part of the tick too (the loop runs it); the document it writes
+     * shows this tick up to here. */
     account_watch(k);
-    publish_status(k);
+    publish_status(k, &t);
+    macme_tick_part(&t, MACME_PART_STATUS);
+    macme_tick_end(&t, &k->tick);
+    if (t.waits > 0 || t.wall_us > 5000) {
+        char in[96];
+        macme_parts_text(t.mask, NULL, in, sizeof(in));
+        klog(k, ACME_LOG_DEBUG, "tick %lu took %llu us (%llu us of CPU; %ld wait(s)%s%s; preempted %ld time(s))",
+             k->tick.ticks, (unsigned long long)t.wall_us, (unsigned long long)t.cpu_us, t.waits, *in ? " in " : "",
+             in, t.preempted);
+    }
 }
 
 void macme_core_ready(macme_core *k)

@@ -76,11 +76,16 @@ static void *run(void *arg)
         j->next = NULL;
         *in->done_tail = j;
         in->done_tail = &j->next;
+        /* Said with the lock released: the eventfd wakes lighttpd's loop,
+         * which takes the lock at once (macme_installer_collect) and would
+         * block there if its wake-up preempted this thread holding it. */
+        pthread_mutex_unlock(&in->mu);
         uint64_t one = 1;
         if (write(in->efd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
             /* Cannot happen with an eventfd below its maximum; collect
              * still finds the job at the next step. */
         }
+        pthread_mutex_lock(&in->mu);
     }
     pthread_mutex_unlock(&in->mu);
     return NULL;

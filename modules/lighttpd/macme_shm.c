@@ -73,6 +73,18 @@ static void unlock(macme_shm *s)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* For the leader's loop, which must not wait for a reader in another
+ * worker (one preempted while holding the lock would hold it up). */
+static int try_lock(macme_shm *s)
+{
+    int rc = pthread_mutex_trylock(&s->mu);
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(&s->mu);
+        rc = 0;
+    }
+    return rc == 0 ? 0 : -1;
+}
+
 /* The previous generation's table, if the environment names a memfd
  * of ours (same size, set up). */
 static macme_shm *inherited(void)
@@ -236,36 +248,59 @@ size_t macme_shm_get_token(macme_shm *s, const char *token, char *out, size_t ca
     return n;
 }
 
-/* One text slot of cap bytes: the status document or the metrics. */
-static void set_text(macme_shm *s, char *slot, size_t cap, size_t *slot_len, const char *text, const char *too_big)
+/* One text slot of cap bytes: the status document or the metrics. -1
+ * when a reader holds the lock: nothing written, the caller tries again
+ * at its next tick. */
+static int set_text(macme_shm *s, char *slot, size_t cap, size_t *slot_len, const char *text, const char *too_big)
 {
     size_t n = strlen(text);
     if (n >= cap) {
         text = too_big;
         n = strlen(too_big);
     }
-    lock(s);
+    if (try_lock(s))
+        return -1;
     memcpy(slot, text, n + 1);
     *slot_len = n;
     unlock(s);
+    return 0;
 }
 
+/* The copy is allocated and its pages touched with the lock released
+ * (up to 1 MiB for the metrics: page faults, maybe an mmap), then filled
+ * if the length is still the same; a few rounds at most, since the
+ * leader writes once a tick. */
 static char *get_text(macme_shm *s, const char *slot, const size_t *slot_len)
 {
-    char *copy = NULL;
-    lock(s);
-    if (*slot_len) {
-        copy = malloc(*slot_len + 1);
-        if (copy)
-            memcpy(copy, slot, *slot_len + 1);
+    for (int round = 0;; round++) {
+        lock(s);
+        size_t n = *slot_len;
+        if (!n || round == 8) {
+            char *copy = n ? malloc(n + 1) : NULL;
+            if (copy)
+                memcpy(copy, slot, n + 1);
+            unlock(s);
+            return copy;
+        }
+        unlock(s);
+        char *copy = malloc(n + 1);
+        if (!copy)
+            return NULL;
+        memset(copy, 0, n + 1);
+        lock(s);
+        if (*slot_len == n) {
+            memcpy(copy, slot, n + 1);
+            unlock(s);
+            return copy;
+        }
+        unlock(s);
+        free(copy);
     }
-    unlock(s);
-    return copy;
 }
 
-void macme_shm_set_status(macme_shm *s, const char *json)
+int macme_shm_set_status(macme_shm *s, const char *json)
 {
-    set_text(s, s->status, sizeof(s->status), &s->status_len, json, "{\"error\":\"status document too large\"}");
+    return set_text(s, s->status, sizeof(s->status), &s->status_len, json, "{\"error\":\"status document too large\"}");
 }
 
 char *macme_shm_get_status(macme_shm *s)
@@ -273,10 +308,10 @@ char *macme_shm_get_status(macme_shm *s)
     return get_text(s, s->status, &s->status_len);
 }
 
-void macme_shm_set_metrics(macme_shm *s, const char *text)
+int macme_shm_set_metrics(macme_shm *s, const char *text)
 {
     /* Too many certificates for the slot: a scraper sees that, not a cut text. */
-    set_text(s, s->metrics, sizeof(s->metrics), &s->metrics_len, text,
+    return set_text(s, s->metrics, sizeof(s->metrics), &s->metrics_len, text,
              "# HELP acme_metrics_too_large The metrics exceed mod_acme's shared buffer (1 MiB).\n"
              "# TYPE acme_metrics_too_large gauge\nacme_metrics_too_large 1\n");
 }
