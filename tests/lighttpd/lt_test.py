@@ -398,6 +398,13 @@ def report_steps(env):
         + "; per generation: " + ", ".join(f"{r[0]}/{r[2]}" for r in runs) + " (wall/CPU us)"
         + f"; now: longest tick {s['longest_tick_us']} us, preempted {s['longest_tick_preempted']} time(s), "
         f"last wait {s['last_wait']}")
+    # A read the engine's memory could not answer waits inside the step
+    # for the storage thread, behind every queued write and fsync
+    # (acme.log-level "debug" logs it): an issuance makes none.
+    sync_reads = [l for l in log.splitlines() if "the step waits for the table" in l]
+    if sync_reads:
+        raise Fail(f"{len(sync_reads)} reads inside engine steps waited for the storage table:\n"
+                   + "\n".join(sync_reads[-5:]))
     own = {k: v for k, v in waited_in.items() if k in MODULE_PARTS}
     if own:
         ticks = [l for l in log.splitlines() if re.search(r"tick \d+ took .* wait\(s\) in ", l)]
