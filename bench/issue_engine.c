@@ -7,23 +7,81 @@
  * figure tells the engine's work from the wait for a core.
  *
  *   issue_engine -d DIRECTORY_URL -c CA_FILE -s STATE_DIR -w WEBROOT
- *                -o OUT_DIR -n COUNT -p PREFIX [-j MAX_ORDERS] [-m] [-v]
+ *                -o OUT_DIR -n COUNT -p PREFIX [-j MAX_ORDERS] [-t SECONDS]
+ *                [-K LAST] [-m] [-v]
  *
  * Prints "issued=N failed=M ordered=K seconds=S longest_step_us=U
  * longest_step_cpu_us=C" (K: orders started, 0 when every certificate was
- * stored). Exit 0 only if
- * every certificate is valid. Bounded: the loop runs at most 600 s.
- * Used by bench/issuance_bench.sh, scale_bench.sh, startup_bench.sh. */
+ * stored); then "longest_wall_step: ..." (that step's wall and CPU time, its
+ * voluntary and involuntary context switches and major faults, the
+ * certificates installed when it ran) and how many steps took over 10 ms
+ * of wall and of CPU time; and with -K "window_installs=W window_seconds=S" (the installs
+ * between the two callgrind marks and the wall time between them). Exit 0
+ * only if every certificate is valid. Bounded: the loop runs at most
+ * SECONDS (-t, default 600).
+ *
+ * -K LAST, for valgrind --tool=callgrind --instr-atstart=no
+ * (bench/instr_at_scale.sh): when COUNT-LAST certificates are installed the
+ * loop switches callgrind's instrumentation on and zeroes its counters;
+ * when all COUNT are, it dumps them (the dump holds exactly the last LAST
+ * issuances: from the end of the step that installed the one to the end of
+ * the step that installed the other) and switches it off again, so the
+ * status queries and teardown below are not in the dump. Done here rather
+ * than by callgrind_control from a script polling the certificate count:
+ * that lands up to a poll interval after the install, mid-issuance, and
+ * cannot stop before the process exits. Outside valgrind the marks cost a
+ * few instructions.
+ * Used by bench/issuance_bench.sh, scale_bench.sh, startup_bench.sh,
+ * instr_at_scale.sh. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "issue_common.h"
 
 #include <poll.h>
+#include <sys/resource.h>
 
 #include <acme/engine.h>
 
-#define LOOP_BOUND_MS 600000
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define HAVE_CALLGRIND_H 1
+#endif
+#endif
+
+#define LOOP_BOUND_S 600
+
+/* The callgrind window of -K: its marks and what it saw. */
+typedef struct window {
+    int start_at; /* installs when it opens (>= 1); 0 = no window */
+    int opened, closed;
+    int installs_at_open, installs_at_close;
+    double t_open, t_close;
+} window;
+
+static void window_check(window *w, const bench_opts *o)
+{
+    if (!w->start_at)
+        return;
+    if (!w->opened && o->installed >= w->start_at) {
+        w->opened = 1;
+        w->installs_at_open = o->installed;
+        w->t_open = bench_now();
+#ifdef HAVE_CALLGRIND_H
+        CALLGRIND_START_INSTRUMENTATION;
+        CALLGRIND_ZERO_STATS;
+#endif
+    } else if (w->opened && !w->closed && o->installed >= o->count) {
+        w->closed = 1;
+        w->installs_at_close = o->installed;
+        w->t_close = bench_now();
+#ifdef HAVE_CALLGRIND_H
+        CALLGRIND_DUMP_STATS_AT("issue_engine -K window");
+        CALLGRIND_STOP_INSTRUMENTATION;
+#endif
+    }
+}
 
 static double thread_cpu_now(void)
 {
@@ -32,21 +90,58 @@ static double thread_cpu_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* What a long step did besides computing: a voluntary context switch is a
+ * wait (a lock, a read or write the kernel put to sleep), an involuntary
+ * one a core taken away; a major fault a page read from disk. */
+typedef struct step_view {
+    double wall, cpu;
+    long vcsw, ivcsw, majflt;
+    int installed; /* certificates installed when it ran */
+} step_view;
+
+typedef struct step_stats {
+    step_view longest;    /* the longest in wall time */
+    int over_10ms_wall;   /* steps over 10 ms, wall */
+    int over_10ms_cpu;    /* and in this thread's CPU time */
+} step_stats;
+
+static void thread_usage(long *vcsw, long *ivcsw, long *majflt)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0)
+        memset(&ru, 0, sizeof(ru));
+    *vcsw = ru.ru_nvcsw;
+    *ivcsw = ru.ru_nivcsw;
+    *majflt = ru.ru_majflt;
+}
+
 /* The host's loop: step, then wait for the engine's descriptors or its
  * timeout. Ends when the engine is idle and its next piece of work lies
  * beyond the bound (every certificate valid: the next renewal). */
-static void run_loop(acme_engine *e, double *longest_cpu)
+static void run_loop(acme_engine *e, const bench_opts *o, window *win, double *longest_cpu,
+                     step_stats *ss)
 {
     struct pollfd *fds = NULL;
     size_t cap = 0;
-    double end = bench_now() + LOOP_BOUND_MS / 1000.0;
+    double end = bench_now() + (o->bound_s ? o->bound_s : LOOP_BOUND_S);
     *longest_cpu = 0;
+    memset(ss, 0, sizeof(*ss));
     for (;;) {
-        double c0 = thread_cpu_now();
+        long v0, i0, f0, v1, i1, f1;
+        thread_usage(&v0, &i0, &f0);
+        double w0 = bench_now(), c0 = thread_cpu_now();
         acme_engine_step(e);
-        double used = thread_cpu_now() - c0;
+        double used = thread_cpu_now() - c0, wall = bench_now() - w0;
+        thread_usage(&v1, &i1, &f1);
         if (used > *longest_cpu)
             *longest_cpu = used;
+        ss->over_10ms_wall += wall > 0.010;
+        ss->over_10ms_cpu += used > 0.010;
+        if (wall > ss->longest.wall) {
+            step_view sv = { wall, used, v1 - v0, i1 - i0, f1 - f0, o->installed };
+            ss->longest = sv;
+        }
+        window_check(win, o);
         int wait = acme_engine_timeout_ms(e);
         double now = bench_now();
         if (now >= end || (acme_engine_idle(e) && (wait < 0 || now + wait / 1000.0 > end)))
@@ -69,6 +164,15 @@ int main(int argc, char **argv)
 {
     bench_opts o;
     bench_parse(argc, argv, &o, 1);
+#ifndef HAVE_CALLGRIND_H
+    if (o.window) {
+        fprintf(stderr, "issue_engine: -K needs <valgrind/callgrind.h> at build time\n");
+        return 2;
+    }
+#endif
+    window win;
+    memset(&win, 0, sizeof(win));
+    win.start_at = o.window ? o.count - o.window : 0; /* bench_parse: window < count */
     double t0 = bench_now();
     acme_client *c = bench_client(&o, "issue_engine");
     if (!c)
@@ -97,7 +201,8 @@ int main(int argc, char **argv)
         }
     }
     double longest_cpu;
-    run_loop(e, &longest_cpu);
+    step_stats ss;
+    run_loop(e, &o, &win, &longest_cpu, &ss);
 
     /* Count the states the engine reports, one certificate at a time: the
      * whole status as one JSON text would cost more memory than the
@@ -122,5 +227,13 @@ int main(int argc, char **argv)
     acme_client_free(c);
     printf("issued=%d failed=%d ordered=%lu seconds=%.3f longest_step_us=%llu longest_step_cpu_us=%.0f\n",
            o.installed, o.count - valid, ordered, bench_now() - t0, longest, longest_cpu * 1e6);
+    printf("longest_wall_step: wall_us=%.0f cpu_us=%.0f vcsw=%ld ivcsw=%ld majflt=%ld installed=%d;"
+           " steps_over_10ms: wall=%d cpu=%d\n",
+           ss.longest.wall * 1e6, ss.longest.cpu * 1e6, ss.longest.vcsw, ss.longest.ivcsw,
+           ss.longest.majflt, ss.longest.installed, ss.over_10ms_wall, ss.over_10ms_cpu);
+    if (o.window)
+        printf("window_installs=%d window_seconds=%.3f\n",
+               win.closed ? win.installs_at_close - win.installs_at_open : -1,
+               win.closed ? win.t_close - win.t_open : 0.0);
     return (valid == o.count && o.installed == o.count) ? 0 : 1;
 }
