@@ -73,6 +73,10 @@ if [ "${1:-}" = --inner ]; then
     fi
     read -r e u s m <"$tf"
     step=$(sed -n 's/.*longest_step_us=\([0-9]*\).*/\1/p' "$w/issue.log" | tail -n 1)
+    # What the longest step (wall) did: its CPU time, context switches
+    # (voluntary: it waited; involuntary: a core was taken), major faults,
+    # the certificates installed by then; and the steps over 10 ms.
+    detail=$(sed -n 's/^longest_wall_step: wall_us=\([0-9]*\) cpu_us=\([0-9]*\) vcsw=\([0-9]*\) ivcsw=\([0-9]*\) majflt=\([0-9]*\) installed=\([0-9]*\); steps_over_10ms: wall=\([0-9]*\) cpu=\([0-9]*\)$/step_wall_us=\1 step_cpu_us=\2 step_vcsw=\3 step_ivcsw=\4 step_majflt=\5 step_at=\6 over10_wall=\7 over10_cpu=\8/p' "$w/issue.log")
     # Start-up: the same certificates, stored and valid; no order is placed.
     tf2=$w/time.start
     /usr/bin/time -o "$tf2" -f "%e %U %S %M" "$BENCH_OUT/issue_engine" -d "$ACME_TEST_DIRECTORY" \
@@ -80,7 +84,7 @@ if [ "${1:-}" = --inner ]; then
         { echo "FAILED n=$n start-up: $(tail -n 3 "$w/start.log" | tr '\n' ' ')"; exit 0; }
     read -r e2 u2 s2 m2 <"$tf2"
     step2=$(sed -n 's/.*longest_step_us=\([0-9]*\).*/\1/p' "$w/start.log" | tail -n 1)
-    echo "RESULT n=$n wall=$e user=$u sys=$s rss_kb=$m step_us=${step:-0} start_wall=$e2 start_cpu=$(echo "$u2 $s2" | awk '{print $1 + $2}') start_rss_kb=$m2 start_step_us=${step2:-0}"
+    echo "RESULT n=$n wall=$e user=$u sys=$s rss_kb=$m step_us=${step:-0} start_wall=$e2 start_cpu=$(echo "$u2 $s2" | awk '{print $1 + $2}') start_rss_kb=$m2 start_step_us=${step2:-0} ${detail:-step_cpu_us=0}"
     exit 0
 fi
 
@@ -101,6 +105,7 @@ HARNESS=$BENCH_SRC/tests/harness/with-pebble
 PEBBLE_ENV=(--env PEBBLE_VA_ALWAYS_VALID=1 --env PEBBLE_WFE_NONCEREJECT=0)
 
 tsv=$BENCH_OUT/scale.tsv
+: >"$BENCH_OUT/steps.txt"
 printf 'n\twall_s\tcpu_s\trss_kb\tstep_us\tstart_wall_s\tstart_cpu_s\tstart_rss_kb\tstart_step_us\n' >"$tsv"
 for n in $COUNTS; do
     got=""
@@ -115,6 +120,11 @@ for n in $COUNTS; do
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$local_n" "$local_wall" \
         "$(echo "$local_user $local_sys" | awk '{print $1 + $2}')" "$local_rss_kb" "$local_step_us" \
         "$local_start_wall" "$local_start_cpu" "$local_start_rss_kb" "$local_start_step_us" >>"$tsv"
+    # shellcheck disable=SC2154
+    printf 'N=%-7s longest step %.1f ms wall, %.1f ms CPU, %s voluntary / %s involuntary context switches, %s major faults, at %s installed; steps over 10 ms: %s wall, %s CPU\n' \
+        "$local_n" "$(echo "${local_step_wall_us:-0} / 1000" | bc -l)" "$(echo "${local_step_cpu_us:-0} / 1000" | bc -l)" \
+        "${local_step_vcsw:-?}" "${local_step_ivcsw:-?}" "${local_step_majflt:-?}" "${local_step_at:-?}" \
+        "${local_over10_wall:-?}" "${local_over10_cpu:-?}" >>"$BENCH_OUT/steps.txt"
 done
 
 echo
@@ -124,6 +134,9 @@ awk -F'\t' 'NR == 1 { next }
     { printf "N=%-7s wall/cert %6.2f ms (%.2fx)  CPU/cert %6.2f ms (%.2fx)  peak RSS %7.1f MB  longest step %6.1f ms  start-up %6.2f s, CPU/cert %.3f ms (%.2fx), RSS %.2f KB/cert, longest step %.1f ms\n",
           $1, 1000 * $2 / $1, ($2 / $1) / bw, 1000 * $3 / $1, ($3 / $1) / bc, $4 / 1024, $5 / 1000,
           $6, 1000 * $7 / $1, ($7 / $1) / bs, $8 / $1, $9 / 1000 }' "$tsv"
+echo
+echo "== the longest step of each issuance run (wall), and the steps over 10 ms"
+cat "$BENCH_OUT/steps.txt"
 
 # ---------------------------------------------------------------- instructions
 if command -v valgrind >/dev/null; then
