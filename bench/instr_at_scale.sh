@@ -34,7 +34,9 @@
 # 10,000 hours. At N = 400 the two modes count the same 200 issuances
 # (doc/benchmarks.md §3 compares them).
 #
-# Bounded: each run RUN_S (default 3600) seconds at most.
+# The counted part of each run is copied to $BENCH_OUT/callgrind.N, kept
+# with BENCH_KEEP=1 (callgrind_annotate --inclusive=yes shows what grows
+# with N). Bounded: each run RUN_S (default 3600) seconds at most.
 set -euo pipefail
 
 . "$(dirname "$0")/lib.sh"
@@ -77,6 +79,8 @@ if [ "${1:-}" = --inner ]; then
             echo "FAILED n=$n: no window dump (installs ${got:-?})"
             exit 0
         fi
+        # Kept for callgrind_annotate (BENCH_KEEP=1 keeps BENCH_OUT).
+        cp "$dump" "$BENCH_OUT/callgrind.$n"
         echo "RESULT n=$n counted=$got instr=$(cg_count "$dump") run_s=$((t1 - t0)) window_s=$secs"
         exit 0
     fi
@@ -105,6 +109,7 @@ if [ "${1:-}" = --inner ]; then
     # The file written at exit (out.PID, no dump number) holds what came
     # after the dump.
     last=$w/cg/out.$pid
+    cp "$last" "$BENCH_OUT/callgrind.$n"
     echo "RESULT n=$n counted=$((n - dumped)) instr=$(cg_count "$last") run_s=$t window_s=-"
     exit 0
 fi
