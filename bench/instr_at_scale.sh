@@ -16,23 +16,27 @@
 #
 # MODE=last (the default): callgrind runs with --instr-atstart=no, so the
 # first N-K issuances run uninstrumented (valgrind without callgrind's
-# instrumentation: several times faster than with it). bench/issue_engine
+# instrumentation: about twice as fast as with it). bench/issue_engine
 # -K K switches instrumentation on and zeroes the counters itself when N-K
 # certificates are installed, and dumps them when all N are (client
 # requests at step ends: the window holds exactly the last K issuances and
 # neither the status queries nor the teardown after them). K is LAST_K
-# (default 200), at most N/2. N = 10,000 takes about 25 minutes on a
-# 2-core machine, most of it the 9,800 uninstrumented issuances.
+# (default 200), at most N/2. Measured on a shared 2-core machine (load
+# 1-2.5): an uninstrumented issuance about 0.08-0.1 s of wall time, an
+# instrumented one 0.16-0.2 s (native: 0.07 s; most of it is waiting for
+# Pebble); 100, 1,000 and 10,000 in one invocation 18 minutes, 10,000
+# alone 16.
 #
 # MODE=half (the first method, kept to check the other against it): the
 # whole process is instrumented; when half of the N certificates are
 # installed the script asks callgrind for a dump (callgrind_control
 # --dump, which zeroes the counters), and what follows — the second half
 # of the issuances, and the status queries and teardown at exit — is
-# divided by the number installed after the dump. Under full callgrind an
-# issuance takes about 50x its normal time: 1,000 about ten minutes,
-# 10,000 hours. At N = 400 the two modes count the same 200 issuances
-# (doc/benchmarks.md §3 compares them).
+# divided by the number installed after the dump (the issuance under way
+# at the dump, up to a second of polling late, is counted in part). It
+# instruments every issuance: about twice the wall time of
+# MODE=last at 10,000 (half an hour). At N = 400 both count the last 200
+# issuances; they agreed within 0.4% (doc/benchmarks.md §3).
 #
 # The counted part of each run is copied to $BENCH_OUT/callgrind.N, kept
 # with BENCH_KEEP=1 (callgrind_annotate --inclusive=yes shows what grows

@@ -12,10 +12,12 @@
  *
  * Prints "issued=N failed=M ordered=K seconds=S longest_step_us=U
  * longest_step_cpu_us=C" (K: orders started, 0 when every certificate was
- * stored); then "longest_wall_step: ..." (that step's wall and CPU time, its
+ * stored); then "step_wall_us=... step_at=... over10_wall=..." (the
+ * longest step in wall time: its CPU time, its wait for a core, its
  * voluntary and involuntary context switches and major faults, the
- * certificates installed when it ran) and how many steps took over 10 ms
- * of wall and of CPU time; and with -K "window_installs=W window_seconds=S" (the installs
+ * certificates installed when it ran; then how many steps took over 10 ms
+ * of wall time, of CPU time, and of wall time less the wait for a core);
+ * and with -K "window_installs=W window_seconds=S" (the installs
  * between the two callgrind marks and the wall time between them). Exit 0
  * only if every certificate is valid. Bounded: the loop runs at most
  * SECONDS (-t, default 600).
@@ -92,18 +94,56 @@ static double thread_cpu_now(void)
 
 /* What a long step did besides computing: a voluntary context switch is a
  * wait (a lock, a read or write the kernel put to sleep), an involuntary
- * one a core taken away; a major fault a page read from disk. */
+ * one a core taken away; a major fault a page read from disk. The
+ * runqueue time (the second field of /proc/thread-self/schedstat) is how
+ * long the thread was ready to run and waited for a core: wall - CPU -
+ * runqueue is what it spent blocked. */
 typedef struct step_view {
-    double wall, cpu;
+    double wall, cpu, runq;
     long vcsw, ivcsw, majflt;
     int installed; /* certificates installed when it ran */
 } step_view;
 
 typedef struct step_stats {
-    step_view longest;    /* the longest in wall time */
-    int over_10ms_wall;   /* steps over 10 ms, wall */
-    int over_10ms_cpu;    /* and in this thread's CPU time */
+    step_view longest;     /* the longest in wall time */
+    int over_10ms_wall;    /* steps over 10 ms, wall */
+    int over_10ms_cpu;     /* and in this thread's CPU time */
+    int over_10ms_no_runq; /* and in wall time less the runqueue wait */
+    /* The steps of most CPU time, with when they began (CLOCK_MONOTONIC,
+     * the clock of perf record -k CLOCK_MONOTONIC): a profile of the run
+     * can then be cut to them (printed to stderr at the end). */
+    struct { double t0, cpu, wall; int installed; } top[5];
 } step_stats;
+
+static void top_note(step_stats *ss, double t0, double cpu, double wall, int installed)
+{
+    size_t n = sizeof(ss->top) / sizeof(ss->top[0]);
+    size_t i = n;
+    while (i > 0 && cpu > ss->top[i - 1].cpu)
+        i--;
+    if (i == n)
+        return;
+    memmove(&ss->top[i + 1], &ss->top[i], (n - 1 - i) * sizeof(ss->top[0]));
+    ss->top[i].t0 = t0;
+    ss->top[i].cpu = cpu;
+    ss->top[i].wall = wall;
+    ss->top[i].installed = installed;
+}
+
+/* Seconds this thread has waited on a runqueue; 0 where the kernel does
+ * not say (fd < 0). */
+static double runq_now(int fd)
+{
+    char buf[128];
+    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long long on_cpu = 0, waiting = 0;
+    if (sscanf(buf, "%llu %llu", &on_cpu, &waiting) != 2)
+        return 0;
+    return (double)waiting / 1e9;
+}
 
 static void thread_usage(long *vcsw, long *ivcsw, long *majflt)
 {
@@ -126,19 +166,24 @@ static void run_loop(acme_engine *e, const bench_opts *o, window *win, double *l
     double end = bench_now() + (o->bound_s ? o->bound_s : LOOP_BOUND_S);
     *longest_cpu = 0;
     memset(ss, 0, sizeof(*ss));
+    int sched_fd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
     for (;;) {
         long v0, i0, f0, v1, i1, f1;
         thread_usage(&v0, &i0, &f0);
+        double r0 = runq_now(sched_fd);
         double w0 = bench_now(), c0 = thread_cpu_now();
         acme_engine_step(e);
         double used = thread_cpu_now() - c0, wall = bench_now() - w0;
+        double runq = runq_now(sched_fd) - r0;
         thread_usage(&v1, &i1, &f1);
         if (used > *longest_cpu)
             *longest_cpu = used;
         ss->over_10ms_wall += wall > 0.010;
         ss->over_10ms_cpu += used > 0.010;
+        ss->over_10ms_no_runq += wall - runq > 0.010;
+        top_note(ss, w0, used, wall, o->installed);
         if (wall > ss->longest.wall) {
-            step_view sv = { wall, used, v1 - v0, i1 - i0, f1 - f0, o->installed };
+            step_view sv = { wall, used, runq, v1 - v0, i1 - i0, f1 - f0, o->installed };
             ss->longest = sv;
         }
         window_check(win, o);
@@ -158,6 +203,8 @@ static void run_loop(acme_engine *e, const bench_opts *o, window *win, double *l
         poll(fds, n <= cap ? n : cap, ms);
     }
     free(fds);
+    if (sched_fd >= 0)
+        close(sched_fd);
 }
 
 int main(int argc, char **argv)
@@ -227,10 +274,14 @@ int main(int argc, char **argv)
     acme_client_free(c);
     printf("issued=%d failed=%d ordered=%lu seconds=%.3f longest_step_us=%llu longest_step_cpu_us=%.0f\n",
            o.installed, o.count - valid, ordered, bench_now() - t0, longest, longest_cpu * 1e6);
-    printf("longest_wall_step: wall_us=%.0f cpu_us=%.0f vcsw=%ld ivcsw=%ld majflt=%ld installed=%d;"
-           " steps_over_10ms: wall=%d cpu=%d\n",
-           ss.longest.wall * 1e6, ss.longest.cpu * 1e6, ss.longest.vcsw, ss.longest.ivcsw,
-           ss.longest.majflt, ss.longest.installed, ss.over_10ms_wall, ss.over_10ms_cpu);
+    printf("step_wall_us=%.0f step_cpu_us=%.0f step_runq_us=%.0f step_vcsw=%ld step_ivcsw=%ld"
+           " step_majflt=%ld step_at=%d over10_wall=%d over10_cpu=%d over10_less_runq=%d\n",
+           ss.longest.wall * 1e6, ss.longest.cpu * 1e6, ss.longest.runq * 1e6, ss.longest.vcsw,
+           ss.longest.ivcsw, ss.longest.majflt, ss.longest.installed, ss.over_10ms_wall, ss.over_10ms_cpu,
+           ss.over_10ms_no_runq);
+    for (size_t i = 0; i < sizeof(ss.top) / sizeof(ss.top[0]) && ss.top[i].cpu > 0; i++)
+        fprintf(stderr, "issue_engine: step at %.6f (monotonic): %.0f us CPU, %.0f us wall, %d installed\n",
+                ss.top[i].t0, ss.top[i].cpu * 1e6, ss.top[i].wall * 1e6, ss.top[i].installed);
     if (o.window)
         printf("window_installs=%d window_seconds=%.3f\n",
                win.closed ? win.installs_at_close - win.installs_at_open : -1,
