@@ -12,7 +12,14 @@
 # installed (start-up). Reported per N: wall and CPU per certificate, peak
 # RSS, the longest acme_engine_step, start-up wall time, RSS per stored
 # certificate; and every figure as a ratio against the smallest N of the
-# same run (flat cost = 1.00). Then valgrind --tool=callgrind counts the
+# same run (flat cost = 1.00). For the longest step of each issuance run
+# also what it was doing: its CPU time, its wait for a core (runqueue:
+# the machine, not the engine), voluntary and involuntary context
+# switches, major faults, when it ran; and how many steps took over 10 ms
+# of wall time, of CPU, and of wall time less that wait. Run by hand,
+# issue_engine also prints on stderr the CLOCK_MONOTONIC start of its five
+# steps of most CPU, to cut a perf profile (perf record -k CLOCK_MONOTONIC)
+# to them (doc/benchmarks.md §3). Then valgrind --tool=callgrind counts the
 # instructions of an issuance of C1 and of C2 certificates (default 50 and
 # 100; CALLGRIND_COUNTS="50 100"): (I(C2) - I(C1)) / (C2 - C1) is the cost
 # of one steady-state issuance, start-up and account excluded.
