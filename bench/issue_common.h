@@ -12,6 +12,12 @@
  *   -n COUNT          certificates to issue (1..100000)
  *   -p PREFIX         names are PREFIX<i>.bench.example, i = 1..COUNT
  *   -j N              (issue_engine only) orders in flight, 0 = the default
+ *   -t SECONDS        (issue_engine only) bound on its loop, default 600
+ *   -K K              (issue_engine only, under valgrind --tool=callgrind
+ *                     --instr-atstart=no) count the last K issuances only:
+ *                     instrumentation on and counters zeroed when COUNT-K
+ *                     certificates are installed, a dump when all are
+ *                     (K < COUNT: the window opens at an install)
  *   -m                install into memory only: count the certificate, write
  *                     nothing (a host that loads certificates into its TLS
  *                     context; start-up benchmarks measure the engine, not
@@ -39,6 +45,7 @@
 typedef struct bench_opts {
     const char *dir_url, *ca_file, *state, *webroot, *out_dir, *prefix;
     int count, jobs, verbose, memory_install;
+    int bound_s, window; /* -t, -K (issue_engine only) */
     char challenge_dir[4096];
     char **names; /* count names */
     int installed;
@@ -130,7 +137,7 @@ static void bench_usage(const char *prog, int engine)
     fprintf(stderr,
             "usage: %s -d DIRECTORY_URL -c CA_FILE -s STATE_DIR -w WEBROOT -o OUT_DIR\n"
             "          -n COUNT -p PREFIX%s [-m] [-v]\n",
-            prog, engine ? " [-j MAX_ORDERS]" : "");
+            prog, engine ? " [-j MAX_ORDERS] [-t SECONDS] [-K LAST]" : "");
     exit(2);
 }
 
@@ -140,7 +147,7 @@ static void bench_parse(int argc, char **argv, bench_opts *o, int engine)
     bench_t0 = bench_now();
     memset(o, 0, sizeof(*o));
     o->count = 0;
-    while ((opt = getopt(argc, argv, "d:c:s:w:o:n:p:j:mv")) != -1) {
+    while ((opt = getopt(argc, argv, "d:c:s:w:o:n:p:j:t:K:mv")) != -1) {
         switch (opt) {
         case 'd': o->dir_url = optarg; break;
         case 'c': o->ca_file = optarg; break;
@@ -150,13 +157,17 @@ static void bench_parse(int argc, char **argv, bench_opts *o, int engine)
         case 'n': o->count = atoi(optarg); break;
         case 'p': o->prefix = optarg; break;
         case 'j': o->jobs = atoi(optarg); break;
+        case 't': o->bound_s = atoi(optarg); break;
+        case 'K': o->window = atoi(optarg); break;
         case 'm': o->memory_install = 1; break;
         case 'v': o->verbose = 1; break;
         default: bench_usage(argv[0], engine);
         }
     }
     if (!o->dir_url || !o->ca_file || !o->state || !o->webroot || !o->out_dir || !o->prefix ||
-        o->count < 1 || o->count > BENCH_MAX_COUNT || o->jobs < 0 || o->jobs > 1000)
+        o->count < 1 || o->count > BENCH_MAX_COUNT || o->jobs < 0 || o->jobs > 1000 ||
+        o->bound_s < 0 || o->window < 0 || o->window >= o->count ||
+        (!engine && (o->bound_s || o->window)))
         bench_usage(argv[0], engine);
     snprintf(o->challenge_dir, sizeof(o->challenge_dir), "%s/.well-known/acme-challenge",
              o->webroot);
