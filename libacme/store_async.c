@@ -539,11 +539,27 @@ static void run_waiting(store_async *sa, sa_job *j)
 
 /* ---- the overlay ---- */
 
+/* How much of key decides its bucket: for "<ca-id>/certs/<cert-id>/..."
+ * the certificate's prefix, so that all of a certificate's keys share a
+ * bucket and what concerns one certificate (the lock's re-read of its
+ * keys) walks one chain instead of the whole table (at 10,000 certificates
+ * that walk was 2 ms per issuance, 14 ms in one step); else the key. */
+static size_t hash_span(const char *key)
+{
+    const char *slash = strchr(key, '/');
+    if (slash && strncmp(slash + 1, "certs/", 6) == 0) {
+        const char *end = strchr(slash + 7, '/');
+        if (end)
+            return (size_t)(end + 1 - key);
+    }
+    return strlen(key);
+}
+
 static uint32_t hash(const char *s)
 {
     uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 16777619u;
+    for (size_t i = 0, n = hash_span(s); i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 16777619u;
     return h;
 }
 
@@ -782,10 +798,10 @@ static void preload_in(store_async *sa, sa_job *j)
 static void lock_reread_in(store_async *sa, sa_job *j)
 {
     size_t n = j->len;
-    for (size_t b = 0; b < sa->nbuckets; b++)
-        for (entry *e = sa->table[b]; e; e = e->next)
-            if (!e->pending && strncmp(e->key, j->data, n) == 0)
-                set_value(e, E_ABSENT, NULL, 0);
+    /* j->data is "<ca-id>/certs/<cert-id>/": its keys are in its bucket. */
+    for (entry *e = sa->table[hash(j->data) % sa->nbuckets]; e; e = e->next)
+        if (!e->pending && strncmp(e->key, j->data, n) == 0)
+            set_value(e, E_ABSENT, NULL, 0);
     for (size_t i = 0; i < j->kv_n; i++) {
         entry *e = lookup(sa, j->kvs[i].key, 1);
         if (!e || e->pending)

@@ -246,6 +246,21 @@ static void put_direct(table *t, const char *key, const char *val)
     t->items = i;
 }
 
+static void del_direct(table *t, const char *key)
+{
+    for (kv **pp = &t->items; *pp;) {
+        kv *i = *pp;
+        if (strcmp(i->key, key) == 0) {
+            *pp = i->next;
+            free(i->key);
+            free(i->val);
+            free(i);
+        } else {
+            pp = &i->next;
+        }
+    }
+}
+
 static int setup_with(void **state, const char *const *lazy)
 {
     fixture *f = calloc(1, sizeof(*f));
@@ -518,6 +533,62 @@ static void test_locks_through_the_thread(void **state)
     assert_int_equal(f->t.calls_in_step, 0);
 }
 
+/* An order's lock reads its certificate's keys again (another process may
+ * have written them): memory then holds the table's values for that
+ * certificate, found in the one bucket a certificate's keys share, and
+ * nothing of another certificate changes. */
+static void test_lock_rereads_its_certificate(void **state)
+{
+    fixture *f = *state;
+    int rc, held, obj;
+    step_in(f);
+    for (int i = 0; i < 600; i++) { /* enough keys for the table to grow */
+        char rel[64];
+        snprintf(rel, sizeof(rel), "certs/n%d/cert.json", i);
+        assert_int_equal(store_put(f->c, rel, "n", 1, 0), ACME_OK);
+    }
+    assert_int_equal(store_put(f->c, "certs/x/cert.json", "mine", 4, 0), ACME_OK);
+    assert_int_equal(store_put(f->c, "certs/x/order.json", "state", 5, 0), ACME_OK);
+    assert_int_equal(store_put(f->c, "certs/xy/cert.json", "other", 5, 0), ACME_OK);
+    step_out(f);
+    STEP_UNTIL(f, store_async_pending(f->c->sa) == 0);
+    /* Another host writes x's keys behind this process's back. */
+    char *k1 = xasprintf("%s/certs/x/cert.json", f->c->ca_id);
+    char *k2 = xasprintf("%s/certs/x/order.json", f->c->ca_id);
+    char *k3 = xasprintf("%s/certs/xy/cert.json", f->c->ca_id);
+    pthread_mutex_lock(&f->t.mu);
+    put_direct(&f->t, k1, "theirs");
+    del_direct(&f->t, k2); /* their order finished: its state is gone */
+    put_direct(&f->t, k3, "changed");
+    pthread_mutex_unlock(&f->t.mu);
+    free(k1);
+    free(k2);
+    free(k3);
+    step_in(f);
+    char *v = get_str(f->c, "certs/x/cert.json", &rc);
+    assert_string_equal(v, "mine"); /* memory, before the lock */
+    free(v);
+    assert_int_equal(store_lock(f->c, "ca.order.x", &obj, &held), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_int_equal(f->a.rc, ACME_OK);
+    int gets = f->t.gets;
+    step_in(f);
+    v = get_str(f->c, "certs/x/cert.json", &rc);
+    assert_string_equal(v, "theirs");
+    free(v);
+    v = get_str(f->c, "certs/x/order.json", &rc);
+    assert_int_equal(rc, ACME_E_NOT_FOUND);
+    assert_null(v);
+    v = get_str(f->c, "certs/xy/cert.json", &rc); /* not under "certs/x/" */
+    assert_string_equal(v, "other");
+    free(v);
+    step_out(f);
+    assert_int_equal(f->t.gets, gets); /* all from memory */
+    assert_int_equal(f->t.calls_in_step, 0);
+}
+
 static void test_stop_writes_everything(void **state)
 {
     fixture *f = *state;
@@ -613,6 +684,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_write_reaches_the_barrier, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_from_memory, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locks_through_the_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_rereads_its_certificate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_writes_everything, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lost_lock_fences_its_keys, setup, teardown),
     };
