@@ -323,6 +323,29 @@ static char *get_str(acme_client *c, const char *rel, int *rc)
     return s;
 }
 
+/* rel reads as want (the read's code ACME_OK). */
+static void value_is(fixture *f, const char *rel, const char *want)
+{
+    int rc;
+    char *v = get_str(f->c, rel, &rc);
+    assert_int_equal(rc, ACME_OK);
+    assert_string_equal(v, want);
+    free(v);
+}
+
+/* Ask for lock name inside a step, as an order does; the answer's code. */
+static int lock_answer(fixture *f, const char *name, const void *obj)
+{
+    int held;
+    step_in(f);
+    assert_int_equal(store_lock(f->c, name, obj, &held), ACME_E_PENDING);
+    step_out(f);
+    f->a.count = 0;
+    STEP_UNTIL(f, f->a.count == 1);
+    assert_ptr_equal(f->a.object, obj);
+    return f->a.rc;
+}
+
 static int table_has(table *t, acme_client *c, const char *rel, const char *want)
 {
     char *k = xasprintf("%s/%s", c->ca_id, rel);
@@ -347,7 +370,6 @@ static int count_key(void *d, const char *key)
 static void test_lazy_values_read_when_asked(void **state)
 {
     fixture *f = *state;
-    int rc;
     assert_int_equal(f->t.gets, 0); /* listed only */
     /* Written by another process after the start-up list: a slice reads
      * what its prefix holds now. */
@@ -378,22 +400,13 @@ static void test_lazy_values_read_when_asked(void **state)
     assert_int_equal(f->t.gets, 2);
 
     step_in(f);
-    char *v = get_str(f->c, "certs/old/cert.json", &rc);
-    assert_int_equal(rc, ACME_OK);
-    assert_string_equal(v, "old-value");
-    free(v);
-    v = get_str(f->c, "certs/late/cert.json", &rc);
-    assert_int_equal(rc, ACME_OK);
-    assert_string_equal(v, "late-value");
-    free(v);
+    value_is(f, "certs/old/cert.json", "old-value");
+    value_is(f, "certs/late/cert.json", "late-value");
     step_out(f);
     assert_int_equal(f->t.gets, 2);         /* both from memory */
     assert_int_equal(f->t.calls_in_step, 0);
     /* Read once: memory let it go, the table answers the next read. */
-    v = get_str(f->c, "certs/old/cert.json", &rc);
-    assert_int_equal(rc, ACME_OK);
-    assert_string_equal(v, "old-value");
-    free(v);
+    value_is(f, "certs/old/cert.json", "old-value");
     assert_int_equal(f->t.gets, 3);
 }
 
@@ -402,13 +415,11 @@ static void test_batch_read_at_start(void **state)
     fixture *f = *state;
     int rc;
     step_in(f);
-    char *v = get_str(f->c, "certs/old/cert.json", &rc);
-    assert_int_equal(rc, ACME_OK);
-    assert_string_equal(v, "old-value");
-    free(v);
+    value_is(f, "certs/old/cert.json", "old-value");
     /* A key the batch did not find is absent without asking the table. */
-    v = get_str(f->c, "certs/none/cert.json", &rc);
+    char *v = get_str(f->c, "certs/none/cert.json", &rc);
     assert_int_equal(rc, ACME_E_NOT_FOUND);
+    assert_null(v);
     step_out(f);
     assert_int_equal(f->t.calls_in_step, 0);
     assert_int_equal(f->t.lists, 1);
@@ -417,17 +428,13 @@ static void test_batch_read_at_start(void **state)
 static void test_write_behind_read_your_writes(void **state)
 {
     fixture *f = *state;
-    int rc;
     pthread_mutex_lock(&f->t.mu);
     f->t.gate_closed = 1; /* the table is "slow": put cannot finish */
     pthread_mutex_unlock(&f->t.mu);
     step_in(f);
     assert_int_equal(store_put(f->c, "certs/a/cert.json", "one", 3, 0), ACME_OK);
     assert_int_equal(store_put(f->c, "certs/a/cert.json", "two", 3, 0), ACME_OK);
-    char *v = get_str(f->c, "certs/a/cert.json", &rc);
-    assert_int_equal(rc, ACME_OK);
-    assert_string_equal(v, "two");
-    free(v);
+    value_is(f, "certs/a/cert.json", "two");
     assert_true(store_async_pending(f->c->sa) >= 2);
     step_out(f);
     assert_true(table_has(&f->t, f->c, "certs/a/cert.json", NULL));
@@ -508,20 +515,9 @@ static void test_list_from_memory(void **state)
 static void test_locks_through_the_thread(void **state)
 {
     fixture *f = *state;
-    int held, obj1, obj2;
-    step_in(f);
-    assert_int_equal(store_lock(f->c, "ca.order.x", &obj1, &held), ACME_E_PENDING);
-    step_out(f);
-    f->a.count = 0;
-    STEP_UNTIL(f, f->a.count == 1);
-    assert_ptr_equal(f->a.object, &obj1);
-    assert_int_equal(f->a.rc, ACME_OK);
-    step_in(f);
-    assert_int_equal(store_lock(f->c, "ca.order.x", &obj2, &held), ACME_E_PENDING);
-    step_out(f);
-    f->a.count = 0;
-    STEP_UNTIL(f, f->a.count == 1);
-    assert_int_equal(f->a.rc, ACME_E_LOCKED);
+    int held, obj1 = 1, obj2 = 2;
+    assert_int_equal(lock_answer(f, "ca.order.x", &obj1), ACME_OK);
+    assert_int_equal(lock_answer(f, "ca.order.x", &obj2), ACME_E_LOCKED);
     /* Outside a step a lock call waits and answers itself. */
     assert_int_equal(store_lock(f->c, "ca.order.x", &obj2, &held), ACME_E_LOCKED);
     step_in(f);
@@ -540,7 +536,7 @@ static void test_locks_through_the_thread(void **state)
 static void test_lock_rereads_its_certificate(void **state)
 {
     fixture *f = *state;
-    int rc, held, obj;
+    int rc, obj = 0;
     step_in(f);
     for (int i = 0; i < 600; i++) { /* enough keys for the table to grow */
         char rel[64];
@@ -568,11 +564,8 @@ static void test_lock_rereads_its_certificate(void **state)
     char *v = get_str(f->c, "certs/x/cert.json", &rc);
     assert_string_equal(v, "mine"); /* memory, before the lock */
     free(v);
-    assert_int_equal(store_lock(f->c, "ca.order.x", &obj, &held), ACME_E_PENDING);
     step_out(f);
-    f->a.count = 0;
-    STEP_UNTIL(f, f->a.count == 1);
-    assert_int_equal(f->a.rc, ACME_OK);
+    assert_int_equal(lock_answer(f, "ca.order.x", &obj), ACME_OK);
     int gets = f->t.gets;
     step_in(f);
     v = get_str(f->c, "certs/x/cert.json", &rc);
@@ -613,14 +606,9 @@ static void test_stop_writes_everything(void **state)
 static void test_lost_lock_fences_its_keys(void **state)
 {
     fixture *f = *state;
-    int held, obj, token, rc;
+    int obj = 0, token;
     store_async_set_lease(f->c->sa, 3); /* refreshed every second */
-    step_in(f);
-    assert_int_equal(store_lock(f->c, "ca.order.x", &obj, &held), ACME_E_PENDING);
-    step_out(f);
-    f->a.count = 0;
-    STEP_UNTIL(f, f->a.count == 1);
-    assert_int_equal(f->a.rc, ACME_OK);
+    assert_int_equal(lock_answer(f, "ca.order.x", &obj), ACME_OK);
     /* Held and refreshed: its writes land. */
     step_in(f);
     assert_int_equal(store_put(f->c, "certs/x/order.json", "mine", 4, 0), ACME_OK);
@@ -653,10 +641,7 @@ static void test_lost_lock_fences_its_keys(void **state)
     assert_int_equal(f->t.puts, puts + 1);
     /* What memory thought was written is asked again: the table's value. */
     step_in(f);
-    char *v = get_str(f->c, "certs/x/order.json", &rc);
-    assert_int_equal(rc, ACME_OK);
-    assert_string_equal(v, "mine");
-    free(v);
+    value_is(f, "certs/x/order.json", "mine");
     step_out(f);
     /* No second report, however many refreshes are due. */
     usleep(1500000);
